@@ -1,0 +1,202 @@
+//! Streaming facts about the payload: its length under STREAM, and its randomness.
+//!
+//! age encrypts the payload with STREAM (c2sp.org/age, "payload"): a 16-byte nonce, then
+//! chunks of 64 KiB of plaintext sealed with ChaCha20-Poly1305 (64 KiB + 16 bytes each).
+//! The last chunk may be shorter but not empty, unless it is the only chunk (an empty
+//! file); it may also be full. The payload is never stored: only a byte histogram, the
+//! current window's histogram, the first 64 and the last 16 bytes are kept.
+
+use super::signature::{self, Evidence, HEAD, TAIL};
+use super::{EnvelopeError, random};
+
+/// Length of the STREAM nonce.
+const NONCE_LEN: u64 = 16;
+/// Length of a Poly1305 tag.
+const TAG_LEN: u64 = 16;
+/// Plaintext bytes per STREAM chunk.
+const CHUNK_PLAINTEXT: u64 = 64 * 1024;
+/// Ciphertext bytes of a full STREAM chunk.
+const CHUNK_LEN: u64 = CHUNK_PLAINTEXT + TAG_LEN;
+/// Bytes per window of the windowed tests.
+const WINDOW: usize = 64 * 1024;
+/// Claimed bits of the whole-payload text test (the one that matters for tiny payloads).
+const WHOLE_TEXT_BITS: f64 = 44.0;
+/// Claimed bits of the other whole-payload tests and of each family of window tests.
+const TEST_BITS: f64 = 48.0;
+
+/// Which STREAM rule a payload of `len` bytes breaks, if any.
+pub(super) fn stream_violation(len: u64) -> Option<&'static str> {
+    if len < NONCE_LEN {
+        return Some("it is shorter than the 16-byte nonce");
+    }
+    let sealed = len - NONCE_LEN;
+    if sealed == 0 {
+        return Some("it has a nonce but no chunk");
+    }
+    let (full, rest) = (sealed / CHUNK_LEN, sealed % CHUNK_LEN);
+    match rest {
+        0 => None,
+        1..TAG_LEN => Some("the last chunk is shorter than its 16-byte tag"),
+        TAG_LEN if full > 0 => Some("the last chunk is empty but follows a full chunk"),
+        _ => None,
+    }
+}
+
+/// The number of STREAM chunks in a payload of `len` bytes, or the refusal.
+pub(super) fn stream_chunks(len: u64) -> Result<u64, EnvelopeError> {
+    if stream_violation(len).is_some() {
+        return Err(EnvelopeError::PayloadLength { len });
+    }
+    Ok((len - NONCE_LEN).div_ceil(CHUNK_LEN))
+}
+
+/// Running statistics of the payload.
+#[derive(Debug)]
+pub(super) struct Payload {
+    /// Bytes seen.
+    len: u64,
+    /// Histogram of all bytes.
+    counts: Box<[u64; 256]>,
+    /// Histogram of the current window.
+    window: Box<[u64; 256]>,
+    /// Bytes in the current window.
+    window_fill: usize,
+    /// Completed windows.
+    windows: u64,
+    /// The first bytes.
+    head: [u8; HEAD],
+    /// The last bytes, oldest first (only the last `min(len, TAIL)` are meaningful).
+    tail: [u8; TAIL],
+    /// Whether the head-only signature rules have run.
+    head_checked: bool,
+}
+
+impl Payload {
+    /// Empty statistics.
+    pub(super) fn new() -> Self {
+        Self {
+            len: 0,
+            counts: Box::new([0; 256]),
+            window: Box::new([0; 256]),
+            window_fill: 0,
+            windows: 0,
+            head: [0; HEAD],
+            tail: [0; TAIL],
+            head_checked: false,
+        }
+    }
+
+    /// Counts payload bytes; refuses as soon as a completed window or the head is conclusive.
+    pub(super) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), EnvelopeError> {
+        self.keep_edges(bytes);
+        while !bytes.is_empty() {
+            let take = bytes.len().min(WINDOW - self.window_fill);
+            let (now, later) = bytes.split_at(take);
+            for &b in now {
+                self.window[usize::from(b)] += 1;
+            }
+            self.window_fill += take;
+            self.len += take as u64;
+            bytes = later;
+            if self.window_fill == WINDOW {
+                self.close_window()?;
+            }
+        }
+        if !self.head_checked && self.len >= (HEAD + TAIL) as u64 {
+            self.head_checked = true;
+            let evidence = Evidence { head: &self.head, tail: None, body_weak: false };
+            if let Some(kind) = signature::detect(&evidence) {
+                return Err(EnvelopeError::FileSignature { kind });
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates the head and tail buffers.
+    fn keep_edges(&mut self, bytes: &[u8]) {
+        if let Some(room) = HEAD.checked_sub(usize::try_from(self.len).unwrap_or(HEAD)) {
+            let n = room.min(bytes.len());
+            let start = HEAD - room;
+            self.head[start..start + n].copy_from_slice(&bytes[..n]);
+        }
+        if bytes.len() >= TAIL {
+            self.tail.copy_from_slice(&bytes[bytes.len() - TAIL..]);
+        } else {
+            self.tail.rotate_left(bytes.len());
+            self.tail[TAIL - bytes.len()..].copy_from_slice(bytes);
+        }
+    }
+
+    /// Tests a completed window and folds it into the totals.
+    ///
+    /// Window `i` (1-based) is tested at `2^-(48 + log2(i (i + 1)))`; these targets sum to
+    /// 2^-48 over all windows (telescoping), so streaming never inflates the budget.
+    fn close_window(&mut self) -> Result<(), EnvelopeError> {
+        self.windows += 1;
+        let i = self.windows as f64;
+        let bits = TEST_BITS + (i * (i + 1.0)).log2();
+        let verdict = random::check_counts(&self.window, WINDOW as u64, bits);
+        for (total, w) in self.counts.iter_mut().zip(self.window.iter_mut()) {
+            *total += *w;
+            *w = 0;
+        }
+        self.window_fill = 0;
+        verdict.map_err(|reason| EnvelopeError::NotRandom { reason })
+    }
+
+    /// Checks the length and the whole payload; returns (length, chunks).
+    pub(super) fn finish(mut self) -> Result<(u64, u64), EnvelopeError> {
+        let chunks = stream_chunks(self.len)?;
+        for (total, w) in self.counts.iter_mut().zip(self.window.iter()) {
+            *total += *w;
+        }
+        let n = self.len;
+        // A valid length is at least 32 bytes, so the tail and the head are disjoint.
+        let head_len = usize::try_from(n - TAIL as u64).unwrap_or(HEAD).min(HEAD);
+        let head = &self.head[..head_len];
+        let mut body = *self.counts;
+        for &b in head.iter().chain(self.tail.iter()) {
+            body[usize::from(b)] -= 1;
+        }
+        let body_len = n - (head_len + TAIL) as u64;
+        let evidence =
+            Evidence { head, tail: Some((&self.tail, n)), body_weak: random::weak_evidence(&body, body_len) };
+        if let Some(kind) = signature::detect(&evidence) {
+            return Err(EnvelopeError::FileSignature { kind });
+        }
+        random::check_text(&self.counts, n, WHOLE_TEXT_BITS)
+            .and_then(|()| random::check_counts(&self.counts, n, TEST_BITS))
+            .map_err(|reason| EnvelopeError::NotRandom { reason })?;
+        Ok((n, chunks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_lengths_follow_the_cctv_cases() {
+        let full = CHUNK_LEN;
+        for (len, chunks) in [(32, 1), (33, 1), (16 + full, 1), (16 + full + 17, 2), (16 + 2 * full, 2)] {
+            assert_eq!(stream_chunks(len), Ok(chunks), "{len}");
+        }
+        for len in [0, 12, 16, 19, 31, 16 + full + 16, 16 + full + 12, 16 + 2 * full + 16] {
+            assert_eq!(stream_chunks(len), Err(EnvelopeError::PayloadLength { len }), "{len}");
+        }
+    }
+
+    #[test]
+    fn edges_survive_any_chunking() {
+        let data: Vec<u8> = (0..200u8).collect();
+        for step in [1, 3, 16, 17, 64, 200] {
+            let mut p = Payload::new();
+            for c in data.chunks(step) {
+                p.keep_edges(c);
+                p.len += c.len() as u64;
+            }
+            assert_eq!(&p.head[..], &data[..HEAD]);
+            assert_eq!(&p.tail[..], &data[200 - TAIL..]);
+        }
+    }
+}
