@@ -1,0 +1,146 @@
+//! Recipient keys for the key directory: parsing, canonical form, stanza type and fingerprint.
+//!
+//! A key is accepted only if the `age` crate parses it, and is stored in the crate's canonical
+//! spelling, so what the directory hands out is exactly what `age -r` takes. The stanza type
+//! recorded with it is what a file encrypted to it carries, which lets the envelope gate check
+//! that an upload is addressed to the keys it claims.
+
+use sha2::{Digest as _, Sha256};
+
+/// Why a recipient key was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// An age identity (private key) was offered instead of a recipient.
+    #[error("that is a private key: never send it anywhere, register the public `age1…` recipient instead")]
+    PrivateKey,
+    /// SSH keys are switched off in this gateway's configuration.
+    #[error("ssh keys are not allowed on this gateway: register an `age1…` recipient made by `age-keygen`")]
+    SshNotAllowed,
+    /// A recipient type the gateway knows of but cannot handle.
+    #[error("`{0}` recipients are not supported yet: register an X25519 `age1…` recipient")]
+    Unsupported(&'static str),
+    /// Not a recipient at all, or a damaged one.
+    #[error("`{0}` is not a valid age recipient: {1}")]
+    Invalid(String, String),
+}
+
+/// A parsed, canonical recipient key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientKey {
+    recipient: String,
+    stanza_type: &'static str,
+    fingerprint: String,
+}
+
+impl RecipientKey {
+    /// Parses a recipient as a user would paste it. SSH keys are accepted only when
+    /// `allow_ssh` is set; their comment (often an e-mail address) is dropped.
+    pub fn parse(input: &str, allow_ssh: bool) -> Result<Self, KeyError> {
+        let s = input.trim();
+        let invalid = |why: &dyn std::fmt::Display| KeyError::Invalid(shorten(s), why.to_string());
+        if s.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") || s.contains("PRIVATE KEY") {
+            return Err(KeyError::PrivateKey);
+        }
+        let (recipient, stanza_type) = if s.starts_with("ssh-") {
+            if !allow_ssh {
+                return Err(KeyError::SshNotAllowed);
+            }
+            let key: String = s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let parsed: age::ssh::Recipient = key.parse().map_err(|e| invalid(&format!("{e:?}")))?;
+            let kind = match parsed {
+                age::ssh::Recipient::SshRsa(..) => "ssh-rsa",
+                age::ssh::Recipient::SshEd25519(..) => "ssh-ed25519",
+            };
+            (key, kind)
+        } else {
+            let lower = s.to_ascii_lowercase();
+            if lower.starts_with("age1tagpq1") {
+                let r: age::tagpq::Recipient = lower.parse().map_err(|e: &str| invalid(&e))?;
+                (r.to_string(), "mlkem768p256tag")
+            } else if lower.starts_with("age1tag1") {
+                let r: age::tag::Recipient = lower.parse().map_err(|e: &str| invalid(&e))?;
+                (r.to_string(), "p256tag")
+            } else if lower.starts_with("age1pq1") {
+                return Err(KeyError::Unsupported("mlkem768x25519"));
+            } else if lower.starts_with("age1") && !lower[4..].contains('1') {
+                let r: age::x25519::Recipient = lower.parse().map_err(|e: &str| invalid(&e))?;
+                (r.to_string(), "X25519")
+            } else if lower.starts_with("age1") {
+                return Err(KeyError::Unsupported("plugin"));
+            } else {
+                return Err(invalid(&"expected `age1…` as printed by `age-keygen`"));
+            }
+        };
+        let fingerprint = fingerprint(&recipient);
+        Ok(Self { recipient, stanza_type, fingerprint })
+    }
+
+    /// The canonical recipient string.
+    pub fn recipient(&self) -> &str {
+        &self.recipient
+    }
+
+    /// The stanza type a file encrypted to this key carries.
+    pub fn stanza_type(&self) -> &'static str {
+        self.stanza_type
+    }
+
+    /// `sha256:` and the hex SHA-256 of the canonical recipient string.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+/// `sha256:` and the lowercase hex SHA-256 of a recipient string.
+pub fn fingerprint(recipient: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(recipient.as_bytes())))
+}
+
+/// Keeps error messages one short line whatever was pasted.
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret as _;
+
+    #[test]
+    fn x25519_recipients_are_accepted_in_canonical_form() {
+        let id = age::x25519::Identity::generate();
+        let r = id.to_public().to_string();
+        let key = RecipientKey::parse(&format!("  {}\n", r.to_uppercase()), false).expect("valid");
+        assert_eq!(key.recipient(), r);
+        assert_eq!(key.stanza_type(), "X25519");
+        assert_eq!(key.fingerprint(), fingerprint(&r));
+        assert_eq!(key.fingerprint().len(), 7 + 64);
+    }
+
+    #[test]
+    fn private_keys_are_refused_with_a_warning() {
+        let id = age::x25519::Identity::generate();
+        let secret = id.to_string();
+        assert_eq!(RecipientKey::parse(secret.expose_secret(), false), Err(KeyError::PrivateKey));
+    }
+
+    #[test]
+    fn ssh_keys_need_the_setting() {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@example";
+        assert_eq!(RecipientKey::parse(key, false), Err(KeyError::SshNotAllowed));
+        let parsed = RecipientKey::parse(key, true).expect("valid ssh key");
+        assert_eq!(parsed.stanza_type(), "ssh-ed25519");
+        assert!(!parsed.recipient().contains("alice"));
+    }
+
+    #[test]
+    fn garbage_is_invalid() {
+        assert!(matches!(RecipientKey::parse("age1qqqq", false), Err(KeyError::Invalid(..))));
+        assert!(matches!(RecipientKey::parse("hello", false), Err(KeyError::Invalid(..))));
+    }
+}

@@ -1,0 +1,218 @@
+//! The domain vocabulary: organisations, roles, qualified user names, classifications.
+//!
+//! Each type parses from the text a user types and prints back the same text, so the CLI, the
+//! API and the store all speak one spelling.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name, kind, role or classification was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// An organisation or user name outside the allowed alphabet or length.
+    #[error("`{0}` is not a valid name: use 1 to 64 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit")]
+    Name(String),
+    /// A user reference without exactly one `/`.
+    #[error("`{0}` is not a user: write it as `ORG/NAME`")]
+    UserRef(String),
+    /// An organisation kind that does not exist.
+    #[error("`{0}` is not an organisation kind: use `contractor`, `agency` or `compliance`")]
+    Kind(String),
+    /// A role that does not exist.
+    #[error("`{0}` is not a role: use `sender`, `recipient`, `compliance` or `admin`")]
+    Role(String),
+    /// A classification marking that does not exist.
+    #[error("`{0}` is not a classification: use `OFFICIAL`, `OFFICIAL-SENSITIVE`, `SECRET` or `TOP-SECRET`")]
+    Classification(String),
+}
+
+/// Checks an organisation or user name: lowercase ASCII letters, digits, `.`, `_`, `-`.
+pub fn check_name(s: &str) -> Result<(), ParseError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
+    if ok { Ok(()) } else { Err(ParseError::Name(s.to_owned())) }
+}
+
+/// A user as people write it: `ORG/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserRef {
+    /// The organisation's name.
+    pub org: String,
+    /// The user's name within the organisation.
+    pub name: String,
+}
+
+impl UserRef {
+    /// A reference from parts that are already known to be valid names.
+    pub fn new(org: &str, name: &str) -> Result<Self, ParseError> {
+        check_name(org)?;
+        check_name(name)?;
+        Ok(Self { org: org.to_owned(), name: name.to_owned() })
+    }
+}
+
+impl FromStr for UserRef {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (org, name) = s.split_once('/').ok_or_else(|| ParseError::UserRef(s.to_owned()))?;
+        if name.contains('/') {
+            return Err(ParseError::UserRef(s.to_owned()));
+        }
+        Self::new(org, name)
+    }
+}
+
+impl TryFrom<String> for UserRef {
+    type Error = ParseError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<UserRef> for String {
+    fn from(u: UserRef) -> Self {
+        u.to_string()
+    }
+}
+
+impl fmt::Display for UserRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.org, self.name)
+    }
+}
+
+/// Declares a closed set of names that parse from and print to fixed strings.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident, $err:ident, { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The spelling used on the command line, in JSON and in the store.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(ParseError::$err(s.to_owned())),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ParseError;
+
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(v: $name) -> Self {
+                v.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What an organisation is. `operator` is the gateway's own organisation, made at first start.
+    OrgKind, Kind, {
+        /// Sends bundles.
+        Contractor => "contractor",
+        /// Receives bundles.
+        Agency => "agency",
+        /// Reviews receipts and the audit trail.
+        Compliance => "compliance",
+        /// Runs the gateway (holds the bootstrap admin).
+        Operator => "operator",
+    }
+);
+
+text_enum!(
+    /// What a user may do.
+    Role, Role, {
+        /// Uploads bundles.
+        Sender => "sender",
+        /// Collects bundles addressed to it.
+        Recipient => "recipient",
+        /// Reads the audit trail.
+        Compliance => "compliance",
+        /// Manages organisations, users and tokens; may recall any transfer.
+        Admin => "admin",
+    }
+);
+
+text_enum!(
+    /// The Government Security Classification marking of a transfer.
+    Classification, Classification, {
+        /// The default: routine public-sector business.
+        Official => "OFFICIAL",
+        /// OFFICIAL information whose loss would be particularly damaging (personal data in bulk).
+        OfficialSensitive => "OFFICIAL-SENSITIVE",
+        /// Not for this system.
+        Secret => "SECRET",
+        /// Not for this system.
+        TopSecret => "TOP-SECRET",
+    }
+);
+
+impl OrgKind {
+    /// Kinds that an administrator may create (`operator` exists once, from the first start).
+    pub fn creatable(self) -> bool {
+        !matches!(self, Self::Operator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_refs_parse_and_print_the_same() {
+        let u: UserRef = "home-office/alice".parse().expect("valid");
+        assert_eq!(u.to_string(), "home-office/alice");
+    }
+
+    #[test]
+    fn bad_user_refs_say_how_to_write_them() {
+        assert_eq!("alice".parse::<UserRef>(), Err(ParseError::UserRef("alice".into())));
+        assert_eq!("a/b/c".parse::<UserRef>(), Err(ParseError::UserRef("a/b/c".into())));
+        assert_eq!("Acme/bob".parse::<UserRef>(), Err(ParseError::Name("Acme".into())));
+        assert_eq!("acme/../x".parse::<UserRef>(), Err(ParseError::UserRef("acme/../x".into())));
+        assert_eq!("acme/".parse::<UserRef>(), Err(ParseError::Name(String::new())));
+    }
+
+    #[test]
+    fn roles_and_kinds_reject_unknown_words() {
+        assert_eq!("sender".parse::<Role>(), Ok(Role::Sender));
+        assert_eq!("root".parse::<Role>(), Err(ParseError::Role("root".into())));
+        assert_eq!("agency".parse::<OrgKind>(), Ok(OrgKind::Agency));
+        assert_eq!("bank".parse::<OrgKind>(), Err(ParseError::Kind("bank".into())));
+        assert_eq!("OFFICIAL-SENSITIVE".parse::<Classification>(), Ok(Classification::OfficialSensitive));
+    }
+}

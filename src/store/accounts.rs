@@ -1,0 +1,339 @@
+//! Organisations, users and API tokens.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row as _;
+
+use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
+use crate::audit::{Event, EventKind};
+use crate::ids::{OrgId, SecretHash, TokenId, UserId};
+use crate::model::{OrgKind, Role, UserRef};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's id.
+    pub id: UserId,
+    /// The user's name.
+    pub user: UserRef,
+    /// The user's role.
+    pub role: Role,
+    /// The kind of the user's organisation.
+    pub org_kind: OrgKind,
+}
+
+/// An organisation, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgInfo {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: OrgKind,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserInfo {
+    /// `ORG/NAME`.
+    pub user: UserRef,
+    /// Its role.
+    pub role: Role,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API token's metadata (never the secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// The token's public id, for revocation.
+    pub id: String,
+    /// Whose token it is.
+    pub user: UserRef,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The gateway's own organisation and administrator, made on first start.
+pub(crate) const OPERATOR_ORG: &str = "sealpost";
+/// The bootstrap administrator's name.
+pub(crate) const BOOTSTRAP_ADMIN: &str = "admin";
+
+impl Store {
+    /// True when no user exists yet (first start).
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
+        Ok(n == 0)
+    }
+
+    /// Makes the operator organisation and its administrator with a non-expiring token.
+    pub async fn bootstrap(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<UserRef, StoreError> {
+        let mut tx = self.write().await?;
+        let org = OrgId::generate();
+        let user = UserId::generate();
+        let name = UserRef::new(OPERATOR_ORG, BOOTSTRAP_ADMIN)?;
+        sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES (?, ?, 'operator', ?)")
+            .bind(org.as_str())
+            .bind(OPERATOR_ORG)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)")
+            .bind(user.as_str())
+            .bind(org.as_str())
+            .bind(BOOTSTRAP_ADMIN)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        append(&mut tx, &Event::new(EventKind::OrgCreated).subject(org.as_str()).field("kind", "operator"), now)
+            .await?;
+        append(&mut tx, &Event::new(EventKind::UserCreated).subject(user.as_str()).field("role", "admin"), now).await?;
+        insert_token(&mut tx, None, &user, token, None, now).await?;
+        tx.commit().await?;
+        Ok(name)
+    }
+
+    /// Finds the live token with this hash and its user.
+    pub async fn authenticate(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, o.name AS org, o.kind FROM api_tokens t \
+             JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
+             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+        )
+        .bind(&token.0[..])
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Principal {
+            id: UserId::from_db(row.get("id")),
+            user: UserRef::new(row.get("org"), row.get("name"))?,
+            role: row.get::<String, _>("role").parse()?,
+            org_kind: row.get::<String, _>("kind").parse()?,
+        }))
+    }
+
+    /// Creates an organisation.
+    pub async fn create_org(
+        &self,
+        actor: &UserId,
+        name: &str,
+        kind: OrgKind,
+        now: DateTime<Utc>,
+    ) -> Result<OrgInfo, StoreError> {
+        let mut tx = self.write().await?;
+        let id = OrgId::generate();
+        let inserted = sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES (?, ?, ?, ?)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(kind.as_str())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::OrgExists(name.to_owned())),
+            other => other?,
+        };
+        let event = Event::new(EventKind::OrgCreated).actor(actor).subject(id.as_str()).field("kind", kind);
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(OrgInfo { name: name.to_owned(), kind, created_at: now })
+    }
+
+    /// Lists organisations by name.
+    pub async fn list_orgs(&self) -> Result<Vec<OrgInfo>, StoreError> {
+        let rows = sqlx::query("SELECT name, kind, created_at FROM orgs ORDER BY name").fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OrgInfo {
+                    name: r.get("name"),
+                    kind: r.get::<String, _>("kind").parse()?,
+                    created_at: from_ms(r.get("created_at")),
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a user and its first API token, returning the token's id.
+    pub async fn create_user(
+        &self,
+        actor: &UserId,
+        user: &UserRef,
+        role: Role,
+        token: &SecretHash,
+        token_expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenId, StoreError> {
+        let mut tx = self.write().await?;
+        let org: Option<String> =
+            sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?").bind(&user.org).fetch_optional(&mut *tx).await?;
+        let org = org.ok_or_else(|| StoreError::UnknownOrg(user.org.clone()))?;
+        let id = UserId::generate();
+        let inserted = sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id.as_str())
+            .bind(&org)
+            .bind(&user.name)
+            .bind(role.as_str())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::UserExists(user.clone())),
+            other => other?,
+        };
+        let event = Event::new(EventKind::UserCreated).actor(actor).subject(id.as_str()).field("role", role);
+        append(&mut tx, &event, now).await?;
+        let token_id = insert_token(&mut tx, Some(actor), &id, token, token_expires, now).await?;
+        tx.commit().await?;
+        Ok(token_id)
+    }
+
+    /// Lists users by organisation and name.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.name AS org, u.name, u.role, u.created_at FROM users u JOIN orgs o ON o.id = u.org_id \
+             ORDER BY o.name, u.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(UserInfo {
+                    user: UserRef::new(r.get("org"), r.get("name"))?,
+                    role: r.get::<String, _>("role").parse()?,
+                    created_at: from_ms(r.get("created_at")),
+                })
+            })
+            .collect()
+    }
+
+    /// Issues another API token for an existing user.
+    pub async fn issue_token(
+        &self,
+        actor: &UserId,
+        user: &UserRef,
+        token: &SecretHash,
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenId, StoreError> {
+        let mut tx = self.write().await?;
+        let id = user_id(&mut tx, user).await?;
+        let token_id = insert_token(&mut tx, Some(actor), &id, token, expires, now).await?;
+        tx.commit().await?;
+        Ok(token_id)
+    }
+
+    /// Lists tokens (all, or one user's), newest first.
+    pub async fn list_tokens(&self, user: Option<&UserRef>) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, o.name AS org, u.name, t.created_at, t.expires_at, t.revoked_at FROM api_tokens t \
+             JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
+             WHERE (?1 IS NULL OR (o.name = ?1 AND u.name = ?2)) ORDER BY t.created_at DESC, t.id",
+        )
+        .bind(user.map(|u| u.org.clone()))
+        .bind(user.map(|u| u.name.clone()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TokenInfo {
+                    id: r.get("id"),
+                    user: UserRef::new(r.get("org"), r.get("name"))?,
+                    created_at: from_ms(r.get("created_at")),
+                    expires_at: r.get::<Option<i64>, _>("expires_at").map(from_ms),
+                    revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes one token by id. Revoking a revoked token changes nothing and is not an error.
+    pub async fn revoke_token(&self, actor: &UserId, token: &TokenId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE id = ?")
+            .bind(token.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::UnknownToken(token.to_string()));
+        }
+        let revoked = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(ms(now))
+            .bind(token.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if revoked.rows_affected() > 0 {
+            append(&mut tx, &Event::new(EventKind::TokenRevoked).actor(actor).subject(token.as_str()), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes every live token of a user, returning how many.
+    pub async fn revoke_user_tokens(
+        &self,
+        actor: &UserId,
+        user: &UserRef,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let id = user_id(&mut tx, user).await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        for token in &ids {
+            append(&mut tx, &Event::new(EventKind::TokenRevoked).actor(actor).subject(token.as_str()), now).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+}
+
+/// Looks a user's id up by name inside a transaction.
+pub(super) async fn user_id(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user: &UserRef,
+) -> Result<UserId, StoreError> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT u.id FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.name = ? AND u.name = ?")
+            .bind(&user.org)
+            .bind(&user.name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    id.map(UserId::from_db).ok_or_else(|| StoreError::UnknownUser(user.clone()))
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    actor: Option<&UserId>,
+    user: &UserId,
+    token: &SecretHash,
+    expires: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<TokenId, StoreError> {
+    let id = TokenId::generate();
+    sqlx::query("INSERT INTO api_tokens (id, user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(id.as_str())
+        .bind(user.as_str())
+        .bind(&token.0[..])
+        .bind(ms(now))
+        .bind(expires.map(ms))
+        .execute(&mut **tx)
+        .await?;
+    let mut event = Event::new(EventKind::TokenIssued).subject(id.as_str()).field("user", user);
+    event.actor = actor.cloned();
+    if let Some(expires) = expires {
+        event = event.field("expires", expires.timestamp());
+    }
+    append(tx, &event, now).await?;
+    Ok(id)
+}

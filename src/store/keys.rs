@@ -1,0 +1,152 @@
+//! The key directory: each user's registered age recipients.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row as _;
+
+use super::accounts::user_id;
+use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
+use crate::audit::{Event, EventKind};
+use crate::directory::RecipientKey;
+use crate::ids::{KeyId, UserId};
+use crate::model::{Role, UserRef};
+
+/// A registered key, as the directory shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// The public recipient string (`age1…`, or an SSH public key where allowed).
+    pub recipient: String,
+    /// The stanza type a file encrypted to this key carries (`X25519`, `ssh-ed25519`, …).
+    pub stanza_type: String,
+    /// `sha256:` and the hex SHA-256 of the recipient string.
+    pub fingerprint: String,
+    /// When it was registered.
+    pub added_at: DateTime<Utc>,
+}
+
+/// An addressed recipient with its live keys.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// The user's id.
+    pub id: UserId,
+    /// The user's name.
+    pub user: UserRef,
+    /// The user's role.
+    pub role: Role,
+    /// Its live keys.
+    pub keys: Vec<KeyInfo>,
+}
+
+impl Store {
+    /// Registers a key for `owner`.
+    pub async fn add_key(
+        &self,
+        owner: &UserId,
+        owner_ref: &UserRef,
+        key: &RecipientKey,
+        now: DateTime<Utc>,
+    ) -> Result<KeyInfo, StoreError> {
+        let mut tx = self.write().await?;
+        let id = KeyId::generate();
+        let inserted = sqlx::query(
+            "INSERT INTO recipient_keys (id, user_id, recipient, stanza_type, fingerprint, added_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(owner.as_str())
+        .bind(key.recipient())
+        .bind(key.stanza_type())
+        .bind(key.fingerprint())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::KeyExists(owner_ref.clone())),
+            other => other?,
+        };
+        let event = Event::new(EventKind::KeyAdded)
+            .actor(owner)
+            .subject(id.as_str())
+            .field("type", key.stanza_type())
+            .field("fingerprint", key.fingerprint());
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(KeyInfo {
+            recipient: key.recipient().to_owned(),
+            stanza_type: key.stanza_type().to_owned(),
+            fingerprint: key.fingerprint().to_owned(),
+            added_at: now,
+        })
+    }
+
+    /// Lists a user's live keys, oldest first.
+    pub async fn list_keys(&self, user: &UserRef) -> Result<Vec<KeyInfo>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = user_id(&mut tx, user).await?;
+        let keys = keys_of(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(keys)
+    }
+
+    /// Removes one of `user`'s keys by fingerprint.
+    pub async fn remove_key(
+        &self,
+        actor: &UserId,
+        user: &UserRef,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let owner = user_id(&mut tx, user).await?;
+        let removed: Option<String> = sqlx::query_scalar(
+            "UPDATE recipient_keys SET removed_at = ? WHERE user_id = ? AND fingerprint = ? AND removed_at IS NULL \
+             RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(owner.as_str())
+        .bind(fingerprint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(key) = removed else {
+            return Err(StoreError::UnknownKey { user: user.clone(), fingerprint: fingerprint.to_owned() });
+        };
+        let event = Event::new(EventKind::KeyRemoved).actor(actor).subject(key).field("fingerprint", fingerprint);
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Resolves addressed users to their ids, roles and live keys, in the order given.
+    pub async fn recipients(&self, users: &[UserRef]) -> Result<Vec<Recipient>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            let id = user_id(&mut tx, user).await?;
+            let role: String =
+                sqlx::query_scalar("SELECT role FROM users WHERE id = ?").bind(id.as_str()).fetch_one(&mut *tx).await?;
+            let keys = keys_of(&mut tx, &id).await?;
+            out.push(Recipient { id, user: user.clone(), role: role.parse()?, keys });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+async fn keys_of(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, user: &UserId) -> Result<Vec<KeyInfo>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT recipient, stanza_type, fingerprint, added_at FROM recipient_keys \
+         WHERE user_id = ? AND removed_at IS NULL ORDER BY added_at, id",
+    )
+    .bind(user.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| KeyInfo {
+            recipient: r.get("recipient"),
+            stanza_type: r.get("stanza_type"),
+            fingerprint: r.get("fingerprint"),
+            added_at: from_ms(r.get("added_at")),
+        })
+        .collect())
+}

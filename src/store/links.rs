@@ -1,0 +1,212 @@
+//! One-time links: lease on redemption, use up on the last byte, release on a broken download.
+//!
+//! Redemption is one conditional `UPDATE … WHERE state = 'issued' … RETURNING`: under any
+//! concurrency exactly one caller gets the lease, and nobody reads a state and then writes it.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use super::{Store, StoreError, append, ms};
+use crate::audit::{Event, EventKind};
+use crate::ids::{LinkId, SecretHash, TransferId, UserId};
+
+/// A running download's hold on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The link.
+    pub link: LinkId,
+    /// This lease (so a stale holder cannot complete or release a newer one).
+    pub lease_id: String,
+    /// The transfer.
+    pub transfer: TransferId,
+    /// The recipient holding it.
+    pub recipient: UserId,
+    /// The blob to stream.
+    pub object_key: String,
+    /// Ciphertext bytes.
+    pub size: u64,
+    /// Ciphertext digest.
+    pub digest: String,
+}
+
+/// Why a redemption was refused. The link is untouched in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemRefusal {
+    /// No such token, or not addressed to the caller.
+    NotFound,
+    /// Already collected.
+    Used,
+    /// Past its expiry.
+    Expired,
+    /// Recalled by its sender.
+    Revoked,
+    /// Another download of it is running.
+    InUse,
+}
+
+impl RedeemRefusal {
+    /// The stable error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Used => "link_used",
+            Self::Expired => "link_expired",
+            Self::Revoked => "link_revoked",
+            Self::InUse => "link_in_use",
+        }
+    }
+}
+
+/// How a download ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// Every byte went out: the link is used up.
+    Completed,
+    /// It broke off for this reason: the link is usable again.
+    BrokenOff(&'static str),
+}
+
+impl Store {
+    /// Takes the lease on the link with this token for `user`, or says why not. Both outcomes
+    /// are audit events in the same transaction.
+    pub async fn lease(
+        &self,
+        user: &UserId,
+        token: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Lease, RedeemRefusal>, StoreError> {
+        let mut tx = self.write().await?;
+        let lease_id = LinkId::generate().to_string();
+        let leased = sqlx::query(
+            "UPDATE links SET state = 'leased', lease_id = ?1 \
+             WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 \
+               AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
+                           AND t.object_key IS NOT NULL AND t.recalled_at IS NULL) \
+             RETURNING id, transfer_id",
+        )
+        .bind(&lease_id)
+        .bind(&token.0[..])
+        .bind(user.as_str())
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = leased {
+            let link = LinkId::from_db(row.get("id"));
+            let transfer = TransferId::from_db(row.get("transfer_id"));
+            let t = sqlx::query("SELECT object_key, size, digest FROM transfers WHERE id = ?")
+                .bind(transfer.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            let lease = Lease {
+                link,
+                lease_id,
+                transfer,
+                recipient: user.clone(),
+                object_key: t.get("object_key"),
+                size: u64::try_from(t.get::<i64, _>("size")).unwrap_or_default(),
+                digest: t.get("digest"),
+            };
+            let event =
+                Event::new(EventKind::DownloadStarted).actor(user).transfer(&lease.transfer).field("link", &lease.link);
+            append(&mut tx, &event, now).await?;
+            tx.commit().await?;
+            return Ok(Ok(lease));
+        }
+        // Refused: find out why, for the caller's answer and the audit trail. The decision
+        // above was already taken atomically; this read only explains it.
+        let row = sqlx::query(
+            "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at \
+             FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = ?",
+        )
+        .bind(&token.0[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut event = Event::new(EventKind::DownloadRefused).actor(user);
+        let refusal = match row {
+            None => {
+                event = event.field("reason", "unknown_token");
+                RedeemRefusal::NotFound
+            }
+            Some(row) => {
+                event = event
+                    .transfer(&TransferId::from_db(row.get("transfer_id")))
+                    .field("link", row.get::<String, _>("id"));
+                let state: String = row.get("state");
+                if row.get::<String, _>("recipient_id") != user.as_str() {
+                    event = event.field("reason", "not_addressed");
+                    RedeemRefusal::NotFound
+                } else if state == "used" {
+                    RedeemRefusal::Used
+                } else if state == "revoked" || row.get::<Option<i64>, _>("recalled_at").is_some() {
+                    RedeemRefusal::Revoked
+                } else if state == "leased" {
+                    RedeemRefusal::InUse
+                } else {
+                    RedeemRefusal::Expired
+                }
+            }
+        };
+        append(&mut tx, &event.code(refusal.code()), now).await?;
+        tx.commit().await?;
+        Ok(Err(refusal))
+    }
+
+    /// Ends a lease: used up after the last byte, or released for another try.
+    pub async fn end_lease(&self, lease: &Lease, end: LeaseEnd, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let (changed, event) = match end {
+            LeaseEnd::Completed => {
+                let changed = sqlx::query(
+                    "UPDATE links SET state = 'used', used_at = ? WHERE id = ? AND lease_id = ? AND state = 'leased'",
+                )
+                .bind(ms(now))
+                .bind(lease.link.as_str())
+                .bind(&lease.lease_id)
+                .execute(&mut *tx)
+                .await?;
+                let event =
+                    Event::new(EventKind::DownloadCompleted).field("size", lease.size).field("digest", &lease.digest);
+                (changed, event)
+            }
+            LeaseEnd::BrokenOff(reason) => {
+                let changed = sqlx::query(
+                    "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = ? AND lease_id = ? AND state = 'leased'",
+                )
+                .bind(lease.link.as_str())
+                .bind(&lease.lease_id)
+                .execute(&mut *tx)
+                .await?;
+                (changed, Event::new(EventKind::DownloadFailed).code(reason))
+            }
+        };
+        let mut event = event.actor(&lease.recipient).transfer(&lease.transfer).field("link", &lease.link);
+        if changed.rows_affected() == 0 {
+            // Recalled while the bytes were flowing: say so rather than pretend.
+            event = event.field("note", "link_revoked_during_download");
+        }
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases every lease left by a previous process (no download survives a restart).
+    pub async fn reset_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let reset: Vec<(String, String, String)> = sqlx::query_as(
+            "UPDATE links SET state = 'issued', lease_id = NULL WHERE state = 'leased' \
+             RETURNING id, transfer_id, recipient_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (link, transfer, recipient) in &reset {
+            let event = Event::new(EventKind::DownloadFailed)
+                .actor(&UserId::from_db(recipient.clone()))
+                .transfer(&TransferId::from_db(transfer.clone()))
+                .code("server_restart")
+                .field("link", link);
+            append(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(reset.len() as u64)
+    }
+}

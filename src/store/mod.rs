@@ -1,0 +1,184 @@
+//! The relational store: accounts, keys, transfers, links and the audit trail, in SQLite.
+//!
+//! All SQL lives in this module (and its children), so a PostgreSQL store can slot in behind the
+//! same methods. Every method that changes state writes its audit event in the same transaction,
+//! so a change and its record commit or vanish together. Write transactions start with
+//! `BEGIN IMMEDIATE`, so concurrent writers queue on SQLite's lock instead of failing mid-way.
+
+mod accounts;
+mod audit_log;
+mod keys;
+mod links;
+mod transfers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::audit::Event;
+use crate::model::{ParseError, UserRef};
+
+pub use accounts::{OrgInfo, Principal, TokenInfo, UserInfo};
+pub use audit_log::{AuditFilter, AuditRow};
+pub use keys::{KeyInfo, Recipient};
+pub use links::{Lease, LeaseEnd, RedeemRefusal};
+pub use transfers::{InboxItem, LinkStatus, NewLink, NewTransfer, Purge, Recall, TransferInfo};
+
+/// What can go wrong in the store, for callers to turn into precise answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database is busy (locked by another writer for longer than the busy timeout).
+    #[error("the database is busy")]
+    Busy,
+    /// The disk under the database is full.
+    #[error("the disk holding the database is full")]
+    Full,
+    /// An organisation name is taken.
+    #[error("organisation `{0}` already exists")]
+    OrgExists(String),
+    /// No organisation has that name.
+    #[error("there is no organisation `{0}`")]
+    UnknownOrg(String),
+    /// A user name is taken in its organisation.
+    #[error("user `{0}` already exists")]
+    UserExists(UserRef),
+    /// No user has that name.
+    #[error("there is no user `{0}`")]
+    UnknownUser(UserRef),
+    /// No token has that id.
+    #[error("there is no token `{0}`")]
+    UnknownToken(String),
+    /// The key is already registered for this user.
+    #[error("that key is already registered for `{0}`")]
+    KeyExists(UserRef),
+    /// The user has no key with that fingerprint.
+    #[error("`{user}` has no key with fingerprint `{fingerprint}`")]
+    UnknownKey {
+        /// The key's owner.
+        user: UserRef,
+        /// The fingerprint asked for.
+        fingerprint: String,
+    },
+    /// No transfer has that id (or the caller may not see it).
+    #[error("there is no transfer `{0}`")]
+    UnknownTransfer(String),
+    /// A stored value no longer parses (the database was edited by hand).
+    #[error("stored value is invalid: {0}")]
+    Corrupt(#[from] ParseError),
+    /// Applying the embedded migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut => Self::Busy,
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Self::Full,
+            sqlx::Error::Database(db) => {
+                let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+                match primary {
+                    Some(5 | 6) => Self::Busy,
+                    Some(13) => Self::Full,
+                    _ => Self::Db(e),
+                }
+            }
+            _ => Self::Db(e),
+        }
+    }
+}
+
+/// True when a database error is a unique-constraint violation.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`ms`]; out-of-range values clamp to the epoch.
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// The gateway's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` in WAL mode with full fsync,
+    /// and applies the embedded migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from the start.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Records one event on its own (refusals and other events that change nothing else).
+    pub async fn record(&self, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        append(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Appends an audit event inside the caller's transaction.
+async fn append(tx: &mut Transaction<'static, Sqlite>, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, event, actor_id, transfer_id, subject_id, code, entry) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(ms(now))
+    .bind(event.kind.as_str())
+    .bind(event.actor.as_ref().map(|a| a.as_str().to_owned()))
+    .bind(event.transfer.as_ref().map(|t| t.as_str().to_owned()))
+    .bind(event.subject.clone())
+    .bind(event.code.clone())
+    .bind(event.entry(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

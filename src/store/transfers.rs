@@ -1,0 +1,384 @@
+//! Transfers: commit of an accepted upload with its links, the inbox, recall, expiry and purge.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row as _;
+
+use super::{Store, StoreError, append, from_ms, ms};
+use crate::audit::{Event, EventKind};
+use crate::ids::{LinkId, SecretHash, TransferId, UserId};
+use crate::model::{Classification, UserRef};
+use crate::policy::Approval;
+
+/// An accepted upload, ready to commit.
+#[derive(Debug)]
+pub struct NewTransfer {
+    /// Its id (also names its blob).
+    pub id: TransferId,
+    /// Ciphertext bytes as uploaded.
+    pub size: u64,
+    /// `sha256:` and the hex digest of the uploaded bytes.
+    pub digest: String,
+    /// Whether the upload was ASCII-armoured.
+    pub armored: bool,
+    /// The blob's key in the object store.
+    pub object_key: String,
+    /// Facts from the envelope for the audit entry (stanza count, types).
+    pub envelope: Vec<(&'static str, String)>,
+}
+
+/// One recipient's link, ready to commit.
+#[derive(Debug)]
+pub struct NewLink {
+    /// Its id.
+    pub id: LinkId,
+    /// The recipient's id (must be one of the approval's recipients).
+    pub recipient: UserId,
+    /// SHA-256 of the link token.
+    pub token_hash: SecretHash,
+}
+
+/// What waits for a recipient.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxItem {
+    /// The transfer.
+    pub transfer: String,
+    /// Who sent it.
+    pub from: UserRef,
+    /// Ciphertext bytes.
+    pub size: u64,
+    /// Ciphertext digest.
+    pub digest: String,
+    /// Its classification.
+    pub classification: Classification,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+    /// When the link expires.
+    pub expires_at: DateTime<Utc>,
+    /// `issued` (waiting) or `leased` (a download is running).
+    pub state: String,
+}
+
+/// One link's state, for the sender's view of a transfer.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkStatus {
+    /// The recipient.
+    pub recipient: UserRef,
+    /// `issued`, `leased`, `used`, `revoked` or `expired`.
+    pub state: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used up, if it was.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// A transfer as its sender (or an admin) sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferInfo {
+    /// Its id.
+    pub id: String,
+    /// Who sent it.
+    pub sender: UserRef,
+    /// Ciphertext bytes.
+    pub size: u64,
+    /// Ciphertext digest.
+    pub digest: String,
+    /// Its classification.
+    pub classification: Classification,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+    /// When its links expire.
+    pub expires_at: DateTime<Utc>,
+    /// When it was recalled, if it was.
+    pub recalled_at: Option<DateTime<Utc>>,
+    /// When its ciphertext was deleted, if it was.
+    pub purged_at: Option<DateTime<Utc>>,
+    /// Its links.
+    pub links: Vec<LinkStatus>,
+}
+
+/// The outcome of a recall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recall {
+    /// How many unused links were revoked.
+    pub revoked: u64,
+    /// The blob to delete, if it still exists.
+    pub object_key: Option<String>,
+}
+
+/// A transfer whose ciphertext is no longer needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purge {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// Its blob.
+    pub object_key: String,
+    /// `delivered`, `expired` or `recalled`.
+    pub reason: &'static str,
+}
+
+impl Store {
+    /// Commits an accepted upload: the transfer, one link per approved recipient, and their
+    /// audit events, in one transaction. Nothing is visible unless all of it is.
+    pub async fn insert_transfer(
+        &self,
+        approval: &Approval,
+        transfer: &NewTransfer,
+        links: &[NewLink],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        debug_assert_eq!(
+            links.iter().map(|l| &l.recipient).collect::<Vec<_>>(),
+            approval.recipients().iter().collect::<Vec<_>>()
+        );
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(transfer.id.as_str())
+        .bind(approval.sender().as_str())
+        .bind(i64::try_from(transfer.size).unwrap_or(i64::MAX))
+        .bind(&transfer.digest)
+        .bind(transfer.armored)
+        .bind(approval.classification().as_str())
+        .bind(ms(now))
+        .bind(ms(approval.expires_at()))
+        .bind(&transfer.object_key)
+        .execute(&mut *tx)
+        .await?;
+        let mut accepted = Event::new(EventKind::UploadAccepted)
+            .actor(approval.sender())
+            .transfer(&transfer.id)
+            .field("size", transfer.size)
+            .field("digest", &transfer.digest)
+            .field("classification", approval.classification())
+            .field("expires", approval.expires_at().timestamp())
+            .field("policies", approval.policies().join(","));
+        accepted.fields.extend(transfer.envelope.iter().cloned());
+        append(&mut tx, &accepted, now).await?;
+        for link in links {
+            sqlx::query(
+                "INSERT INTO links (id, transfer_id, recipient_id, token_hash, state, expires_at) \
+                 VALUES (?, ?, ?, ?, 'issued', ?)",
+            )
+            .bind(link.id.as_str())
+            .bind(transfer.id.as_str())
+            .bind(link.recipient.as_str())
+            .bind(&link.token_hash.0[..])
+            .bind(ms(approval.expires_at()))
+            .execute(&mut *tx)
+            .await?;
+            let issued = Event::new(EventKind::LinkIssued)
+                .actor(approval.sender())
+                .transfer(&transfer.id)
+                .subject(link.recipient.as_str())
+                .field("link", &link.id);
+            append(&mut tx, &issued, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The links waiting for `user`: issued or in progress, not expired, ciphertext present.
+    pub async fn inbox(&self, user: &UserId, now: DateTime<Utc>) -> Result<Vec<InboxItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, o.name AS org, u.name, t.size, t.digest, t.classification, t.created_at, \
+                    l.expires_at, l.state \
+             FROM links l JOIN transfers t ON t.id = l.transfer_id \
+             JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id \
+             WHERE l.recipient_id = ? AND l.state IN ('issued', 'leased') AND l.expires_at > ? \
+                   AND t.object_key IS NOT NULL \
+             ORDER BY t.created_at DESC, t.id",
+        )
+        .bind(user.as_str())
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(InboxItem {
+                    transfer: r.get("id"),
+                    from: UserRef::new(r.get("org"), r.get("name"))?,
+                    size: u64::try_from(r.get::<i64, _>("size")).unwrap_or_default(),
+                    digest: r.get("digest"),
+                    classification: r.get::<String, _>("classification").parse()?,
+                    created_at: from_ms(r.get("created_at")),
+                    expires_at: from_ms(r.get("expires_at")),
+                    state: r.get("state"),
+                })
+            })
+            .collect()
+    }
+
+    /// A transfer with its links, if `viewer` sent it (or `any_sender` is set, for admins).
+    pub async fn transfer(
+        &self,
+        id: &TransferId,
+        viewer: &UserId,
+        any_sender: bool,
+    ) -> Result<TransferInfo, StoreError> {
+        let unknown = || StoreError::UnknownTransfer(id.to_string());
+        let row = sqlx::query(
+            "SELECT t.id, t.sender_id, o.name AS org, u.name, t.size, t.digest, t.classification, t.created_at, \
+                    t.expires_at, t.recalled_at, t.purged_at \
+             FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(unknown)?;
+        if !any_sender && row.get::<String, _>("sender_id") != viewer.as_str() {
+            return Err(unknown());
+        }
+        let links = sqlx::query(
+            "SELECT o.name AS org, u.name, l.state, l.expires_at, l.used_at FROM links l \
+             JOIN users u ON u.id = l.recipient_id JOIN orgs o ON o.id = u.org_id \
+             WHERE l.transfer_id = ? ORDER BY o.name, u.name",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(LinkStatus {
+                recipient: UserRef::new(r.get("org"), r.get("name"))?,
+                state: r.get("state"),
+                expires_at: from_ms(r.get("expires_at")),
+                used_at: r.get::<Option<i64>, _>("used_at").map(from_ms),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(TransferInfo {
+            id: row.get("id"),
+            sender: UserRef::new(row.get("org"), row.get("name"))?,
+            size: u64::try_from(row.get::<i64, _>("size")).unwrap_or_default(),
+            digest: row.get("digest"),
+            classification: row.get::<String, _>("classification").parse()?,
+            created_at: from_ms(row.get("created_at")),
+            expires_at: from_ms(row.get("expires_at")),
+            recalled_at: row.get::<Option<i64>, _>("recalled_at").map(from_ms),
+            purged_at: row.get::<Option<i64>, _>("purged_at").map(from_ms),
+            links,
+        })
+    }
+
+    /// Recalls a transfer: revokes every unused link and marks it recalled, with audit events.
+    /// `any_sender` lets an admin recall another user's transfer. Recalling twice is harmless.
+    pub async fn recall(
+        &self,
+        id: &TransferId,
+        actor: &UserId,
+        any_sender: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Recall, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT sender_id, object_key, recalled_at FROM transfers WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Err(StoreError::UnknownTransfer(id.to_string())) };
+        if !any_sender && row.get::<String, _>("sender_id") != actor.as_str() {
+            return Err(StoreError::UnknownTransfer(id.to_string()));
+        }
+        let object_key: Option<String> = row.get("object_key");
+        let revoked: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE links SET state = 'revoked', lease_id = NULL \
+             WHERE transfer_id = ? AND state IN ('issued', 'leased') RETURNING id, recipient_id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        if row.get::<Option<i64>, _>("recalled_at").is_none() {
+            sqlx::query("UPDATE transfers SET recalled_at = ? WHERE id = ?")
+                .bind(ms(now))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let event =
+                Event::new(EventKind::TransferRecalled).actor(actor).transfer(id).field("links_revoked", revoked.len());
+            append(&mut tx, &event, now).await?;
+        }
+        for (link, recipient) in &revoked {
+            let event = Event::new(EventKind::LinkRevoked)
+                .actor(actor)
+                .transfer(id)
+                .subject(recipient.as_str())
+                .field("link", link);
+            append(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Recall { revoked: revoked.len() as u64, object_key })
+    }
+
+    /// Marks every issued link past its expiry as expired, with one audit event each.
+    pub async fn expire_links(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let expired: Vec<(String, String, String)> = sqlx::query_as(
+            "UPDATE links SET state = 'expired' WHERE state = 'issued' AND expires_at <= ? \
+             RETURNING id, transfer_id, recipient_id",
+        )
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (link, transfer, recipient) in &expired {
+            let event = Event::new(EventKind::LinkExpired)
+                .transfer(&TransferId::from_db(transfer.clone()))
+                .subject(recipient.as_str())
+                .field("link", link);
+            append(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(expired.len() as u64)
+    }
+
+    /// Transfers whose ciphertext can go: no link can still be redeemed.
+    pub async fn purgeable(&self) -> Result<Vec<Purge>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.object_key, t.recalled_at, \
+                    (SELECT COUNT(*) FROM links l WHERE l.transfer_id = t.id AND l.state = 'used') AS used \
+             FROM transfers t WHERE t.object_key IS NOT NULL AND NOT EXISTS \
+                (SELECT 1 FROM links l WHERE l.transfer_id = t.id AND l.state IN ('issued', 'leased'))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let reason = if r.get::<Option<i64>, _>("recalled_at").is_some() {
+                    "recalled"
+                } else if r.get::<i64, _>("used") > 0 {
+                    "delivered"
+                } else {
+                    "expired"
+                };
+                Purge { transfer: TransferId::from_db(r.get("id")), object_key: r.get("object_key"), reason }
+            })
+            .collect())
+    }
+
+    /// Records that a transfer's blob has been deleted.
+    pub async fn mark_purged(&self, purge: &Purge, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE transfers SET object_key = NULL, purged_at = ? WHERE id = ? AND object_key IS NOT NULL",
+        )
+        .bind(ms(now))
+        .bind(purge.transfer.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            append(&mut tx, &Event::new(EventKind::ObjectPurged).transfer(&purge.transfer).code(purge.reason), now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every blob key the store still refers to (for the start-up orphan sweep).
+    pub async fn object_keys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT object_key FROM transfers WHERE object_key IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
