@@ -1,0 +1,78 @@
+//! The key directory over HTTP: register your own recipient keys, look up anyone's.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson};
+use crate::directory::{KeyError, RecipientKey};
+use crate::model::UserRef;
+use crate::server::Gateway;
+
+/// The key directory routes.
+pub(super) fn router() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/api/v1/keys", post(add_key).get(my_keys))
+        .route("/api/v1/keys/{org}/{name}", get(user_keys))
+        .route("/api/v1/keys/{org}/{name}/{fingerprint}", delete(remove_key))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    recipient: String,
+}
+
+async fn add_key(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = RecipientKey::parse(&req.recipient, gw.config.allow_ssh_recipients).map_err(|e| {
+        let code = match e {
+            KeyError::PrivateKey => "private_key_refused",
+            _ => "invalid_key",
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+    })?;
+    let info = gw.store.add_key(&caller.0.id, &caller.0.user, &key, gw.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(json!(info))))
+}
+
+fn user_ref(org: &str, name: &str) -> Result<UserRef, ApiError> {
+    UserRef::new(org, name).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn my_keys(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let keys = gw.store.list_keys(&caller.0.user).await?;
+    Ok(Json(json!({ "user": caller.0.user, "keys": keys })))
+}
+
+async fn user_keys(
+    State(gw): State<Arc<Gateway>>,
+    _caller: Caller,
+    Path((org, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_ref(&org, &name)?;
+    let keys = gw.store.list_keys(&user).await?;
+    Ok(Json(json!({ "user": user, "keys": keys })))
+}
+
+async fn remove_key(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path((org, name, fingerprint)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_ref(&org, &name)?;
+    if user != caller.0.user && !caller.is_admin() {
+        return Err(ApiError::forbidden("only a key's owner or an admin can remove it"));
+    }
+    gw.store.remove_key(&caller.0.id, &user, &fingerprint, gw.clock.now()).await?;
+    Ok(Json(json!({ "removed": fingerprint })))
+}

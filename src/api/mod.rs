@@ -1,0 +1,55 @@
+//! The HTTP API (axum). Each route module owns its `router()`; this one merges them and adds the
+//! tower layers every answer gets: tracing without secrets, and headers that keep answers out of
+//! caches, sniffers and Referer headers.
+
+mod admin;
+mod audit;
+mod auth;
+pub mod error;
+mod keys;
+mod pages;
+mod redeem;
+mod transfers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::server::Gateway;
+use error::ApiError;
+
+/// The whole application, ready to serve.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    // Spans carry the method and path only: never the query, headers or body.
+    let trace = TraceLayer::new_for_http().make_span_with(
+        |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
+    );
+    Router::new()
+        .merge(admin::router())
+        .merge(audit::router())
+        .merge(keys::router())
+        .merge(pages::router())
+        .merge(redeem::router())
+        .merge(transfers::router())
+        .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
+        .method_not_allowed_fallback(async || {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method: see the API list in the README",
+            )
+        })
+        .layer(trace)
+        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .with_state(gateway)
+}
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}

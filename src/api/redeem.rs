@@ -1,0 +1,188 @@
+//! Collecting a bundle: `POST /api/v1/redeem` streams the ciphertext of a one-time link to its
+//! own recipient; `GET /api/v1/inbox` lists what waits.
+//!
+//! The link is leased by one conditional UPDATE, used up only when the stream has yielded its
+//! last byte, and released (usable again) if the stream is dropped before that.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson};
+use crate::blobs::BlobError;
+use crate::ids::BearerSecret;
+use crate::server::Gateway;
+use crate::store::{Lease, LeaseEnd, RedeemRefusal};
+
+/// The retrieval routes.
+pub(super) fn router() -> Router<Arc<Gateway>> {
+    Router::new().route("/api/v1/redeem", post(redeem)).route("/api/v1/inbox", get(inbox))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemRequest {
+    token: String,
+}
+
+fn refusal_answer(r: RedeemRefusal) -> ApiError {
+    let (status, message) = match r {
+        RedeemRefusal::NotFound => (
+            StatusCode::NOT_FOUND,
+            "no link with that token is addressed to you: check that you copied the whole link and are signed in as its recipient",
+        ),
+        RedeemRefusal::Used => (StatusCode::GONE, "this link has already been used: ask the sender for a new transfer"),
+        RedeemRefusal::Expired => (StatusCode::GONE, "this link has expired: ask the sender to send the bundle again"),
+        RedeemRefusal::Revoked => {
+            (StatusCode::GONE, "the sender recalled this transfer: contact them if you still need it")
+        }
+        RedeemRefusal::InUse => (
+            StatusCode::CONFLICT,
+            "a download of this link is running: wait for it to finish or break off, then try again",
+        ),
+    };
+    ApiError::new(status, r.code(), message)
+}
+
+async fn redeem(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RedeemRequest>,
+) -> Result<Response, ApiError> {
+    // Accept the bare token or a whole pasted link.
+    let token = req.token.rsplit_once('#').map_or(req.token.as_str(), |(_, t)| t);
+    let secret = BearerSecret::from_client(token);
+    let lease = match gw.store.lease(&caller.0.id, &secret.hash(), gw.clock.now()).await? {
+        Ok(lease) => lease,
+        Err(refusal) => return Err(refusal_answer(refusal)),
+    };
+    let guard = LeaseGuard { gw: gw.clone(), lease: Some(lease.clone()) };
+    let blob = match gw.blobs.get(&lease.object_key).await {
+        Ok(blob) => blob,
+        Err(e) => {
+            let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
+            return Err(e.into());
+        }
+    };
+    let body = Body::from_stream(download_stream(blob, guard, lease.size));
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(lease.size));
+    let disposition = format!("attachment; filename=\"{}.age\"", lease.transfer);
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&lease.digest) {
+        h.insert("x-sealpost-digest", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(lease.transfer.as_str()) {
+        h.insert("x-sealpost-transfer", v);
+    }
+    Ok(response)
+}
+
+/// Ends a lease exactly once: explicitly, or (broken off) when dropped.
+struct LeaseGuard {
+    gw: Arc<Gateway>,
+    lease: Option<Lease>,
+}
+
+impl std::fmt::Debug for LeaseGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGuard").field("lease", &self.lease).finish_non_exhaustive()
+    }
+}
+
+impl LeaseGuard {
+    /// Ends the lease now; false if the record could not be written.
+    async fn end(mut self, end: LeaseEnd) -> bool {
+        match self.lease.take() {
+            Some(lease) => finish(&self.gw, &lease, end).await,
+            None => true,
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let gw = self.gw.clone();
+            // The client went away mid-stream: give the link back so it can try again.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff("client_disconnected")).await });
+            }
+        }
+    }
+}
+
+/// Records the end of a lease, retrying a busy database a few times; false if it never could.
+async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
+    for attempt in 0..5u32 {
+        match gw.store.end_lease(lease, end, gw.clock.now()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, transfer = %lease.transfer, "could not end a download lease");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(transfer = %lease.transfer, "download lease left open; it is released at the next start");
+    false
+}
+
+/// The ciphertext stream. The link is used up when the chunk holding the last byte is handed to
+/// the HTTP layer: HTTP/1.1 with a known length never polls a body past its last byte, so the
+/// record is written just before that chunk goes, and if it cannot be written the chunk does not
+/// go. Dropped earlier, the guard gives the link back.
+fn download_stream(
+    blob: BoxStream<'static, Result<Bytes, BlobError>>,
+    guard: LeaseGuard,
+    size: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    futures_util::stream::unfold(Some((blob, Some(guard), 0u64)), move |state| async move {
+        let (mut blob, mut guard, sent) = state?;
+        let broken = async |guard: Option<LeaseGuard>, why: &str| {
+            tracing::error!(sent, size, why, "download broke off on the server side");
+            if let Some(guard) = guard {
+                let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
+            }
+            Some((Err(std::io::Error::other("storage error")), None))
+        };
+        match blob.next().await {
+            Some(Ok(chunk)) => {
+                let sent = sent + chunk.len() as u64;
+                if sent > size {
+                    return broken(guard, "blob longer than its record").await;
+                }
+                if sent == size {
+                    if let Some(g) = guard.take() {
+                        if !g.end(LeaseEnd::Completed).await {
+                            return Some((Err(std::io::Error::other("could not record the delivery")), None));
+                        }
+                    }
+                }
+                Some((Ok(chunk), Some((blob, guard, sent))))
+            }
+            Some(Err(_)) => broken(guard, "blob read failed").await,
+            None if guard.is_none() => None,
+            None => broken(guard, "blob shorter than its record").await,
+        }
+    })
+}
+
+async fn inbox(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let items = gw.store.inbox(&caller.0.id, gw.clock.now()).await?;
+    Ok(Json(json!({ "transfers": items })))
+}
