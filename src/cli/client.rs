@@ -1,0 +1,93 @@
+//! A small JSON client for the gateway's API, turning its error answers into CLI failures.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::{ClientArgs, EXIT_DENIED, Failure};
+
+/// An authenticated connection to one gateway.
+#[derive(Debug)]
+pub(super) struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// A client for `args`, failing with a hint when no token is set.
+    pub(super) fn new(args: &ClientArgs) -> Result<Self, Failure> {
+        let token = args.token.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            Failure::new("no API token given").hint(
+                "set SEALPOST_TOKEN (or pass --token); an administrator creates one with `sealpost admin user add`",
+            )
+        })?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sealpost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::new(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, base: args.url.trim_end_matches('/').to_owned(), token: token.trim().to_owned() })
+    }
+
+    /// GET a JSON document.
+    pub(super) async fn get(&self, path: &str) -> Result<Value, Failure> {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// POST a JSON body, returning the JSON answer.
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, Failure> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// DELETE, returning the JSON answer.
+    pub(super) async fn delete(&self, path: &str) -> Result<Value, Failure> {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| {
+            Failure::new(format!("cannot reach the gateway at {}: {}", self.base, root_cause(&e)))
+                .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map_err(|e| Failure::new(format!("the gateway sent an answer that is not JSON: {e}")));
+        }
+        Err(api_failure(status, &text))
+    }
+}
+
+/// Turns an error answer into a failure with the server's message and a hint for its code.
+pub(super) fn api_failure(status: StatusCode, body: &str) -> Failure {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("");
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("the gateway answered {status}"), str::to_owned);
+    let failure = Failure::new(message);
+    match code {
+        "unauthenticated" => failure.hint("check SEALPOST_TOKEN: it may be mistyped, expired or revoked"),
+        "policy_denied" => {
+            let ids = error.and_then(|e| e.get("policies")).map(Value::to_string).unwrap_or_default();
+            failure.hint(format!("denied by policy {ids}")).exit(EXIT_DENIED)
+        }
+        _ => failure,
+    }
+}
+
+/// The innermost error's text, which is the useful one for connection failures.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}

@@ -1,0 +1,156 @@
+//! The command line: `sealpost serve` runs the gateway; every other command is a client that
+//! talks to it over HTTP (`SEALPOST_URL`, `SEALPOST_TOKEN`), except `inspect`, which reads a file
+//! locally.
+//!
+//! Errors print as `sealpost: error: …` and, where there is a fix, `sealpost: hint: …`. Exit
+//! codes: 0 ok, 1 failure, 2 denied by policy, 3 bad configuration, 4 verification failed.
+
+mod client;
+mod commands;
+mod inspect;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A failure to report: what went wrong, how to fix it, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    message: String,
+    hint: Option<String>,
+    exit: u8,
+}
+
+impl Failure {
+    /// A plain failure (exit 1).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, exit: 1 }
+    }
+
+    /// Adds a hint line.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Sets the exit code.
+    pub fn exit(mut self, code: u8) -> Self {
+        self.exit = code;
+        self
+    }
+}
+
+/// Exit code for a denial by policy.
+pub const EXIT_DENIED: u8 = 2;
+/// Exit code for bad configuration or policy.
+pub const EXIT_CONFIG: u8 = 3;
+/// Exit code for failed verification.
+pub const EXIT_VERIFY: u8 = 4;
+
+/// sealpost: send bulk personal data encrypted, collected once, and on the record.
+#[derive(Debug, Parser)]
+#[command(name = "sealpost", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the gateway is and who is calling.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The gateway's base URL.
+    #[arg(long, env = "SEALPOST_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Your API token (or set SEALPOST_TOKEN).
+    #[arg(long, env = "SEALPOST_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// Manage organisations, users and tokens (admin role).
+    Admin {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: commands::AdminCommand,
+    },
+    /// Register, list and remove recipient keys in the key directory.
+    Keys {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: commands::KeysCommand,
+    },
+    /// List the bundles waiting for you.
+    Inbox {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show where a transfer you sent stands, per recipient.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The transfer id.
+        id: String,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recall a transfer: revoke its unused links and delete its ciphertext.
+    Recall {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The transfer id.
+        id: String,
+    },
+    /// Read the audit trail (compliance and admin roles).
+    Audit(commands::AuditArgs),
+    /// Show who your token belongs to.
+    Whoami {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Check a file the way the gateway will, without uploading it (no key needed).
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(&Failure::new(format!("cannot start the async runtime: {e}"))),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Admin { client, command } => commands::admin(&client, command).await,
+            Command::Keys { client, command } => commands::keys(&client, command).await,
+            Command::Inbox { client, json } => commands::inbox(&client, json).await,
+            Command::Status { client, id, json } => commands::status(&client, &id, json).await,
+            Command::Recall { client, id } => commands::recall(&client, &id).await,
+            Command::Audit(args) => commands::audit(args).await,
+            Command::Whoami { client } => commands::whoami(&client).await,
+            Command::Inspect(args) => inspect::run(&args),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(&failure),
+    }
+}
+
+fn report(failure: &Failure) -> ExitCode {
+    eprintln!("sealpost: error: {}", failure.message);
+    if let Some(hint) = &failure.hint {
+        eprintln!("sealpost: hint: {hint}");
+    }
+    ExitCode::from(failure.exit)
+}

@@ -1,0 +1,127 @@
+//! `sealpost serve`: resolve the configuration (flags > environment > file > defaults), set up
+//! logging, bind, open the data directory and serve until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+use super::{EXIT_CONFIG, Failure};
+use crate::config::{Config, FileConfig, LogFormat, parse_log_format, parse_size};
+
+/// Options for `sealpost serve`.
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Configuration file (default: `./sealpost.toml` if it exists).
+    #[arg(long, env = "SEALPOST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: database, blobs, keys, admin token.
+    #[arg(long, env = "SEALPOST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "SEALPOST_LISTEN")]
+    listen: Option<String>,
+    /// Base URL used in links (default: http:// and the bound address).
+    #[arg(long, env = "SEALPOST_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest upload, e.g. `10GiB`.
+    #[arg(long, env = "SEALPOST_MAX_UPLOAD_SIZE")]
+    max_upload_size: Option<String>,
+    /// Log format: `human` or `json`.
+    #[arg(long, env = "SEALPOST_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+fn config_failure(e: &crate::config::ConfigError) -> Failure {
+    Failure::new(e.to_string()).hint("see deploy/sealpost.toml for every option").exit(EXIT_CONFIG)
+}
+
+/// Resolves the configuration from the file, then environment and flags over it.
+fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
+    let default_file = PathBuf::from("sealpost.toml");
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path).map_err(|e| config_failure(&e))?,
+        None if default_file.is_file() => FileConfig::read(&default_file).map_err(|e| config_failure(&e))?,
+        None => FileConfig::default(),
+    };
+    let mut config = Config::from_file(file).map_err(|e| config_failure(&e))?;
+    if let Some(v) = &args.data_dir {
+        config.data_dir.clone_from(v);
+    }
+    if let Some(v) = &args.listen {
+        config.listen.clone_from(v);
+    }
+    if let Some(v) = &args.public_url {
+        config.public_url = Some(v.clone());
+    }
+    if let Some(v) = &args.max_upload_size {
+        config.max_upload_size = parse_size("max_upload_size", v).map_err(|e| config_failure(&e))?;
+    }
+    if let Some(v) = &args.log_format {
+        config.log_format = parse_log_format(v).map_err(|e| config_failure(&e))?;
+    }
+    config.validate().map_err(|e| config_failure(&e))?;
+    Ok(config)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the gateway until Ctrl-C or SIGTERM.
+pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
+    let config = resolve(&args)?;
+    init_tracing(config.log_format);
+    let addr = config.listen_addr().map_err(|e| config_failure(&e))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Failure::new(format!("cannot listen on {addr}: {e}")).hint("pick another address with --listen")
+    })?;
+    let bound = listener.local_addr().map_err(|e| Failure::new(format!("cannot read the bound address: {e}")))?;
+    let data_dir = config.data_dir.clone();
+    let (gateway, startup) = crate::server::Gateway::open(config, format!("http://{bound}"))
+        .await
+        .map_err(|e| Failure::new(e.to_string()).hint(format!("check the data directory `{}`", data_dir.display())))?;
+    if let Some(path) = &startup.admin_token {
+        tracing::info!(path = %path.display(), "first start: wrote the admin API token (mode 0600)");
+        eprintln!("sealpost: the admin API token is in {} (readable by you only)", path.display());
+    }
+    if startup.staged_removed + startup.orphans_removed > 0 || startup.leases_reset > 0 {
+        tracing::info!(
+            staged = startup.staged_removed,
+            orphans = startup.orphans_removed,
+            leases = startup.leases_reset,
+            "recovered from an earlier stop"
+        );
+    }
+    tracing::info!(%bound, public_url = %gateway.public_url, data_dir = %data_dir.display(), "sealpost is listening");
+    crate::server::run(listener, gateway, shutdown_signal())
+        .await
+        .map_err(|e| Failure::new(format!("the server stopped: {e}")))?;
+    tracing::info!("sealpost stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

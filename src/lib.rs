@@ -1,0 +1,52 @@
+//! sealpost: a secure data-transfer gateway.
+//!
+//! Contractors upload bundles already encrypted with age to each recipient's registered key;
+//! the gateway inspects them without any key, refuses everything else, and hands each
+//! recipient an expiring one-time link. Every step is an audit event written in the same
+//! transaction as the change it records. The server never holds plaintext, recipients' private
+//! keys or file names.
+//!
+//! # Map
+//!
+//! Domain modules know nothing of HTTP; `api` (axum) and `cli` (clap) sit on top and never import
+//! each other.
+//!
+//! ```text
+//!   cli ──(HTTP)──► api ──► upload ──► envelope (keyless age inspection, pure)
+//!                    │        └──────► blobs (object_store, staged → committed)
+//!                    ├──► policy (approval values; Cedar slots in here)
+//!                    ├──► store (SQLite via sqlx: accounts, keys, transfers, links, audit)
+//!                    └──► directory (recipient key parsing)
+//!   server: opens the data dir, recovers, serves; sweeper: expiry and purge
+//! ```
+
+/// HTTP routes, the error type on the wire, authentication.
+pub mod api;
+/// Audit events and their canonical entry text.
+pub mod audit;
+/// Ciphertext blob storage (staging, commit, read, delete, sweeps).
+pub mod blobs;
+/// The command-line interface.
+pub mod cli;
+/// Wall-clock time that follows tokio's (pausable) clock.
+pub mod clock;
+/// Server configuration (flags, environment, `sealpost.toml`).
+pub mod config;
+/// Recipient key parsing and fingerprints for the key directory.
+pub mod directory;
+/// Keyless inspection of age files: header grammar, payload length, randomness.
+pub mod envelope;
+/// Server-made ids and bearer secrets.
+pub mod ids;
+/// Organisations, roles, user names, classifications.
+pub mod model;
+/// The policy gate and its approval values.
+pub mod policy;
+/// Assembling and running the gateway.
+pub mod server;
+/// The SQLite store: all SQL lives here.
+pub mod store;
+/// The background expiry and purge task.
+pub mod sweeper;
+/// The upload pipeline: stream, hash, inspect, stage.
+pub mod upload;
