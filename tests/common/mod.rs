@@ -1,0 +1,228 @@
+//! Test harness: the real gateway on 127.0.0.1:0 with a temporary data directory, spoken to
+//! over HTTP.
+#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different part of the harness")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness")]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+use age::secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use sealpost::config::Config;
+use sealpost::server::{Gateway, Startup};
+
+/// A running gateway.
+pub struct TestServer {
+    pub url: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    pub startup: Startup,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a gateway with default settings in a fresh temporary directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a gateway in a fresh temporary directory, adjusting the configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self::start_in(dir.path(), adjust).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a gateway on an existing data directory (for restarts).
+    pub async fn start_in(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (gateway, startup) = Gateway::open(config, url.clone()).await.expect("gateway opens");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sealpost::server::run(listener, gateway, async move {
+            let _ = stopped.await;
+        }));
+        let admin = std::fs::read_to_string(data_dir.join("admin.token")).expect("admin token").trim().to_owned();
+        Self {
+            url,
+            admin,
+            data_dir: data_dir.to_owned(),
+            startup,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    /// Stops the gateway gracefully and waits for it.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+        self._dir.take()
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(token).send().await.expect("send");
+        status_json(r).await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r =
+            self.http.post(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.expect("send");
+        status_json(r).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self.http.delete(format!("{}{path}", self.url)).bearer_auth(token).send().await.expect("send");
+        status_json(r).await
+    }
+
+    /// Creates an organisation as admin.
+    pub async fn org(&self, name: &str, kind: &str) {
+        let (status, body) = self.post(&self.admin, "/api/v1/orgs", json!({"name": name, "kind": kind})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Creates a user as admin and returns its token.
+    pub async fn user(&self, user: &str, role: &str) -> String {
+        let (status, body) = self.post(&self.admin, "/api/v1/users", json!({"user": user, "role": role})).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers a key for the token's user.
+    pub async fn add_key(&self, token: &str, recipient: &str) {
+        let (status, body) = self.post(token, "/api/v1/keys", json!({"recipient": recipient})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Uploads `body` to `to` with extra query parameters.
+    pub async fn upload(&self, token: &str, to: &[&str], extra: &str, body: Vec<u8>) -> (u16, Value) {
+        let query: Vec<String> = to.iter().map(|t| format!("to={t}")).collect();
+        let url = format!("{}/api/v1/transfers?{}{extra}", self.url, query.join("&"));
+        let r = self.http.post(url).bearer_auth(token).body(body).send().await.expect("send");
+        status_json(r).await
+    }
+
+    /// Redeems a link token; returns the status and the raw body.
+    pub async fn redeem(&self, token: &str, link: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/redeem", self.url))
+            .bearer_auth(token)
+            .json(&json!({"token": link_token(link)}))
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.bytes().await.expect("body").to_vec())
+    }
+
+    /// Every audit event name, in order.
+    pub async fn events(&self) -> Vec<String> {
+        let (status, body) = self.get(&self.admin, "/api/v1/audit?limit=1000").await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().expect("events").iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Files under the blob and staging directories.
+    pub fn stored_files(&self) -> (usize, usize) {
+        let count = |d: &str| std::fs::read_dir(self.data_dir.join(d)).map(|r| r.count()).unwrap_or(0);
+        (count("blobs"), count("tmp"))
+    }
+}
+
+pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// The token part of a link (`…/d#TOKEN`).
+pub fn link_token(link: &str) -> &str {
+    link.rsplit_once('#').map_or(link, |(_, t)| t)
+}
+
+/// The error code of an error answer.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A fresh X25519 identity and its recipient string.
+pub fn keypair() -> (age::x25519::Identity, String) {
+    let id = age::x25519::Identity::generate();
+    let r = id.to_public().to_string();
+    (id, r)
+}
+
+/// Encrypts with the age crate to the given recipients.
+pub fn encrypt(recipients: &[&str], plaintext: &[u8]) -> Vec<u8> {
+    let rs: Vec<age::x25519::Recipient> =
+        recipients.iter().map(|r| age::x25519::Recipient::from_str(r).expect("recipient")).collect();
+    let encryptor = age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient)).expect("recipients");
+    let mut out = Vec::new();
+    let mut w = encryptor.wrap_output(&mut out).expect("wrap");
+    w.write_all(plaintext).expect("write");
+    w.finish().expect("finish");
+    out
+}
+
+/// Decrypts with the age crate.
+pub fn decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Vec<u8> {
+    age::decrypt(identity, ciphertext).expect("decrypts")
+}
+
+/// The identity file text for `age -d -i`.
+pub fn identity_file(identity: &age::x25519::Identity) -> String {
+    format!("{}\n", identity.to_string().expose_secret())
+}
+
+/// Sets up `acme` (contractor) with sender `acme/bob`, and `hmpps` (agency) with recipient
+/// `hmpps/alice` holding one key. Returns (sender token, recipient token, recipient identity).
+pub async fn parties(server: &TestServer) -> (String, String, age::x25519::Identity) {
+    server.org("acme", "contractor").await;
+    server.org("hmpps", "agency").await;
+    let bob = server.user("acme/bob", "sender").await;
+    let alice = server.user("hmpps/alice", "recipient").await;
+    let (id, r) = keypair();
+    server.add_key(&alice, &r).await;
+    (bob, alice, id)
+}
+
+/// Random bytes (not cryptographic; for plaintexts).
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// True when the Go `age` CLI is installed.
+pub fn go_age() -> bool {
+    std::process::Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success())
+}

@@ -1,0 +1,182 @@
+//! One-time links: redemption exactly once, only by their recipient, and recall and expiry.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use common::{TestServer, code, encrypt, noise, parties};
+use serde_json::{Value, json};
+
+/// Uploads a small bundle to alice; returns (answer, ciphertext).
+async fn send(server: &TestServer, bob: &str, recipient: &str, extra: &str) -> (Value, Vec<u8>) {
+    let ciphertext = encrypt(&[recipient], &noise(5000));
+    let (status, body) = server.upload(bob, &["hmpps/alice"], extra, ciphertext.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    (body, ciphertext)
+}
+
+fn error_code(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    code(&v).to_owned()
+}
+
+#[tokio::test]
+async fn a_link_works_once_for_its_recipient_and_answers_link_used_after() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, ciphertext) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let link = upload["links"][0]["url"].as_str().unwrap();
+
+    let r = server
+        .http()
+        .post(format!("{}/api/v1/redeem", server.url))
+        .bearer_auth(&alice)
+        .json(&json!({"token": common::link_token(link)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let h = r.headers();
+    assert_eq!(h["content-type"], "application/octet-stream");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(r.bytes().await.unwrap().to_vec(), ciphertext);
+
+    let (status, body) = server.redeem(&alice, link).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
+    let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
+    assert_eq!(inbox["transfers"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn someone_else_with_the_link_gets_404_and_the_link_stays_usable() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let mallory = server.user("hmpps/mallory", "recipient").await;
+    let (upload, ciphertext) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let link = upload["links"][0]["url"].as_str().unwrap();
+
+    for token in [&mallory, &bob] {
+        let (status, body) = server.redeem(token, link).await;
+        assert_eq!((status, error_code(&body).as_str()), (404, "not_found"));
+    }
+    let (status, body) = server.redeem(&alice, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    assert_eq!((status, error_code(&body).as_str()), (404, "not_found"));
+    let r =
+        server.http().post(format!("{}/api/v1/redeem", server.url)).json(&json!({"token": "x"})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let (status, got) = server.redeem(&alice, link).await;
+    assert_eq!((status, got), (200, ciphertext));
+    let (_, audit) = server.get(&server.admin, "/api/v1/audit?party=hmpps/mallory").await;
+    let refused: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "download.refused")
+        .map(|e| e["entry"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].contains("reason not_addressed"), "{}", refused[0]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_redemptions_of_one_link_give_exactly_one_200() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, ciphertext) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let link = upload["links"][0]["url"].as_str().unwrap().to_owned();
+    let attempts = (0..50).map(|_| server.redeem(&alice, &link));
+    let results = futures_util::future::join_all(attempts).await;
+    let ok: Vec<&Vec<u8>> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+    assert_eq!(ok.len(), 1, "{:?}", results.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    assert_eq!(ok[0], &ciphertext);
+    for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
+        let c = error_code(body);
+        assert!((*status == 409 && c == "link_in_use") || (*status == 410 && c == "link_used"), "{status} {c}");
+    }
+    let completed = server.events().await.iter().filter(|e| *e == "download.completed").count();
+    assert_eq!(completed, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_landing_page_consumes_nothing_and_carries_strict_headers() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, _) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let link = upload["links"][0]["url"].as_str().unwrap();
+    for _ in 0..3 {
+        let r = server.http().get(link).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+        assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        assert!(r.text().await.unwrap().contains("/api/v1/redeem"));
+        let head = server.http().head(link).send().await.unwrap();
+        assert_eq!(head.status().as_u16(), 200);
+    }
+    let (status, _) = server.redeem(&alice, link).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_recall_revokes_unused_links_and_deletes_the_ciphertext() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, _) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let transfer = upload["id"].as_str().unwrap();
+    let link = upload["links"][0]["url"].as_str().unwrap();
+    let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
+    assert_eq!(inbox["transfers"][0]["transfer"], transfer);
+    assert_eq!(inbox["transfers"][0]["from"], "acme/bob");
+
+    // Not the sender's to recall? Not found.
+    server.org("other", "contractor").await;
+    let eve = server.user("other/eve", "sender").await;
+    let (status, body) = server.delete(&eve, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
+    let (status, body) = server.delete(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["links_revoked"].as_u64(), body["purged"].as_bool()), (Some(1), Some(true)));
+    assert_eq!(server.stored_files(), (0, 0));
+    let (status, body) = server.redeem(&alice, link).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_revoked"));
+    let (status, view) = server.get(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["links"][0]["state"], "revoked");
+    assert!(view["recalled_at"].is_string() && view["purged_at"].is_string());
+    let events = server.events().await;
+    for e in ["transfer.recalled", "link.revoked", "object.purged"] {
+        assert!(events.iter().any(|x| x == e), "{e} missing");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_link_answers_link_expired_and_is_swept() {
+    let server = TestServer::start_with(|c| c.sweep_interval = std::time::Duration::from_secs(1)).await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, _) = send(&server, &bob, &id.to_public().to_string(), "&expires=1s").await;
+    let link = upload["links"][0]["url"].as_str().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, body) = server.redeem(&alice, link).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_expired"));
+    for _ in 0..100 {
+        if server.stored_files() == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.stored_files(), (0, 0), "the sweeper deletes expired ciphertext");
+    let events = server.events().await;
+    assert!(events.iter().any(|e| e == "link.expired"));
+    assert!(events.iter().any(|e| e == "object.purged"));
+    let (status, body) = server.redeem(&alice, link).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_expired"));
+    server.stop().await;
+}
