@@ -164,7 +164,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StartError> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))
 }
 
-/// Writes a file with mode 0600 atomically (temporary file, fsync, rename).
+/// Writes a file with mode 0600 atomically and durably (temporary file, fsync, rename, fsync dir).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
@@ -175,7 +175,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
         .open(&tmp)
         .map_err(io_err(&tmp))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    // The rename itself must survive a power loss, or the bootstrap could outlive its token.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
 /// Loads the gateway's signing key, creating it (0600) on first start.
