@@ -249,6 +249,27 @@ async fn only_senders_upload_and_only_to_existing_recipients_with_keys_within_po
         server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE&expires=14d", file).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(server.stored_files(), (1, 0));
+    let (_, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
+    let refusals: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "upload.refused")
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            "forbidden",
+            "unknown_recipient",
+            "recipient_has_no_key",
+            "bad_request",
+            "policy_denied",
+            "policy_denied",
+            "bad_request",
+            "bad_request"
+        ]
+    );
     server.stop().await;
 }
 

@@ -94,6 +94,19 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// True for 4xx answers (the client's mistake or a refusal).
+    pub fn is_client_error(&self) -> bool {
+        self.status.is_client_error()
+    }
+
+    /// An extra field, as compact JSON text (e.g. `policies` of a denial).
+    pub fn detail(&self, key: &str) -> Option<String> {
+        self.extra.get(key).map(|v| match v {
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            other => other.to_string(),
+        })
+    }
 }
 
 impl IntoResponse for ApiError {

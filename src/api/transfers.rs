@@ -121,16 +121,16 @@ fn refusal_answer(gw: &Gateway, refusal: &Refusal, recipients: &[Recipient]) -> 
     ApiError::new(status, refusal.code(), message).with("reason", refusal.reason())
 }
 
-async fn upload(
-    State(gw): State<Arc<Gateway>>,
-    caller: Caller,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
+/// What an upload needs once the request line has passed every check.
+struct Checked {
+    recipients: Vec<Recipient>,
+    approval: crate::policy::Approval,
+}
+
+/// Checks who uploads, to whom, for how long: role, query, recipients and their keys, policy.
+async fn check_request(gw: &Gateway, caller: &Caller, raw: Option<&str>) -> Result<Checked, ApiError> {
     caller.require(&[Role::Sender], "upload")?;
-    let sender = &caller.0;
-    let query = parse_query(raw.as_deref())?;
+    let query = parse_query(raw)?;
     let recipients = gw.store.recipients(&query.to).await.map_err(|e| match e {
         StoreError::UnknownUser(u) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -147,26 +147,38 @@ async fn upload(
         ));
     }
     let request = UploadRequest {
-        sender,
+        sender: &caller.0,
         recipients: &recipients,
         expires_in: query.expires.unwrap_or(gw.config.default_expiry),
         classification: query.classification,
         now: gw.clock.now(),
     };
-    let approval = match gw.gate.authorize_upload(&request) {
-        Ok(a) => a,
-        Err(denial) => {
-            let event = Event::new(EventKind::UploadRefused)
-                .actor(&sender.id)
-                .code("policy_denied")
-                .field("policies", denial.policies.join(","));
-            gw.store.record(&event, gw.clock.now()).await?;
-            return Err(
-                ApiError::new(StatusCode::FORBIDDEN, "policy_denied", denial.message).with("policies", denial.policies)
-            );
-        }
-    };
+    let approval = gw.gate.authorize_upload(&request).map_err(|denial| {
+        ApiError::new(StatusCode::FORBIDDEN, "policy_denied", denial.message).with("policies", denial.policies)
+    })?;
+    Ok(Checked { recipients, approval })
+}
 
+async fn upload(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
+    let sender = &caller.0;
+    let Checked { recipients, approval } = match check_request(&gw, &caller, raw.as_deref()).await {
+        Ok(checked) => checked,
+        Err(e) if e.is_client_error() => {
+            let mut event = Event::new(EventKind::UploadRefused).actor(&sender.id).code(e.code());
+            if let Some(policies) = e.detail("policies") {
+                event = event.field("policies", policies);
+            }
+            gw.store.record(&event, gw.clock.now()).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let refuse = async |refusal: Refusal, size: u64| -> ApiError {
         let event = Event::new(EventKind::UploadRefused)
             .actor(&sender.id)
