@@ -46,8 +46,8 @@ async fn add_org(
     ApiJson(req): ApiJson<NewOrg>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin], "manage organisations")?;
-    check_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let kind: OrgKind = req.kind.parse().map_err(|e: crate::model::ParseError| ApiError::bad_request(e.to_string()))?;
+    check_name(&req.name)?;
+    let kind: OrgKind = req.kind.parse()?;
     if !kind.creatable() {
         return Err(ApiError::bad_request("use `contractor`, `agency` or `compliance` as the kind"));
     }
@@ -92,7 +92,7 @@ fn token_expiry(gw: &Gateway, lifetime: Option<&str>) -> Result<Option<DateTime<
 }
 
 fn parse_user(s: &str) -> Result<UserRef, ApiError> {
-    s.parse().map_err(|e: crate::model::ParseError| ApiError::bad_request(e.to_string()))
+    Ok(s.parse()?)
 }
 
 async fn add_user(
@@ -102,7 +102,7 @@ async fn add_user(
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     caller.require(&[Role::Admin], "manage users")?;
     let user = parse_user(&req.user)?;
-    let role: Role = req.role.parse().map_err(|e: crate::model::ParseError| ApiError::bad_request(e.to_string()))?;
+    let role: Role = req.role.parse()?;
     let expires_at = token_expiry(&gw, req.token_lifetime.as_deref())?;
     let token = BearerSecret::generate("sp_");
     let token_id = gw.store.create_user(&caller.0.id, &user, role, &token.hash(), expires_at, gw.clock.now()).await?;
@@ -185,7 +185,7 @@ async fn revoke_user_tokens(
     Path((org, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin], "revoke tokens")?;
-    let user = UserRef::new(&org, &name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let user = UserRef::new(&org, &name)?;
     let n = gw.store.revoke_user_tokens(&caller.0.id, &user, gw.clock.now()).await?;
     Ok(Json(json!({ "revoked": n })))
 }

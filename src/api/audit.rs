@@ -52,8 +52,7 @@ async fn audit(
     let party = match q.party.as_deref() {
         None => None,
         Some(p) => {
-            let user: UserRef =
-                p.parse().map_err(|e: crate::model::ParseError| ApiError::bad_request(e.to_string()))?;
+            let user: UserRef = p.parse()?;
             match gw.store.user_id(&user).await {
                 Ok(id) => Some(id),
                 Err(StoreError::UnknownUser(u)) => return Err(ApiError::not_found(format!("there is no user `{u}`"))),

@@ -140,6 +140,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::model::ParseError> for ApiError {
+    fn from(e: crate::model::ParseError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
         match e {

@@ -46,7 +46,7 @@ async fn add_key(
 }
 
 fn user_ref(org: &str, name: &str) -> Result<UserRef, ApiError> {
-    UserRef::new(org, name).map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(UserRef::new(org, name)?)
 }
 
 async fn my_keys(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -72,8 +72,7 @@ fn parse_query(raw: Option<&str>) -> Result<UploadQuery, ApiError> {
     for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "to" => {
-                let user: UserRef =
-                    value.parse().map_err(|e: crate::model::ParseError| ApiError::bad_request(e.to_string()))?;
+                let user: UserRef = value.parse()?;
                 if q.to.contains(&user) {
                     return Err(ApiError::bad_request(format!(
                         "`{user}` is addressed twice: name each recipient once"
@@ -87,8 +86,7 @@ fn parse_query(raw: Option<&str>) -> Result<UploadQuery, ApiError> {
                 q.expires = Some(d);
             }
             "classification" => {
-                q.classification =
-                    value.parse().map_err(|e: crate::model::ParseError| ApiError::bad_request(e.to_string()))?;
+                q.classification = value.parse()?;
             }
             other => {
                 return Err(ApiError::bad_request(format!(
