@@ -48,5 +48,8 @@ pub mod server;
 pub mod store;
 /// The background expiry and purge task.
 pub mod sweeper;
+/// Transparency-log primitives, pure: RFC 6962 Merkle trees, C2SP signed notes, checkpoints,
+/// cosignatures, tiles and proofs.
+pub mod tlog;
 /// The upload pipeline: stream, hash, inspect, stage.
 pub mod upload;
