@@ -58,6 +58,16 @@ pub enum EventKind {
     TokenIssued,
     /// An API token was revoked.
     TokenRevoked,
+    /// A route between organisations was added.
+    RouteAdded,
+    /// A route between organisations was removed.
+    RouteRemoved,
+    /// A held transfer was approved for release.
+    TransferApproved,
+    /// A held transfer was rejected (links revoked, ciphertext deleted).
+    TransferRejected,
+    /// The policy set changed (reload); the entry carries its digest.
+    PolicyChanged,
 }
 
 impl EventKind {
@@ -82,6 +92,11 @@ impl EventKind {
             Self::UserCreated => "user.created",
             Self::TokenIssued => "token.issued",
             Self::TokenRevoked => "token.revoked",
+            Self::RouteAdded => "route.added",
+            Self::RouteRemoved => "route.removed",
+            Self::TransferApproved => "transfer.approved",
+            Self::TransferRejected => "transfer.rejected",
+            Self::PolicyChanged => "policy.changed",
         }
     }
 }

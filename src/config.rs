@@ -65,6 +65,8 @@ pub struct FileConfig {
     pub allow_ssh_recipients: Option<bool>,
     /// See [`Config::allow_unknown_stanzas`].
     pub allow_unknown_stanzas: Option<bool>,
+    /// See [`Config::policies`].
+    pub policies: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -98,7 +100,8 @@ pub struct Config {
     pub max_upload_size: u64,
     /// Link lifetime when the sender asks for none (default 72h).
     pub default_expiry: Duration,
-    /// Longest link lifetime a sender may ask for (default 14 days).
+    /// Hard ceiling on link lifetimes, above any policy (default 90 days; the shipped policy
+    /// allows 14).
     pub max_expiry: Duration,
     /// Lifetime of new API tokens (default 90 days; `never` for none).
     pub token_lifetime: Option<Duration>,
@@ -110,6 +113,8 @@ pub struct Config {
     pub allow_ssh_recipients: bool,
     /// Whether unknown age stanza types may pass the envelope gate (default false).
     pub allow_unknown_stanzas: bool,
+    /// Directory of Cedar policies replacing the built-in set (default: built in).
+    pub policies: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -120,12 +125,13 @@ impl Default for Config {
             public_url: None,
             max_upload_size: 10 << 30,
             default_expiry: Duration::from_secs(72 * 3600),
-            max_expiry: Duration::from_secs(14 * 86400),
+            max_expiry: Duration::from_secs(90 * 86400),
             token_lifetime: Some(Duration::from_secs(90 * 86400)),
             sweep_interval: Duration::from_secs(60),
             log_format: LogFormat::Human,
             allow_ssh_recipients: false,
             allow_unknown_stanzas: false,
+            policies: None,
         }
     }
 }
@@ -165,6 +171,7 @@ impl Config {
         if let Some(v) = file.allow_unknown_stanzas {
             c.allow_unknown_stanzas = v;
         }
+        c.policies = file.policies;
         c.validate()?;
         Ok(c)
     }
@@ -257,6 +264,7 @@ mod tests {
         let file: FileConfig = toml::from_str("max_expiry = \"7d\"\ndefault_expiry = \"1d\"").expect("parses");
         let c = Config::from_file(file).expect("valid");
         assert_eq!(c.max_expiry, Duration::from_secs(7 * 86400));
+        assert_eq!(c.policies, None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::envelope;
 use crate::ids::BearerSecret;
-use crate::policy::PolicyGate;
+use crate::policy::{PolicyError, PolicyGate, PolicySource};
 use crate::store::{Store, StoreError};
 use crate::upload::UploadRules;
 
@@ -47,6 +47,9 @@ pub enum StartError {
     /// The blob store failed to open.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The policy set is invalid.
+    #[error("invalid policy: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 /// Everything a request handler needs, shared.
@@ -88,6 +91,9 @@ impl Gateway {
     /// for links when the configuration gives none (the caller knows the bound address).
     pub async fn open(config: Config, bound_url: String) -> Result<(Arc<Self>, Startup), StartError> {
         let dir = config.data_dir.clone();
+        // Policies first: an invalid set stops the start before anything is touched.
+        let source = config.policies.clone().map_or(PolicySource::Embedded, PolicySource::Dir);
+        let gate = PolicyGate::load(source, config.max_expiry)?;
         create_private_dir(&dir)?;
         let store = Store::open(&dir.join("sealpost.db")).await?;
         let blobs = BlobStore::open(&dir).await?;
@@ -107,7 +113,7 @@ impl Gateway {
         startup.orphans_removed = blobs.sweep_orphans(&known).await?;
         let public_url = config.public_url.clone().unwrap_or(bound_url).trim_end_matches('/').to_owned();
         let gateway = Self {
-            gate: PolicyGate::new(config.max_expiry),
+            gate,
             rules: UploadRules {
                 max_size: config.max_upload_size,
                 envelope: envelope::Limits::default(),

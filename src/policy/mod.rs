@@ -1,17 +1,28 @@
-//! The policy gate: who may send what to whom, for how long.
+//! The policy gate: Cedar decides who may send what to whom, for how long, and what needs a
+//! second person's approval.
 //!
-//! The gate's only way to say yes is an [`Approval`], which has a private constructor, and the
-//! store will only record a transfer from an approval: a path that skips the gate does not
-//! compile. This gate applies the built-in rules below; the Cedar engine replaces the
-//! body of [`PolicyGate::authorize_upload`] without changing its signature. What the gate can
-//! never loosen, the envelope check, lives in `envelope` and runs before the store is touched.
+//! Built-in invariants stay in Rust and no policy can loosen them: only age ciphertext passes the
+//! envelope gate (`envelope`, before any policy), and the store records a transfer only from an
+//! [`Approval`] and a [`Release`], values with private constructors that only this gate makes, so
+//! a path that skips the policy check does not compile. Everything else is Cedar: the shipped set
+//! in `policies/` (compiled in) or a directory given with `--policies`. Default deny, forbid
+//! overrides permit, and every decision carries the ids of the policies that made it.
 
+mod engine;
+mod facts;
+pub mod testing;
+
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+pub use engine::{Decision, Policies, PolicyError, PolicySource};
+pub use facts::{Action, OrgFacts, PolicyRequest, Resource, TransferFacts, UserFacts};
 
 use crate::ids::UserId;
-use crate::model::{Classification, Role};
+use crate::model::Classification;
 use crate::store::{Principal, Recipient};
 
 /// An upload as the gate sees it: who, to whom, for how long, at what marking.
@@ -21,10 +32,14 @@ pub struct UploadRequest<'a> {
     pub sender: &'a Principal,
     /// The addressed users, resolved, with their keys.
     pub recipients: &'a [Recipient],
+    /// Facts about every organisation involved (kinds, routes).
+    pub orgs: &'a [OrgFacts],
     /// How long the links should live.
     pub expires_in: Duration,
     /// The transfer's classification.
     pub classification: Classification,
+    /// The declared body length, when there is one.
+    pub size: Option<u64>,
     /// The time of the request.
     pub now: DateTime<Utc>,
 }
@@ -33,10 +48,13 @@ pub struct UploadRequest<'a> {
 #[derive(Debug)]
 pub struct Approval {
     sender: UserId,
+    sender_facts: UserFacts,
     recipients: Vec<UserId>,
+    recipient_facts: Vec<UserFacts>,
+    orgs: Vec<OrgFacts>,
     classification: Classification,
     expires_at: DateTime<Utc>,
-    policies: Vec<&'static str>,
+    policies: Vec<String>,
 }
 
 impl Approval {
@@ -60,134 +78,250 @@ impl Approval {
         self.expires_at
     }
 
-    /// The ids of the rules that allowed it.
-    pub fn policies(&self) -> &[&'static str] {
+    /// The ids of the policies that allowed it.
+    pub fn policies(&self) -> &[String] {
+        &self.policies
+    }
+
+    /// The sender as policies saw it.
+    pub fn sender_facts(&self) -> &UserFacts {
+        &self.sender_facts
+    }
+
+    /// The organisations involved, as policies saw them.
+    pub fn orgs(&self) -> &[OrgFacts] {
+        &self.orgs
+    }
+}
+
+/// The gate's verdict on releasing an accepted transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    held: bool,
+    policies: Vec<String>,
+}
+
+impl Release {
+    /// True when the transfer waits for a second person's approval.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// The policies that released or held it.
+    pub fn policies(&self) -> &[String] {
         &self.policies
     }
 }
 
-/// A refusal by policy: a sentence saying what would be allowed, and the deciding rules.
+/// A refusal by policy: a sentence saying what would be allowed, and the deciding policies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Denial {
     /// What was refused and what would be allowed.
     pub message: String,
-    /// The ids of the rules that decided it.
-    pub policies: Vec<&'static str>,
+    /// The ids of the forbid policies that decided it (empty when no permit applied).
+    pub policies: Vec<String>,
 }
 
-/// The gate, configured.
-#[derive(Debug, Clone)]
+impl Denial {
+    /// True when a forbid policy decided it (`policy_denied`); false for a default deny, where
+    /// no permit applied (`forbidden`).
+    pub fn explicit(&self) -> bool {
+        !self.policies.is_empty()
+    }
+}
+
+/// The gate: the current policy set, reloadable, and the configured hard limits.
+#[derive(Debug)]
 pub struct PolicyGate {
+    current: RwLock<Arc<Policies>>,
+    source: PolicySource,
     max_expiry: Duration,
 }
 
+/// The id under which the configuration's hard expiry ceiling denies.
+pub const CONFIG_MAX_EXPIRY: &str = "config.max_expiry";
+
 impl PolicyGate {
-    /// A gate that allows links to live at most `max_expiry`.
-    pub fn new(max_expiry: Duration) -> Self {
-        Self { max_expiry }
+    /// Loads and validates the policy set from `source`.
+    pub fn load(source: PolicySource, max_expiry: Duration) -> Result<Self, PolicyError> {
+        let policies = Policies::load(&source)?;
+        Ok(Self { current: RwLock::new(Arc::new(policies)), source, max_expiry })
     }
 
-    /// Decides an upload. Built-in rules, each named by its id:
-    /// - `builtin.recipient-role`: every addressed user has the recipient role;
-    /// - `builtin.max-expiry`: links live no longer than the configured maximum;
-    /// - `builtin.classification`: SECRET and TOP-SECRET material does not travel here.
-    pub fn authorize_upload(&self, req: &UploadRequest<'_>) -> Result<Approval, Denial> {
-        if let Some(r) = req.recipients.iter().find(|r| r.role != Role::Recipient) {
-            return Err(Denial {
-                message: format!("`{}` is not a recipient: address users with the recipient role", r.user),
-                policies: vec!["builtin.recipient-role"],
-            });
+    /// Re-reads the source; an invalid set is refused and the current one stays.
+    /// Returns the new set's digest.
+    pub fn reload(&self) -> Result<String, PolicyError> {
+        let policies = Arc::new(Policies::load(&self.source)?);
+        let digest = policies.digest().to_owned();
+        match self.current.write() {
+            Ok(mut guard) => *guard = policies,
+            Err(poisoned) => *poisoned.into_inner() = policies,
         }
+        Ok(digest)
+    }
+
+    /// Where the policies come from.
+    pub fn source(&self) -> &PolicySource {
+        &self.source
+    }
+
+    fn policies(&self) -> Arc<Policies> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The current set's digest.
+    pub fn digest(&self) -> String {
+        self.policies().digest().to_owned()
+    }
+
+    /// Evaluates a request. Evaluation problems deny (fail closed) and are logged.
+    pub fn decide(&self, req: &PolicyRequest, now: DateTime<Utc>) -> Decision {
+        let policies = self.policies();
+        let (principal, resource, context, entities) = req.to_cedar(now.timestamp());
+        match policies.evaluate(&principal, req.action.as_str(), &resource, context, entities) {
+            Ok(decision) => {
+                if !decision.errors.is_empty() {
+                    tracing::warn!(errors = ?decision.errors, action = req.action.as_str(), "policy evaluation errors");
+                }
+                decision
+            }
+            Err(e) => {
+                tracing::error!(error = %e, action = req.action.as_str(), "policy request could not be built");
+                Decision { allowed: false, policies: Vec::new(), errors: vec![e] }
+            }
+        }
+    }
+
+    /// Decides a request; a denial carries a message built from the deciding policies'
+    /// `@advice`, or says that no policy allows `what` when none applied.
+    pub fn authorize(&self, req: &PolicyRequest, what: &str, now: DateTime<Utc>) -> Result<Vec<String>, Denial> {
+        let decision = self.decide(req, now);
+        if decision.allowed {
+            return Ok(decision.policies);
+        }
+        Err(self.denial(&decision, what))
+    }
+
+    fn denial(&self, decision: &Decision, what: &str) -> Denial {
+        let policies = self.policies();
+        let message = if decision.policies.is_empty() {
+            format!("no policy allows {what}: ask your administrator if you need to")
+        } else {
+            let advice: Vec<String> = decision
+                .policies
+                .iter()
+                .map(|id| policies.advice(id).map_or_else(|| format!("policy `{id}` forbids {what}"), str::to_owned))
+                .collect();
+            advice.join("; ")
+        };
+        Denial { message, policies: decision.policies.clone() }
+    }
+
+    /// Decides an upload: the configured expiry ceiling, then Cedar's `upload` once per
+    /// recipient (every one must be allowed).
+    pub fn authorize_upload(&self, req: &UploadRequest<'_>) -> Result<Approval, Denial> {
         if req.expires_in > self.max_expiry {
             return Err(Denial {
                 message: format!(
-                    "links may live at most {}: ask for a shorter `expires`",
+                    "links may live at most {} on this gateway: ask for a shorter `expires`",
                     humantime::format_duration(self.max_expiry)
                 ),
-                policies: vec!["builtin.max-expiry"],
-            });
-        }
-        if matches!(req.classification, Classification::Secret | Classification::TopSecret) {
-            return Err(Denial {
-                message: format!(
-                    "`{}` material must not travel through this gateway: only OFFICIAL and OFFICIAL-SENSITIVE are allowed",
-                    req.classification
-                ),
-                policies: vec!["builtin.classification"],
+                policies: vec![CONFIG_MAX_EXPIRY.to_owned()],
             });
         }
         let expires_in = chrono::Duration::from_std(req.expires_in).map_err(|_| Denial {
             message: "that expiry is out of range: ask for a shorter `expires`".to_owned(),
-            policies: vec!["builtin.max-expiry"],
+            policies: vec![CONFIG_MAX_EXPIRY.to_owned()],
         })?;
+        let sender = principal_facts(req.sender);
+        let recipient_facts: Vec<UserFacts> = req.recipients.iter().map(recipient_facts).collect();
+        let mut context = Map::new();
+        context.insert("classification".into(), json!(req.classification.as_str()));
+        context.insert("expires_in_seconds".into(), json!(req.expires_in.as_secs()));
+        context.insert("recipient_count".into(), json!(req.recipients.len()));
+        if let Some(size) = req.size {
+            context.insert("size".into(), json!(size));
+        }
+        let mut allowed_by = Vec::new();
+        for recipient in &recipient_facts {
+            let request = PolicyRequest {
+                action: Action::Upload,
+                principal: sender.clone(),
+                resource: Resource::User(recipient.clone()),
+                orgs: req.orgs.to_vec(),
+                context: context.clone(),
+            };
+            let what = format!("`{}` ({}) to upload to `{}`", sender.name, sender.role, recipient.name);
+            allowed_by.extend(self.authorize(&request, &what, req.now)?);
+        }
+        allowed_by.sort();
+        allowed_by.dedup();
         Ok(Approval {
             sender: req.sender.id.clone(),
+            sender_facts: sender,
             recipients: req.recipients.iter().map(|r| r.id.clone()).collect(),
+            recipient_facts,
+            orgs: req.orgs.to_vec(),
             classification: req.classification,
             expires_at: req.now + expires_in,
-            policies: vec!["builtin.recipient-role", "builtin.max-expiry", "builtin.classification"],
+            policies: allowed_by,
         })
+    }
+
+    /// Decides whether a transfer goes to its recipients now or waits for approval. Anything
+    /// but an allow holds it (fail closed).
+    pub fn release(
+        &self,
+        principal: &UserFacts,
+        transfer: &TransferFacts,
+        orgs: &[OrgFacts],
+        facts: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Release {
+        let request = PolicyRequest {
+            action: Action::Release,
+            principal: principal.clone(),
+            resource: Resource::Transfer(transfer.clone()),
+            orgs: orgs.to_vec(),
+            context: facts,
+        };
+        let decision = self.decide(&request, now);
+        Release { held: !decision.allowed, policies: decision.policies }
+    }
+
+    /// Facts about the transfer an approval describes, before it has an id.
+    pub fn transfer_facts(approval: &Approval, id: &str, size: u64) -> TransferFacts {
+        TransferFacts {
+            id: id.to_owned(),
+            sender: approval.sender_facts.clone(),
+            recipients: approval.recipient_facts.clone(),
+            classification: approval.classification.as_str().to_owned(),
+            size,
+            approved: false,
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{OrgKind, UserRef};
-
-    fn principal(role: Role) -> Principal {
-        Principal {
-            id: UserId::generate(),
-            user: UserRef::new("acme", "bob").expect("valid"),
-            role,
-            org_kind: OrgKind::Contractor,
-        }
+/// The caller as policies see it.
+pub fn principal_facts(p: &Principal) -> UserFacts {
+    UserFacts {
+        id: p.id.to_string(),
+        name: p.user.to_string(),
+        role: p.role.as_str().to_owned(),
+        org: p.user.org.clone(),
     }
+}
 
-    fn recipient(role: Role) -> Recipient {
-        Recipient { id: UserId::generate(), user: UserRef::new("agency", "alice").expect("valid"), role, keys: vec![] }
-    }
-
-    fn request<'a>(sender: &'a Principal, to: &'a [Recipient], hours: u64, c: Classification) -> UploadRequest<'a> {
-        UploadRequest {
-            sender,
-            recipients: to,
-            expires_in: Duration::from_secs(hours * 3600),
-            classification: c,
-            now: Utc::now(),
-        }
-    }
-
-    #[test]
-    fn an_ordinary_upload_is_approved_with_its_expiry() {
-        let gate = PolicyGate::new(Duration::from_secs(14 * 86400));
-        let sender = principal(Role::Sender);
-        let to = [recipient(Role::Recipient)];
-        let req = request(&sender, &to, 72, Classification::Official);
-        let approval = gate.authorize_upload(&req).expect("approved");
-        assert_eq!(approval.expires_at(), req.now + chrono::Duration::hours(72));
-        assert_eq!(approval.recipients(), &[to[0].id.clone()]);
-    }
-
-    #[test]
-    fn too_long_expiry_is_denied_by_its_rule() {
-        let gate = PolicyGate::new(Duration::from_secs(14 * 86400));
-        let sender = principal(Role::Sender);
-        let to = [recipient(Role::Recipient)];
-        let denial = gate.authorize_upload(&request(&sender, &to, 15 * 24, Classification::Official)).unwrap_err();
-        assert_eq!(denial.policies, vec!["builtin.max-expiry"]);
-    }
-
-    #[test]
-    fn secret_material_and_non_recipients_are_denied() {
-        let gate = PolicyGate::new(Duration::from_secs(14 * 86400));
-        let sender = principal(Role::Sender);
-        let to = [recipient(Role::Recipient)];
-        let denial = gate.authorize_upload(&request(&sender, &to, 1, Classification::Secret)).unwrap_err();
-        assert_eq!(denial.policies, vec!["builtin.classification"]);
-        let to = [recipient(Role::Sender)];
-        let denial = gate.authorize_upload(&request(&sender, &to, 1, Classification::Official)).unwrap_err();
-        assert_eq!(denial.policies, vec!["builtin.recipient-role"]);
+/// An addressed recipient as policies see it.
+pub fn recipient_facts(r: &Recipient) -> UserFacts {
+    UserFacts {
+        id: r.id.to_string(),
+        name: r.user.to_string(),
+        role: r.role.as_str().to_owned(),
+        org: r.user.org.clone(),
     }
 }

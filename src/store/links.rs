@@ -42,6 +42,8 @@ pub enum RedeemRefusal {
     Revoked,
     /// Another download of it is running.
     InUse,
+    /// The transfer waits for a second person's approval.
+    AwaitingApproval,
 }
 
 impl RedeemRefusal {
@@ -53,6 +55,7 @@ impl RedeemRefusal {
             Self::Expired => "link_expired",
             Self::Revoked => "link_revoked",
             Self::InUse => "link_in_use",
+            Self::AwaitingApproval => "awaiting_approval",
         }
     }
 }
@@ -81,7 +84,7 @@ impl Store {
             "UPDATE links SET state = 'leased', lease_id = ?1 \
              WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 \
                AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
-                           AND t.object_key IS NOT NULL AND t.recalled_at IS NULL) \
+                           AND t.object_key IS NOT NULL AND t.recalled_at IS NULL AND t.status = 'released') \
              RETURNING id, transfer_id",
         )
         .bind(&lease_id)
@@ -115,7 +118,7 @@ impl Store {
         // Refused: find out why, for the caller's answer and the audit trail. The decision
         // above was already taken atomically; this read only explains it.
         let row = sqlx::query(
-            "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at \
+            "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at, t.status \
              FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = ?",
         )
         .bind(&token.0[..])
@@ -141,6 +144,8 @@ impl Store {
                     RedeemRefusal::Revoked
                 } else if state == "leased" {
                     RedeemRefusal::InUse
+                } else if row.get::<String, _>("status") == "held" && row.get::<i64, _>("expires_at") > ms(now) {
+                    RedeemRefusal::AwaitingApproval
                 } else {
                     RedeemRefusal::Expired
                 }

@@ -9,6 +9,7 @@ mod accounts;
 mod audit_log;
 mod keys;
 mod links;
+mod routes;
 mod transfers;
 
 use std::path::Path;
@@ -25,7 +26,10 @@ pub use accounts::{OrgInfo, Principal, TokenInfo, UserInfo};
 pub use audit_log::{AuditFilter, AuditRow};
 pub use keys::{KeyInfo, Recipient};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
-pub use transfers::{InboxItem, LinkStatus, NewLink, NewTransfer, Purge, Recall, TransferInfo};
+pub use routes::RouteInfo;
+pub use transfers::{
+    Decided, InboxItem, LinkStatus, NewLink, NewTransfer, Purge, Recall, TransferInfo, TransferRecord,
+};
 
 /// What can go wrong in the store, for callers to turn into precise answers.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,15 @@ pub enum StoreError {
         /// The fingerprint asked for.
         fingerprint: String,
     },
+    /// The transfer is not waiting for approval (released, rejected, or decided already).
+    #[error("transfer `{0}` is not waiting for approval")]
+    NotHeld(String),
+    /// The route already exists.
+    #[error("there is already a route from `{0}` to `{1}`")]
+    RouteExists(String, String),
+    /// There is no such route.
+    #[error("there is no route from `{0}` to `{1}`")]
+    UnknownRoute(String, String),
     /// No transfer has that id (or the caller may not see it).
     #[error("there is no transfer `{0}`")]
     UnknownTransfer(String),

@@ -8,7 +8,7 @@ use super::{Store, StoreError, append, from_ms, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{LinkId, SecretHash, TransferId, UserId};
 use crate::model::{Classification, UserRef};
-use crate::policy::Approval;
+use crate::policy::{Approval, OrgFacts, Release, TransferFacts, UserFacts};
 
 /// An accepted upload, ready to commit.
 #[derive(Debug)]
@@ -55,7 +55,8 @@ pub struct InboxItem {
     pub created_at: DateTime<Utc>,
     /// When the link expires.
     pub expires_at: DateTime<Utc>,
-    /// `issued` (waiting) or `leased` (a download is running).
+    /// `issued` (waiting), `leased` (a download is running) or `awaiting_approval` (held for
+    /// a second person's approval).
     pub state: String,
 }
 
@@ -89,6 +90,10 @@ pub struct TransferInfo {
     pub created_at: DateTime<Utc>,
     /// When its links expire.
     pub expires_at: DateTime<Utc>,
+    /// `released`, `awaiting_approval` or `rejected`.
+    pub status: String,
+    /// Who approved or rejected it, if anyone did.
+    pub decided_by: Option<UserRef>,
     /// When it was recalled, if it was.
     pub recalled_at: Option<DateTime<Utc>>,
     /// When its ciphertext was deleted, if it was.
@@ -113,16 +118,160 @@ pub struct Purge {
     pub transfer: TransferId,
     /// Its blob.
     pub object_key: String,
-    /// `delivered`, `expired` or `recalled`.
+    /// `delivered`, `expired`, `recalled` or `rejected`.
     pub reason: &'static str,
 }
 
+/// A stored transfer as policies and the approval flow need it.
+#[derive(Debug, Clone)]
+pub struct TransferRecord {
+    /// The policy facts (sender, recipients, classification, size, approved).
+    pub facts: TransferFacts,
+    /// Facts about every organisation involved.
+    pub orgs: Vec<OrgFacts>,
+    /// `held`, `released` or `rejected`.
+    pub status: String,
+    /// Whether the upload was armoured.
+    pub armored: bool,
+}
+
+/// The outcome of an approval decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// Whether the transfer is now released to its recipients.
+    pub released: bool,
+    /// Links revoked (on rejection).
+    pub revoked: u64,
+    /// The blob to delete (on rejection).
+    pub object_key: Option<String>,
+}
+
+fn user_facts(row: &sqlx::sqlite::SqliteRow) -> UserFacts {
+    let org: String = row.get("org");
+    let name: String = row.get("name");
+    UserFacts { id: row.get("id"), name: format!("{org}/{name}"), role: row.get("role"), org }
+}
+
 impl Store {
+    /// A transfer with everything policies need to decide on it.
+    pub async fn transfer_record(&self, id: &TransferId) -> Result<TransferRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.size, t.classification, t.status, t.armored, t.decided_by, \
+                    u.id, u.name, u.role, o.name AS org \
+             FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::UnknownTransfer(id.to_string()))?;
+        let recipients: Vec<UserFacts> = sqlx::query(
+            "SELECT u.id, u.name, u.role, o.name AS org FROM links l JOIN users u ON u.id = l.recipient_id \
+             JOIN orgs o ON o.id = u.org_id WHERE l.transfer_id = ? ORDER BY o.name, u.name",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(user_facts)
+        .collect();
+        let status: String = row.get("status");
+        let sender = user_facts(&row);
+        let mut org_names: Vec<&str> = recipients.iter().map(|r| r.org.as_str()).collect();
+        org_names.push(&sender.org);
+        org_names.sort_unstable();
+        org_names.dedup();
+        let orgs = self.org_facts(&org_names).await?;
+        Ok(TransferRecord {
+            facts: TransferFacts {
+                id: id.to_string(),
+                sender,
+                recipients,
+                classification: row.get("classification"),
+                size: u64::try_from(row.get::<i64, _>("size")).unwrap_or_default(),
+                approved: row.get::<Option<String>, _>("decided_by").is_some() && status != "rejected",
+            },
+            orgs,
+            status,
+            armored: row.get("armored"),
+        })
+    }
+
+    /// The recipient and transfer of the link with this token, if any.
+    pub async fn link_target(&self, token: &SecretHash) -> Result<Option<(UserId, TransferId)>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT recipient_id, transfer_id FROM links WHERE token_hash = ?")
+                .bind(&token.0[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(u, t)| (UserId::from_db(u), TransferId::from_db(t))))
+    }
+
+    /// Records an approver's decision on a held transfer. Approval releases it when `release`
+    /// is true (the policies re-decided with the approval); rejection revokes its links.
+    /// Deciding a transfer that is not held is refused with `NotHeld`.
+    pub async fn decide_transfer(
+        &self,
+        id: &TransferId,
+        approver: &UserId,
+        approve: bool,
+        release: &Release,
+        now: DateTime<Utc>,
+    ) -> Result<Decided, StoreError> {
+        let mut tx = self.write().await?;
+        let new_status = match (approve, release.held()) {
+            (true, false) => "released",
+            (true, true) => "held",
+            (false, _) => "rejected",
+        };
+        let updated: Option<Option<String>> = sqlx::query_scalar(
+            "UPDATE transfers SET status = ?, decided_by = ?, decided_at = ? \
+             WHERE id = ? AND status = 'held' AND decided_by IS NULL RETURNING object_key",
+        )
+        .bind(new_status)
+        .bind(approver.as_str())
+        .bind(ms(now))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(object_key) = updated else {
+            return Err(StoreError::NotHeld(id.to_string()));
+        };
+        let kind = if approve { EventKind::TransferApproved } else { EventKind::TransferRejected };
+        let event = Event::new(kind)
+            .actor(approver)
+            .transfer(id)
+            .field("status", new_status)
+            .field("release_policies", release.policies().join(","));
+        append(&mut tx, &event, now).await?;
+        let mut revoked = 0;
+        if !approve {
+            let links: Vec<(String, String)> = sqlx::query_as(
+                "UPDATE links SET state = 'revoked', lease_id = NULL \
+                 WHERE transfer_id = ? AND state IN ('issued', 'leased') RETURNING id, recipient_id",
+            )
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            for (link, recipient) in &links {
+                let event = Event::new(EventKind::LinkRevoked)
+                    .actor(approver)
+                    .transfer(id)
+                    .subject(recipient.as_str())
+                    .field("link", link);
+                append(&mut tx, &event, now).await?;
+            }
+            revoked = links.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(Decided { released: new_status == "released", revoked, object_key: if approve { None } else { object_key } })
+    }
+
     /// Commits an accepted upload: the transfer, one link per approved recipient, and their
     /// audit events, in one transaction. Nothing is visible unless all of it is.
     pub async fn insert_transfer(
         &self,
         approval: &Approval,
+        release: &Release,
         transfer: &NewTransfer,
         links: &[NewLink],
         now: DateTime<Utc>,
@@ -133,8 +282,8 @@ impl Store {
         );
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(transfer.id.as_str())
         .bind(approval.sender().as_str())
@@ -145,6 +294,7 @@ impl Store {
         .bind(ms(now))
         .bind(ms(approval.expires_at()))
         .bind(&transfer.object_key)
+        .bind(if release.held() { "held" } else { "released" })
         .execute(&mut *tx)
         .await?;
         let mut accepted = Event::new(EventKind::UploadAccepted)
@@ -154,7 +304,9 @@ impl Store {
             .field("digest", &transfer.digest)
             .field("classification", approval.classification())
             .field("expires", approval.expires_at().timestamp())
-            .field("policies", approval.policies().join(","));
+            .field("policies", approval.policies().join(","))
+            .field("status", if release.held() { "held" } else { "released" })
+            .field("release_policies", release.policies().join(","));
         accepted.fields.extend(transfer.envelope.iter().cloned());
         append(&mut tx, &accepted, now).await?;
         for link in links {
@@ -184,7 +336,7 @@ impl Store {
     pub async fn inbox(&self, user: &UserId, now: DateTime<Utc>) -> Result<Vec<InboxItem>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.id, o.name AS org, u.name, t.size, t.digest, t.classification, t.created_at, \
-                    l.expires_at, l.state \
+                    l.expires_at, CASE WHEN t.status = 'held' THEN 'awaiting_approval' ELSE l.state END AS state \
              FROM links l JOIN transfers t ON t.id = l.transfer_id \
              JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id \
              WHERE l.recipient_id = ? AND l.state IN ('issued', 'leased') AND l.expires_at > ? \
@@ -221,7 +373,9 @@ impl Store {
         let unknown = || StoreError::UnknownTransfer(id.to_string());
         let row = sqlx::query(
             "SELECT t.id, t.sender_id, o.name AS org, u.name, t.size, t.digest, t.classification, t.created_at, \
-                    t.expires_at, t.recalled_at, t.purged_at \
+                    t.expires_at, t.recalled_at, t.purged_at, t.status, \
+                    (SELECT do.name || '/' || du.name FROM users du JOIN orgs do ON do.id = du.org_id \
+                     WHERE du.id = t.decided_by) AS decided_by \
              FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = ?",
         )
         .bind(id.as_str())
@@ -257,6 +411,11 @@ impl Store {
             classification: row.get::<String, _>("classification").parse()?,
             created_at: from_ms(row.get("created_at")),
             expires_at: from_ms(row.get("expires_at")),
+            status: match row.get::<String, _>("status").as_str() {
+                "held" => "awaiting_approval".to_owned(),
+                other => other.to_owned(),
+            },
+            decided_by: row.get::<Option<String>, _>("decided_by").and_then(|u| u.parse().ok()),
             recalled_at: row.get::<Option<i64>, _>("recalled_at").map(from_ms),
             purged_at: row.get::<Option<i64>, _>("purged_at").map(from_ms),
             links,
@@ -335,7 +494,7 @@ impl Store {
     /// Transfers whose ciphertext can go: no link can still be redeemed.
     pub async fn purgeable(&self) -> Result<Vec<Purge>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t.id, t.object_key, t.recalled_at, \
+            "SELECT t.id, t.object_key, t.recalled_at, t.status, \
                     (SELECT COUNT(*) FROM links l WHERE l.transfer_id = t.id AND l.state = 'used') AS used \
              FROM transfers t WHERE t.object_key IS NOT NULL AND NOT EXISTS \
                 (SELECT 1 FROM links l WHERE l.transfer_id = t.id AND l.state IN ('issued', 'leased'))",
@@ -345,7 +504,9 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let reason = if r.get::<Option<i64>, _>("recalled_at").is_some() {
+                let reason = if r.get::<String, _>("status") == "rejected" {
+                    "rejected"
+                } else if r.get::<Option<i64>, _>("recalled_at").is_some() {
                     "recalled"
                 } else if r.get::<i64, _>("used") > 0 {
                     "delivered"
