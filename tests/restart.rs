@@ -311,6 +311,8 @@ impl Api<'_> {
             let (status, body) = self.post(self.admin, "/api/v1/orgs", json!({"name": name, "kind": kind})).await;
             assert_eq!(status, 201, "{body}");
         }
+        let (status, body) = self.post(self.admin, "/api/v1/routes", json!({"from": "acme", "to": "hmpps"})).await;
+        assert_eq!(status, 201, "{body}");
         let mut tokens = Vec::new();
         for (user, role) in [("acme/bob", "sender"), ("hmpps/alice", "recipient")] {
             let (status, body) = self.post(self.admin, "/api/v1/users", json!({"user": user, "role": role})).await;

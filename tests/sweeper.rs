@@ -15,7 +15,7 @@ use sealpost::clock::Clock;
 use sealpost::directory::RecipientKey;
 use sealpost::ids::{BearerSecret, LinkId, TransferId, UserId};
 use sealpost::model::{Classification, OrgKind, Role, UserRef};
-use sealpost::policy::{PolicyGate, UploadRequest};
+use sealpost::policy::{PolicyGate, PolicySource, UploadRequest};
 use sealpost::store::{AuditFilter, LeaseEnd, NewLink, NewTransfer, Store};
 use sealpost::sweeper::{self, SweepReport};
 
@@ -48,6 +48,7 @@ impl Fixture {
         let admin = store.user_id(&admin).await.expect("admin id");
         store.create_org(&admin, "acme", OrgKind::Contractor, now).await.expect("acme");
         store.create_org(&admin, "hmpps", OrgKind::Agency, now).await.expect("hmpps");
+        store.add_route(&admin, "acme", "hmpps", now).await.expect("route");
         let bob = UserRef::new("acme", "bob").expect("name");
         let bob_token = BearerSecret::generate("sp_");
         store.create_user(&admin, &bob, Role::Sender, &bob_token.hash(), None, now).await.expect("bob");
@@ -61,12 +62,16 @@ impl Fixture {
 
         let sender = store.authenticate(&bob_token.hash(), now).await.expect("authenticate").expect("bob's token");
         let recipients = store.recipients(&[alice]).await.expect("recipients");
-        let approval = PolicyGate::new(Duration::from_secs(14 * 86_400))
+        let orgs = store.org_facts(&["acme", "hmpps"]).await.expect("org facts");
+        let gate = PolicyGate::load(PolicySource::Embedded, Duration::from_secs(14 * 86_400)).expect("policies");
+        let approval = gate
             .authorize_upload(&UploadRequest {
                 sender: &sender,
                 recipients: &recipients,
+                orgs: &orgs,
                 expires_in: LINK_LIFETIME,
                 classification: Classification::Official,
+                size: None,
                 now,
             })
             .expect("approved");
@@ -88,7 +93,14 @@ impl Fixture {
             envelope: vec![],
         };
         let links = [NewLink { id: LinkId::generate(), recipient: alice_id.clone(), token_hash: link.hash() }];
-        store.insert_transfer(&approval, &new_transfer, &links, now).await.expect("transfer recorded");
+        let facts = PolicyGate::transfer_facts(&approval, transfer.as_str(), ciphertext.len() as u64);
+        let context = serde_json::Map::from_iter([
+            ("armored".to_owned(), serde_json::json!(false)),
+            ("recipient_stanzas".to_owned(), serde_json::json!(1)),
+        ]);
+        let release = gate.release(approval.sender_facts(), &facts, approval.orgs(), context, now);
+        assert!(!release.held(), "an OFFICIAL transfer is released at once");
+        store.insert_transfer(&approval, &release, &new_transfer, &links, now).await.expect("transfer recorded");
 
         Self { dir, store, blobs, alice: alice_id, link, transfer, object_key, expires_at: approval.expires_at() }
     }

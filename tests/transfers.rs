@@ -226,8 +226,11 @@ async fn only_senders_upload_and_only_to_existing_recipients_with_keys_within_po
     let (bob, alice, alice_id) = parties(&server).await;
     let file = encrypt(&[&alice_id.to_public().to_string()], &noise(1000));
 
+    // A route inside hmpps, so that only the role decides: no permit lets a recipient upload.
+    server.route("hmpps", "hmpps").await;
     let (status, body) = server.upload(&alice, &["hmpps/alice"], "", file.clone()).await;
     assert_eq!((status, code(&body)), (403, "forbidden"));
+    assert_eq!(body["error"]["policies"], json!([]));
     let (status, body) = server.upload(&bob, &["hmpps/nobody"], "", file.clone()).await;
     assert_eq!((status, code(&body)), (422, "unknown_recipient"));
     server.user("hmpps/nokey", "recipient").await;
@@ -237,7 +240,7 @@ async fn only_senders_upload_and_only_to_existing_recipients_with_keys_within_po
     assert_eq!((status, code(&body)), (400, "bad_request"));
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&expires=15d", file.clone()).await;
     assert_eq!((status, code(&body)), (403, "policy_denied"));
-    assert_eq!(body["error"]["policies"], json!(["builtin.max-expiry"]));
+    assert_eq!(body["error"]["policies"], json!(["max-expiry"]));
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&classification=SECRET", file.clone()).await;
     assert_eq!((status, code(&body)), (403, "policy_denied"));
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&classification=PUBLIC", file.clone()).await;
@@ -247,7 +250,8 @@ async fn only_senders_upload_and_only_to_existing_recipients_with_keys_within_po
     assert_eq!((status, code(&body)), (400, "bad_request"));
     let (status, body) =
         server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE&expires=14d", file).await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "awaiting_approval");
     assert_eq!(server.stored_files(), (1, 0));
     let (_, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
     let refusals: Vec<&str> = audit["events"]

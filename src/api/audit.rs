@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiQuery};
 use crate::ids::TransferId;
-use crate::model::{Role, UserRef};
+use crate::model::UserRef;
+use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::server::Gateway;
 use crate::store::{AuditFilter, StoreError};
 
@@ -43,7 +44,14 @@ async fn audit(
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&[Role::Compliance, Role::Admin], "read the audit trail")?;
+    let request = PolicyRequest {
+        action: Action::ReadAudit,
+        principal: principal_facts(&caller.0),
+        resource: Resource::AuditTrail,
+        orgs: gw.store.org_facts(&[caller.0.user.org.as_str()]).await?,
+        context: serde_json::Map::new(),
+    };
+    gw.gate.authorize(&request, &format!("`{}` to read the audit trail", caller.0.user), gw.clock.now())?;
     let transfer = q
         .transfer
         .as_deref()

@@ -12,9 +12,13 @@ use serde_json::{Map, Value, json};
 use crate::blobs::BlobError;
 use crate::store::StoreError;
 
-/// An error answer: `{"error":{"code":…,"message":…, …extra}}`.
+/// An error answer: `{"error":{"code":…,"message":…, …extra}}`. Boxed: errors are rare and
+/// `Result`s that carry them stay small.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -25,12 +29,12 @@ pub struct ApiError {
 impl ApiError {
     /// An answer with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), retry_after: None }
+        Self(Box::new(Inner { status, code, message: message.into(), extra: Map::new(), retry_after: None }))
     }
 
     /// Adds a field to the error object.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(key.to_owned(), value.into());
+        self.0.extra.insert(key.to_owned(), value.into());
         self
     }
 
@@ -75,7 +79,7 @@ impl ApiError {
             "unavailable",
             "the gateway is busy; nothing was changed, try again in a moment",
         );
-        e.retry_after = Some(2);
+        e.0.retry_after = Some(2);
         e
     }
 
@@ -86,23 +90,23 @@ impl ApiError {
             "insufficient_storage",
             "the gateway is out of storage space; nothing was kept, try again later or tell the operator",
         );
-        e.retry_after = Some(300);
+        e.0.retry_after = Some(300);
         e
     }
 
     /// The machine code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// True for 4xx answers (the client's mistake or a refusal).
     pub fn is_client_error(&self) -> bool {
-        self.status.is_client_error()
+        self.0.status.is_client_error()
     }
 
     /// An extra field, as compact JSON text (e.g. `policies` of a denial).
     pub fn detail(&self, key: &str) -> Option<String> {
-        self.extra.get(key).map(|v| match v {
+        self.0.extra.get(key).map(|v| match v {
             Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
             other => other.to_string(),
         })
@@ -111,12 +115,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let this = *self.0;
         let mut error = Map::new();
-        error.insert("code".into(), self.code.into());
-        error.insert("message".into(), self.message.into());
-        error.extend(self.extra);
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
-        if let Some(secs) = self.retry_after {
+        error.insert("code".into(), this.code.into());
+        error.insert("message".into(), this.message.into());
+        error.extend(this.extra);
+        let mut response = (this.status, Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = this.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
@@ -129,14 +134,28 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Busy => Self::unavailable(),
             StoreError::Full => Self::insufficient_storage(),
-            StoreError::OrgExists(_) | StoreError::UserExists(_) | StoreError::KeyExists(_) => conflict(&e),
+            StoreError::OrgExists(_)
+            | StoreError::UserExists(_)
+            | StoreError::KeyExists(_)
+            | StoreError::RouteExists(..) => conflict(&e),
+            StoreError::NotHeld(_) => Self::new(StatusCode::CONFLICT, "not_awaiting_approval", e.to_string()),
             StoreError::UnknownOrg(_) => Self::not_found(format!("{e}: create it first with `sealpost admin org add`")),
             StoreError::UnknownUser(_)
             | StoreError::UnknownToken(_)
             | StoreError::UnknownKey { .. }
+            | StoreError::UnknownRoute(..)
             | StoreError::UnknownTransfer(_) => Self::not_found(e.to_string()),
             StoreError::Corrupt(_) | StoreError::Migrate(_) | StoreError::Db(_) => Self::internal(&e),
         }
+    }
+}
+
+impl From<crate::policy::Denial> for ApiError {
+    /// A forbid policy's denial is `policy_denied`; a default deny (no permit applied) is
+    /// `forbidden`. Both are 403 and carry the deciding policies.
+    fn from(d: crate::policy::Denial) -> Self {
+        let code = if d.explicit() { "policy_denied" } else { "forbidden" };
+        Self::new(StatusCode::FORBIDDEN, code, d.message).with("policies", d.policies)
     }
 }
 

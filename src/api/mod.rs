@@ -9,7 +9,10 @@ pub mod error;
 mod keys;
 mod pages;
 mod redeem;
+mod routes;
 mod transfers;
+
+pub use routes::reload_policies;
 
 use std::sync::Arc;
 
@@ -33,6 +36,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(keys::router())
         .merge(pages::router())
         .merge(redeem::router())
+        .merge(routes::router())
         .merge(transfers::router())
         .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
         .method_not_allowed_fallback(async || {

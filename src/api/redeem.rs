@@ -20,8 +20,10 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
+use crate::audit::{Event, EventKind};
 use crate::blobs::BlobError;
 use crate::ids::BearerSecret;
+use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::server::Gateway;
 use crate::store::{Lease, LeaseEnd, RedeemRefusal};
 
@@ -47,6 +49,10 @@ fn refusal_answer(r: RedeemRefusal) -> ApiError {
         RedeemRefusal::Revoked => {
             (StatusCode::GONE, "the sender recalled this transfer: contact them if you still need it")
         }
+        RedeemRefusal::AwaitingApproval => (
+            StatusCode::CONFLICT,
+            "this transfer waits for a compliance officer's approval: try again once it is approved",
+        ),
         RedeemRefusal::InUse => (
             StatusCode::CONFLICT,
             "a download of this link is running: wait for it to finish or break off, then try again",
@@ -63,6 +69,7 @@ async fn redeem(
     // Accept the bare token or a whole pasted link.
     let token = req.token.rsplit_once('#').map_or(req.token.as_str(), |(_, t)| t);
     let secret = BearerSecret::from_client(token);
+    authorize_download(&gw, &caller, &secret).await?;
     let lease = match gw.store.lease(&caller.0.id, &secret.hash(), gw.clock.now()).await? {
         Ok(lease) => lease,
         Err(refusal) => return Err(refusal_answer(refusal)),
@@ -91,6 +98,35 @@ async fn redeem(
         h.insert("x-sealpost-transfer", v);
     }
     Ok(response)
+}
+
+/// Asks the `download` policy, for a link addressed to the caller (anything else is answered by
+/// the lease below, as 404). A denial is recorded and leaves the link untouched.
+async fn authorize_download(gw: &Gateway, caller: &Caller, secret: &BearerSecret) -> Result<(), ApiError> {
+    let Some((recipient, transfer)) = gw.store.link_target(&secret.hash()).await? else { return Ok(()) };
+    if recipient != caller.0.id {
+        return Ok(());
+    }
+    let record = gw.store.transfer_record(&transfer).await?;
+    let request = PolicyRequest {
+        action: Action::Download,
+        principal: principal_facts(&caller.0),
+        resource: Resource::Transfer(record.facts),
+        orgs: record.orgs,
+        context: serde_json::Map::new(),
+    };
+    let what = format!("`{}` to download this transfer", caller.0.user);
+    if let Err(denial) = gw.gate.authorize(&request, &what, gw.clock.now()) {
+        let error = ApiError::from(denial);
+        let event = Event::new(EventKind::DownloadRefused)
+            .actor(&caller.0.id)
+            .transfer(&transfer)
+            .code(error.code())
+            .field("policies", error.detail("policies").unwrap_or_default());
+        gw.store.record(&event, gw.clock.now()).await?;
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Ends a lease exactly once: explicitly, or (broken off) when dropped.

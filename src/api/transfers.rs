@@ -23,9 +23,9 @@ use crate::audit::{Event, EventKind};
 use crate::blobs::BlobStore;
 use crate::ids::{BearerSecret, LinkId, TransferId};
 use crate::model::{Classification, Role, UserRef};
-use crate::policy::UploadRequest;
+use crate::policy::{Action, PolicyGate, PolicyRequest, Resource, UploadRequest, principal_facts};
 use crate::server::Gateway;
-use crate::store::{NewLink, NewTransfer, Purge, Recipient, StoreError};
+use crate::store::{NewLink, NewTransfer, Purge, Recipient, StoreError, TransferRecord};
 use crate::upload::{self, Refusal, UploadError};
 
 /// After an early refusal, read and discard at most this much of the rest of the body, so the
@@ -36,7 +36,11 @@ const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// The transfer routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/transfers", post(upload)).route("/api/v1/transfers/{id}", get(show).delete(recall))
+    Router::new()
+        .route("/api/v1/transfers", post(upload))
+        .route("/api/v1/transfers/{id}", get(show).delete(recall))
+        .route("/api/v1/transfers/{id}/approve", post(approve))
+        .route("/api/v1/transfers/{id}/reject", post(reject))
 }
 
 /// One recipient's link in the upload answer.
@@ -52,6 +56,8 @@ struct LinkAnswer {
 struct UploadAnswer {
     id: String,
     status: &'static str,
+    /// The policies that released (or held) it.
+    policies: Vec<String>,
     size: u64,
     digest: String,
     classification: Classification,
@@ -126,8 +132,12 @@ struct Checked {
 }
 
 /// Checks who uploads, to whom, for how long: role, query, recipients and their keys, policy.
-async fn check_request(gw: &Gateway, caller: &Caller, raw: Option<&str>) -> Result<Checked, ApiError> {
-    caller.require(&[Role::Sender], "upload")?;
+async fn check_request(
+    gw: &Gateway,
+    caller: &Caller,
+    raw: Option<&str>,
+    size: Option<u64>,
+) -> Result<Checked, ApiError> {
     let query = parse_query(raw)?;
     let recipients = gw.store.recipients(&query.to).await.map_err(|e| match e {
         StoreError::UnknownUser(u) => ApiError::new(
@@ -144,16 +154,21 @@ async fn check_request(gw: &Gateway, caller: &Caller, raw: Option<&str>) -> Resu
             format!("`{}` has no key in the directory: ask them to register one with `sealpost keys add`", r.user),
         ));
     }
+    let mut org_names: Vec<&str> = recipients.iter().map(|r| r.user.org.as_str()).collect();
+    org_names.push(&caller.0.user.org);
+    org_names.sort_unstable();
+    org_names.dedup();
+    let orgs = gw.store.org_facts(&org_names).await?;
     let request = UploadRequest {
         sender: &caller.0,
         recipients: &recipients,
+        orgs: &orgs,
         expires_in: query.expires.unwrap_or(gw.config.default_expiry),
         classification: query.classification,
+        size,
         now: gw.clock.now(),
     };
-    let approval = gw.gate.authorize_upload(&request).map_err(|denial| {
-        ApiError::new(StatusCode::FORBIDDEN, "policy_denied", denial.message).with("policies", denial.policies)
-    })?;
+    let approval = gw.gate.authorize_upload(&request)?;
     Ok(Checked { recipients, approval })
 }
 
@@ -165,7 +180,8 @@ async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
     let sender = &caller.0;
-    let Checked { recipients, approval } = match check_request(&gw, &caller, raw.as_deref()).await {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Checked { recipients, approval } = match check_request(&gw, &caller, raw.as_deref(), declared).await {
         Ok(checked) => checked,
         Err(e) if e.is_client_error() => {
             let mut event = Event::new(EventKind::UploadRefused).actor(&sender.id).code(e.code());
@@ -189,7 +205,6 @@ async fn upload(
         refusal_answer(&gw, &refusal, &recipients)
     };
 
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(len) = declared.filter(|&len| len > gw.rules.max_size) {
         return Err(refuse(Refusal::TooLarge { limit: gw.rules.max_size }, len).await);
     }
@@ -233,8 +248,19 @@ async fn upload(
         .zip(&tokens)
         .map(|(r, t)| NewLink { id: LinkId::generate(), recipient: r.id.clone(), token_hash: t.hash() })
         .collect();
+    let facts = serde_json::Map::from_iter([
+        ("armored".to_owned(), json!(received.envelope.header.armored)),
+        ("recipient_stanzas".to_owned(), json!(received.envelope.header.recipient_stanzas().count())),
+    ]);
+    let release = gw.gate.release(
+        approval.sender_facts(),
+        &PolicyGate::transfer_facts(&approval, id.as_str(), received.size),
+        approval.orgs(),
+        facts,
+        gw.clock.now(),
+    );
     gw.blobs.commit(received.staged, &object_key).await?;
-    if let Err(e) = gw.store.insert_transfer(&approval, &transfer, &links, gw.clock.now()).await {
+    if let Err(e) = gw.store.insert_transfer(&approval, &release, &transfer, &links, gw.clock.now()).await {
         // Not recorded, so not accepted: the blob must not outlive the failure.
         if let Err(blob) = gw.blobs.delete(&object_key).await {
             tracing::error!(error = %blob, transfer = %id, "could not delete an uncommitted blob; start-up will sweep it");
@@ -251,11 +277,14 @@ async fn upload(
             expires_at: approval.expires_at(),
         })
         .collect();
+    let (status_code, status) =
+        if release.held() { (StatusCode::ACCEPTED, "awaiting_approval") } else { (StatusCode::CREATED, "available") };
     Ok((
-        StatusCode::CREATED,
+        status_code,
         Json(UploadAnswer {
             id: id.to_string(),
-            status: "available",
+            status,
+            policies: release.policies().to_vec(),
             size: received.size,
             digest: received.digest,
             classification: approval.classification(),
@@ -292,28 +321,120 @@ async fn show(State(gw): State<Arc<Gateway>>, caller: Caller, Path(id): Path<Str
     Ok(Json(json!(info)))
 }
 
+/// Asks the policies whether the caller may act on a transfer. A default deny on a transfer the
+/// caller has nothing to do with answers 404, so ids of other people's transfers leak nothing.
+async fn authorize_on_transfer(
+    gw: &Gateway,
+    caller: &Caller,
+    id: &TransferId,
+    action: Action,
+    what: &str,
+) -> Result<TransferRecord, ApiError> {
+    let record = gw.store.transfer_record(id).await?;
+    let request = PolicyRequest {
+        action,
+        principal: principal_facts(&caller.0),
+        resource: Resource::Transfer(record.facts.clone()),
+        orgs: record.orgs.clone(),
+        context: serde_json::Map::new(),
+    };
+    let me = caller.0.id.as_str();
+    let involved = record.facts.sender.id == me || record.facts.recipients.iter().any(|r| r.id == me);
+    let overseer = matches!(caller.0.role, Role::Admin | Role::Compliance);
+    match gw.gate.authorize(&request, what, gw.clock.now()) {
+        Ok(_) => Ok(record),
+        Err(d) if !d.explicit() && !involved && !overseer => {
+            Err(ApiError::not_found(format!("there is no transfer `{id}`")))
+        }
+        Err(d) => Err(d.into()),
+    }
+}
+
 async fn recall(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&[Role::Sender, Role::Admin], "recall transfers")?;
     let id = transfer_id(&id)?;
+    let what = format!("`{}` to recall this transfer", caller.0.user);
+    authorize_on_transfer(&gw, &caller, &id, Action::Recall, &what).await?;
     let recall = gw.store.recall(&id, &caller.0.id, caller.is_admin(), gw.clock.now()).await?;
     let mut purged = false;
     if let Some(key) = recall.object_key {
         // The links are revoked already; deleting the ciphertext now (not at the next sweep)
         // is what pulls a mis-addressed bundle back. If it fails, the sweeper retries.
-        let purge = Purge { transfer: id.clone(), object_key: key, reason: "recalled" };
-        match gw.blobs.delete(&purge.object_key).await {
-            Ok(()) => {
-                gw.store.mark_purged(&purge, gw.clock.now()).await?;
-                purged = true;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, transfer = %id, "recall could not delete the blob yet; the sweeper will")
-            }
-        }
+        purged = purge_now(&gw, Purge { transfer: id.clone(), object_key: key, reason: "recalled" }).await?;
     }
     Ok(Json(json!({ "id": id.as_str(), "status": "recalled", "links_revoked": recall.revoked, "purged": purged })))
+}
+
+/// Deletes a blob that no link can reach any more and records it; if the delete fails the
+/// sweeper retries, so this answers false rather than an error.
+async fn purge_now(gw: &Gateway, purge: Purge) -> Result<bool, ApiError> {
+    match gw.blobs.delete(&purge.object_key).await {
+        Ok(()) => {
+            gw.store.mark_purged(&purge, gw.clock.now()).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, transfer = %purge.transfer, "could not delete the blob yet; the sweeper will");
+            Ok(false)
+        }
+    }
+}
+
+async fn approve(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&gw, &caller, &id, true).await
+}
+
+async fn reject(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&gw, &caller, &id, false).await
+}
+
+/// Approves or rejects a held transfer: the `approve` policy decides who may; on approval the
+/// `release` policy is asked again with the approval in place.
+async fn decide(gw: &Gateway, caller: &Caller, id: &str, approve: bool) -> Result<Json<Value>, ApiError> {
+    let id = transfer_id(id)?;
+    let verb = if approve { "approve" } else { "reject" };
+    let record = authorize_on_transfer(
+        gw,
+        caller,
+        &id,
+        Action::Approve,
+        &format!("`{}` to {verb} this transfer", caller.0.user),
+    )
+    .await?;
+    let mut facts = record.facts.clone();
+    facts.approved = approve;
+    let context = serde_json::Map::from_iter([
+        ("armored".to_owned(), json!(record.armored)),
+        ("recipient_stanzas".to_owned(), json!(facts.recipients.len())),
+    ]);
+    let release = gw.gate.release(&facts.sender, &facts, &record.orgs, context, gw.clock.now());
+    let decided = gw.store.decide_transfer(&id, &caller.0.id, approve, &release, gw.clock.now()).await?;
+    let mut purged = false;
+    if let Some(key) = decided.object_key {
+        purged = purge_now(gw, Purge { transfer: id.clone(), object_key: key, reason: "rejected" }).await?;
+    }
+    let status = match (approve, decided.released) {
+        (false, _) => "rejected",
+        (true, true) => "available",
+        (true, false) => "awaiting_approval",
+    };
+    Ok(Json(json!({
+        "id": id.as_str(),
+        "status": status,
+        "decided_by": caller.0.user,
+        "policies": release.policies(),
+        "links_revoked": decided.revoked,
+        "purged": purged,
+    })))
 }

@@ -18,6 +18,61 @@ pub(super) enum AdminCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Routes: which organisation may send to which.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// The server's policy set.
+    #[command(subcommand)]
+    Policy(AdminPolicyCommand),
+}
+
+/// `sealpost admin route …`
+#[derive(Debug, Subcommand)]
+pub(super) enum RouteCommand {
+    /// Let FROM_ORG send to TO_ORG.
+    Add {
+        /// The sending organisation.
+        from: String,
+        /// The receiving organisation.
+        to: String,
+    },
+    /// List routes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop FROM_ORG sending to TO_ORG.
+    Remove {
+        /// The sending organisation.
+        from: String,
+        /// The receiving organisation.
+        to: String,
+    },
+}
+
+/// `sealpost admin policy …`
+#[derive(Debug, Subcommand)]
+pub(super) enum AdminPolicyCommand {
+    /// Re-read the server's policies (validated first; an invalid set is refused).
+    Reload,
+    /// Show where the server's policies come from and their digest.
+    Show,
+}
+
+/// `sealpost transfers …`
+#[derive(Debug, Subcommand)]
+pub(super) enum TransfersCommand {
+    /// Approve the release of a held transfer.
+    Approve {
+        /// The transfer id.
+        id: String,
+    },
+    /// Reject a held transfer: its links are revoked and its ciphertext deleted.
+    Reject {
+        /// The transfer id.
+        id: String,
+    },
 }
 
 /// `sealpost admin org …`
@@ -209,6 +264,33 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 }
             }
         }
+        AdminCommand::Route(RouteCommand::Add { from, to }) => {
+            client.post("/api/v1/routes", json!({ "from": from, "to": to })).await?;
+            eprintln!("{from} may now send to {to}");
+        }
+        AdminCommand::Route(RouteCommand::List { json }) => {
+            let v = client.get("/api/v1/routes").await?;
+            if json {
+                print_json(&v);
+            } else {
+                for r in rows(&v, "routes") {
+                    println!("{:<32} -> {}", s(r, "from"), s(r, "to"));
+                }
+            }
+        }
+        AdminCommand::Route(RouteCommand::Remove { from, to }) => {
+            client.delete(&format!("/api/v1/routes/{from}/{to}")).await?;
+            eprintln!("{from} may no longer send to {to}");
+        }
+        AdminCommand::Policy(AdminPolicyCommand::Reload) => {
+            let v = client.post("/api/v1/policy/reload", json!({})).await?;
+            println!("{}", s(&v, "digest"));
+            eprintln!("policies reloaded from {}", s(&v, "source"));
+        }
+        AdminCommand::Policy(AdminPolicyCommand::Show) => {
+            let v = client.get("/api/v1/policy").await?;
+            println!("{}  {}", s(&v, "digest"), s(&v, "source"));
+        }
         AdminCommand::Token(TokenCommand::Revoke { id, user }) => {
             let v = match (id, user) {
                 (Some(id), _) => client.delete(&format!("/api/v1/tokens/{id}")).await?,
@@ -265,6 +347,18 @@ pub(super) async fn keys(args: &ClientArgs, command: KeysCommand) -> Result<(), 
             eprintln!("removed key {fingerprint} of {user}");
         }
     }
+    Ok(())
+}
+
+/// Runs `sealpost transfers …`.
+pub(super) async fn transfers(args: &ClientArgs, command: TransfersCommand) -> Result<(), Failure> {
+    let client = Client::new(args)?;
+    let (id, verb) = match &command {
+        TransfersCommand::Approve { id } => (id, "approve"),
+        TransfersCommand::Reject { id } => (id, "reject"),
+    };
+    let v = client.post(&format!("/api/v1/transfers/{id}/{verb}"), json!({})).await?;
+    eprintln!("transfer {}: {}", s(&v, "id"), s(&v, "status"));
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 mod client;
 mod commands;
 mod inspect;
+mod policy;
 mod serve;
 
 use std::process::ExitCode;
@@ -110,6 +111,16 @@ enum Command {
         /// The transfer id.
         id: String,
     },
+    /// Approve or reject held transfers (compliance role).
+    Transfers {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: commands::TransfersCommand,
+    },
+    /// Check, test and explain Cedar policies locally.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Read the audit trail (compliance and admin roles).
     Audit(commands::AuditArgs),
     /// Show who your token belongs to.
@@ -136,6 +147,8 @@ pub fn main() -> ExitCode {
             Command::Inbox { client, json } => commands::inbox(&client, json).await,
             Command::Status { client, id, json } => commands::status(&client, &id, json).await,
             Command::Recall { client, id } => commands::recall(&client, &id).await,
+            Command::Transfers { client, command } => commands::transfers(&client, command).await,
+            Command::Policy(command) => policy::run(command),
             Command::Audit(args) => commands::audit(args).await,
             Command::Whoami { client } => commands::whoami(&client).await,
             Command::Inspect(args) => inspect::run(&args),

@@ -27,6 +27,9 @@ pub(super) struct ServeArgs {
     /// Largest upload, e.g. `10GiB`.
     #[arg(long, env = "SEALPOST_MAX_UPLOAD_SIZE")]
     max_upload_size: Option<String>,
+    /// Directory of Cedar policies (a `*.cedarschema` and `*.cedar` files) replacing the built-in set.
+    #[arg(long, env = "SEALPOST_POLICIES")]
+    policies: Option<PathBuf>,
     /// Log format: `human` or `json`.
     #[arg(long, env = "SEALPOST_LOG_FORMAT")]
     log_format: Option<String>,
@@ -57,6 +60,9 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     if let Some(v) = &args.max_upload_size {
         config.max_upload_size = parse_size("max_upload_size", v).map_err(|e| config_failure(&e))?;
     }
+    if let Some(v) = &args.policies {
+        config.policies = Some(v.clone());
+    }
     if let Some(v) = &args.log_format {
         config.log_format = parse_log_format(v).map_err(|e| config_failure(&e))?;
     }
@@ -83,9 +89,15 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
     })?;
     let bound = listener.local_addr().map_err(|e| Failure::new(format!("cannot read the bound address: {e}")))?;
     let data_dir = config.data_dir.clone();
-    let (gateway, startup) = crate::server::Gateway::open(config, format!("http://{bound}"))
-        .await
-        .map_err(|e| Failure::new(e.to_string()).hint(format!("check the data directory `{}`", data_dir.display())))?;
+    let (gateway, startup) =
+        crate::server::Gateway::open(config, format!("http://{bound}")).await.map_err(|e| match e {
+            crate::server::StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
+                .hint("fix the policy file, check it with `sealpost policy check DIR`, then start again")
+                .exit(EXIT_CONFIG),
+            other => Failure::new(other.to_string()).hint(format!("check the data directory `{}`", data_dir.display())),
+        })?;
+    tracing::info!(policies = %gateway.gate.source(), digest = %gateway.gate.digest(), "policies loaded");
+    spawn_reload_on_hangup(gateway.clone());
     if let Some(path) = &startup.admin_token {
         tracing::info!(path = %path.display(), "first start: wrote the admin API token (mode 0600)");
         eprintln!("sealpost: the admin API token is in {} (readable by you only)", path.display());
@@ -104,6 +116,22 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("the server stopped: {e}")))?;
     tracing::info!("sealpost stopped");
     Ok(())
+}
+
+/// Reloads the policies on every SIGHUP; an invalid set is logged and the old one stays.
+fn spawn_reload_on_hangup(gateway: std::sync::Arc<crate::server::Gateway>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; use `sealpost admin policy reload`");
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match crate::api::reload_policies(&gateway, None).await {
+                Ok(digest) => tracing::info!(%digest, "SIGHUP: policies reloaded"),
+                Err(e) => tracing::error!(error = ?e, "SIGHUP: policies not reloaded; the old ones stay"),
+            }
+        }
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -102,6 +102,12 @@ impl TestServer {
         assert_eq!(status, 201, "{body}");
     }
 
+    /// Lets `from` send to `to`, as admin.
+    pub async fn route(&self, from: &str, to: &str) {
+        let (status, body) = self.post(&self.admin, "/api/v1/routes", json!({"from": from, "to": to})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
     /// Creates a user as admin and returns its token.
     pub async fn user(&self, user: &str, role: &str) -> String {
         let (status, body) = self.post(&self.admin, "/api/v1/users", json!({"user": user, "role": role})).await;
@@ -198,10 +204,11 @@ pub fn identity_file(identity: &age::x25519::Identity) -> String {
 }
 
 /// Sets up `acme` (contractor) with sender `acme/bob`, and `hmpps` (agency) with recipient
-/// `hmpps/alice` holding one key. Returns (sender token, recipient token, recipient identity).
+/// `hmpps/alice` holding one key, and a route from `acme` to `hmpps`. Returns (sender token, recipient token, recipient identity).
 pub async fn parties(server: &TestServer) -> (String, String, age::x25519::Identity) {
     server.org("acme", "contractor").await;
     server.org("hmpps", "agency").await;
+    server.route("acme", "hmpps").await;
     let bob = server.user("acme/bob", "sender").await;
     let alice = server.user("hmpps/alice", "recipient").await;
     let (id, r) = keypair();

@@ -1,0 +1,90 @@
+//! Routes between organisations (who may send to whom) and policy reload: administration.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson};
+use crate::audit::{Event, EventKind};
+use crate::model::{Role, check_name};
+use crate::server::Gateway;
+
+/// The route and policy administration routes.
+pub(super) fn router() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/api/v1/routes", get(list).post(add))
+        .route("/api/v1/routes/{from}/{to}", delete(remove))
+        .route("/api/v1/policy", get(show_policy))
+        .route("/api/v1/policy/reload", post(reload))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRoute {
+    from: String,
+    to: String,
+}
+
+async fn add(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewRoute>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin], "manage routes")?;
+    check_name(&req.from)?;
+    check_name(&req.to)?;
+    let route = gw.store.add_route(&caller.0.id, &req.from, &req.to, gw.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(json!(route))))
+}
+
+async fn list(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin], "list routes")?;
+    Ok(Json(json!({ "routes": gw.store.list_routes().await? })))
+}
+
+async fn remove(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path((from, to)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin], "manage routes")?;
+    gw.store.remove_route(&caller.0.id, &from, &to, gw.clock.now()).await?;
+    Ok(Json(json!({ "removed": { "from": from, "to": to } })))
+}
+
+async fn show_policy(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin, Role::Compliance], "see the policy set")?;
+    Ok(Json(json!({ "source": gw.gate.source().to_string(), "digest": gw.gate.digest() })))
+}
+
+async fn reload(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin], "reload policies")?;
+    let digest = reload_policies(&gw, Some(&caller.0.id)).await?;
+    Ok(Json(json!({ "source": gw.gate.source().to_string(), "digest": digest })))
+}
+
+/// Reloads the policy set (validated first; an invalid set is refused and the old one stays)
+/// and records the change. Shared by the API and SIGHUP.
+pub async fn reload_policies(gw: &Gateway, actor: Option<&crate::ids::UserId>) -> Result<String, ApiError> {
+    let before = gw.gate.digest();
+    let digest = gw.gate.reload().map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy",
+            format!("{e}: the old policies stay in force"),
+        )
+    })?;
+    if digest != before {
+        let mut event = Event::new(EventKind::PolicyChanged).field("digest", &digest).field("previous", &before);
+        event.actor = actor.cloned();
+        gw.store.record(&event, gw.clock.now()).await?;
+        tracing::info!(%digest, "policies reloaded");
+    }
+    Ok(digest)
+}
