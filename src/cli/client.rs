@@ -76,8 +76,12 @@ pub(super) fn api_failure(status: StatusCode, body: &str) -> Failure {
     match code {
         "unauthenticated" => failure.hint("check SEALPOST_TOKEN: it may be mistyped, expired or revoked"),
         "policy_denied" => {
-            let ids = error.and_then(|e| e.get("policies")).map(Value::to_string).unwrap_or_default();
-            failure.hint(format!("denied by policy {ids}")).exit(EXIT_DENIED)
+            let ids: Vec<&str> = error
+                .and_then(|e| e.get("policies"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            failure.hint(format!("denied by policy {}", ids.join(", "))).exit(EXIT_DENIED)
         }
         _ => failure,
     }
