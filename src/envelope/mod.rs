@@ -13,7 +13,8 @@
 //! * the payload length against age's STREAM layout;
 //! * that the payload looks like ciphertext: no known file signature at its start, no excess
 //!   of text bytes or of one byte value, uniform byte frequencies (chi-square) over the
-//!   whole payload and per 64 KiB window.
+//!   whole payload and per 64 KiB window; or the same of what is left once the STREAM
+//!   chunk bodies that are entirely zero are set aside (see "Zero chunk bodies" below).
 //!
 //! It cannot check the header MAC or the payload tags (they need the file key), nor which
 //! public key a stanza was made for (age hides recipients by design): the recipient's
@@ -30,14 +31,22 @@
 //! smaller than claimed, to absorb the error of the approximation (see `random.rs`).
 //! Memory stays bounded: after the header only counters and 80 edge bytes are kept.
 //!
-//! **Known divergence from the CCTV vectors.** The multi-chunk STREAM vectors of C2SP/CCTV
-//! were made by encrypting the ChaCha20 keystream, so their ciphertext is zero bytes between
-//! random nonce and tags. Real encryption never produces that and a forged all-zero payload
-//! must be refused, so those vectors (7 `success`, 10 `payload failure`) are refused as
-//! `not_random`, after every structural and length check has passed
-//! (`tests/envelope_vectors.rs` pins this). Three length-detectable `payload failure`
-//! vectors with zero ciphertext are refused as `not_random` too: their first 64 KiB window
-//! is judged while streaming, before the final length is known.
+//! **Zero chunk bodies.** A STREAM chunk body that is entirely zero bytes fails the tests
+//! above, yet is what STREAM produces when the plaintext is the ChaCha20 keystream itself:
+//! the C2SP/CCTV multi-chunk vectors were made so. Such a body carries no information, so
+//! it cannot leak plaintext. What tells those vectors from a forged header over a
+//! zero-filled or plaintext file is the rest: the nonce and tags, where STREAM puts them
+//! (16 + 16 bytes per chunk), and any body that is not all zero. So a payload also passes if
+//! it has all-zero bodies and, without them, the rest (at least 32 bytes) passes the
+//! whole-payload tests at the same thresholds, as a payload made of just those informative
+//! bytes would. A forged file of zeros leaves zeros at the tag positions, one of text
+//! leaves text, and both are refused. This rule only adds acceptances (of bytes that carry
+//! nothing, next to bytes that pass the whole-payload tests), so the false-refusal budget
+//! above is unchanged. While every body byte placed so far is zero, a failing 64 KiB window
+//! does not refuse: it holds nothing but the nonce, tags, zeros and at most 16 bytes not
+//! yet placed, all judged again at [`Inspector::finish`], which checks the length first.
+//! Later windows refuse as usual, so a zero body after an informative one gets no
+//! exemption from the window tests.
 
 mod armor;
 mod error;

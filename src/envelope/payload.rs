@@ -5,6 +5,12 @@
 //! The last chunk may be shorter but not empty, unless it is the only chunk (an empty
 //! file); it may also be full. The payload is never stored: only a byte histogram, the
 //! current window's histogram, the first 64 and the last 16 bytes are kept.
+//!
+//! Bytes are also placed in that geometry (nonce, chunk body or tag) to count the bytes of
+//! chunk bodies that are entirely zero. The last chunk's tag is its last 16 bytes, known
+//! only at the end, so a byte is placed once 16 more have arrived (the tail buffer holds
+//! the pending ones); every earlier byte sits where full chunks put it. See `mod.rs` for
+//! why zero bodies are left out of the randomness tests.
 
 use super::signature::{self, Evidence, HEAD, TAIL};
 use super::{EnvelopeError, random};
@@ -69,6 +75,14 @@ pub(super) struct Payload {
     tail: [u8; TAIL],
     /// Whether the head-only signature rules have run.
     head_checked: bool,
+    /// Whether every chunk-body byte placed so far is zero.
+    zero_so_far: bool,
+    /// Body bytes of the current chunk placed so far.
+    body_len: u64,
+    /// Whether they are all zero.
+    body_zero: bool,
+    /// Bytes of the completed chunk bodies that are entirely zero.
+    zero_body_bytes: u64,
 }
 
 impl Payload {
@@ -83,15 +97,21 @@ impl Payload {
             head: [0; HEAD],
             tail: [0; TAIL],
             head_checked: false,
+            zero_so_far: true,
+            body_len: 0,
+            body_zero: true,
+            zero_body_bytes: 0,
         }
     }
 
     /// Counts payload bytes; refuses as soon as a completed window or the head is conclusive.
     pub(super) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), EnvelopeError> {
-        self.keep_edges(bytes);
         while !bytes.is_empty() {
             let take = bytes.len().min(WINDOW - self.window_fill);
             let (now, later) = bytes.split_at(take);
+            // Per window piece, so what is placed when a window closes never depends on chunking.
+            self.place_settled(now);
+            self.keep_edges(now);
             for &b in now {
                 self.window[usize::from(b)] += 1;
             }
@@ -110,6 +130,51 @@ impl Payload {
             }
         }
         Ok(())
+    }
+
+    /// Places the bytes that `bytes` pushes out of the pending tail (call before `keep_edges`).
+    fn place_settled(&mut self, bytes: &[u8]) {
+        let pending = usize::try_from(self.len).map_or(TAIL, |len| len.min(TAIL));
+        let settle = (pending + bytes.len()).saturating_sub(TAIL);
+        let from_tail = settle.min(pending);
+        let old: [u8; TAIL] = self.tail;
+        let start = self.len - pending as u64;
+        self.place(start, &old[TAIL - pending..TAIL - pending + from_tail]);
+        self.place(start + from_tail as u64, &bytes[..settle - from_tail]);
+    }
+
+    /// Places `bytes`, starting at payload offset `at`, in the nonce, a chunk body or a tag.
+    fn place(&mut self, mut at: u64, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let (run, body) = match at.checked_sub(NONCE_LEN) {
+                None => (NONCE_LEN - at, false),
+                Some(sealed) => match sealed % CHUNK_LEN {
+                    r @ 0..CHUNK_PLAINTEXT => (CHUNK_PLAINTEXT - r, true),
+                    r => (CHUNK_LEN - r, false),
+                },
+            };
+            let (now, later) = bytes.split_at(usize::try_from(run).map_or(bytes.len(), |r| r.min(bytes.len())));
+            if body {
+                let zero = now.iter().all(|&b| b == 0);
+                self.zero_so_far &= zero;
+                self.body_zero &= zero;
+                self.body_len += now.len() as u64;
+                if now.len() as u64 == run {
+                    self.close_body();
+                }
+            }
+            at += now.len() as u64;
+            bytes = later;
+        }
+    }
+
+    /// Ends the current chunk body, counting it if it is entirely zero.
+    fn close_body(&mut self) {
+        if self.body_zero {
+            self.zero_body_bytes += self.body_len;
+        }
+        self.body_len = 0;
+        self.body_zero = true;
     }
 
     /// Updates the head and tail buffers.
@@ -141,6 +206,10 @@ impl Payload {
             *w = 0;
         }
         self.window_fill = 0;
+        if self.zero_so_far {
+            // Zero bodies may explain the failure: `finish` decides without them.
+            return Ok(());
+        }
         verdict.map_err(|reason| EnvelopeError::NotRandom { reason })
     }
 
@@ -164,11 +233,26 @@ impl Payload {
         if let Some(kind) = signature::detect(&evidence) {
             return Err(EnvelopeError::FileSignature { kind });
         }
-        random::check_text(&self.counts, n, WHOLE_TEXT_BITS)
-            .and_then(|()| random::check_counts(&self.counts, n, TEST_BITS))
-            .map_err(|reason| EnvelopeError::NotRandom { reason })?;
+        // Every byte but the final tag is placed: the final chunk's body is complete.
+        self.close_body();
+        if let Err(reason) = whole_tests(&self.counts, n) {
+            // Zero bodies carry no information: judge the rest (nonce, tags, other bodies).
+            let mut rest = *self.counts;
+            rest[0] -= self.zero_body_bytes;
+            let rest_len = n - self.zero_body_bytes;
+            let fine =
+                self.zero_body_bytes > 0 && rest_len >= NONCE_LEN + TAG_LEN && whole_tests(&rest, rest_len).is_ok();
+            if !fine {
+                return Err(EnvelopeError::NotRandom { reason });
+            }
+        }
         Ok((n, chunks))
     }
+}
+
+/// The whole-payload randomness tests (also run on the payload without its zero bodies).
+fn whole_tests(counts: &[u64; 256], n: u64) -> Result<(), random::Refusal> {
+    random::check_text(counts, n, WHOLE_TEXT_BITS).and_then(|()| random::check_counts(counts, n, TEST_BITS))
 }
 
 #[cfg(test)]
@@ -197,6 +281,29 @@ mod tests {
             }
             assert_eq!(&p.head[..], &data[..HEAD]);
             assert_eq!(&p.tail[..], &data[200 - TAIL..]);
+        }
+    }
+
+    #[test]
+    fn zero_bodies_are_placed_the_same_under_any_chunking() {
+        // Nonce and tags of 0xff; the last body is short and holds one non-zero byte.
+        let len = 16 + 3 * CHUNK_LEN as usize + 100;
+        let mut data = vec![0u8; len];
+        data[..16].fill(0xff);
+        for k in 1..=3 {
+            let end = 16 + k * CHUNK_LEN as usize;
+            data[end - 16..end].fill(0xff);
+        }
+        data[len - 16..].fill(0xff);
+        data[16 + 3 * CHUNK_LEN as usize + 5] = 1;
+        for step in [1, 15, 16, 17, 4096, 65_552, len] {
+            let mut p = Payload::new();
+            for c in data.chunks(step) {
+                p.feed(c).expect("zero windows are deferred");
+            }
+            p.close_body();
+            assert_eq!(p.zero_body_bytes, 3 * CHUNK_PLAINTEXT, "{step}");
+            assert!(!p.zero_so_far, "{step}");
         }
     }
 }

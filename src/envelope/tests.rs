@@ -296,3 +296,92 @@ fn armoured_files_decode_into_the_same_checks() {
     let mixed = armored.replacen('\n', "\r\n", 1);
     assert_eq!(check(mixed.as_bytes()), Err(EnvelopeError::Armor { reason: "lines mix CRLF and LF endings" }));
 }
+
+/// A STREAM-shaped payload of `len` bytes: zero bodies, and `fill` at the nonce and tags.
+fn zero_bodies(len: usize, fill: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0; len];
+    let tags = (16..len).step_by(65_536 + 16).map(|start| {
+        let end = (start + 65_536 + 16).min(len);
+        end - 16..end
+    });
+    let mut fill = fill.iter().cycle();
+    for b in std::iter::once(0..16).chain(tags).flatten() {
+        payload[b] = *fill.next().unwrap_or(&0);
+    }
+    payload
+}
+
+/// Inspects `file` fed in `step`-byte chunks.
+fn check_in_steps(file: &[u8], step: usize) -> Result<Envelope, EnvelopeError> {
+    let mut inspector = Inspector::new(Limits::default());
+    for chunk in file.chunks(step) {
+        inspector.update(chunk)?;
+    }
+    inspector.finish()
+}
+
+#[test]
+fn a_forged_header_over_zeros_is_refused() {
+    let file = forged(&vec![0; 200 * 1024]);
+    for result in [check(&file), check_in_steps(&file, 1000)] {
+        assert_eq!(result.map_err(|e| e.reason()), Err("not_random"));
+    }
+}
+
+#[test]
+fn zero_bodies_pass_with_random_nonce_and_tags_but_not_with_text_or_zeros_there() {
+    let text = repeat_to(b"id,name,amount\n1,alice,10\n", 64);
+    for len in [33, 1000, 65_536 + 32, 65_552 + 16 + 17, 2 * 65_552 + 16, 200 * 1024] {
+        let random = forged(&zero_bodies(len, &random_bytes(16 * 20, len as u64)));
+        for step in [7, 1000, 70_000, usize::MAX] {
+            assert_eq!(check_in_steps(&random, step).map(|e| e.payload_len), Ok(len as u64), "{len} {step}");
+        }
+        for fill in [&text[..], b"\0"] {
+            let err = check(&forged(&zero_bodies(len, fill))).expect_err("no randomness at the tag positions");
+            assert_eq!(err.reason(), "not_random", "{len}: {err}");
+        }
+    }
+}
+
+#[test]
+fn only_zero_bodies_are_set_aside() {
+    let tags = random_bytes(16 * 20, 12);
+    // A short informative last body next to zero bodies (the CCTV trailing-garbage case).
+    let mut payload = zero_bodies(65_552 + 16 + 20, &tags);
+    payload[65_552 + 16..65_552 + 16 + 4].copy_from_slice(&tags[..4]);
+    assert!(check(&forged(&payload)).is_ok());
+    // A text body after a zero body is refused, while streaming or at the end.
+    let mut payload = zero_bodies(2 * 65_552 + 16, &tags);
+    payload[65_552 + 16..2 * 65_552].copy_from_slice(&repeat_to(b"secret,text\n", 65_536));
+    assert_eq!(check(&forged(&payload)).map_err(|e| e.reason()), Err("not_random"));
+    // An impossible length is refused as such, even after a deferred zero window.
+    let short = forged(&zero_bodies(65_552 + 16 + 12, &tags));
+    for result in [check(&short), check_in_steps(&short, 100)] {
+        assert_eq!(result.map_err(|e| e.reason()), Err("payload_length"));
+    }
+}
+
+#[test]
+fn a_real_age_file_of_zeros_passes() {
+    let recipient = age::x25519::Identity::generate().to_public();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient)).expect("one recipient");
+    let mut file = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut file).expect("stream writer");
+    std::io::Write::write_all(&mut writer, &vec![0; 200 * 1024]).expect("encrypt");
+    writer.finish().expect("finish");
+    let env = check_in_steps(&file, 4096).expect("real ciphertext passes");
+    assert_eq!(env.chunks, 4);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn zero_bodies_with_random_tags_pass_at_any_valid_length(len in 32usize..300_000, seed: u64, step in 1usize..5000) {
+        prop_assume!(stream_ok(len));
+        let file = forged(&zero_bodies(len, &random_bytes(16 * 8, seed)));
+        prop_assert_eq!(check(&file).map(|e| e.payload_len), Ok(len as u64));
+        prop_assert_eq!(check_in_steps(&file, step), check(&file));
+    }
+}
