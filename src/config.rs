@@ -187,13 +187,13 @@ impl Config {
         if self.sweep_interval < Duration::from_secs(1) {
             return Err(ConfigError::Invalid { key: "sweep_interval", message: "use at least `1s`".to_owned() });
         }
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Invalid {
-                    key: "public_url",
-                    message: format!("`{url}` must start with `https://` or `http://`"),
-                });
-            }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "public_url",
+                message: format!("`{url}` must start with `https://` or `http://`"),
+            });
         }
         Ok(())
     }

@@ -118,10 +118,10 @@ pub fn check_header(header: &envelope::Header, expected_types: &[&str], rules: &
     if header.has_passphrase() {
         return Err(Refusal::Passphrase);
     }
-    if !rules.allow_unknown_stanzas {
-        if let Some(s) = header.recipient_stanzas().find(|s| s.kind == StanzaKind::Unknown) {
-            return Err(Refusal::UnknownStanza { tag: s.tag.clone() });
-        }
+    if !rules.allow_unknown_stanzas
+        && let Some(s) = header.recipient_stanzas().find(|s| s.kind == StanzaKind::Unknown)
+    {
+        return Err(Refusal::UnknownStanza { tag: s.tag.clone() });
     }
     let mut found: Vec<&str> = header.recipient_stanzas().map(|s| s.tag.as_str()).collect();
     let mut expected = expected_types.to_vec();
@@ -163,11 +163,9 @@ where
         if let Err(e) = inspector.update(&chunk) {
             return Err((UploadError::Refused(Refusal::Envelope(e)), size));
         }
-        if !header_checked {
-            if let Some(header) = inspector.header() {
-                check_header(header, expected_types, rules).map_err(|r| (UploadError::Refused(r), size))?;
-                header_checked = true;
-            }
+        if !header_checked && let Some(header) = inspector.header() {
+            check_header(header, expected_types, rules).map_err(|r| (UploadError::Refused(r), size))?;
+            header_checked = true;
         }
         staged.write(&chunk).await.map_err(|e| (e.into(), size))?;
     }

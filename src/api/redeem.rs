@@ -202,12 +202,11 @@ fn download_stream(
                 if sent > size {
                     return broken(guard, "blob longer than its record").await;
                 }
-                if sent == size {
-                    if let Some(g) = guard.take() {
-                        if !g.end(LeaseEnd::Completed).await {
-                            return Some((Err(std::io::Error::other("could not record the delivery")), None));
-                        }
-                    }
+                if sent == size
+                    && let Some(g) = guard.take()
+                    && !g.end(LeaseEnd::Completed).await
+                {
+                    return Some((Err(std::io::Error::other("could not record the delivery")), None));
                 }
                 Some((Ok(chunk), Some((blob, guard, sent))))
             }
