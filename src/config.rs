@@ -67,6 +67,12 @@ pub struct FileConfig {
     pub allow_unknown_stanzas: Option<bool>,
     /// See [`Config::policies`].
     pub policies: Option<PathBuf>,
+    /// See [`Config::log_origin`].
+    pub log_origin: Option<String>,
+    /// See [`Config::log_interval`].
+    pub log_interval: Option<String>,
+    /// See [`Config::log_public`].
+    pub log_public: Option<bool>,
 }
 
 impl FileConfig {
@@ -115,6 +121,13 @@ pub struct Config {
     pub allow_unknown_stanzas: bool,
     /// Directory of Cedar policies replacing the built-in set (default: built in).
     pub policies: Option<PathBuf>,
+    /// The transparency log's origin line and key name, fixed at first start (default: the
+    /// public URL's host and port, then `/log`).
+    pub log_origin: Option<String>,
+    /// How often the sequencer integrates pending events (default 500ms).
+    pub log_interval: Duration,
+    /// Whether `/log/` is readable without a token (default true).
+    pub log_public: bool,
 }
 
 impl Default for Config {
@@ -132,6 +145,9 @@ impl Default for Config {
             allow_ssh_recipients: false,
             allow_unknown_stanzas: false,
             policies: None,
+            log_origin: None,
+            log_interval: Duration::from_millis(500),
+            log_public: true,
         }
     }
 }
@@ -172,6 +188,13 @@ impl Config {
             c.allow_unknown_stanzas = v;
         }
         c.policies = file.policies;
+        c.log_origin = file.log_origin;
+        if let Some(v) = file.log_interval {
+            c.log_interval = parse_duration("log_interval", &v)?;
+        }
+        if let Some(v) = file.log_public {
+            c.log_public = v;
+        }
         c.validate()?;
         Ok(c)
     }

@@ -38,6 +38,8 @@ pub mod directory;
 pub mod envelope;
 /// Server-made ids and bearer secrets.
 pub mod ids;
+/// The transparency log on disk (tlog-tiles) and its sequencer.
+pub mod log;
 /// Organisations, roles, user names, classifications.
 pub mod model;
 /// The policy gate and its approval values.

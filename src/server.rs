@@ -22,6 +22,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::envelope;
 use crate::ids::BearerSecret;
+use crate::log::sequencer::Sequencer;
+use crate::log::{Log, LogError};
 use crate::policy::{PolicyError, PolicyGate, PolicySource};
 use crate::store::{Store, StoreError};
 use crate::upload::UploadRules;
@@ -47,6 +49,9 @@ pub enum StartError {
     /// The blob store failed to open.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The transparency log on disk is damaged or unreadable.
+    #[error(transparent)]
+    Log(#[from] LogError),
     /// The policy set is invalid.
     #[error("invalid policy: {0}")]
     Policy(#[from] PolicyError),
@@ -71,6 +76,8 @@ pub struct Gateway {
     pub signing_key: SigningKey,
     /// Base URL for links, without a trailing slash.
     pub public_url: String,
+    /// The transparency log's sequencer (and through it, the log).
+    pub log: Sequencer,
 }
 
 /// What start-up did that an operator should hear about.
@@ -112,6 +119,11 @@ impl Gateway {
         let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
         startup.orphans_removed = blobs.sweep_orphans(&known).await?;
         let public_url = config.public_url.clone().unwrap_or(bound_url).trim_end_matches('/').to_owned();
+        let default_origin = config.log_origin.clone().unwrap_or_else(|| {
+            let host = public_url.split_once("://").map_or(public_url.as_str(), |(_, rest)| rest);
+            format!("{}/log", host.trim_end_matches('/'))
+        });
+        let log = Log::open(&dir.join("log"), &default_origin, &signing_key.to_bytes())?;
         let gateway = Self {
             gate,
             rules: UploadRules {
@@ -125,6 +137,7 @@ impl Gateway {
             clock,
             signing_key,
             public_url,
+            log: Sequencer::new(Arc::new(log)),
         };
         Ok((Arc::new(gateway), startup))
     }
@@ -145,6 +158,8 @@ pub async fn run(
         gateway.config.sweep_interval,
         stop.clone(),
     ));
+    let sequencer =
+        tokio::spawn(gateway.log.clone().run(gateway.store.clone(), gateway.config.log_interval, stop.clone()));
     let app = crate::api::router(gateway.clone());
     let stop_serving = stop.clone();
     let result = axum::serve(listener, app)
@@ -157,6 +172,7 @@ pub async fn run(
         .await;
     stop.cancel();
     let _ = sweeper.await;
+    let _ = sequencer.await;
     gateway.store.close().await;
     result
 }

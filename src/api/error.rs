@@ -83,6 +83,18 @@ impl ApiError {
         e
     }
 
+    /// 503 with `Retry-After`: the transparency log cannot be written, so nothing may happen
+    /// that it would have to record (fail closed).
+    pub fn log_unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            "the gateway cannot write its transparency log, so it accepts no transfers now; nothing was changed, try again later",
+        );
+        e.0.retry_after = Some(30);
+        e
+    }
+
     /// 507 with `Retry-After`: out of space.
     pub fn insufficient_storage() -> Self {
         let mut e = Self::new(

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 pub mod error;
 mod keys;
+mod log;
 mod pages;
 mod redeem;
 mod routes;
@@ -34,6 +35,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(admin::router())
         .merge(audit::router())
         .merge(keys::router())
+        .merge(log::router())
         .merge(pages::router())
         .merge(redeem::router())
         .merge(routes::router())
@@ -47,7 +49,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             )
         })
         .layer(trace)
-        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
+        // Log tiles set their own caching; everything else is never stored.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))

@@ -66,6 +66,9 @@ async fn redeem(
     caller: Caller,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Response, ApiError> {
+    if !gw.log.healthy() {
+        return Err(ApiError::log_unavailable());
+    }
     // Accept the bare token or a whole pasted link.
     let token = req.token.rsplit_once('#').map_or(req.token.as_str(), |(_, t)| t);
     let secret = BearerSecret::from_client(token);

@@ -58,6 +58,9 @@ struct UploadAnswer {
     status: &'static str,
     /// The policies that released (or held) it.
     policies: Vec<String>,
+    /// Proof of upload: a C2SP tlog-proof of the `upload.accepted` entry (absent if the log did
+    /// not integrate it in time; `GET /api/v1/transfers/{id}/receipts` has it later).
+    receipt: Option<String>,
     size: u64,
     digest: String,
     classification: Classification,
@@ -179,6 +182,9 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
+    if !gw.log.healthy() {
+        return Err(ApiError::log_unavailable());
+    }
     let sender = &caller.0;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let Checked { recipients, approval } = match check_request(&gw, &caller, raw.as_deref(), declared).await {
@@ -260,14 +266,18 @@ async fn upload(
         gw.clock.now(),
     );
     gw.blobs.commit(received.staged, &object_key).await?;
-    if let Err(e) = gw.store.insert_transfer(&approval, &release, &transfer, &links, gw.clock.now()).await {
-        // Not recorded, so not accepted: the blob must not outlive the failure.
-        if let Err(blob) = gw.blobs.delete(&object_key).await {
-            tracing::error!(error = %blob, transfer = %id, "could not delete an uncommitted blob; start-up will sweep it");
+    let accepted_idx = match gw.store.insert_transfer(&approval, &release, &transfer, &links, gw.clock.now()).await {
+        Ok(idx) => idx,
+        Err(e) => {
+            // Not recorded, so not accepted: the blob must not outlive the failure.
+            if let Err(blob) = gw.blobs.delete(&object_key).await {
+                tracing::error!(error = %blob, transfer = %id, "could not delete an uncommitted blob; start-up will sweep it");
+            }
+            return Err(e.into());
         }
-        return Err(e.into());
-    }
+    };
     tracing::info!(transfer = %id, size = received.size, recipients = recipients.len(), "upload accepted");
+    let receipt = upload_receipt(&gw, accepted_idx).await;
     let links = recipients
         .iter()
         .zip(&tokens)
@@ -285,6 +295,7 @@ async fn upload(
             id: id.to_string(),
             status,
             policies: release.policies().to_vec(),
+            receipt,
             size: received.size,
             digest: received.digest,
             classification: approval.classification(),
@@ -292,6 +303,19 @@ async fn upload(
             links,
         }),
     ))
+}
+
+/// How long an upload answer waits for its entry to be integrated into the log.
+const RECEIPT_WAIT: Duration = Duration::from_secs(5);
+
+/// The receipt for the upload's log entry, once the sequencer has integrated it.
+async fn upload_receipt(gw: &Gateway, index: u64) -> Option<String> {
+    if !gw.log.wait_for(index, RECEIPT_WAIT).await {
+        tracing::warn!(index, "upload answered before its log entry was integrated");
+        return None;
+    }
+    let entry = gw.store.entries_from(index, 1).await.ok()?.pop()?.1;
+    gw.log.log().receipt(index, entry.as_bytes()).ok()
 }
 
 /// Reads and discards what is left of a refused body, within limits.

@@ -158,12 +158,47 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Records one event on its own (refusals and other events that change nothing else).
-    pub async fn record(&self, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Records one event on its own (refusals and other events that change nothing else);
+    /// returns its log index.
+    pub async fn record(&self, event: &Event, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        append(&mut tx, event, now).await?;
+        let idx = append(&mut tx, event, now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(idx)
+    }
+
+    /// Log entries from index `from` on, at most `limit`, in index order.
+    pub async fn entries_from(&self, from: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT idx, entry FROM audit_events WHERE idx >= ? ORDER BY idx LIMIT ?")
+                .bind(i64::try_from(from).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)).collect())
+    }
+
+    /// The number of events (the log size once everything is integrated).
+    pub async fn entry_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// A transfer's events that prove something to its parties (upload, approval, delivery,
+    /// recall, purge), as `(event, log index, entry)`, oldest first.
+    pub async fn receipt_events(
+        &self,
+        transfer: &crate::ids::TransferId,
+    ) -> Result<Vec<(String, u64, String)>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT event, idx, entry FROM audit_events WHERE transfer_id = ? AND event IN \
+             ('upload.accepted', 'transfer.approved', 'transfer.rejected', 'download.completed', \
+              'transfer.recalled', 'object.purged') ORDER BY idx",
+        )
+        .bind(transfer.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(e, i, t)| (e, u64::try_from(i).unwrap_or_default(), t)).collect())
     }
 
     /// Checks that the database answers.
@@ -178,11 +213,11 @@ impl Store {
     }
 }
 
-/// Appends an audit event inside the caller's transaction.
-async fn append(tx: &mut Transaction<'static, Sqlite>, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (at, event, actor_id, transfer_id, subject_id, code, entry) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+/// Appends an audit event inside the caller's transaction; returns its log index.
+async fn append(tx: &mut Transaction<'static, Sqlite>, event: &Event, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let idx: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_events (at, event, actor_id, transfer_id, subject_id, code, entry, idx) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM audit_events)) RETURNING idx",
     )
     .bind(ms(now))
     .bind(event.kind.as_str())
@@ -191,7 +226,7 @@ async fn append(tx: &mut Transaction<'static, Sqlite>, event: &Event, now: DateT
     .bind(event.subject.clone())
     .bind(event.code.clone())
     .bind(event.entry(now))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(u64::try_from(idx).unwrap_or_default())
 }

@@ -267,7 +267,8 @@ impl Store {
     }
 
     /// Commits an accepted upload: the transfer, one link per approved recipient, and their
-    /// audit events, in one transaction. Nothing is visible unless all of it is.
+    /// audit events, in one transaction. Nothing is visible unless all of it is. Returns the
+    /// log index of the `upload.accepted` event.
     pub async fn insert_transfer(
         &self,
         approval: &Approval,
@@ -275,7 +276,7 @@ impl Store {
         transfer: &NewTransfer,
         links: &[NewLink],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         debug_assert_eq!(
             links.iter().map(|l| &l.recipient).collect::<Vec<_>>(),
             approval.recipients().iter().collect::<Vec<_>>()
@@ -308,7 +309,7 @@ impl Store {
             .field("status", if release.held() { "held" } else { "released" })
             .field("release_policies", release.policies().join(","));
         accepted.fields.extend(transfer.envelope.iter().cloned());
-        append(&mut tx, &accepted, now).await?;
+        let accepted_idx = append(&mut tx, &accepted, now).await?;
         for link in links {
             sqlx::query(
                 "INSERT INTO links (id, transfer_id, recipient_id, token_hash, state, expires_at) \
@@ -329,7 +330,7 @@ impl Store {
             append(&mut tx, &issued, now).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(accepted_idx)
     }
 
     /// The links waiting for `user`: issued or in progress, not expired, ciphertext present.

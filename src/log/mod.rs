@@ -1,0 +1,249 @@
+//! The transparency log: every audit event becomes a leaf of an append-only Merkle tree,
+//! published in the C2SP tlog-tiles layout under `DATA/log/` with a signed C2SP checkpoint.
+//!
+//! Events are durable in the database first (in the same transaction as what they record); the
+//! sequencer ([`sequencer`]) integrates them in index order in batches: it writes the new tiles
+//! and entry bundles (temporary file, fsync, rename), then signs and writes the checkpoint, which
+//! is the commit point. A crash at any point leaves the last checkpoint and everything it covers
+//! intact, and the next integration rewrites the same bytes. The maths and formats are the pure
+//! [`crate::tlog`] module; this one does the I/O.
+
+pub mod sequencer;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::store::{Store, StoreError};
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::frontier::Frontier;
+use crate::tlog::merkle::{Hash, leaf_hash};
+use crate::tlog::note::{NoteSigner as _, Signer, Verifier};
+use crate::tlog::proof::TlogProof;
+use crate::tlog::tiles::{self, Tile, TileReader};
+
+/// Leaves integrated per batch at most (the rest waits for the next round).
+const BATCH: u32 = 4096;
+
+/// What can go wrong with the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// A log file could not be read or written.
+    #[error("log file `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored checkpoint or tiles are damaged or not ours.
+    #[error("the log on disk is inconsistent: {0}")]
+    Corrupt(String),
+    /// The requested entry is not in the log yet.
+    #[error("entry {index} is not integrated yet (log size {size})")]
+    NotYet {
+        /// The entry.
+        index: u64,
+        /// The current size.
+        size: u64,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io { path: path.to_owned(), source }
+}
+
+/// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, fsync dir.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// The log's state in memory: its size, right edge, and the signed checkpoint.
+#[derive(Debug)]
+struct Head {
+    frontier: Frontier,
+    checkpoint: String,
+}
+
+/// The transparency log under a directory.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    signer: std::sync::Arc<Signer>,
+    head: std::sync::Mutex<Head>,
+}
+
+impl Log {
+    /// Opens (creating) the log in `dir`, signed as `origin` with the gateway's Ed25519 seed.
+    /// The origin is fixed at the first start (file `origin`), so links and ports may change.
+    pub fn open(dir: &Path, default_origin: &str, seed: &[u8; 32]) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let origin_path = dir.join("origin");
+        let origin = match std::fs::read_to_string(&origin_path) {
+            Ok(o) => o.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_atomic(&origin_path, format!("{default_origin}\n").as_bytes())?;
+                default_origin.to_owned()
+            }
+            Err(e) => return Err(LogError::Io { path: origin_path, source: e }),
+        };
+        let signer =
+            Signer::from_seed(&origin, seed).map_err(|e| LogError::Corrupt(format!("log origin `{origin}`: {e}")))?;
+        write_atomic(&dir.join("key"), format!("{}\n", signer.verifier().to_vkey()).as_bytes())?;
+        let checkpoint_path = dir.join("checkpoint");
+        let (frontier, checkpoint) = match std::fs::read_to_string(&checkpoint_path) {
+            Ok(note) => {
+                let verifier = signer.verifier();
+                let (opened, _) = Checkpoint::open(&note, &verifier, &[]).map_err(|e| {
+                    LogError::Corrupt(format!("checkpoint does not verify with this gateway's key: {e}"))
+                })?;
+                let size = opened.size();
+                let frontier = reader(dir, size)
+                    .frontier()
+                    .map_err(|e| LogError::Corrupt(format!("tiles for size {size}: {e}")))?;
+                if frontier.root() != *opened.root() {
+                    return Err(LogError::Corrupt(format!("tiles do not match the checkpoint at size {size}")));
+                }
+                (frontier, note)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let frontier = Frontier::new();
+                let note = sign(&signer, &frontier)?;
+                write_atomic(&checkpoint_path, note.as_bytes())?;
+                (frontier, note)
+            }
+            Err(e) => return Err(LogError::Io { path: checkpoint_path, source: e }),
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            signer: std::sync::Arc::new(signer),
+            head: std::sync::Mutex::new(Head { frontier, checkpoint }),
+        })
+    }
+
+    fn head(&self) -> std::sync::MutexGuard<'_, Head> {
+        self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The number of integrated entries.
+    pub fn size(&self) -> u64 {
+        self.head().frontier.size()
+    }
+
+    /// The current signed checkpoint.
+    pub fn checkpoint(&self) -> String {
+        self.head().checkpoint.clone()
+    }
+
+    /// The verifier key string (`origin+hexid+base64`).
+    pub fn verifier(&self) -> Verifier {
+        self.signer.verifier()
+    }
+
+    /// The log's directory (served under `/log/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Integrates the next batch of pending events; returns the new size. Only the sequencer
+    /// calls this (one writer).
+    pub async fn integrate(&self, store: &Store) -> Result<u64, LogError> {
+        let size = self.size();
+        let pending = store.entries_from(size, BATCH).await?;
+        if pending.is_empty() {
+            return Ok(size);
+        }
+        let dir = self.dir.clone();
+        let mut frontier = self.head().frontier.clone();
+        let mut new_nodes: HashMap<(u8, u64), Hash> = HashMap::new();
+        let mut new_entries: HashMap<u64, Vec<u8>> = HashMap::new();
+        for (expected, (idx, entry)) in (size..).zip(&pending) {
+            if *idx != expected {
+                return Err(LogError::Corrupt(format!("event index {idx} where {expected} was expected")));
+            }
+            frontier.append(leaf_hash(entry.as_bytes()), |level, index, hash| {
+                if level % 8 == 0 {
+                    new_nodes.insert((level, index), *hash);
+                }
+            });
+            new_entries.insert(*idx, entry.clone().into_bytes());
+        }
+        let new_size = frontier.size();
+        // Entries of partial bundles integrated before this batch come back from the store.
+        let first_bundle_start = (size / 256) * 256;
+        for (idx, entry) in store.entries_from(first_bundle_start, (size - first_bundle_start) as u32).await? {
+            new_entries.entry(idx).or_insert_with(|| entry.into_bytes());
+        }
+        let signer = self.signer.clone();
+        let written = frontier.clone();
+        let note = tokio::task::spawn_blocking(move || -> Result<String, LogError> {
+            let frontier = written;
+            let mut old = reader(&dir, size);
+            for tile in tiles::tiles_added(size, new_size) {
+                let bytes = tile
+                    .contents(|level, index| match new_nodes.get(&(level, index)) {
+                        Some(h) => Ok(*h),
+                        None => old.perfect_hash(level, index).map_err(|e| e.to_string()),
+                    })
+                    .map_err(|e| LogError::Corrupt(format!("building {}: {e}", tile.path())))?;
+                write_atomic(&dir.join(tile.path()), &bytes)?;
+                if tile.level() == 0 {
+                    let start = tile.index() * 256;
+                    let entries: Vec<&Vec<u8>> = (start..start + u64::from(tile.width()))
+                        .map(|i| new_entries.get(&i).ok_or_else(|| LogError::Corrupt(format!("entry {i} missing"))))
+                        .collect::<Result<_, _>>()?;
+                    let bundle = tiles::encode_bundle(&entries).map_err(|e| LogError::Corrupt(e.to_string()))?;
+                    write_atomic(&dir.join(tile.entries_path()), &bundle)?;
+                }
+            }
+            let note = sign(&signer, &frontier)?;
+            write_atomic(&dir.join("checkpoint"), note.as_bytes())?;
+            Ok(note)
+        })
+        .await
+        .map_err(|e| LogError::Corrupt(format!("log writer task failed: {e}")))??;
+        let mut head = self.head();
+        head.frontier = frontier;
+        head.checkpoint = note;
+        Ok(new_size)
+    }
+
+    /// A C2SP tlog-proof receipt for entry `index`, whose exact bytes are `entry`, against the
+    /// current checkpoint.
+    pub fn receipt(&self, index: u64, entry: &[u8]) -> Result<String, LogError> {
+        let (size, checkpoint) = {
+            let head = self.head();
+            (head.frontier.size(), head.checkpoint.clone())
+        };
+        if index >= size {
+            return Err(LogError::NotYet { index, size });
+        }
+        let proof = reader(&self.dir, size)
+            .inclusion_proof(index)
+            .map_err(|e| LogError::Corrupt(format!("inclusion proof for {index}: {e}")))?;
+        Ok(TlogProof { extra: Some(entry.to_vec()), index, proof, checkpoint }.to_text())
+    }
+}
+
+/// Signs the checkpoint for the tree `frontier` describes.
+fn sign(signer: &Signer, frontier: &Frontier) -> Result<String, LogError> {
+    let checkpoint = Checkpoint::new(signer.name(), frontier.size(), frontier.root())
+        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+    checkpoint.sign(&[signer]).map_err(|e| LogError::Corrupt(e.to_string()))
+}
+
+/// A tile reader over the files of a tree of `size` leaves in `dir`.
+fn reader(dir: &Path, size: u64) -> TileReader<impl FnMut(&Tile) -> Result<Vec<u8>, std::io::Error>> {
+    let dir = dir.to_owned();
+    TileReader::new(size, move |tile: &Tile| std::fs::read(dir.join(tile.path())))
+}

@@ -1,0 +1,139 @@
+//! The transparency log end to end: receipts in answers, the tiles under /log/, restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use common::{TestServer, encrypt, noise, parties};
+use sealpost::tlog::checkpoint::Checkpoint;
+use sealpost::tlog::merkle::leaf_hash;
+use sealpost::tlog::note::Verifier;
+use sealpost::tlog::policy::Policy;
+use sealpost::tlog::proof::TlogProof;
+use sealpost::tlog::tiles;
+
+async fn text(server: &TestServer, path: &str) -> (u16, String) {
+    let r = server.http().get(format!("{}{path}", server.url)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn verifier(server: &TestServer) -> Verifier {
+    let (status, key) = text(server, "/log/key").await;
+    assert_eq!(status, 200);
+    Verifier::from_vkey(key.trim()).expect("a verifier key string")
+}
+
+/// Waits until the published checkpoint covers every event, and returns it.
+async fn settled(server: &TestServer) -> Checkpoint {
+    let key = verifier(server).await;
+    for _ in 0..200 {
+        let events = server.events().await.len() as u64;
+        let (_, note) = text(server, "/log/checkpoint").await;
+        let (checkpoint, _) = Checkpoint::open(&note, &key, &[]).expect("the checkpoint verifies");
+        // Reading the audit trail is not itself an event, so the count is stable once idle.
+        if checkpoint.size() >= events {
+            return checkpoint;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the log never caught up");
+}
+
+#[tokio::test]
+async fn an_upload_answer_carries_a_receipt_that_verifies_offline_against_the_log_key() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let ciphertext = encrypt(&[&id.to_public().to_string()], &noise(1000));
+    let (status, body) = server.upload(&bob, &["hmpps/alice"], "", ciphertext.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    let receipt = TlogProof::parse(body["receipt"].as_str().expect("a receipt")).unwrap();
+    let policy = Policy::log_only(verifier(&server).await);
+    let verified = receipt.verify(&policy).expect("the receipt verifies");
+    let entry = String::from_utf8(verified.entry).unwrap();
+    assert!(entry.starts_with("sealpost.audit/v1\nevent upload.accepted\n"), "{entry}");
+    assert!(entry.contains(&format!("transfer {}\n", body["id"].as_str().unwrap())));
+    assert!(entry.contains(&format!("digest {}\n", body["digest"].as_str().unwrap())));
+
+    // Tampering with the entry breaks it.
+    let mut forged = receipt.clone();
+    forged.extra = Some(entry.replace("upload.accepted", "upload.refused").into_bytes());
+    assert!(forged.verify(&policy).is_err());
+
+    // After delivery the sender can fetch a proof of delivery too.
+    let (status, _) = server.redeem(&alice, body["links"][0]["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    settled(&server).await;
+    let (status, list) =
+        server.get(&bob, &format!("/api/v1/transfers/{}/receipts", body["id"].as_str().unwrap())).await;
+    assert_eq!(status, 200, "{list}");
+    let events: Vec<&str> = list["receipts"].as_array().unwrap().iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["upload.accepted", "download.completed"]);
+    for r in list["receipts"].as_array().unwrap() {
+        TlogProof::parse(r["receipt"].as_str().unwrap()).unwrap().verify(&policy).expect("verifies");
+    }
+    let (status, _) = server
+        .get(
+            &server.user("hmpps/eve", "recipient").await,
+            &format!("/api/v1/transfers/{}/receipts", body["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 404, "strangers see no receipts");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_published_tiles_rebuild_the_checkpoint_root_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let (bob, _, id) = parties(&server).await;
+    for _ in 0..3 {
+        let (status, _) =
+            server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&id.to_public().to_string()], b"x")).await;
+        assert_eq!(status, 201);
+    }
+    let checkpoint = settled(&server).await;
+    let (status, _) = text(&server, "/log/tile/0/../../sealpost.db").await;
+    assert_eq!(status, 404);
+    let leaves = fetch_leaves(&server, checkpoint.size()).await;
+    assert_eq!(sealpost::tlog::merkle::root(&leaves), *checkpoint.root());
+    let first_key = verifier(&server).await.to_vkey();
+    server.stop().await;
+
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    assert_eq!(verifier(&server).await.to_vkey(), first_key, "the log key and origin survive a restart");
+    let (status, _) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&id.to_public().to_string()], b"y")).await;
+    assert_eq!(status, 201);
+    let later = settled(&server).await;
+    assert!(later.size() > checkpoint.size());
+    let leaves = fetch_leaves(&server, later.size()).await;
+    assert_eq!(sealpost::tlog::merkle::root(&leaves), *later.root());
+    let old = sealpost::tlog::merkle::root(&leaves[..checkpoint.size() as usize]);
+    assert_eq!(old, *checkpoint.root(), "the old tree is a prefix of the new one");
+    server.stop().await;
+}
+
+/// Every leaf hash of the tree, from the published entry bundles, checked against the tiles.
+async fn fetch_leaves(server: &TestServer, size: u64) -> Vec<sealpost::tlog::merkle::Hash> {
+    let mut leaves = Vec::new();
+    for tile in tiles::tiles_for_size(size).into_iter().filter(|t| t.level() == 0) {
+        let r = server.http().get(format!("{}/log/{}", server.url, tile.entries_path())).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", tile.entries_path());
+        let bundle = r.bytes().await.unwrap();
+        let entries = tiles::decode_bundle(&bundle, tile.width()).unwrap();
+        let hashes: Vec<_> = entries.iter().map(|e| leaf_hash(e)).collect();
+        let r = server.http().get(format!("{}/log/{}", server.url, tile.path())).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(tile.hashes(&r.bytes().await.unwrap()).unwrap(), hashes);
+        leaves.extend(hashes);
+    }
+    leaves
+}
+
+#[tokio::test]
+async fn the_log_can_be_restricted_to_signed_in_users() {
+    let server = TestServer::start_with(|c| c.log_public = false).await;
+    assert_eq!(text(&server, "/log/checkpoint").await.0, 401);
+    let r =
+        server.http().get(format!("{}/log/checkpoint", server.url)).bearer_auth(&server.admin).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    server.stop().await;
+}
