@@ -40,6 +40,8 @@ pub mod envelope;
 pub mod ids;
 /// The transparency log on disk (tlog-tiles) and its sequencer.
 pub mod log;
+/// Offline verification of the log and of receipts: entries, tiles, consistency, lifecycle.
+pub mod logcheck;
 /// Organisations, roles, user names, classifications.
 pub mod model;
 /// The policy gate and its approval values.

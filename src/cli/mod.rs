@@ -8,6 +8,7 @@
 mod client;
 mod commands;
 mod inspect;
+mod log;
 mod policy;
 mod serve;
 
@@ -130,6 +131,12 @@ enum Command {
     },
     /// Check a file the way the gateway will, without uploading it (no key needed).
     Inspect(inspect::InspectArgs),
+    /// Verify receipts offline (exit 0 valid, 4 not).
+    #[command(subcommand)]
+    Receipt(log::ReceiptCommand),
+    /// Verify or export the transparency log (exit 0 valid, 4 not).
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -152,6 +159,8 @@ pub fn main() -> ExitCode {
             Command::Audit(args) => commands::audit(args).await,
             Command::Whoami { client } => commands::whoami(&client).await,
             Command::Inspect(args) => inspect::run(&args),
+            Command::Receipt(command) => log::run_receipt(command),
+            Command::Log(command) => log::run_log(command).await,
         }
     });
     match result {
