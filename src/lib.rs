@@ -57,3 +57,5 @@ pub mod sweeper;
 pub mod tlog;
 /// The upload pipeline: stream, hash, inspect, stage.
 pub mod upload;
+/// A C2SP tlog-witness: cosigns the log's checkpoints only when consistent with what it saw.
+pub mod witness;

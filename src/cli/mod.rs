@@ -11,6 +11,7 @@ mod inspect;
 mod log;
 mod policy;
 mod serve;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -131,6 +132,9 @@ enum Command {
     },
     /// Check a file the way the gateway will, without uploading it (no key needed).
     Inspect(inspect::InspectArgs),
+    /// Run a witness that cosigns the log's consistent checkpoints, or make its key.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Verify receipts offline (exit 0 valid, 4 not).
     #[command(subcommand)]
     Receipt(log::ReceiptCommand),
@@ -161,6 +165,7 @@ pub fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(&args),
             Command::Receipt(command) => log::run_receipt(command),
             Command::Log(command) => log::run_log(command).await,
+            Command::Witness(command) => witness::run(command).await,
         }
     });
     match result {
