@@ -73,6 +73,9 @@ pub struct FileConfig {
     pub log_interval: Option<String>,
     /// See [`Config::log_public`].
     pub log_public: Option<bool>,
+    /// See [`Config::witnesses`].
+    #[serde(default)]
+    pub witnesses: Vec<crate::log::WitnessConfig>,
 }
 
 impl FileConfig {
@@ -128,6 +131,8 @@ pub struct Config {
     pub log_interval: Duration,
     /// Whether `/log/` is readable without a token (default true).
     pub log_public: bool,
+    /// Witnesses asked to cosign each new checkpoint (default none).
+    pub witnesses: Vec<crate::log::WitnessConfig>,
 }
 
 impl Default for Config {
@@ -148,6 +153,7 @@ impl Default for Config {
             log_origin: None,
             log_interval: Duration::from_millis(500),
             log_public: true,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -195,6 +201,7 @@ impl Config {
         if let Some(v) = file.log_public {
             c.log_public = v;
         }
+        c.witnesses = file.witnesses;
         c.validate()?;
         Ok(c)
     }

@@ -137,3 +137,101 @@ async fn the_log_can_be_restricted_to_signed_in_users() {
     assert_eq!(r.status().as_u16(), 200);
     server.stop().await;
 }
+
+fn sealpost(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(args)
+        .env_remove("SEALPOST_URL")
+        .env_remove("SEALPOST_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliance_officer_verifies_the_live_log_and_a_receipt_with_the_cli() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let ciphertext = encrypt(&[&id.to_public().to_string()], &noise(5000));
+    let (status, body) = server.upload(&bob, &["hmpps/alice"], "", ciphertext.clone()).await;
+    assert_eq!(status, 201);
+    assert_eq!(server.redeem(&alice, body["links"][0]["url"].as_str().unwrap()).await.0, 200);
+    settled(&server).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let key = verifier(&server).await.to_vkey();
+    let state = work.path().join("state");
+    let url = server.url.clone();
+    let (state_s, key_s) = (state.to_str().unwrap().to_owned(), key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        sealpost(&["log", "verify", "--url", &url, "--key", &key_s, "--state", &state_s])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(state.join("checkpoint").exists());
+
+    let receipt = work.path().join("upload.receipt");
+    std::fs::write(&receipt, body["receipt"].as_str().unwrap()).unwrap();
+    let bundle = work.path().join("bundle.age");
+    std::fs::write(&bundle, &ciphertext).unwrap();
+    let r = receipt.to_str().unwrap();
+    let ok = sealpost(&["receipt", "verify", r, "--key", &key, "--expect-file", bundle.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("upload.accepted"));
+    std::fs::write(&bundle, b"a different bundle").unwrap();
+    let swapped = sealpost(&["receipt", "verify", r, "--key", &key, "--expect-file", bundle.to_str().unwrap()]);
+    assert_eq!(swapped.status.code(), Some(4));
+    let mut bytes = std::fs::read(&receipt).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 1;
+    std::fs::write(&receipt, bytes).unwrap();
+    assert_eq!(sealpost(&["receipt", "verify", r, "--key", &key]).status.code(), Some(4));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_cosigns_every_checkpoint_and_receipts_verify_against_a_policy_that_requires_it() {
+    // First start: learn the log's key, which the witness must know.
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(data.path(), |_| {}).await;
+    let log_key = verifier(&server).await;
+    let (bob, _, id) = parties(&server).await;
+    server.stop().await;
+
+    let (skey, vkey) = sealpost::witness::witness_keygen("witness.test").unwrap();
+    let cosigner = {
+        use age::secrecy::ExposeSecret as _;
+        sealpost::tlog::cosignature::Cosigner::from_skey(skey.expose_secret()).unwrap()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let witness = std::sync::Arc::new(
+        sealpost::witness::Witness::open(state.path(), cosigner, [Verifier::from_vkey(&log_key.to_vkey()).unwrap()])
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let witness_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sealpost::witness::run(listener, witness.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    let config = sealpost::log::WitnessConfig { url: witness_url.clone(), key: vkey.clone() };
+    let server = TestServer::start_in(data.path(), move |c| c.witnesses = vec![config]).await;
+    let (status, body) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&id.to_public().to_string()], b"z")).await;
+    assert_eq!(status, 201, "{body}");
+    let policy = Policy::parse(&format!("log {}\nwitness w {vkey}\nquorum w\n", log_key.to_vkey())).unwrap();
+    let receipt = TlogProof::parse(body["receipt"].as_str().unwrap()).unwrap();
+    let verified = receipt.verify(&policy).expect("cosigned by the witness");
+    assert_eq!(verified.checkpoint.cosigned.len(), 1);
+    let checkpoint = settled(&server).await;
+    assert_eq!(witness.known_size(checkpoint.origin()).await, Some(checkpoint.size()));
+    server.stop().await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -109,6 +109,62 @@ async fn a_crash_during_upload_leaves_nothing_visible() {
     drop(second);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_the_log_integrates_loses_no_acknowledged_event_and_the_log_still_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = Gateway::spawn(dir.path());
+    let http = reqwest::Client::new();
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).expect("admin token").trim().to_owned();
+    let api = Api { http: &http, url: &first.url, admin: &admin };
+    let (bob, _alice, recipient) = api.parties().await;
+    let key = http.get(format!("{}/log/key", first.url)).send().await.expect("key").text().await.expect("text");
+
+    // Many uploads at once, then SIGKILL the moment the last answer is in: some entries are
+    // integrated, some only in the database, and a batch may be half written.
+    let file = encrypt(&[&recipient], &noise(2000));
+    let uploads = (0..24).map(|_| {
+        let url = format!("{}/api/v1/transfers?to=hmpps/alice", first.url);
+        http.post(url).bearer_auth(&bob).body(file.clone()).send()
+    });
+    let answers = futures_util::future::join_all(uploads).await;
+    first.kill();
+    let acknowledged = answers.iter().filter(|r| r.as_ref().is_ok_and(|r| r.status().as_u16() == 201)).count();
+    assert_eq!(acknowledged, 24, "every upload was acknowledged before the kill");
+
+    let second = Gateway::spawn(dir.path());
+    let api = Api { http: &http, url: &second.url, admin: &admin };
+    let mut events = 0;
+    for _ in 0..200 {
+        let (_, audit) = api.get(&admin, "/api/v1/audit?limit=1000").await;
+        events = audit["events"].as_array().expect("events").len() as u64;
+        let accepted =
+            audit["events"].as_array().expect("events").iter().filter(|e| e["event"] == "upload.accepted").count();
+        assert_eq!(accepted, 24, "no acknowledged upload is missing from the trail");
+        let note =
+            http.get(format!("{}/log/checkpoint", second.url)).send().await.expect("cp").text().await.expect("t");
+        let size: u64 = note.lines().nth(1).and_then(|l| l.parse().ok()).expect("size line");
+        if size >= events {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let state = dir.path().join("verifier-state");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["log", "verify", "--url", &second.url, "--key", key.trim(), "--state"])
+        .arg(&state)
+        .env_remove("SEALPOST_TOKEN")
+        .output()
+        .expect("log verify runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(events >= 24 + 24, "each upload logged its acceptance and its link");
+}
+
 #[tokio::test]
 async fn a_broken_off_download_leaves_the_link_usable() {
     let server = TestServer::start().await;

@@ -16,11 +16,13 @@ use std::path::{Path, PathBuf};
 
 use crate::store::{Store, StoreError};
 use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::cosignature::CosignatureVerifier;
 use crate::tlog::frontier::Frontier;
 use crate::tlog::merkle::{Hash, leaf_hash};
-use crate::tlog::note::{NoteSigner as _, Signer, Verifier};
+use crate::tlog::note::{Note, NoteSigner as _, NoteVerifier, Signer, Verifier};
 use crate::tlog::proof::TlogProof;
 use crate::tlog::tiles::{self, Tile, TileReader};
+use crate::witness::{self, WitnessClientError};
 
 /// Leaves integrated per batch at most (the rest waits for the next round).
 const BATCH: u32 = 4096;
@@ -81,6 +83,27 @@ pub struct Log {
     dir: PathBuf,
     signer: std::sync::Arc<Signer>,
     head: std::sync::Mutex<Head>,
+    witnesses: Vec<Witness>,
+    http: reqwest::Client,
+}
+
+/// A witness the log asks to cosign each new checkpoint.
+#[derive(Debug)]
+struct Witness {
+    url: String,
+    verifier: CosignatureVerifier,
+    /// The size it last cosigned, as far as we know.
+    known: std::sync::Mutex<u64>,
+}
+
+/// A witness as configured: where it is and its cosignature verifier key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Its base URL (it serves `POST /add-checkpoint`).
+    pub url: String,
+    /// Its verifier key string (`name+hexid+base64`).
+    pub key: String,
 }
 
 impl Log {
@@ -128,7 +151,76 @@ impl Log {
             dir: dir.to_owned(),
             signer: std::sync::Arc::new(signer),
             head: std::sync::Mutex::new(Head { frontier, checkpoint }),
+            witnesses: Vec::new(),
+            http: reqwest::Client::new(),
         })
+    }
+
+    /// Adds the witnesses to ask for cosignatures.
+    pub fn with_witnesses(mut self, witnesses: &[WitnessConfig]) -> Result<Self, LogError> {
+        for w in witnesses {
+            let verifier = CosignatureVerifier::from_vkey(w.key.trim())
+                .map_err(|e| LogError::Corrupt(format!("witness key for `{}`: {e}", w.url)))?;
+            self.witnesses.push(Witness { url: w.url.clone(), verifier, known: std::sync::Mutex::new(0) });
+        }
+        self.http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| LogError::Corrupt(format!("http client: {e}")))?;
+        Ok(self)
+    }
+
+    /// Asks every witness to cosign the checkpoint of `size` leaves and adds the cosignatures
+    /// that verify. A witness that is down or refuses is logged and skipped: the checkpoint is
+    /// published without it (a policy that requires it will then refuse receipts).
+    async fn cosign(&self, note: String, size: u64) -> String {
+        let Ok(mut signed) = Note::parse(&note) else { return note };
+        for w in &self.witnesses {
+            let mut old = *w.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut result = Err(WitnessClientError::BadResponse { reason: "not asked".to_owned() });
+            for _ in 0..2 {
+                let proof = match self.consistency_proof(old, size) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        result = Err(WitnessClientError::BadResponse { reason: e.to_string() });
+                        break;
+                    }
+                };
+                result = witness::add_checkpoint(&self.http, &w.url, old, &proof, &note).await;
+                match &result {
+                    Err(WitnessClientError::Conflict { known_size }) if *known_size <= size => old = *known_size,
+                    _ => break,
+                }
+            }
+            match result {
+                Ok(sigs) => {
+                    for sig in sigs {
+                        let mut candidate = signed.clone();
+                        if candidate.add_signature(sig).is_err() {
+                            continue;
+                        }
+                        let log = self.signer.verifier();
+                        let opened = Checkpoint::open(&candidate.to_string(), &log, &[&w.verifier]);
+                        if opened
+                            .is_ok_and(|(_, o)| o.verified.iter().any(|s| s.name == NoteVerifier::name(&w.verifier)))
+                        {
+                            signed = candidate;
+                            *w.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = size;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(witness = %w.url, error = %e, "witness did not cosign; published without it"),
+            }
+        }
+        signed.to_string()
+    }
+
+    /// A consistency proof from `old` to `new` leaves, from the tiles on disk.
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+        if old == 0 || old == new {
+            return Ok(Vec::new());
+        }
+        reader(&self.dir, new).consistency_proof(old).map_err(|e| LogError::Corrupt(format!("consistency proof: {e}")))
     }
 
     fn head(&self) -> std::sync::MutexGuard<'_, Head> {
@@ -206,12 +298,16 @@ impl Log {
                     write_atomic(&dir.join(tile.entries_path()), &bundle)?;
                 }
             }
-            let note = sign(&signer, &frontier)?;
-            write_atomic(&dir.join("checkpoint"), note.as_bytes())?;
-            Ok(note)
+            sign(&signer, &frontier)
         })
         .await
         .map_err(|e| LogError::Corrupt(format!("log writer task failed: {e}")))??;
+        let note = self.cosign(note, new_size).await;
+        let path = self.dir.join("checkpoint");
+        let bytes = note.clone().into_bytes();
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+            .await
+            .map_err(|e| LogError::Corrupt(format!("log writer task failed: {e}")))??;
         let mut head = self.head();
         head.frontier = frontier;
         head.checkpoint = note;
