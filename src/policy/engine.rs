@@ -215,7 +215,7 @@ impl Policies {
         let uid = |s: &str| EntityUid::from_str(s).map_err(|e| format!("bad entity `{s}`: {e}"));
         let action = uid(&format!("Sealpost::Action::\"{action}\""))?;
         let context = Context::from_json_value(context, Some((&self.schema, &action))).map_err(|e| e.to_string())?;
-        let entities = Entities::from_json_value(entities, Some(&self.schema)).map_err(|e| e.to_string())?;
+        let entities = Entities::from_json_value(entities, None).map_err(|e| e.to_string())?;
         let request = Request::new(uid(principal)?, action, uid(resource)?, context, Some(&self.schema))
             .map_err(|e| e.to_string())?;
         let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
