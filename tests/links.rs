@@ -46,6 +46,15 @@ async fn a_link_works_once_for_its_recipient_and_answers_link_used_after() {
     assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
     let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
     assert_eq!(inbox["transfers"], json!([]));
+    // Delivered to its only recipient: the ciphertext goes at once, not at the next sweep.
+    for _ in 0..100 {
+        if server.stored_files() == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.stored_files(), (0, 0));
+    assert!(server.events().await.iter().any(|e| e == "object.purged"));
     server.stop().await;
 }
 

@@ -147,10 +147,14 @@ impl std::fmt::Debug for LeaseGuard {
 impl LeaseGuard {
     /// Ends the lease now; false if the record could not be written.
     async fn end(mut self, end: LeaseEnd) -> bool {
-        match self.lease.take() {
-            Some(lease) => finish(&self.gw, &lease, end).await,
-            None => true,
+        let Some(lease) = self.lease.take() else { return true };
+        let recorded = finish(&self.gw, &lease, end).await;
+        if recorded && end == LeaseEnd::Completed {
+            // The last recipient has it: delete the ciphertext now, not at the next sweep.
+            let gw = self.gw.clone();
+            tokio::spawn(async move { purge_if_spent(&gw, &lease).await });
         }
+        recorded
     }
 }
 
@@ -163,6 +167,23 @@ impl Drop for LeaseGuard {
                 handle.spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff("client_disconnected")).await });
             }
         }
+    }
+}
+
+/// Deletes a transfer's ciphertext once no link can reach it; failures are left to the sweeper.
+async fn purge_if_spent(gw: &Gateway, lease: &Lease) {
+    let purge = match gw.store.spent(&lease.transfer).await {
+        Ok(Some(purge)) => purge,
+        Ok(None) => return,
+        Err(e) => {
+            return tracing::warn!(error = %e, transfer = %lease.transfer, "purge check failed; the sweeper will retry");
+        }
+    };
+    if let Err(e) = gw.blobs.delete(&purge.object_key).await {
+        return tracing::warn!(error = %e, transfer = %lease.transfer, "could not delete delivered ciphertext yet");
+    }
+    if let Err(e) = gw.store.mark_purged(&purge, gw.clock.now()).await {
+        tracing::warn!(error = %e, transfer = %lease.transfer, "could not record a purge; the sweeper will");
     }
 }
 

@@ -494,12 +494,17 @@ impl Store {
 
     /// Transfers whose ciphertext can go: no link can still be redeemed.
     pub async fn purgeable(&self) -> Result<Vec<Purge>, StoreError> {
+        self.purgeable_where(None).await
+    }
+
+    async fn purgeable_where(&self, only: Option<&TransferId>) -> Result<Vec<Purge>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.id, t.object_key, t.recalled_at, t.status, \
                     (SELECT COUNT(*) FROM links l WHERE l.transfer_id = t.id AND l.state = 'used') AS used \
-             FROM transfers t WHERE t.object_key IS NOT NULL AND NOT EXISTS \
+             FROM transfers t WHERE t.object_key IS NOT NULL AND (?1 IS NULL OR t.id = ?1) AND NOT EXISTS \
                 (SELECT 1 FROM links l WHERE l.transfer_id = t.id AND l.state IN ('issued', 'leased'))",
         )
+        .bind(only.map(|t| t.as_str().to_owned()))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -517,6 +522,12 @@ impl Store {
                 Purge { transfer: TransferId::from_db(r.get("id")), object_key: r.get("object_key"), reason }
             })
             .collect())
+    }
+
+    /// The transfer's blob if no link can reach it any more (for purging right after the last
+    /// delivery rather than at the next sweep).
+    pub async fn spent(&self, transfer: &TransferId) -> Result<Option<Purge>, StoreError> {
+        Ok(self.purgeable_where(Some(transfer)).await?.pop())
     }
 
     /// Records that a transfer's blob has been deleted.
