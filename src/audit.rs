@@ -68,6 +68,10 @@ pub enum EventKind {
     TransferRejected,
     /// The policy set changed (reload); the entry carries its digest.
     PolicyChanged,
+    /// A new log key was added (a rotation started); the entry carries its verifier key.
+    LogKeyAdded,
+    /// A log key was retired (a rotation ended).
+    LogKeyRetired,
 }
 
 impl EventKind {
@@ -97,6 +101,8 @@ impl EventKind {
             Self::TransferApproved => "transfer.approved",
             Self::TransferRejected => "transfer.rejected",
             Self::PolicyChanged => "policy.changed",
+            Self::LogKeyAdded => "log.key_added",
+            Self::LogKeyRetired => "log.key_retired",
         }
     }
 }

@@ -237,3 +237,49 @@ async fn a_witness_cosigns_every_checkpoint_and_receipts_verify_against_a_policy
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+async fn upload_receipt(server: &TestServer, bob: &str, recipient: &str) -> TlogProof {
+    let (status, body) = server.upload(bob, &["hmpps/alice"], "", encrypt(&[recipient], b"r")).await;
+    assert_eq!(status, 201, "{body}");
+    TlogProof::parse(body["receipt"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_log_key_rotates_with_dual_signed_checkpoints_and_old_receipts_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let (bob, _, id) = parties(&server).await;
+    let recipient = id.to_public().to_string();
+    let old = verifier(&server).await;
+    let old_policy = Policy::log_only(Verifier::from_vkey(&old.to_vkey()).unwrap());
+    let before = upload_receipt(&server, &bob, &recipient).await;
+
+    let (status, body) = server.post(&server.admin, "/api/v1/log/keys/rotate", serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let new = Verifier::from_vkey(body["current"].as_str().unwrap()).unwrap();
+    let new_policy = Policy::log_only(Verifier::from_vkey(&new.to_vkey()).unwrap());
+    assert_eq!(text(&server, "/log/keys").await.1.lines().count(), 2);
+    let during = upload_receipt(&server, &bob, &recipient).await;
+    during.verify(&old_policy).expect("dual-signed: the old key still verifies");
+    during.verify(&new_policy).expect("dual-signed: the new key verifies");
+
+    let old_id = old.to_vkey().split('+').nth(1).unwrap().to_owned();
+    let (status, body) =
+        server.post(&server.admin, "/api/v1/log/keys/retire", serde_json::json!({ "key_id": old_id })).await;
+    assert_eq!(status, 200, "{body}");
+    server.stop().await;
+
+    // The rotation survives a restart, and the old receipt still verifies with the old key.
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    assert_eq!(verifier(&server).await.to_vkey(), new.to_vkey());
+    let after = upload_receipt(&server, &bob, &recipient).await;
+    after.verify(&new_policy).expect("signed by the new key");
+    assert!(after.verify(&old_policy).is_err(), "the retired key no longer signs");
+    before.verify(&old_policy).expect("receipts made before the rotation still verify");
+    let (status, body) =
+        server.post(&server.admin, "/api/v1/log/keys/retire", serde_json::json!({ "key_id": "0000beef" })).await;
+    assert_eq!((status, common::code(&body)), (400, "bad_request"));
+    let events = server.events().await;
+    assert!(events.iter().any(|e| e == "log.key_added") && events.iter().any(|e| e == "log.key_retired"));
+    server.stop().await;
+}

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use crate::audit::{Event, EventKind};
 use super::error::ApiError;
 use crate::ids::TransferId;
 use crate::model::Role;
@@ -22,6 +23,9 @@ pub(super) fn router() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/key", get(key))
+        .route("/log/keys", get(keys))
+        .route("/api/v1/log/keys/rotate", post(rotate))
+        .route("/api/v1/log/keys/retire", post(retire))
         .route("/log/tile/{*path}", get(tile))
         .route("/api/v1/transfers/{id}/receipts", get(receipts))
 }
@@ -50,6 +54,48 @@ async fn checkpoint(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Resp
 async fn key(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response, ApiError> {
     gate(&gw, req).await?;
     Ok(text(format!("{}\n", gw.log.log().verifier().to_vkey()), "no-cache"))
+}
+
+/// Every active verifier key, oldest first: two during a key rotation.
+async fn keys(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response, ApiError> {
+    gate(&gw, req).await?;
+    let keys: String = gw.log.log().verifiers().iter().map(|v| format!("{}\n", v.to_vkey())).collect();
+    Ok(text(keys, "no-cache"))
+}
+
+/// Starts a log key rotation (admin): a new key signs alongside the old one from the next
+/// checkpoint on, and the change is itself a log entry.
+async fn rotate(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin], "rotate the log key")?;
+    let new = gw.log.log().rotate_key().map_err(|e| ApiError::internal(&e))?;
+    let event = Event::new(EventKind::LogKeyAdded).actor(&caller.0.id).field("key", new.to_vkey());
+    gw.store.record(&event, gw.clock.now()).await?;
+    gw.log.nudge();
+    let keys: Vec<String> = gw.log.log().verifiers().iter().map(|v| v.to_vkey()).collect();
+    Ok(Json(json!({ "current": new.to_vkey(), "active": keys })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Retire {
+    key_id: String,
+}
+
+/// Ends a log key rotation (admin): the key `key_id` (8 hex digits) stops signing.
+async fn retire(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    super::error::ApiJson(req): super::error::ApiJson<Retire>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin], "retire a log key")?;
+    let current = gw.log.log().retire_key(&req.key_id).map_err(|e| match e {
+        crate::log::LogError::UnknownKey(_) | crate::log::LogError::LastKey(_) => ApiError::bad_request(e.to_string()),
+        other => ApiError::internal(&other),
+    })?;
+    let event = Event::new(EventKind::LogKeyRetired).actor(&caller.0.id).field("key_id", &req.key_id);
+    gw.store.record(&event, gw.clock.now()).await?;
+    gw.log.nudge();
+    Ok(Json(json!({ "current": current.to_vkey() })))
 }
 
 async fn tile(State(gw): State<Arc<Gateway>>, Path(path): Path<String>, req: Request) -> Result<Response, ApiError> {

@@ -24,6 +24,21 @@ pub(super) enum AdminCommand {
     /// The server's policy set.
     #[command(subcommand)]
     Policy(AdminPolicyCommand),
+    /// The transparency log's signing keys.
+    #[command(subcommand)]
+    Log(AdminLogCommand),
+}
+
+/// `sealpost admin log …`
+#[derive(Debug, Subcommand)]
+pub(super) enum AdminLogCommand {
+    /// Start a key rotation: a new key signs every checkpoint alongside the old one.
+    RotateKey,
+    /// End a key rotation: the key with this id (8 hex digits, from the key string) stops signing.
+    RetireKey {
+        /// The key id.
+        key_id: String,
+    },
 }
 
 /// `sealpost admin route …`
@@ -281,6 +296,15 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
         AdminCommand::Route(RouteCommand::Remove { from, to }) => {
             client.delete(&format!("/api/v1/routes/{from}/{to}")).await?;
             eprintln!("{from} may no longer send to {to}");
+        }
+        AdminCommand::Log(AdminLogCommand::RotateKey) => {
+            let v = client.post("/api/v1/log/keys/rotate", json!({})).await?;
+            println!("{}", s(&v, "current"));
+            eprintln!("checkpoints are now signed by every active key; retire the old one with `sealpost admin log retire-key ID`");
+        }
+        AdminCommand::Log(AdminLogCommand::RetireKey { key_id }) => {
+            let v = client.post("/api/v1/log/keys/retire", json!({ "key_id": key_id })).await?;
+            println!("{}", s(&v, "current"));
         }
         AdminCommand::Policy(AdminPolicyCommand::Reload) => {
             let v = client.post("/api/v1/policy/reload", json!({})).await?;

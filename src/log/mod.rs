@@ -45,6 +45,12 @@ pub enum LogError {
     /// The stored checkpoint or tiles are damaged or not ours.
     #[error("the log on disk is inconsistent: {0}")]
     Corrupt(String),
+    /// No active log key has that id.
+    #[error("no active log key has id `{0}`")]
+    UnknownKey(String),
+    /// The only active key cannot be retired.
+    #[error("`{0}` is the only active log key: rotate first, then retire the old one")]
+    LastKey(String),
     /// The requested entry is not in the log yet.
     #[error("entry {index} is not integrated yet (log size {size})")]
     NotYet {
@@ -81,7 +87,11 @@ struct Head {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
-    signer: std::sync::Arc<Signer>,
+    origin: String,
+    base_seed: zeroize::Zeroizing<[u8; 32]>,
+    /// The active note keys, oldest first; the last is the current one. During a key rotation
+    /// there are two, and every checkpoint is signed by both.
+    signers: std::sync::RwLock<std::sync::Arc<Vec<Signer>>>,
     head: std::sync::Mutex<Head>,
     witnesses: Vec<Witness>,
     http: reqwest::Client,
@@ -120,16 +130,17 @@ impl Log {
             }
             Err(e) => return Err(LogError::Io { path: origin_path, source: e }),
         };
-        let signer =
-            Signer::from_seed(&origin, seed).map_err(|e| LogError::Corrupt(format!("log origin `{origin}`: {e}")))?;
-        write_atomic(&dir.join("key"), format!("{}\n", signer.verifier().to_vkey()).as_bytes())?;
+        let signers = load_signers(dir, &origin, seed)?;
+        let current = signers.last().map(|s| s.verifier().to_vkey()).unwrap_or_default();
+        write_atomic(&dir.join("key"), format!("{current}\n").as_bytes())?;
         let checkpoint_path = dir.join("checkpoint");
         let (frontier, checkpoint) = match std::fs::read_to_string(&checkpoint_path) {
             Ok(note) => {
-                let verifier = signer.verifier();
-                let (opened, _) = Checkpoint::open(&note, &verifier, &[]).map_err(|e| {
-                    LogError::Corrupt(format!("checkpoint does not verify with this gateway's key: {e}"))
-                })?;
+                let opened = signers
+                    .iter()
+                    .find_map(|signer| Checkpoint::open(&note, &signer.verifier(), &[]).ok())
+                    .ok_or_else(|| LogError::Corrupt("checkpoint does not verify with this gateway's log keys".to_owned()))?
+                    .0;
                 let size = opened.size();
                 let frontier = reader(dir, size)
                     .frontier()
@@ -141,7 +152,7 @@ impl Log {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let frontier = Frontier::new();
-                let note = sign(&signer, &frontier)?;
+                let note = sign(&signers, &frontier)?;
                 write_atomic(&checkpoint_path, note.as_bytes())?;
                 (frontier, note)
             }
@@ -149,11 +160,60 @@ impl Log {
         };
         Ok(Self {
             dir: dir.to_owned(),
-            signer: std::sync::Arc::new(signer),
+            origin,
+            base_seed: zeroize::Zeroizing::new(*seed),
+            signers: std::sync::RwLock::new(std::sync::Arc::new(signers)),
             head: std::sync::Mutex::new(Head { frontier, checkpoint }),
             witnesses: Vec::new(),
             http: reqwest::Client::new(),
         })
+    }
+
+    fn signers(&self) -> std::sync::Arc<Vec<Signer>> {
+        self.signers.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Starts a key rotation: makes a new note key (saved 0600 under `keys/`), which becomes
+    /// the current one; until [`Log::retire_key`] retires the old one, every checkpoint is
+    /// signed by both, so verifiers can move from one to the other. Returns the new key.
+    pub fn rotate_key(&self) -> Result<Verifier, LogError> {
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
+        let signer = Signer::from_seed(&self.origin, &seed).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let id = format!("{:08x}", signer.key_id());
+        let skey = zeroize::Zeroizing::new(signer.to_skey());
+        write_private(&self.dir.join("keys").join(format!("{id}.skey")), skey.as_bytes())?;
+        let mut ids: Vec<String> = self.signers().iter().map(|s| format!("{:08x}", s.key_id())).collect();
+        ids.push(id);
+        self.set_active(&ids)
+    }
+
+    /// Ends a key rotation: stops signing with the key `key_id` (hex), which must not be the
+    /// only one. Returns the current key.
+    pub fn retire_key(&self, key_id: &str) -> Result<Verifier, LogError> {
+        let ids: Vec<String> = self.signers().iter().map(|s| format!("{:08x}", s.key_id())).collect();
+        if !ids.iter().any(|i| i == key_id) {
+            return Err(LogError::UnknownKey(key_id.to_owned()));
+        }
+        if ids.len() == 1 {
+            return Err(LogError::LastKey(key_id.to_owned()));
+        }
+        let rest: Vec<String> = ids.into_iter().filter(|i| i != key_id).collect();
+        self.set_active(&rest)
+    }
+
+    fn set_active(&self, ids: &[String]) -> Result<Verifier, LogError> {
+        write_atomic(&self.dir.join("active"), format!("{}\n", ids.join("\n")).as_bytes())?;
+        let signers = load_signers(&self.dir, &self.origin, &self.base_seed)?;
+        let current = signers.last().map(Signer::verifier).ok_or_else(|| LogError::LastKey(String::new()))?;
+        write_atomic(&self.dir.join("key"), format!("{}\n", current.to_vkey()).as_bytes())?;
+        *self.signers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(signers);
+        Ok(current)
+    }
+
+    /// Every active verifier key, oldest first (two during a rotation).
+    pub fn verifiers(&self) -> Vec<Verifier> {
+        self.signers().iter().map(Signer::verifier).collect()
     }
 
     /// Adds the witnesses to ask for cosignatures.
@@ -199,7 +259,7 @@ impl Log {
                         if candidate.add_signature(sig).is_err() {
                             continue;
                         }
-                        let log = self.signer.verifier();
+                        let log = self.verifier();
                         let opened = Checkpoint::open(&candidate.to_string(), &log, &[&w.verifier]);
                         if opened
                             .is_ok_and(|(_, o)| o.verified.iter().any(|s| s.name == NoteVerifier::name(&w.verifier)))
@@ -239,7 +299,7 @@ impl Log {
 
     /// The verifier key string (`origin+hexid+base64`).
     pub fn verifier(&self) -> Verifier {
-        self.signer.verifier()
+        self.signers().last().map(Signer::verifier).unwrap_or_else(|| self.verifiers().remove(0))
     }
 
     /// The log's directory (served under `/log/`).
@@ -276,7 +336,7 @@ impl Log {
         for (idx, entry) in store.entries_from(first_bundle_start, (size - first_bundle_start) as u32).await? {
             new_entries.entry(idx).or_insert_with(|| entry.into_bytes());
         }
-        let signer = self.signer.clone();
+        let signers = self.signers();
         let written = frontier.clone();
         let note = tokio::task::spawn_blocking(move || -> Result<String, LogError> {
             let frontier = written;
@@ -298,7 +358,7 @@ impl Log {
                     write_atomic(&dir.join(tile.entries_path()), &bundle)?;
                 }
             }
-            sign(&signer, &frontier)
+            sign(&signers, &frontier)
         })
         .await
         .map_err(|e| LogError::Corrupt(format!("log writer task failed: {e}")))??;
@@ -331,11 +391,53 @@ impl Log {
     }
 }
 
-/// Signs the checkpoint for the tree `frontier` describes.
-fn sign(signer: &Signer, frontier: &Frontier) -> Result<String, LogError> {
-    let checkpoint = Checkpoint::new(signer.name(), frontier.size(), frontier.root())
-        .map_err(|e| LogError::Corrupt(e.to_string()))?;
-    checkpoint.sign(&[signer]).map_err(|e| LogError::Corrupt(e.to_string()))
+/// Signs the checkpoint for the tree `frontier` describes, with every active key.
+fn sign(signers: &[Signer], frontier: &Frontier) -> Result<String, LogError> {
+    let name = signers.first().map(|s| s.name().to_owned()).unwrap_or_default();
+    let checkpoint =
+        Checkpoint::new(&name, frontier.size(), frontier.root()).map_err(|e| LogError::Corrupt(e.to_string()))?;
+    let refs: Vec<&dyn crate::tlog::note::NoteSigner> = signers.iter().map(|s| s as _).collect();
+    checkpoint.sign(&refs).map_err(|e| LogError::Corrupt(e.to_string()))
+}
+
+/// The active signers: the ids listed in `active` (oldest first), or only the base key (from
+/// the gateway's signing key) when there has been no rotation.
+fn load_signers(dir: &Path, origin: &str, base_seed: &[u8; 32]) -> Result<Vec<Signer>, LogError> {
+    let base = Signer::from_seed(origin, base_seed).map_err(|e| LogError::Corrupt(format!("log origin `{origin}`: {e}")))?;
+    let active = match std::fs::read_to_string(dir.join("active")) {
+        Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![base]),
+        Err(e) => return Err(LogError::Io { path: dir.join("active"), source: e }),
+    };
+    let base_id = format!("{:08x}", base.key_id());
+    let mut base = Some(base);
+    let mut signers = Vec::new();
+    for id in active {
+        if id == base_id {
+            signers.extend(base.take());
+            continue;
+        }
+        let path = dir.join("keys").join(format!("{id}.skey"));
+        let skey = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(io(&path))?);
+        signers.push(Signer::from_skey(skey.trim()).map_err(|e| LogError::Corrupt(format!("`{}`: {e}", path.display())))?);
+    }
+    if signers.is_empty() {
+        return Err(LogError::Corrupt("no active log key".to_owned()));
+    }
+    Ok(signers)
+}
+
+/// Writes a secret file with mode 0600, atomically.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// A tile reader over the files of a tree of `size` leaves in `dir`.
