@@ -70,7 +70,8 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     Ok(config)
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr, human or JSON, filtered by `RUST_LOG` (default `info`).
+pub(super) fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
@@ -134,8 +135,8 @@ fn spawn_reload_on_hangup(gateway: std::sync::Arc<crate::server::Gateway>) {
     });
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM (the gateway and the witness both stop on it).
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

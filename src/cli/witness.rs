@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use secrecy::ExposeSecret as _;
-use tracing_subscriber::EnvFilter;
 use zeroize::Zeroizing;
 
 use super::{EXIT_CONFIG, Failure};
@@ -117,13 +116,8 @@ fn read_log_key(arg: &str) -> Result<Verifier, Failure> {
     })
 }
 
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    init_tracing();
+    super::serve::init_tracing(crate::config::LogFormat::Human);
     let cosigner = read_cosigner(&args.key)?;
     let log_keys = args.log_keys.iter().map(|k| read_log_key(k)).collect::<Result<Vec<_>, _>>()?;
     let witness = Witness::open(&args.state, cosigner, log_keys).map_err(|e| {
@@ -139,25 +133,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tracing::info!(%origin, size, "witnessing");
     }
     tracing::info!(%bound, key = %witness.verifier().to_vkey(), state = %args.state.display(), "the witness is listening");
-    crate::witness::run(listener, witness, shutdown_signal())
+    crate::witness::run(listener, witness, super::serve::shutdown_signal())
         .await
         .map_err(|e| Failure::new(format!("the witness stopped: {e}")))?;
     tracing::info!("the witness stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }
