@@ -283,3 +283,19 @@ async fn the_log_key_rotates_with_dual_signed_checkpoints_and_old_receipts_still
     assert!(events.iter().any(|e| e == "log.key_added") && events.iter().any(|e| e == "log.key_retired"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn directory_keys_come_with_a_receipt_for_the_log_entry_that_registered_them() {
+    let server = TestServer::start().await;
+    let (bob, _, _) = parties(&server).await;
+    settled(&server).await;
+    let (status, body) = server.get(&bob, "/api/v1/keys/hmpps/alice").await;
+    assert_eq!(status, 200);
+    let key = &body["keys"][0];
+    let receipt = TlogProof::parse(key["receipt"].as_str().expect("a receipt")).unwrap();
+    let verified = receipt.verify(&Policy::log_only(verifier(&server).await)).expect("verifies");
+    let entry = String::from_utf8(verified.entry).unwrap();
+    assert!(entry.contains("event key.added\n"), "{entry}");
+    assert!(entry.contains(&format!("fingerprint {}\n", key["fingerprint"].as_str().unwrap())), "{entry}");
+    server.stop().await;
+}

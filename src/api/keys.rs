@@ -61,7 +61,19 @@ async fn user_keys(
 ) -> Result<Json<Value>, ApiError> {
     let user = user_ref(&org, &name)?;
     let keys = gw.store.list_keys(&user).await?;
-    Ok(Json(json!({ "user": user, "keys": keys })))
+    // Key transparency: each key comes with a receipt for the log entry that registered it, so
+    // a sender can check that the key it encrypts to is the one everybody else sees.
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let receipt = match gw.store.key_entry(&user, &key.fingerprint).await? {
+            Some((index, entry)) => gw.log.log().receipt(index, entry.as_bytes()).ok(),
+            None => None,
+        };
+        let mut v = json!(key);
+        v["receipt"] = json!(receipt);
+        out.push(v);
+    }
+    Ok(Json(json!({ "user": user, "keys": out })))
 }
 
 async fn remove_key(

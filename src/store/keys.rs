@@ -116,6 +116,22 @@ impl Store {
         Ok(())
     }
 
+    /// The log index and entry of the `key.added` event that registered `user`'s key with this
+    /// fingerprint (the key-transparency proof that the directory serves what the log shows).
+    pub async fn key_entry(&self, user: &UserRef, fingerprint: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT a.idx, a.entry FROM audit_events a JOIN recipient_keys k ON k.id = a.subject_id \
+             JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
+             WHERE a.event = 'key.added' AND o.name = ? AND u.name = ? AND k.fingerprint = ? AND k.removed_at IS NULL",
+        )
+        .bind(&user.org)
+        .bind(&user.name)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)))
+    }
+
     /// Resolves addressed users to their ids, roles and live keys, in the order given.
     pub async fn recipients(&self, users: &[UserRef]) -> Result<Vec<Recipient>, StoreError> {
         let mut tx = self.pool.begin().await?;
