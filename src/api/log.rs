@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use crate::audit::{Event, EventKind};
 use super::error::ApiError;
+use crate::audit::{Event, EventKind};
 use crate::ids::TransferId;
 use crate::model::Role;
 use crate::server::Gateway;

@@ -300,7 +300,9 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
         AdminCommand::Log(AdminLogCommand::RotateKey) => {
             let v = client.post("/api/v1/log/keys/rotate", json!({})).await?;
             println!("{}", s(&v, "current"));
-            eprintln!("checkpoints are now signed by every active key; retire the old one with `sealpost admin log retire-key ID`");
+            eprintln!(
+                "checkpoints are now signed by every active key; retire the old one with `sealpost admin log retire-key ID`"
+            );
         }
         AdminCommand::Log(AdminLogCommand::RetireKey { key_id }) => {
             let v = client.post("/api/v1/log/keys/retire", json!({ "key_id": key_id })).await?;

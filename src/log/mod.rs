@@ -139,7 +139,9 @@ impl Log {
                 let opened = signers
                     .iter()
                     .find_map(|signer| Checkpoint::open(&note, &signer.verifier(), &[]).ok())
-                    .ok_or_else(|| LogError::Corrupt("checkpoint does not verify with this gateway's log keys".to_owned()))?
+                    .ok_or_else(|| {
+                        LogError::Corrupt("checkpoint does not verify with this gateway's log keys".to_owned())
+                    })?
                     .0;
                 let size = opened.size();
                 let frontier = reader(dir, size)
@@ -403,7 +405,8 @@ fn sign(signers: &[Signer], frontier: &Frontier) -> Result<String, LogError> {
 /// The active signers: the ids listed in `active` (oldest first), or only the base key (from
 /// the gateway's signing key) when there has been no rotation.
 fn load_signers(dir: &Path, origin: &str, base_seed: &[u8; 32]) -> Result<Vec<Signer>, LogError> {
-    let base = Signer::from_seed(origin, base_seed).map_err(|e| LogError::Corrupt(format!("log origin `{origin}`: {e}")))?;
+    let base =
+        Signer::from_seed(origin, base_seed).map_err(|e| LogError::Corrupt(format!("log origin `{origin}`: {e}")))?;
     let active = match std::fs::read_to_string(dir.join("active")) {
         Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect::<Vec<_>>(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![base]),
@@ -419,7 +422,8 @@ fn load_signers(dir: &Path, origin: &str, base_seed: &[u8; 32]) -> Result<Vec<Si
         }
         let path = dir.join("keys").join(format!("{id}.skey"));
         let skey = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(io(&path))?);
-        signers.push(Signer::from_skey(skey.trim()).map_err(|e| LogError::Corrupt(format!("`{}`: {e}", path.display())))?);
+        signers
+            .push(Signer::from_skey(skey.trim()).map_err(|e| LogError::Corrupt(format!("`{}`: {e}", path.display())))?);
     }
     if signers.is_empty() {
         return Err(LogError::Corrupt("no active log key".to_owned()));
