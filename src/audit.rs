@@ -68,6 +68,10 @@ pub enum EventKind {
     TransferRejected,
     /// The policy set changed (reload); the entry carries its digest.
     PolicyChanged,
+    /// A resumable upload was created; its bytes may follow in several requests.
+    UploadStarted,
+    /// A resumable upload passed its resume window unfinished and was deleted.
+    UploadExpired,
     /// A new log key was added (a rotation started); the entry carries its verifier key.
     LogKeyAdded,
     /// A log key was retired (a rotation ended).
@@ -101,6 +105,8 @@ impl EventKind {
             Self::TransferApproved => "transfer.approved",
             Self::TransferRejected => "transfer.rejected",
             Self::PolicyChanged => "policy.changed",
+            Self::UploadStarted => "upload.started",
+            Self::UploadExpired => "upload.expired",
             Self::LogKeyAdded => "log.key_added",
             Self::LogKeyRetired => "log.key_retired",
         }

@@ -6,6 +6,8 @@
 //! in `DATA/tmp` (same filesystem), and commit is fsync + rename + fsync of the directory, so a
 //! committed blob survives a crash and a half-written one is never under its final name. An S3
 //! store would commit by a multipart upload from the staged file instead; nothing else changes.
+//! Resumable uploads grow in `DATA/uploads` instead, which start-up leaves alone: a partial
+//! upload outlives a restart and is deleted by its terminator, a refusal, or the sweeper.
 //! Every path comes from a server-made id; nothing from a request reaches the filesystem.
 
 use std::collections::HashSet;
@@ -18,7 +20,7 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore as _, ObjectStoreExt as _};
-use tokio::io::{AsyncWriteExt as _, BufWriter};
+use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
 
 use crate::ids::TransferId;
 
@@ -52,6 +54,7 @@ pub struct BlobStore {
     store: Arc<LocalFileSystem>,
     root: PathBuf,
     tmp: PathBuf,
+    uploads: PathBuf,
 }
 
 /// An upload being staged. Dropping it without [`BlobStore::commit`] deletes the file.
@@ -71,6 +74,29 @@ impl StagedBlob {
     }
 }
 
+/// A resumable upload's partial file, open for appending.
+#[derive(Debug)]
+pub struct PartialBlob {
+    writer: BufWriter<tokio::fs::File>,
+    len: u64,
+}
+
+impl PartialBlob {
+    /// Appends bytes (buffered: [`PartialBlob::sync`] makes them durable).
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.writer.write_all(bytes).await?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs; returns the file's length, every byte of which is now durable.
+    pub async fn sync(&mut self) -> Result<u64, BlobError> {
+        self.writer.flush().await?;
+        self.writer.get_mut().sync_data().await?;
+        Ok(self.len)
+    }
+}
+
 impl Drop for StagedBlob {
     fn drop(&mut self) {
         if self.writer.is_some() {
@@ -87,8 +113,10 @@ impl BlobStore {
         let tmp = data_dir.join("tmp");
         tokio::fs::create_dir_all(&root).await?;
         tokio::fs::create_dir_all(&tmp).await?;
+        let uploads = data_dir.join("uploads");
+        tokio::fs::create_dir_all(&uploads).await?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { store: Arc::new(store), root, tmp })
+        Ok(Self { store: Arc::new(store), root, tmp, uploads })
     }
 
     /// The object key for a transfer's ciphertext.
@@ -121,6 +149,45 @@ impl BlobStore {
             }
         }
         Ok(())
+    }
+
+    fn partial_path(&self, upload: &TransferId) -> PathBuf {
+        self.uploads.join(format!("{upload}.part"))
+    }
+
+    /// Opens a resumable upload's partial file for appending at `offset` (creating it when
+    /// `offset` is 0), cutting off any bytes past `offset`: written once, never acknowledged.
+    pub async fn append_partial(&self, upload: &TransferId, offset: u64) -> Result<PartialBlob, BlobError> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(offset == 0)
+            .truncate(false)
+            .open(self.partial_path(upload))
+            .await?;
+        file.set_len(offset).await?;
+        file.seek(io::SeekFrom::Start(offset)).await?;
+        Ok(PartialBlob { writer: BufWriter::with_capacity(WRITE_BUFFER, file), len: offset })
+    }
+
+    /// Opens a resumable upload's partial file for reading.
+    pub async fn read_partial(&self, upload: &TransferId) -> Result<tokio::fs::File, BlobError> {
+        Ok(tokio::fs::File::open(self.partial_path(upload)).await?)
+    }
+
+    /// Takes a complete resumable upload as a staged blob, ready for [`BlobStore::commit`];
+    /// dropping it uncommitted deletes the file, as for any staged upload.
+    pub async fn stage_partial(&self, upload: &TransferId) -> Result<StagedBlob, BlobError> {
+        let path = self.partial_path(upload);
+        let file = tokio::fs::OpenOptions::new().append(true).open(&path).await?;
+        Ok(StagedBlob { writer: Some(BufWriter::with_capacity(WRITE_BUFFER, file)), path })
+    }
+
+    /// Deletes a resumable upload's partial file; one that is already gone is not an error.
+    pub async fn delete_partial(&self, upload: &TransferId) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.partial_path(upload)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Streams a blob.
@@ -172,6 +239,8 @@ impl BlobStore {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt as _;
+
     use super::*;
 
     #[tokio::test]
@@ -184,6 +253,30 @@ mod tests {
         drop(staged);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("read").count(), 0);
         assert_eq!(std::fs::read_dir(dir.path().join("blobs")).expect("read").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_partial_upload_resumes_at_its_acknowledged_offset_and_drops_the_unacknowledged_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = BlobStore::open(dir.path()).await.expect("open");
+        let id = TransferId::generate();
+        let mut partial = blobs.append_partial(&id, 0).await.expect("create");
+        partial.write(b"acknowledged").await.expect("write");
+        assert_eq!(partial.sync().await.expect("sync"), 12);
+        partial.write(b" but never recorded").await.expect("write");
+        partial.sync().await.expect("sync");
+        drop(partial);
+        blobs.sweep_staging().await.expect("start-up leaves partial uploads alone");
+        let mut partial = blobs.append_partial(&id, 12).await.expect("reopen");
+        partial.write(b", resumed").await.expect("write");
+        assert_eq!(partial.sync().await.expect("sync"), 21);
+        drop(partial);
+        let mut staged = String::new();
+        blobs.read_partial(&id).await.expect("read").read_to_string(&mut staged).await.expect("utf-8");
+        assert_eq!(staged, "acknowledged, resumed");
+        blobs.commit(blobs.stage_partial(&id).await.expect("stage"), &BlobStore::key_for(&id)).await.expect("commit");
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).expect("read").count(), 0);
+        blobs.delete_partial(&id).await.expect("deleting a missing partial upload is fine");
     }
 
     #[tokio::test]

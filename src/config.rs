@@ -61,6 +61,8 @@ pub struct FileConfig {
     pub sweep_interval: Option<String>,
     /// See [`Config::log_format`].
     pub log_format: Option<String>,
+    /// See [`Config::upload_resume_window`].
+    pub upload_resume_window: Option<String>,
     /// See [`Config::allow_ssh_recipients`].
     pub allow_ssh_recipients: Option<bool>,
     /// See [`Config::allow_unknown_stanzas`].
@@ -118,6 +120,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Log format (default human).
     pub log_format: LogFormat,
+    /// How long an unfinished resumable upload can be resumed before the sweeper deletes it
+    /// (default 24h).
+    pub upload_resume_window: Duration,
     /// Whether SSH public keys may be registered as recipients (default false).
     pub allow_ssh_recipients: bool,
     /// Whether unknown age stanza types may pass the envelope gate (default false).
@@ -147,6 +152,7 @@ impl Default for Config {
             token_lifetime: Some(Duration::from_secs(90 * 86400)),
             sweep_interval: Duration::from_secs(60),
             log_format: LogFormat::Human,
+            upload_resume_window: Duration::from_secs(24 * 3600),
             allow_ssh_recipients: false,
             allow_unknown_stanzas: false,
             policies: None,
@@ -183,6 +189,9 @@ impl Config {
         }
         if let Some(v) = file.sweep_interval {
             c.sweep_interval = parse_duration("sweep_interval", &v)?;
+        }
+        if let Some(v) = file.upload_resume_window {
+            c.upload_resume_window = parse_duration("upload_resume_window", &v)?;
         }
         if let Some(v) = file.log_format {
             c.log_format = parse_log_format(&v)?;

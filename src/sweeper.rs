@@ -1,5 +1,6 @@
 //! The background sweeper: expires links past their time and deletes ciphertext nobody can
-//! still collect (delivered, expired or recalled), with an audit event for each.
+//! still collect (delivered, expired or recalled), with an audit event for each; deletes
+//! resumable uploads left unfinished past their resume window.
 //!
 //! It is an owned task with a shutdown signal; tests drive it with paused tokio time.
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{Event, EventKind};
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
 use crate::store::Store;
@@ -35,6 +37,7 @@ pub async fn sweep_once(store: &Store, blobs: &BlobStore, clock: &Clock) -> Swee
             return report;
         }
     };
+    sweep_uploads(store, blobs, clock).await;
     for purge in purgeable {
         if let Err(e) = blobs.delete(&purge.object_key).await {
             tracing::warn!(error = %e, transfer = %purge.transfer, "sweeper could not delete a blob; will retry");
@@ -46,6 +49,42 @@ pub async fn sweep_once(store: &Store, blobs: &BlobStore, clock: &Clock) -> Swee
         }
     }
     report
+}
+
+/// Deletes resumable uploads past their resume window: an unfinished one with its partial file
+/// and an `upload.expired` event (file first, so a crash in between only leaves a record the
+/// next sweep deletes), a completed one's record silently. Returns how many were unfinished.
+pub async fn sweep_uploads(store: &Store, blobs: &BlobStore, clock: &Clock) -> u64 {
+    let expired = match store.expired_uploads(clock.now()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "sweeper could not list expired uploads; will retry");
+            return 0;
+        }
+    };
+    let mut deleted = 0;
+    for row in expired {
+        if !row.completed
+            && let Err(e) = blobs.delete_partial(&row.id).await
+        {
+            tracing::warn!(error = %e, upload = %row.id, "sweeper could not delete a partial upload; will retry");
+            continue;
+        }
+        let event = (!row.completed).then(|| {
+            Event::new(EventKind::UploadExpired)
+                .transfer(&row.id)
+                .subject(row.sender.as_str())
+                .field("size", row.received)
+        });
+        match store.delete_upload(&row.id, event.as_ref(), clock.now()).await {
+            Ok(()) => deleted += u64::from(!row.completed),
+            Err(e) => tracing::warn!(error = %e, upload = %row.id, "sweeper could not delete an upload record"),
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(uploads = deleted, "sweep deleted unfinished uploads");
+    }
+    deleted
 }
 
 /// Sweeps every `interval` until `shutdown` fires.

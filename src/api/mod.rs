@@ -12,6 +12,7 @@ mod pages;
 mod redeem;
 mod routes;
 mod transfers;
+mod tus;
 
 pub use routes::reload_policies;
 
@@ -40,6 +41,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(redeem::router())
         .merge(routes::router())
         .merge(transfers::router())
+        .merge(tus::router())
         .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
         .method_not_allowed_fallback(async || {
             ApiError::new(

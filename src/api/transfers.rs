@@ -2,7 +2,8 @@
 //!
 //! `POST /api/v1/transfers?to=ORG/NAME[&to=…][&expires=72h][&classification=…]` takes the age
 //! file as a streamed body (any length, chunked allowed), so `curl -T` and `age … | curl -T -`
-//! work as they are.
+//! work as they are. Resumable uploads (`api::tus`) end in the same checks and the same commit:
+//! [`check_request`] before any byte is accepted, [`commit_upload`] once every byte passed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use crate::model::{Classification, Role, UserRef};
 use crate::policy::{Action, PolicyGate, PolicyRequest, Resource, UploadRequest, principal_facts};
 use crate::server::Gateway;
 use crate::store::{NewLink, NewTransfer, Purge, Recipient, StoreError, TransferRecord};
-use crate::upload::{self, Refusal, UploadError};
+use crate::upload::{self, Received, Refusal, UploadError};
 
 /// After an early refusal, read and discard at most this much of the rest of the body, so the
 /// sender's client sees the answer instead of a reset connection.
@@ -53,7 +54,7 @@ struct LinkAnswer {
 
 /// The upload answer.
 #[derive(Debug, Serialize)]
-struct UploadAnswer {
+pub(super) struct UploadAnswer {
     id: String,
     status: &'static str,
     /// The policies that released (or held) it.
@@ -70,7 +71,7 @@ struct UploadAnswer {
 
 /// The parsed query string of an upload.
 #[derive(Debug)]
-struct UploadQuery {
+pub(super) struct UploadQuery {
     to: Vec<UserRef>,
     expires: Option<Duration>,
     classification: Classification,
@@ -129,13 +130,64 @@ fn refusal_answer(gw: &Gateway, refusal: &Refusal, recipients: &[Recipient]) -> 
 }
 
 /// What an upload needs once the request line has passed every check.
-struct Checked {
+#[derive(Debug)]
+pub(super) struct Checked {
     recipients: Vec<Recipient>,
     approval: crate::policy::Approval,
 }
 
-/// Checks who uploads, to whom, for how long: role, query, recipients and their keys, policy.
-async fn check_request(
+impl Checked {
+    /// The stanza types the file must carry: one per directory key of the addressed recipients.
+    pub(super) fn expected_types(&self) -> Vec<&str> {
+        self.recipients.iter().flat_map(|r| r.keys.iter().map(|k| k.stanza_type.as_str())).collect()
+    }
+
+    /// Records a refused upload of `size` bytes and makes its 4xx answer.
+    pub(super) async fn refuse(&self, gw: &Gateway, caller: &Caller, refusal: Refusal, size: u64) -> ApiError {
+        let event = Event::new(EventKind::UploadRefused)
+            .actor(&caller.0.id)
+            .code(refusal.code())
+            .field("reason", refusal.reason())
+            .field("size", size);
+        if let Err(e) = gw.store.record(&event, gw.clock.now()).await {
+            return e.into();
+        }
+        refusal_answer(gw, &refusal, &self.recipients)
+    }
+}
+
+/// Checks an upload before any of its bytes is accepted: the log is up, then who uploads, to
+/// whom, for how long (role, query, recipients and their keys, policy), then the declared size.
+/// A refusal is recorded in the audit trail.
+pub(super) async fn check_request(
+    gw: &Gateway,
+    caller: &Caller,
+    raw: Option<&str>,
+    size: Option<u64>,
+) -> Result<Checked, ApiError> {
+    if !gw.log.healthy() {
+        return Err(ApiError::log_unavailable());
+    }
+    let checked = match check_addressing(gw, caller, raw, size).await {
+        Ok(checked) => checked,
+        Err(e) if e.is_client_error() => {
+            let mut event = Event::new(EventKind::UploadRefused).actor(&caller.0.id).code(e.code());
+            if let Some(policies) = e.detail("policies") {
+                event = event.field("policies", policies);
+            }
+            gw.store.record(&event, gw.clock.now()).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(len) = size.filter(|&len| len > gw.rules.max_size) {
+        return Err(checked.refuse(gw, caller, Refusal::TooLarge { limit: gw.rules.max_size }, len).await);
+    }
+    Ok(checked)
+}
+
+/// Role, query, recipients and their keys, policy.
+async fn check_addressing(
     gw: &Gateway,
     caller: &Caller,
     raw: Option<&str>,
@@ -182,58 +234,38 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
-    if !gw.log.healthy() {
-        return Err(ApiError::log_unavailable());
-    }
-    let sender = &caller.0;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let Checked { recipients, approval } = match check_request(&gw, &caller, raw.as_deref(), declared).await {
-        Ok(checked) => checked,
-        Err(e) if e.is_client_error() => {
-            let mut event = Event::new(EventKind::UploadRefused).actor(&sender.id).code(e.code());
-            if let Some(policies) = e.detail("policies") {
-                event = event.field("policies", policies);
-            }
-            gw.store.record(&event, gw.clock.now()).await?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    let refuse = async |refusal: Refusal, size: u64| -> ApiError {
-        let event = Event::new(EventKind::UploadRefused)
-            .actor(&sender.id)
-            .code(refusal.code())
-            .field("reason", refusal.reason())
-            .field("size", size);
-        if let Err(e) = gw.store.record(&event, gw.clock.now()).await {
-            return e.into();
-        }
-        refusal_answer(&gw, &refusal, &recipients)
-    };
-
-    if let Some(len) = declared.filter(|&len| len > gw.rules.max_size) {
-        return Err(refuse(Refusal::TooLarge { limit: gw.rules.max_size }, len).await);
-    }
-
+    let checked = check_request(&gw, &caller, raw.as_deref(), declared).await?;
     let id = TransferId::generate();
     let staged = gw.blobs.stage(&id).await?;
-    let expected: Vec<&str> = recipients.iter().flat_map(|r| r.keys.iter().map(|k| k.stanza_type.as_str())).collect();
     let mut stream = body.into_data_stream();
-    let received = match upload::receive(&mut stream, staged, &expected, &gw.rules).await {
+    let received = match upload::receive(&mut stream, staged, &checked.expected_types(), &gw.rules).await {
         Ok(r) => r,
         Err((UploadError::Refused(refusal), size)) => {
-            let answer = refuse(refusal, size).await;
+            let answer = checked.refuse(&gw, &caller, refusal, size).await;
             drain(&mut stream).await;
             return Err(answer);
         }
         Err((UploadError::Aborted, size)) => {
-            let event = Event::new(EventKind::UploadAborted).actor(&sender.id).field("size", size);
+            let event = Event::new(EventKind::UploadAborted).actor(&caller.0.id).field("size", size);
             gw.store.record(&event, gw.clock.now()).await?;
             return Err(ApiError::bad_request("the upload broke off before its end; nothing was kept, send it again"));
         }
         Err((UploadError::Blob(e), _)) => return Err(e.into()),
     };
+    let (status, answer) = commit_upload(&gw, id, checked, received).await?;
+    Ok((status, Json(answer)))
+}
 
+/// Commits an upload that passed every check: release policy, blob, transfer, links and their
+/// audit events; answers with the links and the receipt.
+pub(super) async fn commit_upload(
+    gw: &Gateway,
+    id: TransferId,
+    checked: Checked,
+    received: Received,
+) -> Result<(StatusCode, UploadAnswer), ApiError> {
+    let Checked { recipients, approval } = checked;
     let object_key = BlobStore::key_for(&id);
     let envelope = vec![
         ("armored", received.envelope.header.armored.to_string()),
@@ -277,7 +309,7 @@ async fn upload(
         }
     };
     tracing::info!(transfer = %id, size = received.size, recipients = recipients.len(), "upload accepted");
-    let receipt = upload_receipt(&gw, accepted_idx).await;
+    let receipt = upload_receipt(gw, accepted_idx).await;
     let links = recipients
         .iter()
         .zip(&tokens)
@@ -291,7 +323,7 @@ async fn upload(
         if release.held() { (StatusCode::ACCEPTED, "awaiting_approval") } else { (StatusCode::CREATED, "available") };
     Ok((
         status_code,
-        Json(UploadAnswer {
+        UploadAnswer {
             id: id.to_string(),
             status,
             policies: release.policies().to_vec(),
@@ -301,7 +333,7 @@ async fn upload(
             classification: approval.classification(),
             expires_at: approval.expires_at(),
             links,
-        }),
+        },
     ))
 }
 
@@ -319,7 +351,7 @@ async fn upload_receipt(gw: &Gateway, index: u64) -> Option<String> {
 }
 
 /// Reads and discards what is left of a refused body, within limits.
-async fn drain<S, E>(stream: &mut S)
+pub(super) async fn drain<S, E>(stream: &mut S)
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
 {

@@ -11,6 +11,7 @@ mod keys;
 mod links;
 mod routes;
 mod transfers;
+mod uploads;
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use routes::RouteInfo;
 pub use transfers::{
     Decided, InboxItem, LinkStatus, NewLink, NewTransfer, Purge, Recall, TransferInfo, TransferRecord,
 };
+pub use uploads::UploadRow;
 
 /// What can go wrong in the store, for callers to turn into precise answers.
 #[derive(Debug, thiserror::Error)]
