@@ -28,6 +28,8 @@ pub mod audit;
 pub mod blobs;
 /// The command-line interface.
 pub mod cli;
+/// The client's domain: bundles, keys, sealing and opening, checks before decryption.
+pub mod client;
 /// Wall-clock time that follows tokio's (pausable) clock.
 pub mod clock;
 /// Server configuration (flags, environment, `sealpost.toml`).

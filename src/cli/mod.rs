@@ -7,9 +7,12 @@
 
 mod client;
 mod commands;
+mod fetch;
 mod inspect;
+mod keygen;
 mod log;
 mod policy;
+mod send;
 mod serve;
 mod witness;
 
@@ -81,6 +84,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::AdminCommand,
     },
+    /// Make an age identity (to receive) or, with --signing, a signing key (to send).
+    Keygen(keygen::KeygenArgs),
+    /// Bundle files, encrypt them to every recipient's keys, upload, and print the links.
+    Send(send::SendArgs),
+    /// Collect a bundle by its link, check it against the log, and decrypt it.
+    Fetch(fetch::FetchArgs),
     /// Register, list and remove recipient keys in the key directory.
     Keys {
         #[command(flatten)]
@@ -145,7 +154,14 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1, not clap's 2: here 2 means "denied by policy".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return report(&Failure::new(format!("cannot start the async runtime: {e}"))),
@@ -154,6 +170,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin { client, command } => commands::admin(&client, command).await,
+            Command::Keygen(args) => keygen::run(&args),
+            Command::Send(args) => send::run(args).await,
+            Command::Fetch(args) => fetch::run(args).await,
             Command::Keys { client, command } => commands::keys(&client, command).await,
             Command::Inbox { client, json } => commands::inbox(&client, json).await,
             Command::Status { client, id, json } => commands::status(&client, &id, json).await,

@@ -1,0 +1,313 @@
+//! `sealpost fetch LINK|TOKEN -i IDENTITY (-o OUT | --dir DIR)`: collect a bundle, check it, and
+//! only then decrypt it into place.
+//!
+//! Order of checks: the identity is one of your registered keys (before the link is touched);
+//! the ciphertext streams to a temporary file while hashed, and as soon as its age header has
+//! arrived the identity must open it, or the download is dropped before its last byte, so the
+//! link stays usable; the digest must equal the gateway's `X-Sealpost-Digest` and the one in the
+//! log's `upload.accepted` receipt (verified against the log key), or nothing is written
+//! (`digest_mismatch`); then decryption writes temporary files renamed into place at the end.
+
+use std::io::{Seek as _, Write as _};
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::client::{Client, api_failure};
+use super::send::{Http, LogKeyArg, progress, upload_receipt};
+use super::{ClientArgs, EXIT_VERIFY, Failure};
+use crate::client::bundle::Target;
+use crate::client::keys::{self, Identities};
+use crate::client::receipts::{self, UploadReceiptError};
+use crate::client::seal::{self, HeaderCheck, Opened, SealError};
+use crate::logcheck::ReceiptError;
+
+/// The most ciphertext kept in memory while waiting for the end of the age header.
+const MAX_HEADER: usize = 1 << 20;
+
+/// Options for `sealpost fetch`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["output", "dir"]))]
+pub(super) struct FetchArgs {
+    #[command(flatten)]
+    pub(super) client: ClientArgs,
+    /// The link (`…/d#TOKEN`) or its token.
+    #[arg(value_name = "LINK|TOKEN")]
+    link: String,
+    /// Your age identity file (from `sealpost keygen` or `age-keygen`).
+    #[arg(short, long, env = "SEALPOST_IDENTITY", value_name = "IDENTITY")]
+    identity: PathBuf,
+    /// Write the bundle's single file (or a plain age file's plaintext) to OUT.
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Extract the bundle's files into DIR.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
+    /// Do not check the identity against your registered keys before redeeming.
+    #[arg(long)]
+    skip_key_check: bool,
+    /// No progress bar and no notes on standard error (errors still print).
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    log: LogKeyArg,
+}
+
+fn digest_mismatch(what: &str, expected: &str, actual: &str) -> Failure {
+    Failure::new(format!(
+        "digest_mismatch: the downloaded bundle `{actual}` is not the one {what} (`{expected}`); nothing was written"
+    ))
+    .hint("the bundle may have been swapped on the gateway: do not use it, and tell the sender and the gateway's operators")
+    .exit(EXIT_VERIFY)
+}
+
+/// Refuses, before the link is touched, an identity that is none of the caller's registered keys.
+async fn check_registered(api: &Client, ids: &Identities, path: &std::path::Path) -> Result<(), Failure> {
+    if ids.x25519.is_empty() {
+        return Ok(());
+    }
+    let mine = api.get("/api/v1/keys").await?;
+    let registered: Vec<&str> = mine
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|k| k.get("recipient").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    if ids.x25519.iter().any(|r| registered.contains(&r.as_str())) {
+        return Ok(());
+    }
+    Err(Failure::new(format!("the identity in `{}` is not one of your registered keys", path.display())).hint(
+        "the link was not used: fetch it with the identity whose recipient you registered (`sealpost keys list`), or pass --skip-key-check",
+    ))
+}
+
+/// A downloaded ciphertext in a temporary file.
+struct Downloaded {
+    file: std::fs::File,
+    digest: String,
+    transfer: String,
+    announced: String,
+}
+
+async fn download(
+    http: &Http,
+    token: &str,
+    ids: &Identities,
+    identity: &std::path::Path,
+    quiet: bool,
+) -> Result<Downloaded, Failure> {
+    let response = http
+        .http
+        .post(http.url("/api/v1/redeem"))
+        .bearer_auth(&http.token)
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .map_err(|e| http.unreachable(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(api_failure(status, &text));
+    }
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let announced = header("x-sealpost-digest");
+    let transfer = header("x-sealpost-transfer");
+    let size = response.content_length().unwrap_or(0);
+    let mut file = tempfile::tempfile().map_err(|e| Failure::new(format!("cannot create a temporary file: {e}")))?;
+    let mut hasher = Sha256::new();
+    let mut prefix: Option<Vec<u8>> = Some(Vec::new());
+    let mut received = 0u64;
+    let bar = progress(size, quiet, "receiving");
+    let mut response = response;
+    let broke = |e: reqwest::Error| {
+        Failure::new(format!("the download broke off: {e}"))
+            .hint("the link is still usable: run the same command again")
+    };
+    loop {
+        let Some(chunk) = response.chunk().await.map_err(broke)? else { break };
+        received += chunk.len() as u64;
+        hasher.update(&chunk);
+        file.write_all(&chunk).map_err(|e| Failure::new(format!("cannot write the temporary file: {e}")))?;
+        bar.inc(chunk.len() as u64);
+        if let Some(buffer) = prefix.as_mut() {
+            buffer.extend_from_slice(&chunk);
+            let verdict = seal::check_header(buffer, ids);
+            let refusal = match verdict {
+                HeaderCheck::Opens => None,
+                HeaderCheck::NeedMore if buffer.len() < MAX_HEADER => continue,
+                // Too long for a header: leave it to the decryption after the checks.
+                HeaderCheck::NeedMore => None,
+                HeaderCheck::NoMatch => Some(Failure::new(format!(
+                    "none of the identities in `{}` can decrypt this bundle",
+                    identity.display()
+                ))),
+                HeaderCheck::Broken(why) => {
+                    Some(Failure::new(format!("the bundle's header does not authenticate: {why}")).exit(EXIT_VERIFY))
+                }
+            };
+            prefix = None;
+            if let Some(refusal) = refusal {
+                bar.finish_and_clear();
+                let complete = size > 0 && received >= size;
+                drop(response);
+                return Err(refusal.hint(if complete {
+                    "the bundle was small enough to arrive whole, so the link is used up: ask the sender to send it again"
+                } else {
+                    "the link is still usable: fetch it again with the right identity (-i)"
+                }));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if received != size {
+        return Err(Failure::new(format!("the download broke off after {received} of {size} bytes"))
+            .hint("the link is still usable: run the same command again"));
+    }
+    file.flush()
+        .and_then(|()| file.rewind())
+        .map_err(|e| Failure::new(format!("cannot read the temporary file: {e}")))?;
+    Ok(Downloaded { file, digest: format!("sha256:{}", hex::encode(hasher.finalize())), transfer, announced })
+}
+
+/// Runs `sealpost fetch`.
+pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
+    let ids = keys::load_identities(&args.identity).map_err(|e| {
+        Failure::new(e.to_string()).hint("pass your age identity with -i (make one with `sealpost keygen -o FILE`)")
+    })?;
+    let exists_hint = "pass --force to replace it, or choose another output";
+    if let Some(out) = &args.output
+        && !args.force
+        && out.symlink_metadata().is_ok()
+    {
+        return Err(Failure::new(format!("`{}` exists already", out.display())).hint(exists_hint));
+    }
+    if let Some(dir) = &args.dir
+        && !dir.is_dir()
+    {
+        return Err(Failure::new(format!("`{}` is not a directory", dir.display())).hint("create it first"));
+    }
+    let token = args.link.rsplit_once('#').map_or(args.link.as_str(), |(_, t)| t).trim().to_owned();
+    if token.is_empty() {
+        return Err(Failure::new(format!("`{}` holds no link token", args.link))
+            .hint("paste the whole link, including the part after `#`"));
+    }
+    let http = Http::new(&args.client)?;
+    let api = Client::new(&args.client)?;
+    if !args.skip_key_check {
+        check_registered(&api, &ids, &args.identity).await?;
+    }
+    let vkey = http.log_key(&args.log).await?;
+    let got = download(&http, &token, &ids, &args.identity, args.quiet).await?;
+
+    if got.digest != got.announced {
+        return Err(digest_mismatch("the gateway recorded", &got.announced, &got.digest));
+    }
+    let receipt = upload_receipt(&api, &got.transfer).await?.ok_or_else(|| {
+        Failure::new("the log holds no upload receipt for this transfer; nothing was written")
+            .hint("try `sealpost receipt verify` later, or ask the gateway's operators")
+            .exit(EXIT_VERIFY)
+    })?;
+    match receipts::verify_upload(&receipt, &vkey, &got.transfer, &got.digest) {
+        Ok(summary) => {
+            if !args.quiet {
+                eprintln!(
+                    "sealpost: verified: the log records the upload of {} as entry {} of {} ({})",
+                    got.digest, summary.index, summary.tree_size, summary.origin
+                );
+            }
+        }
+        Err(UploadReceiptError::Receipt(ReceiptError::DigestMismatch { expected, actual })) => {
+            return Err(digest_mismatch("the log records as uploaded", &expected, &actual));
+        }
+        Err(e) => {
+            return Err(Failure::new(format!("the upload receipt does not verify: {e}; nothing was written"))
+                .hint("check the log with `sealpost log verify`, and tell the gateway's operators")
+                .exit(EXIT_VERIFY));
+        }
+    }
+
+    let (output, dir, force) = (args.output.clone(), args.dir.clone(), args.force);
+    let mut kept = got.file.try_clone().map_err(|e| Failure::new(format!("cannot read the temporary file: {e}")))?;
+    let opened = tokio::task::spawn_blocking(move || match (&output, &dir) {
+        (Some(out), _) => seal::open(got.file, &ids, &Target::File(out), force),
+        (None, Some(dir)) => seal::open(got.file, &ids, &Target::Dir(dir), force),
+        // clap requires one of -o and --dir.
+        (None, None) => Err(SealError::PlainFile),
+    })
+    .await
+    .map_err(|e| Failure::new(format!("decryption stopped: {e}")))?;
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            // The link is used up: keep the checked ciphertext rather than lose the transfer.
+            let failure = open_failure(e, exists_hint);
+            let dest = args
+                .output
+                .as_deref()
+                .map_or_else(|| args.dir.clone().unwrap_or_default(), crate::client::bundle::parent_dir);
+            let saved = dest.join(format!("{}.age", got.transfer));
+            return Err(match keep_ciphertext(&mut kept, &saved) {
+                Ok(()) => {
+                    let lead = failure_hint(&failure);
+                    failure.hint(format!(
+                        "{lead}; the checked ciphertext was kept in `{}` (decrypt it with `age -d -i IDENTITY`)",
+                        saved.display()
+                    ))
+                }
+                Err(_) => failure,
+            });
+        }
+    };
+    match opened {
+        Opened::Plain(size) => {
+            if let Some(out) = &args.output {
+                println!("{}", out.display());
+                if !args.quiet {
+                    eprintln!("sealpost: decrypted {size} bytes (a plain age file) to `{}`", out.display());
+                }
+            }
+        }
+        Opened::Bundle(items) => {
+            for item in items {
+                let path = args.output.clone().unwrap_or_else(|| args.dir.clone().unwrap_or_default().join(&item.name));
+                println!("{}", path.display());
+                if !args.quiet {
+                    eprintln!("sealpost: {} {} bytes {}", item.name, item.size, item.digest);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_failure(e: SealError, exists_hint: &str) -> Failure {
+    let failure = Failure::new(format!("{e}; nothing was written"));
+    match e {
+        SealError::Exists { .. } | SealError::Bundle(crate::client::bundle::BundleError::Exists { .. }) => {
+            failure.hint(exists_hint)
+        }
+        SealError::PlainFile => failure.hint("write it to a file with -o OUT instead of --dir"),
+        SealError::Bundle(crate::client::bundle::BundleError::SeveralFiles) => {
+            failure.hint("extract them with --dir DIR")
+        }
+        SealError::Decrypt(_) | SealError::Bundle(_) => failure.exit(EXIT_VERIFY),
+        _ => failure,
+    }
+}
+
+/// Copies the downloaded ciphertext to a new file `path`.
+fn keep_ciphertext(file: &mut std::fs::File, path: &std::path::Path) -> std::io::Result<()> {
+    file.rewind()?;
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    std::io::copy(file, &mut out)?;
+    out.sync_all()
+}
+
+/// The hint of a failure, or a neutral lead-in when it has none.
+fn failure_hint(failure: &Failure) -> String {
+    failure.hint.clone().unwrap_or_else(|| "nothing was decrypted".to_owned())
+}

@@ -1,0 +1,337 @@
+//! `sealpost send FILE… --to ORG/NAME`: look up every recipient's keys, bundle and encrypt to
+//! all of them (streaming, through a temporary file), upload, check the upload's receipt
+//! against the log's key, and print the transfer id and one link per recipient.
+//!
+//! The upload goes through [`Transport`]: one `POST /api/v1/transfers` today; a resumable (tus)
+//! transport slots in beside [`OneShot`] without touching the rest.
+
+use std::io::Seek as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use futures_util::TryStreamExt as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use super::client::{Client, api_failure};
+use super::{ClientArgs, EXIT_VERIFY, Failure};
+use crate::client::{bundle, receipts, seal};
+
+/// Options for `sealpost send`.
+#[derive(Debug, Args)]
+pub(super) struct SendArgs {
+    #[command(flatten)]
+    pub(super) client: ClientArgs,
+    /// The files to send, as one bundle (their names travel inside the encryption).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// A recipient, `ORG/NAME`; repeat for several.
+    #[arg(long = "to", value_name = "ORG/NAME", required = true)]
+    to: Vec<String>,
+    /// How long the links stay valid, such as `72h` or `7d` (default: the gateway's).
+    #[arg(long, value_name = "DURATION")]
+    expires: Option<String>,
+    /// The classification, such as `OFFICIAL` or `OFFICIAL-SENSITIVE` (default: OFFICIAL).
+    #[arg(long, value_name = "C")]
+    classification: Option<String>,
+    /// Print the gateway's JSON answer instead of the id and links.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar and no notes on standard error (errors still print).
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    log: LogKeyArg,
+}
+
+/// The log key that receipts are checked against.
+#[derive(Debug, Clone, Args)]
+pub(super) struct LogKeyArg {
+    /// The log's verifier key (`name+hexid+base64`), or a file holding it; default: the gateway's
+    /// `/log/key` (trust on first use: pin it here to notice a changed key).
+    #[arg(long, env = "SEALPOST_LOG_KEY", value_name = "VKEY")]
+    log_key: Option<String>,
+}
+
+/// A raw HTTP connection to the gateway, for the streamed upload and download.
+#[derive(Debug)]
+pub(super) struct Http {
+    pub(super) http: reqwest::Client,
+    base: String,
+    pub(super) token: String,
+}
+
+impl Http {
+    /// A connection for `args` (the token is required, as for [`Client`]).
+    pub(super) fn new(args: &ClientArgs) -> Result<Self, Failure> {
+        Client::new(args)?;
+        let token = args.token.as_deref().unwrap_or_default().trim().to_owned();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sealpost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::new(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, base: args.url.trim_end_matches('/').to_owned(), token })
+    }
+
+    /// The absolute URL of `path`.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A failure for a request that did not reach the gateway.
+    pub(super) fn unreachable(&self, e: &reqwest::Error) -> Failure {
+        Failure::new(format!("cannot reach the gateway at {}: {e}", self.base))
+            .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
+    }
+
+    /// The log's verifier key: the one given (a key string or a file), or the gateway's.
+    pub(super) async fn log_key(&self, given: &LogKeyArg) -> Result<String, Failure> {
+        if let Some(given) = given.log_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+            if given.contains('+') {
+                return Ok(given.to_owned());
+            }
+            return std::fs::read_to_string(given)
+                .map(|k| k.trim().to_owned())
+                .map_err(|e| Failure::new(format!("cannot read the log key `{given}`: {e}")));
+        }
+        let response = self.http.get(self.url("/log/key")).bearer_auth(&self.token).send().await;
+        let response = response.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.unreachable(&e))?;
+        if !status.is_success() {
+            return Err(api_failure(status, &text));
+        }
+        Ok(text.trim().to_owned())
+    }
+}
+
+/// A progress bar on standard error: drawn only on a terminal, never with `--quiet`.
+pub(super) fn progress(len: u64, quiet: bool, message: &'static str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}
+
+/// How a sealed bundle reaches the gateway; the answer is the upload's JSON.
+pub(super) trait Transport {
+    /// Uploads `size` bytes of ciphertext from `file` to the recipients in `query`.
+    async fn upload(&self, file: std::fs::File, size: u64, query: &str, bar: &ProgressBar) -> Result<Value, Failure>;
+}
+
+/// The one-shot upload: the whole ciphertext as the body of `POST /api/v1/transfers`.
+#[derive(Debug)]
+pub(super) struct OneShot<'a>(pub(super) &'a Http);
+
+impl Transport for OneShot<'_> {
+    async fn upload(&self, file: std::fs::File, size: u64, query: &str, bar: &ProgressBar) -> Result<Value, Failure> {
+        let http = self.0;
+        let bar = bar.clone();
+        let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024)
+            .inspect_ok(move |chunk| bar.inc(chunk.len() as u64));
+        let response = http
+            .http
+            .post(http.url(&format!("/api/v1/transfers?{query}")))
+            .bearer_auth(&http.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| http.unreachable(&e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| http.unreachable(&e))?;
+        if !status.is_success() {
+            return Err(api_failure(status, &text));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| Failure::new(format!("the gateway sent an answer that is not JSON: {e}")))
+    }
+}
+
+/// Looks up `to`'s keys, prints their fingerprints, refuses a recipient without one, and checks
+/// each key against the transparency log (key transparency): the directory must serve a receipt,
+/// verifying under the log key `vkey`, for the `key.added` entry of that very key. A key
+/// registered a moment ago may not be in the log yet, so a missing receipt is retried briefly.
+async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Result<Vec<String>, Failure> {
+    let Some((org, name)) = to.split_once('/').filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+    else {
+        return Err(Failure::new(format!("`{to}` is not a recipient"))
+            .hint("name recipients as ORG/NAME, such as `hmpps/alice`"));
+    };
+    let mut answer = api.get(&format!("/api/v1/keys/{org}/{name}")).await?;
+    for _ in 0..30 {
+        let keys = answer.get("keys").and_then(Value::as_array);
+        if keys.is_none_or(|k| k.iter().all(|k| k.get("receipt").is_some_and(Value::is_string))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = api.get(&format!("/api/v1/keys/{org}/{name}")).await?;
+    }
+    let keys: Vec<&Value> =
+        answer.get("keys").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let mut recipients = Vec::with_capacity(keys.len());
+    for key in keys {
+        let field = |f: &str| key.get(f).and_then(Value::as_str).unwrap_or("-").to_owned();
+        let fingerprint = field("fingerprint");
+        let recipient = field("recipient");
+        if crate::directory::fingerprint(&recipient) != fingerprint {
+            return Err(Failure::new(format!("the directory's key for `{to}` does not match its own fingerprint"))
+                .hint("do not send; tell the gateway's operator")
+                .exit(EXIT_VERIFY));
+        }
+        let receipt = key.get("receipt").and_then(Value::as_str).ok_or_else(|| {
+            Failure::new(format!("`{to}`'s key {fingerprint} is not in the transparency log"))
+                .hint("the key may have been registered a moment ago: try again; if it persists, tell the operator")
+                .exit(EXIT_VERIFY)
+        })?;
+        receipts::verify_key(receipt, vkey, &fingerprint).map_err(|e| {
+            Failure::new(format!("`{to}`'s key {fingerprint} is not the one the log recorded: {e}"))
+                .hint("do not send: the directory may have been tampered with; tell the gateway's operator")
+                .exit(EXIT_VERIFY)
+        })?;
+        if !quiet {
+            eprintln!("sealpost: {to}: {} key {fingerprint} (in the log)", field("stanza_type"));
+        }
+        recipients.push(recipient);
+    }
+    if recipients.is_empty() {
+        return Err(Failure::new(format!("`{to}` has no registered key"))
+            .hint("ask them to make one with `sealpost keygen` and register it with `sealpost keys add`"));
+    }
+    Ok(recipients)
+}
+
+fn query(args: &SendArgs) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for to in &args.to {
+        q.append_pair("to", to);
+    }
+    if let Some(e) = &args.expires {
+        q.append_pair("expires", e);
+    }
+    if let Some(c) = &args.classification {
+        q.append_pair("classification", c);
+    }
+    q.finish()
+}
+
+/// Runs `sealpost send`.
+pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
+    let http = Http::new(&args.client)?;
+    let api = Client::new(&args.client)?;
+    bundle::names(&args.files).map_err(|e| Failure::new(e.to_string()))?;
+    let mut total = 0u64;
+    for path in &args.files {
+        let meta =
+            std::fs::metadata(path).map_err(|e| Failure::new(format!("cannot read `{}`: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(Failure::new(format!("`{}` is not a regular file", path.display()))
+                .hint("send files; put a directory in an archive first"));
+        }
+        total += meta.len();
+    }
+    let vkey = http.log_key(&args.log).await?;
+    let mut keys = Vec::new();
+    for to in &args.to {
+        keys.extend(recipient_keys(&api, to, &vkey, args.quiet).await?);
+    }
+    let recipients = keys.iter().map(|k| seal::recipient(k)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+        Failure::new(e.to_string()).hint("the directory holds a key this client cannot use; tell the recipient")
+    })?;
+
+    // Seal to a temporary file in the system's temp directory (removed when closed).
+    let file = tempfile::tempfile().map_err(|e| Failure::new(format!("cannot create a temporary file: {e}")))?;
+    let bar = progress(total, args.quiet, "encrypting");
+    let (sealed, mut file) = {
+        let bar = bar.clone();
+        let paths = args.files.clone();
+        tokio::task::spawn_blocking(move || {
+            let sealed = seal::seal(&paths, &recipients, &file, |done| bar.set_position(done));
+            sealed.map(|s| (s, file))
+        })
+        .await
+        .map_err(|e| Failure::new(format!("encryption stopped: {e}")))?
+        .map_err(|e| Failure::new(e.to_string()))?
+    };
+    bar.finish_and_clear();
+    file.rewind().map_err(|e| Failure::new(format!("cannot read the temporary file: {e}")))?;
+
+    let bar = progress(sealed.size, args.quiet, "uploading");
+    let answer = OneShot(&http).upload(file, sealed.size, &query(&args), &bar).await;
+    bar.finish_and_clear();
+    let answer = answer?;
+    let id = answer.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+    } else {
+        println!("{id}");
+        for link in answer.get("links").and_then(Value::as_array).map_or(&[][..], Vec::as_slice) {
+            let f = |k: &str| link.get(k).and_then(Value::as_str).unwrap_or("-");
+            println!("{} {}", f("recipient"), f("url"));
+        }
+    }
+    if answer.get("status").and_then(Value::as_str) == Some("held") && !args.quiet {
+        eprintln!("sealpost: the transfer is held until a compliance officer approves it");
+    }
+    check_receipt(&api, &answer, &id, &sealed.digest, &vkey, args.quiet).await
+}
+
+/// Checks that the log records the upload of exactly what was sent.
+async fn check_receipt(
+    api: &Client,
+    answer: &Value,
+    id: &str,
+    digest: &str,
+    vkey: &str,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let unverified = |why: String| {
+        Failure::new(format!("the upload's receipt does not verify: {why}"))
+            .hint("the transfer was made; check the log with `sealpost log verify` before trusting it")
+            .exit(EXIT_VERIFY)
+    };
+    let answered = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
+    if answered != digest {
+        return Err(unverified(format!("the gateway recorded digest `{answered}`, but `{digest}` was sent")));
+    }
+    let mut receipt = answer.get("receipt").and_then(Value::as_str).map(str::to_owned);
+    // The log integrates entries every fraction of a second; the answer may come before.
+    for _ in 0..20 {
+        if receipt.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        receipt = upload_receipt(api, id).await?;
+    }
+    let receipt = receipt.ok_or_else(|| unverified("the log has not included the upload yet".into()))?;
+    let summary = receipts::verify_upload(&receipt, vkey, id, digest).map_err(|e| unverified(e.to_string()))?;
+    if !quiet {
+        eprintln!(
+            "sealpost: verified: the log records the upload of {digest} as entry {} of {} ({})",
+            summary.index, summary.tree_size, summary.origin
+        );
+    }
+    Ok(())
+}
+
+/// The `upload.accepted` receipt of transfer `id`, if the log has it.
+pub(super) async fn upload_receipt(api: &Client, id: &str) -> Result<Option<String>, Failure> {
+    let list = api.get(&format!("/api/v1/transfers/{id}/receipts")).await?;
+    Ok(list.get("receipts").and_then(Value::as_array).and_then(|items| {
+        items
+            .iter()
+            .find(|r| r.get("event").and_then(Value::as_str) == Some(receipts::UPLOAD_EVENT))
+            .and_then(|r| r.get("receipt").and_then(Value::as_str))
+            .map(str::to_owned)
+    }))
+}

@@ -1,0 +1,160 @@
+//! The encrypting and decrypting streams: a bundle sealed with age to every recipient key while
+//! its ciphertext is hashed, the check that an identity can open a file from its header alone
+//! (so a download can stop before its last byte), and decryption into place.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+use age::armor::ArmoredReader;
+
+use super::bundle::{self, BundleError, HashingWriter, Item, Target};
+use super::keys::Identities;
+
+/// Why sealing or opening failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// A directory key that the age library cannot encrypt to.
+    #[error("cannot encrypt to `{recipient}`: {reason}")]
+    Recipient { recipient: String, reason: String },
+    /// The bundle could not be written or extracted.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// Writing or reading the ciphertext failed.
+    #[error("cannot write the ciphertext: {0}")]
+    Io(#[source] io::Error),
+    /// No identity in the file can open the ciphertext.
+    #[error("none of the identities can decrypt this bundle")]
+    NoMatchingIdentity,
+    /// The ciphertext is not an age file, or fails to decrypt or authenticate.
+    #[error("the bundle does not decrypt: {0}")]
+    Decrypt(String),
+    /// A plain age file (not a bundle) cannot be extracted into a directory.
+    #[error("this is a plain age file, not a sealpost bundle")]
+    PlainFile,
+    /// The output file exists.
+    #[error("`{path}` exists already")]
+    Exists { path: PathBuf },
+}
+
+/// Parses a directory key (`age1…` or an SSH public key) into an age recipient.
+pub fn recipient(key: &str) -> Result<Box<dyn age::Recipient + Send>, SealError> {
+    let fail = |reason: String| SealError::Recipient { recipient: key.to_owned(), reason };
+    if key.starts_with("age1") {
+        let r = age::x25519::Recipient::from_str(key).map_err(|e| fail(e.to_string()))?;
+        Ok(Box::new(r))
+    } else {
+        let r = age::ssh::Recipient::from_str(key).map_err(|e| fail(format!("{e:?}")))?;
+        Ok(Box::new(r))
+    }
+}
+
+/// What was sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The ciphertext's `sha256:<hex>`.
+    pub digest: String,
+    /// The ciphertext's size.
+    pub size: u64,
+    /// The bundle's manifest.
+    pub items: Vec<Item>,
+}
+
+/// Bundles `paths` and encrypts the bundle to every recipient, writing the ciphertext to `out`,
+/// streaming. `progress` gets the source bytes read so far.
+pub fn seal(
+    paths: &[PathBuf],
+    recipients: &[Box<dyn age::Recipient + Send>],
+    out: &File,
+    progress: impl FnMut(u64),
+) -> Result<Sealed, SealError> {
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient))
+        .map_err(|e| SealError::Recipient { recipient: "the recipients".into(), reason: e.to_string() })?;
+    let hashing = HashingWriter::new(BufWriter::new(out));
+    let mut writer = encryptor.wrap_output(hashing).map_err(SealError::Io)?;
+    let items = bundle::write(paths, &mut writer, progress)?;
+    let (buffered, digest, size) = writer.finish().map_err(SealError::Io)?.finish();
+    let mut file = buffered.into_inner().map_err(|e| SealError::Io(e.into_error()))?;
+    file.flush().map_err(SealError::Io)?;
+    Ok(Sealed { digest, size, items })
+}
+
+/// What the header of a partly downloaded file says about an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderCheck {
+    /// The prefix does not hold the whole header yet.
+    NeedMore,
+    /// An identity unwraps the file key and the header MAC verifies.
+    Opens,
+    /// No identity matches any stanza.
+    NoMatch,
+    /// An identity matched, but the header does not authenticate.
+    Broken(String),
+}
+
+/// Checks from the first bytes of a ciphertext (binary or armored) whether `ids` can open it.
+pub fn check_header(prefix: &[u8], ids: &Identities) -> HeaderCheck {
+    let Ok(decryptor) = age::Decryptor::new(ArmoredReader::new(prefix)) else { return HeaderCheck::NeedMore };
+    match decryptor.decrypt(ids.identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
+        Ok(_) => HeaderCheck::Opens,
+        Err(age::DecryptError::NoMatchingKeys) => HeaderCheck::NoMatch,
+        Err(e) => HeaderCheck::Broken(e.to_string()),
+    }
+}
+
+/// What decryption produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A sealpost bundle, extracted; its manifest.
+    Bundle(Vec<Item>),
+    /// A plain age file written to the output; its plaintext size.
+    Plain(u64),
+}
+
+/// Decrypts the ciphertext in `file` into `target`: a bundle is extracted (to a directory, or its
+/// single file to a path), a plain age file is written to a path. Nothing appears unless the
+/// whole stream decrypted and authenticated.
+pub fn open(file: File, ids: &Identities, target: &Target<'_>, force: bool) -> Result<Opened, SealError> {
+    let decrypt_err = |e: age::DecryptError| match e {
+        age::DecryptError::NoMatchingKeys => SealError::NoMatchingIdentity,
+        other => SealError::Decrypt(other.to_string()),
+    };
+    let decryptor = age::Decryptor::new(ArmoredReader::new(BufReader::new(file))).map_err(decrypt_err)?;
+    let mut reader =
+        decryptor.decrypt(ids.identities.iter().map(|i| i.as_ref() as &dyn age::Identity)).map_err(decrypt_err)?;
+    let mut prefix = Vec::with_capacity(512);
+    (&mut reader).take(512).read_to_end(&mut prefix).map_err(|e| SealError::Decrypt(e.to_string()))?;
+    let whole = io::Cursor::new(prefix.clone()).chain(reader);
+    if bundle::is_bundle(&prefix) {
+        return Ok(Opened::Bundle(bundle::extract(whole, target, force)?));
+    }
+    match target {
+        Target::Dir(_) => Err(SealError::PlainFile),
+        Target::File(path) => write_plain(whole, path, force).map(Opened::Plain),
+    }
+}
+
+fn write_plain(mut plaintext: impl Read, path: &Path, force: bool) -> Result<u64, SealError> {
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(SealError::Exists { path: path.to_owned() });
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(".sealpost-")
+        .tempfile_in(bundle::parent_dir(path))
+        .map_err(|e| SealError::Bundle(BundleError::Write(e)))?;
+    let mut out = BufWriter::new(temp.as_file());
+    let size = io::copy(&mut plaintext, &mut out).map_err(|e| SealError::Decrypt(e.to_string()))?;
+    out.into_inner().map_err(|e| SealError::Bundle(BundleError::Write(e.into_error())))?;
+    temp.as_file().sync_all().map_err(|e| SealError::Bundle(BundleError::Write(e)))?;
+    let persisted = if force { temp.persist(path) } else { temp.persist_noclobber(path) };
+    persisted.map_err(|e| {
+        if e.error.kind() == io::ErrorKind::AlreadyExists {
+            SealError::Exists { path: path.to_owned() }
+        } else {
+            SealError::Bundle(BundleError::Write(e.error))
+        }
+    })?;
+    Ok(size)
+}

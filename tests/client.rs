@@ -1,0 +1,463 @@
+//! The client end to end: `sealpost send` and `sealpost fetch` against the real gateway, driven
+//! as a user would, and interop with the Go `age` CLI and curl.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{TestServer, go_age, identity_file, keypair, noise, parties};
+
+/// Runs the sealpost binary with `--url`/`--token` for `token`, off the async runtime.
+async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
+    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    all.extend(["--url".to_owned(), server.url.clone(), "--token".to_owned(), token.to_owned()]);
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+            .args(&all)
+            .env_remove("SEALPOST_IDENTITY")
+            .env_remove("SEALPOST_LOG_KEY")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The error and hint lines of a failed run.
+fn failure_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("sealpost: error:") || l.starts_with("sealpost: hint:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A work directory with alice's identity file.
+struct Work {
+    dir: tempfile::TempDir,
+    identity: PathBuf,
+}
+
+impl Work {
+    fn new(id: &age::x25519::Identity) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = dir.path().join("alice.key");
+        std::fs::write(&identity, identity_file(id)).unwrap();
+        Self { dir, identity }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, content).unwrap();
+        s(&p)
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// Sends `files` to hmpps/alice and returns (transfer id, link).
+async fn send(server: &TestServer, bob: &str, files: &[&str]) -> (String, String) {
+    let mut args = vec!["send"];
+    args.extend(files);
+    args.extend(["--to", "hmpps/alice"]);
+    let out = sealpost(server, bob, &args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let id = lines.next().unwrap().to_owned();
+    let link_line = lines.next().unwrap();
+    assert_eq!(lines.next(), None, "one link for one recipient: {text}");
+    let (recipient, link) = link_line.split_once(' ').unwrap();
+    assert_eq!(recipient, "hmpps/alice");
+    let notes = stderr(&out);
+    let notes: Vec<&str> = notes.lines().collect();
+    // One line per recipient key, then the receipt check; no progress bar off a terminal.
+    let (verified, keys) = notes.split_last().unwrap();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|l| l.starts_with("sealpost: hmpps/alice: X25519 key sha256:")),
+        "{notes:?}"
+    );
+    assert!(verified.starts_with("sealpost: verified: the log records the upload of sha256:"), "{notes:?}");
+    (id, link.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_edge_size_round_trip_through_send_and_fetch() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    for size in [0usize, 1, 65_535, 65_536, 65_537] {
+        let content = noise(size);
+        let name = format!("data-{size}.bin");
+        let src = work.file(&name, &content);
+        let (_, link) = send(&server, &bob, &[&src]).await;
+        let out_path = work.path(&format!("out-{size}"));
+        let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
+        assert_eq!(out.status.code(), Some(0), "size {size}: {}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{}\n", s(&out_path)));
+        assert_eq!(std::fs::read(&out_path).unwrap(), content, "size {size}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_files_arrive_in_a_directory_with_their_names() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let a = work.file("a.csv", b"id,name\n1,x\n");
+    let b = work.file("b.bin", &noise(70_000));
+    let c = work.file("empty", b"");
+    let (_, link) = send(&server, &bob, &[&a, &b, &c]).await;
+    let dir = work.path("inbox");
+    std::fs::create_dir(&dir).unwrap();
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "--dir", &s(&dir)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{}\n{}\n{}\n", s(&dir.join("a.csv")), s(&dir.join("b.bin")), s(&dir.join("empty")))
+    );
+    assert_eq!(std::fs::read(dir.join("a.csv")).unwrap(), b"id,name\n1,x\n");
+    assert_eq!(std::fs::read(dir.join("b.bin")).unwrap(), noise(70_000));
+    assert_eq!(std::fs::read(dir.join("empty")).unwrap(), b"");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no temporary files are left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_link_is_refused_with_the_gateways_message() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("a", b"once");
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let first =
+        sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("one"))]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let again =
+        sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("two"))]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        failure_lines(&again),
+        vec!["sealpost: error: this link has already been used: ask the sender for a new transfer".to_owned()]
+    );
+    assert!(!work.path("two").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_identity_is_refused_before_the_link_is_used_and_the_right_one_then_collects_it() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let (other, _) = keypair();
+    let wrong = work.file("wrong.key", identity_file(&other).as_bytes());
+
+    // A small bundle: the identity is checked against alice's registered keys before redeeming.
+    let src = work.file("small", b"small");
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &wrong, "-o", &s(&work.path("small.out"))]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(failure_lines(&out), vec![
+        format!("sealpost: error: the identity in `{wrong}` is not one of your registered keys"),
+        "sealpost: hint: the link was not used: fetch it with the identity whose recipient you registered (`sealpost keys list`), or pass --skip-key-check".to_owned(),
+    ]);
+    let ok =
+        sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("small.out"))]).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_eq!(std::fs::read(work.path("small.out")).unwrap(), b"small");
+
+    // A large bundle, without the directory check: the header check stops the download before
+    // its last byte, so the link stays usable.
+    let big = noise(24 << 20);
+    let src = work.file("big", &big);
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let out =
+        sealpost(&server, &alice, &["fetch", &link, "-i", &wrong, "--skip-key-check", "-o", &s(&work.path("big.out"))])
+            .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        failure_lines(&out),
+        vec![
+            format!("sealpost: error: none of the identities in `{wrong}` can decrypt this bundle"),
+            "sealpost: hint: the link is still usable: fetch it again with the right identity (-i)".to_owned(),
+        ]
+    );
+    assert!(!work.path("big.out").exists());
+    // The gateway notices the broken-off stream and releases the lease.
+    let mut collected = None;
+    for _ in 0..50 {
+        let ok =
+            sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("big.out"))])
+                .await;
+        if ok.status.code() == Some(0) {
+            collected = Some(ok);
+            break;
+        }
+        assert!(stderr(&ok).contains("a download of this link is running"), "{}", stderr(&ok));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(collected.is_some(), "the link was collected with the right identity");
+    assert!(std::fs::read(work.path("big.out")).unwrap() == big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_swapped_on_the_gateways_disk_is_refused_and_nothing_is_written() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("report.csv", &noise(5000));
+    let (transfer, link) = send(&server, &bob, &[&src]).await;
+    let blob = server.data_dir.join("blobs").join(format!("{transfer}.age"));
+    let original = std::fs::read(&blob).expect("the blob is where the gateway keeps it");
+    // Another bundle to the same key, of the same length.
+    std::fs::create_dir(work.path("forger")).unwrap();
+    let forged_src = work.path("forger").join("report.csv");
+    std::fs::write(&forged_src, b"x".repeat(5000)).unwrap();
+    // age headers vary in length (the crate adds random "grease" stanzas): try until it matches.
+    let forged = (0..500)
+        .map(|_| {
+            let mut forged = Vec::new();
+            let recipient = id.to_public();
+            let encryptor =
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient)).unwrap();
+            let mut w = encryptor.wrap_output(&mut forged).unwrap();
+            sealpost::client::bundle::write(std::slice::from_ref(&forged_src), &mut w, |_| {}).unwrap();
+            w.finish().unwrap();
+            forged
+        })
+        .find(|f| f.len() == original.len())
+        .expect("a forgery of the same length");
+    std::fs::write(&blob, &forged).unwrap();
+
+    let out_path = work.path("report.out");
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines = failure_lines(&out);
+    assert!(lines[0].starts_with("sealpost: error: digest_mismatch: the downloaded bundle `sha256:"), "{lines:?}");
+    assert!(lines[0].ends_with("; nothing was written"), "{lines:?}");
+    assert!(!out_path.exists());
+    assert_eq!(std::fs::read_dir(work.dir.path()).unwrap().count(), 3, "alice.key, report.csv, forger: nothing else");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_age_cli() {
+    if !go_age() {
+        eprintln!("note: the Go `age` CLI is not installed; skipping");
+        return;
+    }
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("ledger.csv", b"a,b\n1,2\n");
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let token = common::link_token(&link).to_owned();
+    let ciphertext = work.path("bundle.age");
+    let (url, c) = (format!("{}/api/v1/redeem", server.url), s(&ciphertext));
+    let curl = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sf", "-X", "POST", &url, "-H", &format!("Authorization: Bearer {alice}")])
+            .args(["-H", "Content-Type: application/json", "--data", &format!("{{\"token\":\"{token}\"}}"), "-o", &c])
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(curl.success());
+    let plain = work.path("bundle.tar");
+    let age = std::process::Command::new("age")
+        .args(["-d", "-i", &s(&work.identity), "-o", &s(&plain), &s(&ciphertext)])
+        .status()
+        .unwrap();
+    assert!(age.success());
+    let out = work.path("x");
+    std::fs::create_dir(&out).unwrap();
+    let tar = std::process::Command::new("tar").args(["-xf", &s(&plain), "-C", &s(&out)]).status().unwrap();
+    assert!(tar.success());
+    assert_eq!(std::fs::read(out.join("ledger.csv")).unwrap(), b"a,b\n1,2\n");
+    let manifest = std::fs::read_to_string(out.join(".sealpost-manifest")).unwrap();
+    assert!(manifest.starts_with("sealpost.bundle/v1\nsha256:"), "{manifest}");
+    assert!(manifest.ends_with(" 8 ledger.csv\n"), "{manifest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_made_by_the_go_age_cli_and_uploaded_with_curl_is_collected_by_fetch() {
+    if !go_age() {
+        eprintln!("note: the Go `age` CLI is not installed; skipping");
+        return;
+    }
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let plain = work.file("plain.txt", &noise(100_000));
+    let ciphertext = work.path("plain.txt.age");
+    let age = std::process::Command::new("age")
+        .args(["-r", &id.to_public().to_string(), "-o", &s(&ciphertext), &plain])
+        .status()
+        .unwrap();
+    assert!(age.success());
+    let (url, c) = (format!("{}/api/v1/transfers?to=hmpps/alice", server.url), s(&ciphertext));
+    let answer = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sf", "-X", "POST", &url, "-H", &format!("Authorization: Bearer {bob}"), "--data-binary"])
+            .arg(format!("@{c}"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(answer.status.success(), "{}", stdout(&answer));
+    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
+    let link = answer["links"][0]["url"].as_str().unwrap();
+    let out_path = work.path("plain.out");
+    let out = sealpost(&server, &alice, &["fetch", link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&out_path).unwrap(), noise(100_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_gives_one_link_per_recipient_and_refuses_a_recipient_without_a_key() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let carol = server.user("hmpps/carol", "recipient").await;
+    let (carol_id, carol_r) = keypair();
+    server.add_key(&carol, &carol_r).await;
+    server.user("hmpps/dave", "recipient").await;
+    let work = Work::new(&id);
+    let carol_key = work.file("carol.key", identity_file(&carol_id).as_bytes());
+    let src = work.file("minutes.txt", b"both of you");
+
+    let out =
+        sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--to", "hmpps/carol", "--json", "-q"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "--quiet prints nothing on success");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let links = answer["links"].as_array().unwrap();
+    let who: Vec<&str> = links.iter().map(|l| l["recipient"].as_str().unwrap()).collect();
+    assert_eq!(who, vec!["hmpps/alice", "hmpps/carol"]);
+    for (link, (token, key)) in links.iter().zip([(&alice, s(&work.identity)), (&carol, carol_key)]) {
+        let dest = work.path(&format!("got-{}", &key[key.len() - 5..]));
+        let got =
+            sealpost(&server, token, &["fetch", link["url"].as_str().unwrap(), "-i", &key, "-o", &s(&dest)]).await;
+        assert_eq!(got.status.code(), Some(0), "{}", stderr(&got));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"both of you");
+    }
+
+    let refused = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--to", "hmpps/dave"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        failure_lines(&refused),
+        vec![
+            "sealpost: error: `hmpps/dave` has no registered key".to_owned(),
+            "sealpost: hint: ask them to make one with `sealpost keygen` and register it with `sealpost keys add`"
+                .to_owned(),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_from_sealpost_keygen_and_age_keygen_work_with_both_tools() {
+    if !go_age() {
+        eprintln!("note: the Go `age` CLI is not installed; skipping");
+        return;
+    }
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+
+    // sealpost keygen: the Go CLI decrypts with it.
+    let ours = work.path("ours.key");
+    let made =
+        std::process::Command::new(env!("CARGO_BIN_EXE_sealpost")).args(["keygen", "-o", &s(&ours)]).output().unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let recipient = stdout(&made).trim().to_owned();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    let ciphertext = work.path("to-ours.age");
+    let plain = work.file("hello.txt", b"hello");
+    let enc =
+        std::process::Command::new("age").args(["-r", &recipient, "-o", &s(&ciphertext), &plain]).status().unwrap();
+    assert!(enc.success());
+    let dec = std::process::Command::new("age").args(["-d", "-i", &s(&ours), &s(&ciphertext)]).output().unwrap();
+    assert_eq!(dec.stdout, b"hello");
+
+    // age-keygen: registered as a second key, it collects a bundle with sealpost fetch.
+    let theirs = work.path("theirs.key");
+    let keygen = std::process::Command::new("age-keygen").args(["-o", &s(&theirs)]).output().unwrap();
+    assert!(keygen.status.success());
+    let text = std::fs::read_to_string(&theirs).unwrap();
+    let their_recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_owned();
+    server.add_key(&alice, &their_recipient).await;
+    let (_, link) = send(&server, &bob, &[&plain]).await;
+    let dest = work.path("hello.out");
+    let got = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&theirs), "-o", &s(&dest)]).await;
+    assert_eq!(got.status.code(), Some(0), "{}", stderr(&got));
+    assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_files_for_one_output_file_are_refused_and_the_checked_ciphertext_is_kept() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let a = work.file("a", b"1");
+    let b = work.file("b", b"2");
+    let (transfer, link) = send(&server, &bob, &[&a, &b]).await;
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("one"))]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let kept = work.path(&format!("{transfer}.age"));
+    assert_eq!(
+        failure_lines(&out),
+        vec![
+            "sealpost: error: the bundle holds several files, but one output file was given; nothing was written"
+                .to_owned(),
+            format!(
+                "sealpost: hint: extract them with --dir DIR; the checked ciphertext was kept in `{}` (decrypt it with `age -d -i IDENTITY`)",
+                s(&kept)
+            ),
+        ]
+    );
+    assert!(!work.path("one").exists());
+    let plaintext = common::decrypt(&id, &std::fs::read(&kept).unwrap());
+    assert!(sealpost::client::bundle::is_bundle(&plaintext));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_refuses_a_directory_key_that_is_not_the_one_the_log_recorded() {
+    let server = TestServer::start().await;
+    let (bob, _, _) = common::parties(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.csv");
+    std::fs::write(&report, b"id,name\n").unwrap();
+    let report = report.to_str().unwrap().to_owned();
+    // The key in the log first; then someone with access to the database swaps it for theirs.
+    let ok = sealpost(&server, &bob, &["send", &report, "--to", "hmpps/alice", "-q"]).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let (_, swapped) = common::keypair();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_dir.join("sealpost.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE recipient_keys SET recipient = ?, fingerprint = ?")
+        .bind(&swapped)
+        .bind(sealpost::directory::fingerprint(&swapped))
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let out = sealpost(&server, &bob, &["send", &report, "--to", "hmpps/alice"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not the one the log recorded"), "{}", stderr(&out));
+    server.stop().await;
+}
