@@ -8,5 +8,7 @@ fn cli_transcripts_match_their_pinned_files() {
     trycmd::TestCases::new()
         .register_bin("sealpost", std::path::PathBuf::from(env!("CARGO_BIN_EXE_sealpost")))
         .env("NO_COLOR", "1")
+        // A developer's own client config must not change what the transcripts pin.
+        .env("SEALPOST_CONFIG_FILE", "/nonexistent/sealpost-config.toml")
         .case("tests/cmd/*.toml");
 }

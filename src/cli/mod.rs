@@ -2,23 +2,29 @@
 //! talks to it over HTTP (`SEALPOST_URL`, `SEALPOST_TOKEN`), except `inspect`, which reads a file
 //! locally.
 //!
+//! Defaults for `--url`, `--token`, `-i` and `--log-key` come from the profile in
+//! `~/.config/sealpost/config.toml` (see `profile`); flags and environment variables win.
+//!
 //! Errors print as `sealpost: error: …` and, where there is a fix, `sealpost: hint: …`. Exit
 //! codes: 0 ok, 1 failure, 2 denied by policy, 3 bad configuration, 4 verification failed.
 
 mod client;
 mod commands;
 mod fetch;
+mod generate;
 mod inspect;
 mod keygen;
 mod log;
+mod login;
 mod policy;
+mod profile;
 mod send;
 mod serve;
 mod witness;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// A failure to report: what went wrong, how to fix it, and the exit code.
 #[derive(Debug)]
@@ -58,6 +64,9 @@ pub const EXIT_VERIFY: u8 = 4;
 #[derive(Debug, Parser)]
 #[command(name = "sealpost", version, about, propagate_version = true)]
 struct Cli {
+    /// The profile in the config file to take the gateway, token, identity and log key from.
+    #[arg(long, env = "SEALPOST_PROFILE", global = true, value_name = "NAME")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -150,12 +159,25 @@ enum Command {
     /// Verify or export the transparency log (exit 0 valid, 4 not).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Check an API token (read from standard input) and save it, 0600, in a profile.
+    Login(login::LoginArgs),
+    /// Delete a profile's saved token.
+    Logout,
+    /// Print a shell completion script.
+    Completions(generate::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(generate::ManArgs),
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     // Usage errors exit 1, not clap's 2: here 2 means "denied by policy".
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = match profile::apply(Cli::command(), &argv) {
+        Ok(command) => command,
+        Err(failure) => return report(&failure),
+    };
+    let cli = match command.try_get_matches_from(&argv).and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -185,6 +207,10 @@ pub fn main() -> ExitCode {
             Command::Receipt(command) => log::run_receipt(command),
             Command::Log(command) => log::run_log(command).await,
             Command::Witness(command) => witness::run(command).await,
+            Command::Login(args) => login::login(args, cli.profile).await,
+            Command::Logout => login::logout(cli.profile),
+            Command::Completions(args) => generate::completions(&args, Cli::command()),
+            Command::Man(args) => generate::man(&args, Cli::command()),
         }
     });
     match result {
