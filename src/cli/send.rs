@@ -2,20 +2,27 @@
 //! all of them (streaming, through a temporary file), upload, check the upload's receipt
 //! against the log's key, and print the transfer id and one link per recipient.
 //!
-//! The upload goes through [`Transport`]: one `POST /api/v1/transfers` today; a resumable (tus)
-//! transport slots in beside [`OneShot`] without touching the rest.
+//! The upload goes through tus ([`Tus`]): the sealed ciphertext and the upload's URL are kept
+//! in the per-user state directory ([`crate::client::resume`]) until the gateway completes or
+//! refuses the upload, so a broken connection retries from the gateway's offset and a killed
+//! client resumes when the same command runs again (or with `--resume`), without re-encrypting.
 
-use std::io::Seek as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use clap::Args;
-use futures_util::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
+mod tus;
+
+use tus::Tus;
+
 use super::client::{Client, api_failure};
 use super::{ClientArgs, EXIT_VERIFY, Failure};
+use crate::client::resume::{self, SendInputs, Slot, State};
 use crate::client::{bundle, receipts, seal};
 
 /// Options for `sealpost send`.
@@ -41,6 +48,10 @@ pub(super) struct SendArgs {
     /// No progress bar and no notes on standard error (errors still print).
     #[arg(short, long)]
     quiet: bool,
+    /// Continue an interrupted upload of the same files to the same recipients (running the same
+    /// command again does too); fails when there is none.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     log: LogKeyArg,
 }
@@ -121,42 +132,18 @@ pub(super) fn progress(len: u64, quiet: bool, message: &'static str) -> Progress
     bar
 }
 
-/// How a sealed bundle reaches the gateway; the answer is the upload's JSON.
-pub(super) trait Transport {
-    /// Uploads `size` bytes of ciphertext from `file` to the recipients in `query`.
-    async fn upload(&self, file: std::fs::File, size: u64, query: &str, bar: &ProgressBar) -> Result<Value, Failure>;
-}
-
-/// The one-shot upload: the whole ciphertext as the body of `POST /api/v1/transfers`.
-#[derive(Debug)]
-pub(super) struct OneShot<'a>(pub(super) &'a Http);
-
-impl Transport for OneShot<'_> {
-    async fn upload(&self, file: std::fs::File, size: u64, query: &str, bar: &ProgressBar) -> Result<Value, Failure> {
-        let http = self.0;
-        let bar = bar.clone();
-        let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024)
-            .inspect_ok(move |chunk| bar.inc(chunk.len() as u64));
-        let response = http
-            .http
-            .post(http.url(&format!("/api/v1/transfers?{query}")))
-            .bearer_auth(&http.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .header(reqwest::header::CONTENT_LENGTH, size)
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(|e| http.unreachable(&e))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| http.unreachable(&e))?;
-        if !status.is_success() {
-            return Err(api_failure(status, &text));
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| Failure::new(format!("the gateway sent an answer that is not JSON: {e}")))
+/// The tus `Upload-Metadata`: `to` (space-separated `ORG/NAME`), `expires`, `classification`,
+/// each value in base64.
+fn metadata(args: &SendArgs) -> String {
+    let mut parts = vec![format!("to {}", STANDARD.encode(args.to.join(" ")))];
+    if let Some(e) = &args.expires {
+        parts.push(format!("expires {}", STANDARD.encode(e)));
     }
+    if let Some(c) = &args.classification {
+        parts.push(format!("classification {}", STANDARD.encode(c)));
+    }
+    parts.join(",")
 }
-
 /// Looks up `to`'s keys, prints their fingerprints, refuses a recipient without one, and checks
 /// each key against the transparency log (key transparency): the directory must serve a receipt,
 /// verifying under the log key `vkey`, for the `key.added` entry of that very key. A key
@@ -210,20 +197,6 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
     Ok(recipients)
 }
 
-fn query(args: &SendArgs) -> String {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for to in &args.to {
-        q.append_pair("to", to);
-    }
-    if let Some(e) = &args.expires {
-        q.append_pair("expires", e);
-    }
-    if let Some(c) = &args.classification {
-        q.append_pair("classification", c);
-    }
-    q.finish()
-}
-
 /// Runs `sealpost send`.
 pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
     let http = Http::new(&args.client)?;
@@ -239,6 +212,21 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         }
         total += meta.len();
     }
+    let inputs = SendInputs {
+        files: &args.files,
+        to: &args.to,
+        expires: args.expires.as_deref(),
+        classification: args.classification.as_deref(),
+        gateway: &args.client.url,
+    };
+    let slot = resume::key(&inputs)
+        .and_then(|key| Slot::open(resume::state_dir()?, key))
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let saved = slot.load();
+    if args.resume && saved.is_none() {
+        return Err(Failure::new("there is no interrupted upload of these files to these recipients")
+            .hint("run the command without --resume to start one (a changed file starts afresh too)"));
+    }
     let vkey = http.log_key(&args.log).await?;
     let mut keys = Vec::new();
     for to in &args.to {
@@ -248,25 +236,18 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         Failure::new(e.to_string()).hint("the directory holds a key this client cannot use; tell the recipient")
     })?;
 
-    // Seal to a temporary file in the system's temp directory (removed when closed).
-    let file = tempfile::tempfile().map_err(|e| Failure::new(format!("cannot create a temporary file: {e}")))?;
-    let bar = progress(total, args.quiet, "encrypting");
-    let (sealed, mut file) = {
-        let bar = bar.clone();
-        let paths = args.files.clone();
-        tokio::task::spawn_blocking(move || {
-            let sealed = seal::seal(&paths, &recipients, &file, |done| bar.set_position(done));
-            sealed.map(|s| (s, file))
-        })
-        .await
-        .map_err(|e| Failure::new(format!("encryption stopped: {e}")))?
-        .map_err(|e| Failure::new(e.to_string()))?
+    let state = match saved {
+        Some(state) => {
+            if !args.quiet {
+                eprintln!("sealpost: resuming the upload of {} ({} bytes, sealed earlier)", state.digest, state.size);
+            }
+            state
+        }
+        None => seal_into(&slot, &args, recipients, total).await?,
     };
-    bar.finish_and_clear();
-    file.rewind().map_err(|e| Failure::new(format!("cannot read the temporary file: {e}")))?;
-
-    let bar = progress(sealed.size, args.quiet, "uploading");
-    let answer = OneShot(&http).upload(file, sealed.size, &query(&args), &bar).await;
+    let mut state = state;
+    let bar = progress(state.size, args.quiet, "uploading");
+    let answer = Tus::new(&http, &slot, &bar).upload(&mut state, &metadata(&args)).await;
     bar.finish_and_clear();
     let answer = answer?;
     let id = answer.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -283,7 +264,34 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
     if answer.get("status").and_then(Value::as_str) == Some("held") && !args.quiet {
         eprintln!("sealpost: the transfer is held until a compliance officer approves it");
     }
-    check_receipt(&api, &answer, &id, &sealed.digest, &vkey, args.quiet).await
+    check_receipt(&api, &answer, &id, &state.digest, &vkey, args.quiet).await
+}
+
+/// Bundles and encrypts the files into `slot` (streaming, through its partial file), and records
+/// the sealed ciphertext there.
+async fn seal_into(
+    slot: &Slot,
+    args: &SendArgs,
+    recipients: Vec<Box<dyn age::Recipient + Send>>,
+    total: u64,
+) -> Result<State, Failure> {
+    let file = slot.create_partial().map_err(|e| Failure::new(e.to_string()))?;
+    let bar = progress(total, args.quiet, "encrypting");
+    let sealed = {
+        let bar = bar.clone();
+        let paths = args.files.clone();
+        tokio::task::spawn_blocking(move || {
+            let sealed = seal::seal(&paths, &recipients, &file, |done| bar.set_position(done));
+            sealed.and_then(|s| file.sync_all().map(|()| s).map_err(seal::SealError::Io))
+        })
+        .await
+        .map_err(|e| Failure::new(format!("encryption stopped: {e}")))?
+        .map_err(|e| Failure::new(e.to_string()))?
+    };
+    bar.finish_and_clear();
+    let state = State { digest: sealed.digest, size: sealed.size, upload: None };
+    slot.sealed(&state).map_err(|e| Failure::new(e.to_string()))?;
+    Ok(state)
 }
 
 /// Checks that the log records the upload of exactly what was sent.

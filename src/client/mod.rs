@@ -12,5 +12,7 @@ pub mod bundle;
 pub mod keys;
 /// The upload receipt check: the log's `upload.accepted` entry names this transfer and digest.
 pub mod receipts;
+/// What a resumable send keeps on disk: the sealed ciphertext and the upload's URL.
+pub mod resume;
 /// Encrypting to recipients, the header check before the last byte, digests.
 pub mod seal;
