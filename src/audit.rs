@@ -40,6 +40,8 @@ pub enum EventKind {
     DownloadCompleted,
     /// A download broke off; the link is usable again.
     DownloadFailed,
+    /// A recipient reported whether the bundle decrypted (code `decrypted` or `failed`).
+    DeliveryAcknowledged,
     /// A redemption was refused (the code says why); the link is untouched.
     DownloadRefused,
     /// The sender or an admin recalled a transfer.
@@ -91,6 +93,7 @@ impl EventKind {
             Self::DownloadStarted => "download.started",
             Self::DownloadCompleted => "download.completed",
             Self::DownloadFailed => "download.failed",
+            Self::DeliveryAcknowledged => "delivery.acknowledged",
             Self::DownloadRefused => "download.refused",
             Self::TransferRecalled => "transfer.recalled",
             Self::ObjectPurged => "object.purged",

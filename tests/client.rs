@@ -11,18 +11,32 @@ use common::{TestServer, go_age, identity_file, keypair, noise, parties};
 
 /// Runs the sealpost binary with `--url`/`--token` for `token`, off the async runtime.
 async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    all.extend(["--url".to_owned(), server.url.clone(), "--token".to_owned(), token.to_owned()]);
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
-            .args(&all)
-            .env_remove("SEALPOST_IDENTITY")
-            .env_remove("SEALPOST_LOG_KEY")
-            .output()
-            .expect("runs")
-    })
-    .await
-    .unwrap()
+    let command = command(server, token, args);
+    tokio::task::spawn_blocking(move || { command }.output().expect("runs")).await.unwrap()
+}
+
+/// The sealpost command with `--url`/`--token` for `token` and the server's own client state
+/// directory (so no test touches the user's).
+fn command(server: &TestServer, token: &str, args: &[&str]) -> std::process::Command {
+    command_via(server, &server.url, token, args)
+}
+
+/// [`command`], speaking to the gateway at `url` (a proxy in front of `server`).
+fn command_via(server: &TestServer, url: &str, token: &str, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"));
+    command
+        .args(args)
+        .args(["--url", url, "--token", token])
+        .env_remove("SEALPOST_IDENTITY")
+        .env_remove("SEALPOST_LOG_KEY")
+        .env_remove("SEALPOST_TUS_CHUNK")
+        .env("SEALPOST_STATE_DIR", state_dir(server));
+    command
+}
+
+/// Where the clients of `server`'s tests keep their upload state.
+fn state_dir(server: &TestServer) -> PathBuf {
+    server.data_dir.join("client-state")
 }
 
 fn stdout(o: &Output) -> String {
@@ -240,7 +254,14 @@ async fn a_bundle_swapped_on_the_gateways_disk_is_refused_and_nothing_is_written
             forged
         })
         .find(|f| f.len() == original.len())
-        .expect("a forgery of the same length");
+        // Grease makes lengths random; if no forgery matched, tamper with the original instead
+        // (same length, same refusal: the digest no longer matches).
+        .unwrap_or_else(|| {
+            let mut tampered = original.clone();
+            let at = tampered.len() - 20;
+            tampered[at] ^= 1;
+            tampered
+        });
     std::fs::write(&blob, &forged).unwrap();
 
     let out_path = work.path("report.out");
@@ -460,4 +481,282 @@ async fn send_refuses_a_directory_key_that_is_not_the_one_the_log_recorded() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("not the one the log recorded"), "{}", stderr(&out));
     server.stop().await;
+}
+
+/// The files in a directory (none when it does not exist).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|r| r.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_killed_halfway_resumes_from_the_gateways_offset_without_encrypting_again() {
+    use sha2::Digest as _;
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let content = noise(24 << 20);
+    let src = work.file("extract.bin", &content);
+    let send_args = ["send", &src, "--to", "hmpps/alice"];
+
+    // Small PATCHes, so the upload takes many requests; kill the client a few MiB in.
+    let mut first = command(&server, &bob, &send_args);
+    first.env("SEALPOST_TUS_CHUNK", "262144").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = first.spawn().unwrap();
+    let uploads = server.data_dir.join("uploads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let held = files_in(&uploads).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).max();
+        if held.unwrap_or(0) > 6 << 20 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the client ended before it was killed");
+        assert!(std::time::Instant::now() < deadline, "the upload never got going");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The sealed ciphertext and the upload's URL survived the client, privately.
+    let state = state_dir(&server);
+    let kept = files_in(&state);
+    let names: Vec<String> = kept.iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].ends_with(".age") && names[1].ends_with(".json"), "{names:?}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        for p in &kept {
+            assert_eq!(std::fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600, "{}", p.display());
+        }
+    }
+    let ciphertext = std::fs::read(&kept[0]).unwrap();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&ciphertext)));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept[1]).unwrap()).unwrap();
+    let upload = saved["upload"].as_str().unwrap().to_owned();
+    assert!(upload.starts_with("/api/v1/uploads/"), "{saved}");
+    let head = server.http().get(format!("{}{upload}", server.url)).bearer_auth(&bob).header("Tus-Resumable", "1.0.0");
+    let (status, progress) = common::status_json(head.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{progress}");
+    assert_eq!(progress["status"], "uploading");
+    let offset = progress["offset"].as_u64().unwrap();
+    assert!(offset > 0 && offset < ciphertext.len() as u64, "{progress}");
+
+    // `--resume` continues from the gateway's offset with the same ciphertext.
+    let mut args = send_args.to_vec();
+    args.push("--resume");
+    let mut again = command(&server, &bob, &args);
+    again.env("SEALPOST_TUS_CHUNK", "4194304");
+    let out = tokio::task::spawn_blocking(move || again.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("sealpost: resuming the upload of {digest} (")), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let transfer = lines.next().unwrap().to_owned();
+    let link = lines.next().unwrap().split_once(' ').unwrap().1.to_owned();
+    assert_eq!(format!("/api/v1/uploads/{transfer}"), upload, "the transfer takes the upload's id");
+    let (status, info) = server.get(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["digest"], digest.as_str(), "the gateway holds exactly the ciphertext sealed before the kill");
+    assert_eq!(files_in(&state), Vec::<PathBuf>::new(), "a completed upload leaves no state");
+
+    let out_path = work.path("extract.out");
+    let got = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
+    assert_eq!(got.status.code(), Some(0), "{}", stderr(&got));
+    assert!(std::fs::read(&out_path).unwrap() == content);
+
+    // With nothing to resume, `--resume` says so.
+    let none = sealpost(&server, &bob, &args).await;
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(
+        failure_lines(&none),
+        vec![
+            "sealpost: error: there is no interrupted upload of these files to these recipients".to_owned(),
+            "sealpost: hint: run the command without --resume to start one (a changed file starts afresh too)"
+                .to_owned(),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_deletes_its_state() {
+    let server = TestServer::start().await;
+    let (bob, _, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("secret.txt", b"classified");
+    let out =
+        sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--classification", "NO-SUCH-LEVEL"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(files_in(&state_dir(&server)), Vec::<PathBuf>::new(), "{}", stderr(&out));
+}
+
+/// The transfer as its sender sees it, once the link of `recipient` carries a report.
+async fn acknowledged(server: &TestServer, bob: &str, transfer: &str) -> serde_json::Value {
+    let (status, info) = server.get(bob, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!(status, 200, "{info}");
+    info["links"][0]["acknowledged"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_reports_the_delivery_and_the_sender_sees_it_in_status_and_receipts() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let carol = server.user("hmpps/carol", "recipient").await;
+    let work = Work::new(&id);
+    let src = work.file("minutes.txt", b"delivered");
+    let (transfer, link) = send(&server, &bob, &[&src]).await;
+    assert_eq!(acknowledged(&server, &bob, &transfer).await, serde_json::Value::Null);
+    // Before the link is used, nobody may report.
+    let path = format!("/api/v1/transfers/{transfer}/delivery");
+    let (status, body) = server.post(&alice, &path, serde_json::json!({"status": "decrypted"})).await;
+    assert_eq!((status, common::code(&body)), (404, "not_found"), "{body}");
+
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("m"))]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(acknowledged(&server, &bob, &transfer).await, "decrypted");
+    let status_out = sealpost(&server, &bob, &["status", &transfer, "--json"]).await;
+    assert_eq!(status_out.status.code(), Some(0), "{}", stderr(&status_out));
+    let shown: serde_json::Value = serde_json::from_slice(&status_out.stdout).unwrap();
+    assert_eq!(shown["links"][0]["acknowledged"], "decrypted");
+
+    // The sender gets a receipt for it once the log integrates the entry.
+    let mut receipt = None;
+    for _ in 0..40 {
+        let (status, list) = server.get(&bob, &format!("/api/v1/transfers/{transfer}/receipts")).await;
+        assert_eq!(status, 200, "{list}");
+        receipt = list["receipts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["event"] == "delivery.acknowledged")
+            .and_then(|r| r["receipt"].as_str().map(str::to_owned));
+        if receipt.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let receipt = receipt.expect("a receipt for the delivery report");
+    let entry = receipt.lines().find_map(|l| l.strip_prefix("extra ")).expect("the receipt carries its entry");
+    let entry =
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, entry).unwrap()).unwrap();
+    assert!(entry.contains("event delivery.acknowledged\n"), "{entry}");
+    assert!(entry.contains("code decrypted\n"), "{entry}");
+
+    // Once only; and only from the recipient whose link was used.
+    let (status, body) = server.post(&alice, &path, serde_json::json!({"status": "decrypted"})).await;
+    assert_eq!((status, common::code(&body)), (409, "already_reported"), "{body}");
+    for other in [&carol, &bob] {
+        let (status, body) =
+            server.post(other, &path, serde_json::json!({"status": "failed", "reason": "forged"})).await;
+        assert_eq!((status, common::code(&body)), (404, "not_found"), "{body}");
+    }
+    for bad in [
+        serde_json::json!({"status": "maybe"}),
+        serde_json::json!({"status": "failed", "reason": "/home/alice/secret-plan.pdf"}),
+    ] {
+        let (status, body) = server.post(&alice, &path, bad).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let events = server.events().await;
+    assert_eq!(events.iter().filter(|e| *e == "delivery.acknowledged").count(), 1, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_that_fails_after_the_download_reports_why() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let a = work.file("a", b"1");
+    let b = work.file("b", b"2");
+    let (transfer, link) = send(&server, &bob, &[&a, &b]).await;
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("one"))]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(acknowledged(&server, &bob, &transfer).await, "failed");
+    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
+    assert_eq!(status, 200, "{audit}");
+    let entry = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "delivery.acknowledged")
+        .map(|e| e["entry"].as_str().unwrap().to_owned())
+        .expect("the report is in the audit trail");
+    assert!(entry.contains("code failed\nreason several_files\n"), "{entry}");
+}
+
+/// A TCP proxy in front of `upstream` that cuts the one connection carrying the request bytes
+/// past `cut_after` (counted over all connections), once; returns its URL and whether it cut.
+async fn cutting_proxy(upstream: &str, cut_after: u64) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (sent, cut) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let cut_flag = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (sent, cut) = (sent.clone(), cut.clone());
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = cr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        let total = sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                        if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                            return;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = async {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                };
+                tokio::select! {
+                    () = up => {}
+                    () = down => {}
+                }
+            });
+        }
+    });
+    (url, cut_flag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_broken_mid_upload_is_resumed_from_the_gateways_offset_in_the_same_run() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let content = noise(8 << 20);
+    let src = work.file("big.bin", &content);
+    let (proxy, cut) = cutting_proxy(&server.url, 3 << 20).await;
+    let mut send = command_via(&server, &proxy, &bob, &["send", &src, "--to", "hmpps/alice"]);
+    send.env("SEALPOST_TUS_CHUNK", "1048576");
+    let out = tokio::task::spawn_blocking(move || send.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(cut.load(std::sync::atomic::Ordering::SeqCst), "the proxy cut a connection");
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let transfer = lines.next().unwrap().to_owned();
+    let link = lines.next().unwrap().split_once(' ').unwrap().1.to_owned();
+    assert_eq!(files_in(&state_dir(&server)), Vec::<PathBuf>::new());
+    let events = server.events().await;
+    assert_eq!(events.iter().filter(|e| *e == "upload.started").count(), 1, "one upload, resumed: {events:?}");
+    let out_path = work.path("big.out");
+    let got = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
+    assert_eq!(got.status.code(), Some(0), "{}", stderr(&got));
+    assert!(std::fs::read(&out_path).unwrap() == content);
+    let (_, info) = server.get(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!(info["links"][0]["acknowledged"], "decrypted");
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod deliveries;
 pub mod error;
 mod keys;
 mod log;
@@ -35,6 +36,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .merge(admin::router())
         .merge(audit::router())
+        .merge(deliveries::router())
         .merge(keys::router())
         .merge(log::router())
         .merge(pages::router())

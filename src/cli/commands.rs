@@ -425,7 +425,14 @@ pub(super) async fn status(args: &ClientArgs, id: &str, json: bool) -> Result<()
         println!("recalled at {}", s(&v, "recalled_at"));
     }
     for l in rows(&v, "links") {
-        println!("  {:<40} {:<8} expires {}", s(l, "recipient"), s(l, "state"), s(l, "expires_at"));
+        let acknowledged = l.get("acknowledged").and_then(Value::as_str).map(|a| format!("  delivery {a}"));
+        println!(
+            "  {:<40} {:<8} expires {}{}",
+            s(l, "recipient"),
+            s(l, "state"),
+            s(l, "expires_at"),
+            acknowledged.unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -136,6 +136,10 @@ async fn download(
         if let Some(buffer) = prefix.as_mut() {
             buffer.extend_from_slice(&chunk);
             let verdict = seal::check_header(buffer, ids);
+            let code = match verdict {
+                HeaderCheck::Broken(_) => "header_invalid",
+                _ => "no_matching_identity",
+            };
             let refusal = match verdict {
                 HeaderCheck::Opens => None,
                 HeaderCheck::NeedMore if buffer.len() < MAX_HEADER => continue,
@@ -154,6 +158,9 @@ async fn download(
                 bar.finish_and_clear();
                 let complete = size > 0 && received >= size;
                 drop(response);
+                if complete {
+                    report_delivery(http, &transfer, Some(code), quiet).await;
+                }
                 return Err(refusal.hint(if complete {
                     "the bundle was small enough to arrive whole, so the link is used up: ask the sender to send it again"
                 } else {
@@ -202,16 +209,64 @@ pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
     }
     let vkey = http.log_key(&args.log).await?;
     let got = download(&http, &token, &ids, &args.identity, args.quiet).await?;
+    let transfer = got.transfer.clone();
+    let outcome = check_and_open(&args, &api, &vkey, got, ids).await;
+    // The link is used up: tell the sender's delivery record how it ended.
+    report_delivery(&http, &transfer, outcome.as_ref().err().map(|(_, code)| *code), args.quiet).await;
+    outcome.map_err(|(failure, _)| failure)
+}
 
-    if got.digest != got.announced {
-        return Err(digest_mismatch("the gateway recorded", &got.announced, &got.digest));
+/// Tells the gateway that the bundle of `transfer` decrypted (`failed` is `None`) or why not,
+/// as a reason code (never a path or a file name: the report goes into the log). Best effort: a report that does not arrive is a warning, never a failure of the fetch.
+async fn report_delivery(http: &Http, transfer: &str, failed: Option<&'static str>, quiet: bool) {
+    if transfer.is_empty() {
+        return;
     }
-    let receipt = upload_receipt(&api, &got.transfer).await?.ok_or_else(|| {
-        Failure::new("the log holds no upload receipt for this transfer; nothing was written")
+    let body = match failed {
+        None => json!({ "status": "decrypted" }),
+        Some(reason) => json!({ "status": "failed", "reason": reason }),
+    };
+    let sent = http
+        .http
+        .post(http.url(&format!("/api/v1/transfers/{transfer}/delivery")))
+        .bearer_auth(&http.token)
+        .json(&body)
+        .send()
+        .await;
+    let problem = match sent {
+        Ok(r) if r.status().is_success() => return,
+        Ok(r) => {
+            let status = r.status();
+            api_failure(status, &r.text().await.unwrap_or_default()).message
+        }
+        Err(e) => http.unreachable(&e).message,
+    };
+    if !quiet {
+        eprintln!("sealpost: warning: the delivery report did not reach the gateway: {problem}");
+    }
+}
+
+/// The checks after the download, then decryption into place; a failure comes with the reason
+/// code of the delivery report.
+async fn check_and_open(
+    args: &FetchArgs,
+    api: &Client,
+    vkey: &str,
+    got: Downloaded,
+    ids: Identities,
+) -> Result<(), (Failure, &'static str)> {
+    let exists_hint = "pass --force to replace it, or choose another output";
+    if got.digest != got.announced {
+        return Err((digest_mismatch("the gateway recorded", &got.announced, &got.digest), "digest_mismatch"));
+    }
+    let receipt = upload_receipt(api, &got.transfer).await.map_err(|f| (f, "receipt_unavailable"))?;
+    let receipt = receipt.ok_or_else(|| {
+        let failure = Failure::new("the log holds no upload receipt for this transfer; nothing was written")
             .hint("try `sealpost receipt verify` later, or ask the gateway's operators")
-            .exit(EXIT_VERIFY)
+            .exit(EXIT_VERIFY);
+        (failure, "receipt_missing")
     })?;
-    match receipts::verify_upload(&receipt, &vkey, &got.transfer, &got.digest) {
+    match receipts::verify_upload(&receipt, vkey, &got.transfer, &got.digest) {
         Ok(summary) => {
             if !args.quiet {
                 eprintln!(
@@ -221,17 +276,21 @@ pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
             }
         }
         Err(UploadReceiptError::Receipt(ReceiptError::DigestMismatch { expected, actual })) => {
-            return Err(digest_mismatch("the log records as uploaded", &expected, &actual));
+            return Err((digest_mismatch("the log records as uploaded", &expected, &actual), "digest_mismatch"));
         }
         Err(e) => {
-            return Err(Failure::new(format!("the upload receipt does not verify: {e}; nothing was written"))
+            let failure = Failure::new(format!("the upload receipt does not verify: {e}; nothing was written"))
                 .hint("check the log with `sealpost log verify`, and tell the gateway's operators")
-                .exit(EXIT_VERIFY));
+                .exit(EXIT_VERIFY);
+            return Err((failure, "receipt_invalid"));
         }
     }
 
     let (output, dir, force) = (args.output.clone(), args.dir.clone(), args.force);
-    let mut kept = got.file.try_clone().map_err(|e| Failure::new(format!("cannot read the temporary file: {e}")))?;
+    let mut kept = got
+        .file
+        .try_clone()
+        .map_err(|e| (Failure::new(format!("cannot read the temporary file: {e}")), "write_failed"))?;
     let opened = tokio::task::spawn_blocking(move || match (&output, &dir) {
         (Some(out), _) => seal::open(got.file, &ids, &Target::File(out), force),
         (None, Some(dir)) => seal::open(got.file, &ids, &Target::Dir(dir), force),
@@ -239,18 +298,19 @@ pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
         (None, None) => Err(SealError::PlainFile),
     })
     .await
-    .map_err(|e| Failure::new(format!("decryption stopped: {e}")))?;
+    .map_err(|e| (Failure::new(format!("decryption stopped: {e}")), "decrypt_failed"))?;
     let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
             // The link is used up: keep the checked ciphertext rather than lose the transfer.
+            let code = open_code(&e);
             let failure = open_failure(e, exists_hint);
             let dest = args
                 .output
                 .as_deref()
                 .map_or_else(|| args.dir.clone().unwrap_or_default(), crate::client::bundle::parent_dir);
             let saved = dest.join(format!("{}.age", got.transfer));
-            return Err(match keep_ciphertext(&mut kept, &saved) {
+            let failure = match keep_ciphertext(&mut kept, &saved) {
                 Ok(()) => {
                     let lead = failure_hint(&failure);
                     failure.hint(format!(
@@ -259,7 +319,8 @@ pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
                     ))
                 }
                 Err(_) => failure,
-            });
+            };
+            return Err((failure, code));
         }
     };
     match opened {
@@ -282,6 +343,20 @@ pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The delivery report's reason code for a failed decryption.
+fn open_code(e: &SealError) -> &'static str {
+    use crate::client::bundle::BundleError;
+    match e {
+        SealError::Exists { .. } | SealError::Bundle(BundleError::Exists { .. }) => "output_exists",
+        SealError::PlainFile => "plain_file",
+        SealError::Bundle(BundleError::SeveralFiles) => "several_files",
+        SealError::NoMatchingIdentity => "no_matching_identity",
+        SealError::Decrypt(_) => "decrypt_failed",
+        SealError::Bundle(BundleError::Write(_)) | SealError::Io(_) => "write_failed",
+        _ => "bundle_invalid",
+    }
 }
 
 fn open_failure(e: SealError, exists_hint: &str) -> Failure {

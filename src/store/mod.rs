@@ -7,6 +7,7 @@
 
 mod accounts;
 mod audit_log;
+mod deliveries;
 mod keys;
 mod links;
 mod routes;
@@ -25,6 +26,7 @@ use crate::model::{ParseError, UserRef};
 
 pub use accounts::{OrgInfo, Principal, TokenInfo, UserInfo};
 pub use audit_log::{AuditFilter, AuditRow};
+pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use keys::{KeyInfo, Recipient};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use routes::RouteInfo;
@@ -195,7 +197,7 @@ impl Store {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT event, idx, entry FROM audit_events WHERE transfer_id = ? AND event IN \
              ('upload.accepted', 'transfer.approved', 'transfer.rejected', 'download.completed', \
-              'transfer.recalled', 'object.purged') ORDER BY idx",
+              'delivery.acknowledged', 'transfer.recalled', 'object.purged') ORDER BY idx",
         )
         .bind(transfer.as_str())
         .fetch_all(&self.pool)

@@ -71,6 +71,8 @@ pub struct LinkStatus {
     pub expires_at: DateTime<Utc>,
     /// When it was used up, if it was.
     pub used_at: Option<DateTime<Utc>>,
+    /// The recipient's delivery report, if they sent one: `decrypted` or `failed`.
+    pub acknowledged: Option<String>,
 }
 
 /// A transfer as its sender (or an admin) sees it.
@@ -387,7 +389,10 @@ impl Store {
             return Err(unknown());
         }
         let links = sqlx::query(
-            "SELECT o.name AS org, u.name, l.state, l.expires_at, l.used_at FROM links l \
+            "SELECT o.name AS org, u.name, l.state, l.expires_at, l.used_at, \
+                    (SELECT a.code FROM audit_events a WHERE a.transfer_id = l.transfer_id \
+                     AND a.actor_id = l.recipient_id AND a.event = 'delivery.acknowledged' \
+                     ORDER BY a.idx LIMIT 1) AS acknowledged FROM links l \
              JOIN users u ON u.id = l.recipient_id JOIN orgs o ON o.id = u.org_id \
              WHERE l.transfer_id = ? ORDER BY o.name, u.name",
         )
@@ -401,6 +406,7 @@ impl Store {
                 state: r.get("state"),
                 expires_at: from_ms(r.get("expires_at")),
                 used_at: r.get::<Option<i64>, _>("used_at").map(from_ms),
+                acknowledged: r.get("acknowledged"),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -1,0 +1,86 @@
+//! Delivery reports: `POST /api/v1/transfers/{id}/delivery` with `{"status":"decrypted"}` or
+//! `{"status":"failed","reason":"CODE"}`, from a recipient whose link was used up, once. It is
+//! recorded as `delivery.acknowledged` and shows in the sender's receipts and transfer view.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson};
+use crate::ids::TransferId;
+use crate::server::Gateway;
+use crate::store::{Acknowledgement, DeliveryReport};
+
+/// The delivery route.
+pub(super) fn router() -> Router<Arc<Gateway>> {
+    Router::new().route("/api/v1/transfers/{id}/delivery", post(report))
+}
+
+/// The report's body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportRequest {
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// 404 for anyone but a recipient whose link was used up: the transfer's existence is not
+/// theirs to learn.
+fn not_yours(id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "you hold no used link of transfer `{id}`: only a recipient who collected it can report"
+    ))
+}
+
+/// A reason is a short code, never free text: the report goes into the transparency log, which
+/// must hold no file name, path or plaintext.
+fn is_reason_code(reason: &str) -> bool {
+    (1..=64).contains(&reason.len())
+        && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+async fn report(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<ReportRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let transfer = TransferId::parse(&id).ok_or_else(|| not_yours(&id))?;
+    let report = match (request.status.as_str(), request.reason) {
+        ("decrypted", None) => DeliveryReport::Decrypted,
+        ("decrypted", Some(_)) => {
+            return Err(ApiError::bad_request("a `decrypted` report takes no `reason`"));
+        }
+        ("failed", reason) => {
+            let reason = reason.unwrap_or_else(|| "unspecified".to_owned());
+            if !is_reason_code(&reason) {
+                return Err(ApiError::bad_request(
+                    "`reason` must be a code such as `digest_mismatch`: lowercase letters, digits and `_`, at most 64",
+                ));
+            }
+            DeliveryReport::Failed { reason }
+        }
+        (other, _) => {
+            return Err(ApiError::bad_request(format!("`status` must be `decrypted` or `failed`, not `{other}`")));
+        }
+    };
+    match gw.store.acknowledge_delivery(&transfer, &caller.0.id, &report, gw.clock.now()).await? {
+        Acknowledgement::Recorded(index) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "transfer": transfer.as_str(), "status": report.code(), "log_index": index })),
+        )),
+        Acknowledgement::NotRecipient => Err(not_yours(&id)),
+        Acknowledgement::AlreadyReported => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_reported",
+            format!("you reported on the delivery of transfer `{id}` already"),
+        )),
+    }
+}
