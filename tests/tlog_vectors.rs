@@ -211,7 +211,7 @@ fn reference_consistency_proofs_are_generated_verified_and_corruptions_refused()
 
 #[test]
 fn sumdb_note_example_is_reproduced_byte_for_byte() {
-    let keys = vector("sumdb-peterneumann.keys");
+    let keys = vector("sumdb-peterneumann-keys.txt");
     let key = |k: &str| keys.lines().find_map(|l| l.strip_prefix(k)).unwrap().trim().to_owned();
     let (skey, vkey) = (key("skey "), key("vkey "));
     let signed = vector("sumdb-peterneumann.note");
