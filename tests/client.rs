@@ -760,3 +760,25 @@ async fn a_connection_broken_mid_upload_is_resumed_from_the_gateways_offset_in_t
     let (_, info) = server.get(&bob, &format!("/api/v1/transfers/{transfer}")).await;
     assert_eq!(info["links"][0]["acknowledged"], "decrypted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_without_a_target_extracts_into_the_current_directory_and_dir_is_created() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("report.csv", b"id,name\n1,Example Person\n");
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let here = work.path("here");
+    std::fs::create_dir(&here).unwrap();
+    let mut fetch = command(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-q"]);
+    fetch.current_dir(&here);
+    let out = tokio::task::spawn_blocking(move || fetch.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read(here.join("report.csv")).unwrap(), b"id,name\n1,Example Person\n");
+
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let missing = work.path("not/yet/there");
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "--dir", &s(&missing), "-q"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(missing.join("report.csv").is_file());
+}

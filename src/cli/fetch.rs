@@ -29,7 +29,7 @@ const MAX_HEADER: usize = 1 << 20;
 
 /// Options for `sealpost fetch`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("target").required(true).args(["output", "dir"]))]
+#[command(group = clap::ArgGroup::new("target").args(["output", "dir"]))]
 pub(super) struct FetchArgs {
     #[command(flatten)]
     pub(super) client: ClientArgs,
@@ -42,7 +42,7 @@ pub(super) struct FetchArgs {
     /// Write the bundle's single file (or a plain age file's plaintext) to OUT.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Extract the bundle's files into DIR.
+    /// Extract the bundle's files into DIR (created if missing; default: the current directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Replace existing files.
@@ -181,7 +181,10 @@ async fn download(
 }
 
 /// Runs `sealpost fetch`.
-pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
+pub(super) async fn run(mut args: FetchArgs) -> Result<(), Failure> {
+    if args.output.is_none() && args.dir.is_none() {
+        args.dir = Some(PathBuf::from("."));
+    }
     let ids = keys::load_identities(&args.identity).map_err(|e| {
         Failure::new(e.to_string()).hint("pass your age identity with -i (make one with `sealpost keygen -o FILE`)")
     })?;
@@ -195,7 +198,12 @@ pub(super) async fn run(args: FetchArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.dir
         && !dir.is_dir()
     {
-        return Err(Failure::new(format!("`{}` is not a directory", dir.display())).hint("create it first"));
+        if dir.symlink_metadata().is_ok() {
+            return Err(
+                Failure::new(format!("`{}` is not a directory", dir.display())).hint("choose a directory with --dir")
+            );
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("cannot create `{}`: {e}", dir.display())))?;
     }
     let token = args.link.rsplit_once('#').map_or(args.link.as_str(), |(_, t)| t).trim().to_owned();
     if token.is_empty() {
@@ -294,7 +302,7 @@ async fn check_and_open(
     let opened = tokio::task::spawn_blocking(move || match (&output, &dir) {
         (Some(out), _) => seal::open(got.file, &ids, &Target::File(out), force),
         (None, Some(dir)) => seal::open(got.file, &ids, &Target::Dir(dir), force),
-        // clap requires one of -o and --dir.
+        // `run` defaults to the current directory when neither is given.
         (None, None) => Err(SealError::PlainFile),
     })
     .await
