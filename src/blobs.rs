@@ -196,6 +196,21 @@ impl BlobStore {
         Ok(result.into_stream().map(|r| r.map_err(BlobError::from)).boxed())
     }
 
+    /// Streams a blob from byte `offset` on (to resume a broken download).
+    pub async fn get_from(
+        &self,
+        key: &str,
+        offset: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        if offset == 0 {
+            return self.get(key).await;
+        }
+        let options =
+            object_store::GetOptions { range: Some(object_store::GetRange::Offset(offset)), ..Default::default() };
+        let result = self.store.get_opts(&ObjectPath::from(key), options).await?;
+        Ok(result.into_stream().map(|r| r.map_err(BlobError::from)).boxed())
+    }
+
     /// Deletes a blob; deleting one that is already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match self.store.delete(&ObjectPath::from(key)).await {

@@ -189,3 +189,60 @@ async fn an_expired_link_answers_link_expired_and_is_swept() {
     assert_eq!((status, error_code(&body).as_str()), (410, "link_expired"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_download_resumes_with_a_range_and_the_link_is_used_up_at_the_last_byte() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let plaintext = noise(6 << 20);
+    let ciphertext = encrypt(&[&id.to_public().to_string()], &plaintext);
+    let (status, upload) = server.upload(&bob, &["hmpps/alice"], "", ciphertext.clone()).await;
+    assert_eq!(status, 201);
+    let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
+    let redeem = |range: Option<String>| {
+        let mut r = server
+            .http()
+            .post(format!("{}/api/v1/redeem", server.url))
+            .bearer_auth(&alice)
+            .json(&json!({ "token": token }));
+        if let Some(range) = range {
+            r = r.header("range", range);
+        }
+        r.send()
+    };
+
+    // Take about a megabyte, then break off.
+    let mut first = redeem(None).await.unwrap();
+    assert_eq!(first.headers()["accept-ranges"], "bytes");
+    let mut got = Vec::new();
+    while got.len() < (1 << 20) {
+        got.extend_from_slice(&first.chunk().await.unwrap().expect("more bytes"));
+    }
+    drop(first);
+    for _ in 0..100 {
+        if server.events().await.iter().any(|e| e == "download.failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Bad ranges are refused and leave the link as it was.
+    let bad = redeem(Some("bytes=5-10".into())).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let beyond = redeem(Some(format!("bytes={}-", ciphertext.len()))).await.unwrap();
+    assert_eq!(beyond.status().as_u16(), 416);
+    assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", ciphertext.len()));
+
+    let rest = redeem(Some(format!("bytes={}-", got.len()))).await.unwrap();
+    assert_eq!(rest.status().as_u16(), 206);
+    assert_eq!(
+        rest.headers()["content-range"],
+        format!("bytes {}-{}/{}", got.len(), ciphertext.len() - 1, ciphertext.len())
+    );
+    got.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(got, ciphertext);
+    assert_eq!(common::decrypt(&id, &got), plaintext);
+    let (status, body) = server.redeem(&alice, &token).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
+    server.stop().await;
+}

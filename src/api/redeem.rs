@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -61,14 +61,28 @@ fn refusal_answer(r: RedeemRefusal) -> ApiError {
     ApiError::new(status, r.code(), message)
 }
 
+/// The start of an open-ended `Range: bytes=N-` (the only form a resuming client needs).
+fn range_start(headers: &HeaderMap) -> Result<u64, ApiError> {
+    let Some(value) = headers.get(header::RANGE) else { return Ok(0) };
+    let bad = || ApiError::bad_request("only `Range: bytes=N-` is supported: resume from the bytes you already have");
+    let text = value.to_str().map_err(|_| bad())?;
+    let start = text.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).ok_or_else(bad)?;
+    if start.is_empty() || !start.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    start.parse().map_err(|_| bad())
+}
+
 async fn redeem(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Response, ApiError> {
     if !gw.log.healthy() {
         return Err(ApiError::log_unavailable());
     }
+    let start = range_start(&headers)?;
     // Accept the bare token or a whole pasted link.
     let token = req.token.rsplit_once('#').map_or(req.token.as_str(), |(_, t)| t);
     let secret = BearerSecret::from_client(token);
@@ -78,18 +92,38 @@ async fn redeem(
         Err(refusal) => return Err(refusal_answer(refusal)),
     };
     let guard = LeaseGuard { gw: gw.clone(), lease: Some(lease.clone()) };
-    let blob = match gw.blobs.get(&lease.object_key).await {
+    if start >= lease.size {
+        let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
+        let mut e = ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!("the bundle has {} bytes: resume from an offset below that", lease.size),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", lease.size)) {
+            e.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        return Ok(e);
+    }
+    let blob = match gw.blobs.get_from(&lease.object_key, start).await {
         Ok(blob) => blob,
         Err(e) => {
             let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
             return Err(e.into());
         }
     };
-    let body = Body::from_stream(download_stream(blob, guard, lease.size));
-    let mut response = (StatusCode::OK, body).into_response();
+    let body = Body::from_stream(download_stream(blob, guard, start, lease.size));
+    let status = if start > 0 { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(lease.size));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(lease.size - start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if start > 0
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{}", lease.size - 1, lease.size))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
     let disposition = format!("attachment; filename=\"{}.age\"", lease.transfer);
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -209,9 +243,10 @@ async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
 fn download_stream(
     blob: BoxStream<'static, Result<Bytes, BlobError>>,
     guard: LeaseGuard,
+    start: u64,
     size: u64,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    futures_util::stream::unfold(Some((blob, Some(guard), 0u64)), move |state| async move {
+    futures_util::stream::unfold(Some((blob, Some(guard), start)), move |state| async move {
         let (mut blob, mut guard, sent) = state?;
         let broken = async |guard: Option<LeaseGuard>, why: &str| {
             tracing::error!(sent, size, why, "download broke off on the server side");
