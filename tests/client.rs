@@ -686,51 +686,77 @@ async fn a_fetch_that_fails_after_the_download_reports_why() {
     assert!(entry.contains("code failed\nreason several_files\n"), "{entry}");
 }
 
-/// A TCP proxy in front of `upstream` that cuts the one connection carrying the request bytes
-/// past `cut_after` (counted over all connections), once; returns its URL and whether it cut.
-async fn cutting_proxy(upstream: &str, cut_after: u64) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+/// Which way the proxy counts bytes before it cuts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Request bytes (an upload).
+    Up,
+    /// Answer bytes (a download).
+    Down,
+}
+
+/// A TCP proxy in front of `upstream` that cuts the one connection carrying the bytes (in the
+/// direction `way`) past `cut_after`, counted over all connections, once; returns its URL and
+/// whether it cut.
+async fn cutting_proxy_on(
+    upstream: &str,
+    cut_after: u64,
+    way: Cut,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+    /// Copies `from` to `to`, counting into `seen` and stopping at the cut when `counting`.
+    async fn pipe(
+        mut from: impl AsyncRead + Unpin,
+        mut to: impl AsyncWrite + Unpin,
+        counting: bool,
+        seen: &AtomicU64,
+        cut: &AtomicBool,
+        cut_after: u64,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = from.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            if counting {
+                let total = seen.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
     let upstream = upstream.trim_start_matches("http://").to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (sent, cut) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let (seen, cut) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
     let cut_flag = cut.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
-            let (sent, cut) = (sent.clone(), cut.clone());
+            let (seen, cut) = (seen.clone(), cut.clone());
             tokio::spawn(async move {
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let up = async {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let n = cr.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        let total = sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
-                        if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
-                            return;
-                        }
-                        if sw.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                };
-                let down = async {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
                 tokio::select! {
-                    () = up => {}
-                    () = down => {}
+                    () = pipe(cr, sw, way == Cut::Up, &seen, &cut, cut_after) => {}
+                    () = pipe(sr, cw, way == Cut::Down, &seen, &cut, cut_after) => {}
                 }
             });
         }
     });
     (url, cut_flag)
+}
+
+/// [`cutting_proxy_on`] cutting an upload.
+async fn cutting_proxy(upstream: &str, cut_after: u64) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    cutting_proxy_on(upstream, cut_after, Cut::Up).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -781,4 +807,24 @@ async fn fetch_without_a_target_extracts_into_the_current_directory_and_dir_is_c
     let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "--dir", &s(&missing), "-q"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(missing.join("report.csv").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_broken_mid_way_resumes_with_a_range_in_the_same_run() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let content = noise(12 << 20);
+    let src = work.file("big.bin", &content);
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let (proxy, cut) = cutting_proxy_on(&server.url, 4 << 20, Cut::Down).await;
+    let dest = work.path("big.out");
+    let fetch = command_via(&server, &proxy, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&dest)]);
+    let out = tokio::task::spawn_blocking(move || { fetch }.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(cut.load(std::sync::atomic::Ordering::SeqCst), "the proxy cut the download");
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    let events = server.events().await;
+    assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1);
+    assert!(events.iter().any(|e| e == "download.failed"), "{events:?}");
 }

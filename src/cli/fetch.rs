@@ -93,6 +93,36 @@ struct Downloaded {
     announced: String,
 }
 
+/// How many times a broken download is resumed (with `Range`) within one run.
+const RESUMES: u32 = 5;
+
+/// Redeems the link, from byte `offset` on when resuming (`Range: bytes=N-`, answered 206).
+async fn redeem_from(http: &Http, token: &str, offset: u64) -> Result<reqwest::Response, Failure> {
+    let mut attempts = 0;
+    let response = loop {
+        let mut request =
+            http.http.post(http.url("/api/v1/redeem")).bearer_auth(&http.token).json(&json!({ "token": token }));
+        if offset > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        }
+        let response = request.send().await.map_err(|e| http.unreachable(&e))?;
+        // Resuming right after a break: the gateway may not have given the link back yet.
+        if offset > 0 && response.status() == reqwest::StatusCode::CONFLICT && attempts < 20 {
+            attempts += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        break response;
+    };
+    let status = response.status();
+    let expected = if offset > 0 { reqwest::StatusCode::PARTIAL_CONTENT } else { reqwest::StatusCode::OK };
+    if status != expected {
+        let text = response.text().await.unwrap_or_default();
+        return Err(api_failure(status, &text));
+    }
+    Ok(response)
+}
+
 async fn download(
     http: &Http,
     token: &str,
@@ -100,19 +130,7 @@ async fn download(
     identity: &std::path::Path,
     quiet: bool,
 ) -> Result<Downloaded, Failure> {
-    let response = http
-        .http
-        .post(http.url("/api/v1/redeem"))
-        .bearer_auth(&http.token)
-        .json(&json!({ "token": token }))
-        .send()
-        .await
-        .map_err(|e| http.unreachable(&e))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        return Err(api_failure(status, &text));
-    }
+    let response = redeem_from(http, token, 0).await?;
     let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let announced = header("x-sealpost-digest");
     let transfer = header("x-sealpost-transfer");
@@ -127,8 +145,21 @@ async fn download(
         Failure::new(format!("the download broke off: {e}"))
             .hint("the link is still usable: run the same command again")
     };
+    let mut resumes = 0;
     loop {
-        let Some(chunk) = response.chunk().await.map_err(broke)? else { break };
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) if received >= size => break,
+            // Broken off before the end: the link was given back, so continue from here.
+            Ok(None) | Err(_) if resumes < RESUMES => {
+                resumes += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 << resumes)).await;
+                response = redeem_from(http, token, received).await?;
+                continue;
+            }
+            Ok(None) => break,
+            Err(e) => return Err(broke(e)),
+        };
         received += chunk.len() as u64;
         hasher.update(&chunk);
         file.write_all(&chunk).map_err(|e| Failure::new(format!("cannot write the temporary file: {e}")))?;
