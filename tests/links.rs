@@ -47,8 +47,9 @@ async fn a_link_works_once_for_its_recipient_and_answers_link_used_after() {
     let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
     assert_eq!(inbox["transfers"], json!([]));
     // Delivered to its only recipient: the ciphertext goes at once, not at the next sweep.
+    // The blob is deleted first, then the purge recorded: wait for both.
     for _ in 0..100 {
-        if server.stored_files() == (0, 0) {
+        if server.stored_files() == (0, 0) && server.events().await.iter().any(|e| e == "object.purged") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -175,8 +176,9 @@ async fn an_expired_link_answers_link_expired_and_is_swept() {
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let (status, body) = server.redeem(&alice, link).await;
     assert_eq!((status, error_code(&body).as_str()), (410, "link_expired"));
+    // The sweeper deletes the blob first, then records the purge: wait for both.
     for _ in 0..100 {
-        if server.stored_files() == (0, 0) {
+        if server.stored_files() == (0, 0) && server.events().await.iter().any(|e| e == "object.purged") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

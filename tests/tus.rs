@@ -366,8 +366,9 @@ async fn unfinished_uploads_are_deleted_by_the_sweeper_after_the_resume_window()
     .await;
     let (bob, _, alice_id) = parties(&server).await;
     let (_, location) = started(&server, &bob, &alice_id, 20_000, 10_000).await;
+    // The sweeper deletes the file, then records the expiry: wait for both.
     for _ in 0..100 {
-        if partial_uploads(&server) == 0 {
+        if partial_uploads(&server) == 0 && server.events().await.iter().any(|e| e == "upload.expired") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
