@@ -78,6 +78,8 @@ pub enum EventKind {
     LogKeyAdded,
     /// A log key was retired (a rotation ended).
     LogKeyRetired,
+    /// The sender signed a transfer's manifest; the entry carries the key and the manifest's digest.
+    ManifestSigned,
 }
 
 impl EventKind {
@@ -112,6 +114,7 @@ impl EventKind {
             Self::UploadExpired => "upload.expired",
             Self::LogKeyAdded => "log.key_added",
             Self::LogKeyRetired => "log.key_retired",
+            Self::ManifestSigned => "manifest.signed",
         }
     }
 }

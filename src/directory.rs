@@ -42,7 +42,9 @@ impl RecipientKey {
         if s.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") || s.contains("PRIVATE KEY") {
             return Err(KeyError::PrivateKey);
         }
-        let (recipient, stanza_type) = if s.starts_with("ssh-") {
+        let (recipient, stanza_type) = if let Some(encoded) = s.strip_prefix(SIGNING_PREFIX) {
+            (format!("{SIGNING_PREFIX}{}", signing_key(encoded).map_err(|e| invalid(&e))?.0), SIGNING_TYPE)
+        } else if s.starts_with("ssh-") {
             if !allow_ssh {
                 return Err(KeyError::SshNotAllowed);
             }
@@ -92,6 +94,29 @@ impl RecipientKey {
     }
 }
 
+/// The prefix of a sender's signing public key (`sealpost keygen --signing`).
+pub const SIGNING_PREFIX: &str = "sealpost-signing1";
+
+/// The `stanza_type` stored with a signing key: it marks a key that signs manifests and never
+/// receives a stanza, so the envelope gate leaves it out.
+pub const SIGNING_TYPE: &str = "sealpost-signing";
+
+/// Decodes the part of a signing key after [`SIGNING_PREFIX`] (32 bytes, unpadded base64url, a
+/// valid Ed25519 point); answers its canonical spelling and the key.
+fn signing_key(encoded: &str) -> Result<(String, ed25519_dalek::VerifyingKey), &'static str> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes = engine.decode(encoded).map_err(|_| "the key is not unpadded base64url")?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 key is 32 bytes")?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key")?;
+    Ok((engine.encode(key.as_bytes()), key))
+}
+
+/// The Ed25519 key of a `sealpost-signing1…` public key string.
+pub fn signing_public_key(public: &str) -> Option<ed25519_dalek::VerifyingKey> {
+    signing_key(public.trim().strip_prefix(SIGNING_PREFIX)?).ok().map(|(_, key)| key)
+}
+
 /// `sha256:` and the lowercase hex SHA-256 of a recipient string.
 pub fn fingerprint(recipient: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(recipient.as_bytes())))
@@ -136,6 +161,21 @@ mod tests {
         let parsed = RecipientKey::parse(key, true).expect("valid ssh key");
         assert_eq!(parsed.stanza_type(), "ssh-ed25519");
         assert!(!parsed.recipient().contains("alice"));
+    }
+
+    #[test]
+    fn signing_keys_are_accepted_with_their_own_type() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let public = crate::client::keys::signing_public(&key.verifying_key());
+        let parsed = RecipientKey::parse(&format!(" {public}\n"), false).expect("valid signing key");
+        assert_eq!(parsed.recipient(), public);
+        assert_eq!(parsed.stanza_type(), SIGNING_TYPE);
+        assert_eq!(parsed.fingerprint(), fingerprint(&public));
+        assert_eq!(signing_public_key(&public), Some(key.verifying_key()));
+        let short = format!("{SIGNING_PREFIX}{}", &public[SIGNING_PREFIX.len() + 2..]);
+        assert!(matches!(RecipientKey::parse(&short, false), Err(KeyError::Invalid(..))));
+        let padded = format!("{public}=");
+        assert!(matches!(RecipientKey::parse(&padded, false), Err(KeyError::Invalid(..))));
     }
 
     #[test]

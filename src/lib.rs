@@ -44,6 +44,8 @@ pub mod ids;
 pub mod log;
 /// Offline verification of the log and of receipts: entries, tiles, consistency, lifecycle.
 pub mod logcheck;
+/// The sender's signed manifest: its canonical text and strict parsing.
+pub mod manifest;
 /// Organisations, roles, user names, classifications.
 pub mod model;
 /// The policy gate and its approval values.

@@ -828,3 +828,122 @@ async fn a_download_broken_mid_way_resumes_with_a_range_in_the_same_run() {
     assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1);
     assert!(events.iter().any(|e| e == "download.failed"), "{events:?}");
 }
+
+/// Makes a signing key for `token`'s user with `sealpost keygen --signing`, registers it with
+/// `sealpost keys add`, and returns the key file and its fingerprint.
+async fn signing_key(server: &TestServer, token: &str, dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(name);
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["keygen", "--signing", "-o", &s(&file)])
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let public = stdout(&made).trim().to_owned();
+    assert!(public.starts_with("sealpost-signing1"), "{public}");
+    let added = sealpost(server, token, &["keys", "add", &public]).await;
+    assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
+    (file, sealpost::directory::fingerprint(&public))
+}
+
+/// Sends `src` to hmpps/alice signed with `key`; returns (transfer id, link).
+async fn send_signed(server: &TestServer, bob: &str, src: &str, key: &Path, fingerprint: &str) -> (String, String) {
+    let out = sealpost(server, bob, &["send", src, "--to", "hmpps/alice", "--signing-key", &s(key)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("sealpost: signed the manifest with {fingerprint}")), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let id = lines.next().unwrap().to_owned();
+    let link = lines.next().unwrap().split_once(' ').unwrap().1.to_owned();
+    (id, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_manifest_is_verified_by_fetch_against_the_senders_key_in_the_log() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let (key, fingerprint) = signing_key(&server, &bob, work.dir.path(), "bob.signing").await;
+    let src = work.file("report.csv", b"id,name\n1,x\n");
+    let (transfer, link) = send_signed(&server, &bob, &src, &key, &fingerprint).await;
+
+    // The manifest is there for the recipient, named by the sender's key.
+    let shown =
+        sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("out"))]).await;
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    assert!(
+        stderr(&shown).contains("sealpost: verified: `acme/bob` signed the manifest of sha256:"),
+        "{}",
+        stderr(&shown)
+    );
+    assert!(stderr(&shown).contains(&fingerprint), "{}", stderr(&shown));
+    assert_eq!(std::fs::read(work.path("out")).unwrap(), b"id,name\n1,x\n");
+
+    // The sender sees it too; handing it in again is a conflict.
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/transfers/{transfer}/manifest", server.url);
+    let stored: serde_json::Value = http.get(&url).bearer_auth(&bob).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stored["sender"], "acme/bob");
+    assert_eq!(stored["key"]["fingerprint"], fingerprint.as_str());
+    assert!(stored["manifest"].as_str().unwrap().starts_with(&format!("sealpost.manifest/v1\ntransfer {transfer}\n")));
+    let body =
+        serde_json::json!({ "manifest": stored["manifest"], "signature": stored["signature"], "key": fingerprint });
+    let again = http.post(&url).bearer_auth(&bob).json(&body).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let by_recipient = http.post(&url).bearer_auth(&alice).json(&body).send().await.unwrap();
+    assert_eq!(by_recipient.status().as_u16(), 404, "only the sender signs");
+    // An unsigned transfer answers 404 and fetch notes it.
+    let (_, plain_link) = send(&server, &bob, &[&src]).await;
+    let plain =
+        sealpost(&server, &alice, &["fetch", &plain_link, "-i", &s(&work.identity), "-o", &s(&work.path("o2"))]).await;
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert!(stderr(&plain).contains("did not sign"), "{}", stderr(&plain));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_with_an_altered_signature_is_refused_and_nothing_is_written() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let (key, fingerprint) = signing_key(&server, &bob, work.dir.path(), "bob.signing").await;
+    let src = work.file("report.csv", &noise(3000));
+    let (transfer, link) = send_signed(&server, &bob, &src, &key, &fingerprint).await;
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_dir.join("sealpost.db").display()))
+        .await
+        .unwrap();
+    let forged = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode([1u8; 64])
+    };
+    let changed = sqlx::query("UPDATE manifests SET signature = ? WHERE transfer_id = ?")
+        .bind(&forged)
+        .bind(&transfer)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    db.close().await;
+
+    let out_path = work.path("report.out");
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines = failure_lines(&out);
+    assert!(lines[0].starts_with("sealpost: error: sender_signature_invalid: "), "{lines:?}");
+    assert!(!out_path.exists());
+    assert_eq!(std::fs::read_dir(work.dir.path()).unwrap().count(), 3, "alice.key, bob.signing, report.csv only");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipients_signing_key_is_not_a_recipient_stanza() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    signing_key(&server, &alice, work.dir.path(), "alice.signing").await;
+    let src = work.file("report.csv", b"id\n");
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("out"))]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read(work.path("out")).unwrap(), b"id\n");
+    server.stop().await;
+}

@@ -9,6 +9,7 @@ mod deliveries;
 pub mod error;
 mod keys;
 mod log;
+mod manifests;
 mod pages;
 mod redeem;
 mod routes;
@@ -39,6 +40,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(deliveries::router())
         .merge(keys::router())
         .merge(log::router())
+        .merge(manifests::router())
         .merge(pages::router())
         .merge(redeem::router())
         .merge(routes::router())

@@ -22,6 +22,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use crate::audit::{Event, EventKind};
 use crate::blobs::BlobStore;
+use crate::directory::SIGNING_TYPE;
 use crate::ids::{BearerSecret, LinkId, TransferId};
 use crate::model::{Classification, Role, UserRef};
 use crate::policy::{Action, PolicyGate, PolicyRequest, Resource, UploadRequest, principal_facts};
@@ -139,7 +140,11 @@ pub(super) struct Checked {
 impl Checked {
     /// The stanza types the file must carry: one per directory key of the addressed recipients.
     pub(super) fn expected_types(&self) -> Vec<&str> {
-        self.recipients.iter().flat_map(|r| r.keys.iter().map(|k| k.stanza_type.as_str())).collect()
+        self.recipients
+            .iter()
+            .flat_map(|r| r.keys.iter().map(|k| k.stanza_type.as_str()))
+            .filter(|t| *t != SIGNING_TYPE)
+            .collect()
     }
 
     /// Records a refused upload of `size` bytes and makes its 4xx answer.
@@ -202,7 +207,7 @@ async fn check_addressing(
         ),
         other => other.into(),
     })?;
-    if let Some(r) = recipients.iter().find(|r| r.keys.is_empty()) {
+    if let Some(r) = recipients.iter().find(|r| r.keys.iter().all(|k| k.stanza_type == SIGNING_TYPE)) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "recipient_has_no_key",

@@ -43,6 +43,26 @@ impl Client {
         self.send(Method::DELETE, path, None).await
     }
 
+    /// GET a JSON document that may not exist: `None` on 404.
+    pub(super) async fn get_optional(&self, path: &str) -> Result<Option<Value>, Failure> {
+        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await;
+        let response = response.map_err(|e| {
+            Failure::new(format!("cannot reach the gateway at {}: {}", self.base, root_cause(&e)))
+                .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Failure::new(format!("the gateway sent an answer that is not JSON: {e}")));
+        }
+        Err(api_failure(status, &text))
+    }
+
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);

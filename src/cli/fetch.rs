@@ -325,6 +325,8 @@ async fn check_and_open(
         }
     }
 
+    check_manifest(api, vkey, &got, args.quiet).await.map_err(|f| (f.exit(EXIT_VERIFY), "sender_signature_invalid"))?;
+
     let (output, dir, force) = (args.output.clone(), args.dir.clone(), args.force);
     let mut kept = got
         .file
@@ -380,6 +382,72 @@ async fn check_and_open(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks the sender's signed manifest, when there is one: the signing key must be the sender's,
+/// in the log under `vkey`, the signature must verify, and the manifest must name this transfer,
+/// this digest and the caller.
+async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool) -> Result<(), Failure> {
+    let invalid = |why: String| {
+        Failure::new(format!("sender_signature_invalid: {why}; nothing was written"))
+            .hint("do not trust this bundle: tell the sender and the gateway's operators")
+    };
+    let Some(signed) = api.get_optional(&format!("/api/v1/transfers/{}/manifest", got.transfer)).await? else {
+        if !quiet {
+            eprintln!("sealpost: note: the sender did not sign a manifest for this transfer");
+        }
+        return Ok(());
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+    let manifest = text(signed.get("manifest"));
+    let fingerprint = text(signed.get("key").and_then(|k| k.get("fingerprint")));
+    let sender = text(signed.get("sender"));
+    let Some((org, name)) = sender.split_once('/') else {
+        return Err(invalid(format!("the manifest names no sender (`{sender}`)")));
+    };
+    let keys = api.get(&format!("/api/v1/keys/{org}/{name}")).await?;
+    let key = keys
+        .get("keys")
+        .and_then(Value::as_array)
+        .and_then(|keys| keys.iter().find(|k| k.get("fingerprint").and_then(Value::as_str) == Some(&fingerprint)))
+        .ok_or_else(|| invalid(format!("`{sender}` has no signing key {fingerprint} in the directory")))?;
+    let public = text(key.get("recipient"));
+    if key.get("stanza_type").and_then(Value::as_str) != Some(crate::directory::SIGNING_TYPE)
+        || crate::directory::fingerprint(&public) != fingerprint
+    {
+        return Err(invalid(format!("the directory's key {fingerprint} of `{sender}` is not that signing key")));
+    }
+    let receipt = key
+        .get("receipt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("`{sender}`'s key {fingerprint} is not in the transparency log")))?;
+    receipts::verify_key(receipt, vkey, &fingerprint)
+        .map_err(|e| invalid(format!("`{sender}`'s key {fingerprint} is not the one the log recorded: {e}")))?;
+    let verifying = crate::directory::signing_public_key(&public)
+        .ok_or_else(|| invalid(format!("`{public}` is not a signing key")))?;
+    let signature = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text(signed.get("signature")))
+        .ok()
+        .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+        .ok_or_else(|| invalid("the signature is not an Ed25519 signature".to_owned()))?;
+    ed25519_dalek::Verifier::verify(&verifying, manifest.as_bytes(), &signature)
+        .map_err(|_| invalid(format!("the manifest's signature does not verify under {fingerprint}")))?;
+    let me = api.get("/api/v1/whoami").await?;
+    let me = text(me.get("user"));
+    let names_us = crate::manifest::parse(&manifest)
+        .is_some_and(|m| m.transfer == got.transfer && m.digest == got.digest && m.recipients.contains(&me));
+    if !names_us {
+        return Err(invalid(format!(
+            "the signed manifest does not name this transfer, digest {} and `{me}`",
+            got.digest
+        )));
+    }
+    if !quiet {
+        eprintln!(
+            "sealpost: verified: `{sender}` signed the manifest of {} with {fingerprint} (in the log)",
+            got.digest
+        );
     }
     Ok(())
 }

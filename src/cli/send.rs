@@ -52,6 +52,10 @@ pub(super) struct SendArgs {
     /// command again does too); fails when there is none.
     #[arg(long)]
     resume: bool,
+    /// Your Ed25519 signing key (from `sealpost keygen --signing`): sign the transfer's manifest
+    /// (transfer, digest, recipients) so recipients can check who sent it.
+    #[arg(long, env = "SEALPOST_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     #[command(flatten)]
     log: LogKeyArg,
 }
@@ -167,6 +171,10 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
         answer.get("keys").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
     let mut recipients = Vec::with_capacity(keys.len());
     for key in keys {
+        // Signing keys sign manifests; nothing is encrypted to them.
+        if key.get("stanza_type").and_then(Value::as_str) == Some(crate::directory::SIGNING_TYPE) {
+            continue;
+        }
         let field = |f: &str| key.get(f).and_then(Value::as_str).unwrap_or("-").to_owned();
         let fingerprint = field("fingerprint");
         let recipient = field("recipient");
@@ -227,6 +235,7 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         return Err(Failure::new("there is no interrupted upload of these files to these recipients")
             .hint("run the command without --resume to start one (a changed file starts afresh too)"));
     }
+    let signer = args.signing_key.as_deref().map(load_signing_key).transpose()?;
     let vkey = http.log_key(&args.log).await?;
     let mut keys = Vec::new();
     for to in &args.to {
@@ -264,7 +273,53 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
     if answer.get("status").and_then(Value::as_str) == Some("held") && !args.quiet {
         eprintln!("sealpost: the transfer is held until a compliance officer approves it");
     }
+    if let Some(signer) = &signer {
+        sign_manifest(&api, &answer, &id, &state.digest, signer, args.quiet).await?;
+    }
     check_receipt(&api, &answer, &id, &state.digest, &vkey, args.quiet).await
+}
+
+/// Reads a signing key file (PKCS#8 PEM, as `sealpost keygen --signing` writes it).
+fn load_signing_key(path: &std::path::Path) -> Result<ed25519_dalek::SigningKey, Failure> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::new(format!("cannot read the signing key `{}`: {e}", path.display())))?,
+    );
+    ed25519_dalek::SigningKey::from_pkcs8_pem(&text).map_err(|_| {
+        Failure::new(format!("`{}` holds no Ed25519 signing key", path.display()))
+            .hint("make one with `sealpost keygen --signing -o FILE` and register it with `sealpost keys add`")
+    })
+}
+
+/// Signs the manifest of the upload `answer` and hands it to the gateway.
+async fn sign_manifest(
+    api: &Client,
+    answer: &Value,
+    id: &str,
+    digest: &str,
+    signer: &ed25519_dalek::SigningKey,
+    quiet: bool,
+) -> Result<(), Failure> {
+    use ed25519_dalek::Signer as _;
+    let recipients: Vec<String> = answer
+        .get("links")
+        .and_then(Value::as_array)
+        .map(|links| links.iter().filter_map(|l| l.get("recipient")?.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let manifest = crate::manifest::text(id, digest, &recipients);
+    let signature = signer.sign(manifest.as_bytes());
+    let fingerprint = crate::directory::fingerprint(&crate::client::keys::signing_public(&signer.verifying_key()));
+    let body = serde_json::json!({
+        "manifest": manifest,
+        "signature": STANDARD.encode(signature.to_bytes()),
+        "key": fingerprint,
+    });
+    api.post(&format!("/api/v1/transfers/{id}/manifest"), body).await?;
+    if !quiet {
+        eprintln!("sealpost: signed the manifest with {fingerprint}");
+    }
+    Ok(())
 }
 
 /// Bundles and encrypts the files into `slot` (streaming, through its partial file), and records

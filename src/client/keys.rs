@@ -18,7 +18,7 @@ use rand::RngCore as _;
 use zeroize::Zeroizing;
 
 /// The prefix of a sealpost signing public key string.
-pub const SIGNING_PREFIX: &str = "sealpost-signing1";
+pub const SIGNING_PREFIX: &str = crate::directory::SIGNING_PREFIX;
 
 /// Why a key could not be made, written or read.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ mod audit_log;
 mod deliveries;
 mod keys;
 mod links;
+mod manifests;
 mod routes;
 mod transfers;
 mod uploads;
@@ -29,6 +30,7 @@ pub use audit_log::{AuditFilter, AuditRow};
 pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use keys::{KeyInfo, Recipient};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
+pub use manifests::{Manifest, ManifestSubject};
 pub use routes::RouteInfo;
 pub use transfers::{
     Decided, InboxItem, LinkStatus, NewLink, NewTransfer, Purge, Recall, TransferInfo, TransferRecord,

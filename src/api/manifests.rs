@@ -1,0 +1,122 @@
+//! Signed sender manifests: `POST /api/v1/transfers/{id}/manifest` (the sender, once) and
+//! `GET /api/v1/transfers/{id}/manifest` (the sender, its recipients, compliance and admins).
+//!
+//! A manifest is `sealpost.manifest/v1`, `transfer ID`, `digest sha256:HEX` and one
+//! `recipient ORG/NAME` line per recipient in sorted order, each line ending in `\n`; the sender
+//! signs exactly those bytes with one of their registered `sealpost-signing` keys (Ed25519).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::Verifier as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson};
+use crate::directory::{SIGNING_TYPE, signing_public_key};
+use crate::ids::TransferId;
+use crate::model::{Role, UserRef};
+use crate::server::Gateway;
+use crate::store::{Manifest, ManifestSubject};
+
+/// The manifest routes.
+pub(super) fn router() -> Router<Arc<Gateway>> {
+    Router::new().route("/api/v1/transfers/{id}/manifest", post(sign).get(show))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signed {
+    manifest: String,
+    signature: String,
+    key: String,
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// The manifest text a transfer's sender must sign.
+fn expected(id: &TransferId, subject: &ManifestSubject) -> String {
+    crate::manifest::text(id.as_str(), &subject.digest, &subject.recipients)
+}
+
+/// The transfer's manifest subject, or 404 for an unknown id.
+async fn subject(gw: &Gateway, id: &str) -> Result<(TransferId, ManifestSubject), ApiError> {
+    let not_found = || ApiError::not_found(format!("there is no transfer `{id}`"));
+    let tid = TransferId::parse(id).ok_or_else(not_found)?;
+    let subject = gw.store.manifest_subject(&tid).await?;
+    Ok((tid, subject))
+}
+
+async fn sign(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Signed>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (tid, subject) = subject(&gw, &id).await?;
+    if subject.sender_id != caller.0.id {
+        return Err(ApiError::not_found(format!("there is no transfer `{id}`")));
+    }
+    let keys = gw.store.list_keys(&caller.0.user).await?;
+    let key = keys.iter().find(|k| k.stanza_type == SIGNING_TYPE && k.fingerprint == req.key).ok_or_else(|| {
+        unprocessable(
+            "unknown_signing_key",
+            format!("`{}` is none of your signing keys: register it with `sealpost keys add`", req.key),
+        )
+    })?;
+    if req.manifest != expected(&tid, &subject) {
+        return Err(unprocessable(
+            "manifest_mismatch",
+            "the manifest does not name this transfer, its digest and its recipients in the v1 form",
+        ));
+    }
+    let public = signing_public_key(&key.recipient)
+        .ok_or_else(|| ApiError::internal(&format!("stored signing key {} does not parse", key.fingerprint)))?;
+    let invalid = || unprocessable("sender_signature_invalid", "the signature does not verify under that key");
+    let bytes = STANDARD.decode(req.signature.trim()).map_err(|_| invalid())?;
+    let signature = ed25519_dalek::Signature::from_slice(&bytes).map_err(|_| invalid())?;
+    public.verify(req.manifest.as_bytes(), &signature).map_err(|_| invalid())?;
+    let manifest = Manifest {
+        manifest: req.manifest,
+        signature: STANDARD.encode(signature.to_bytes()),
+        key_fingerprint: key.fingerprint.clone(),
+        key_public: key.recipient.clone(),
+    };
+    if !gw.store.add_manifest(&caller.0.id, &tid, &manifest, gw.clock.now()).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "manifest_exists",
+            "this transfer's manifest is signed already",
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "id": tid.as_str(), "key": manifest.key_fingerprint }))))
+}
+
+async fn show(State(gw): State<Arc<Gateway>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (tid, subject) = subject(&gw, &id).await?;
+    let me = &caller.0.id;
+    let involved = subject.sender_id == *me || subject.recipient_ids.contains(me);
+    if !involved && !matches!(caller.0.role, Role::Admin | Role::Compliance) {
+        return Err(ApiError::not_found(format!("there is no transfer `{id}`")));
+    }
+    let manifest = gw
+        .store
+        .manifest(&tid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("the sender did not sign a manifest for transfer `{id}`")))?;
+    let sender: UserRef = subject.sender.parse()?;
+    Ok(Json(json!({
+        "manifest": manifest.manifest,
+        "signature": manifest.signature,
+        "key": { "fingerprint": manifest.key_fingerprint, "public": manifest.key_public },
+        "sender": sender,
+    })))
+}
