@@ -429,7 +429,7 @@ async fn identities_from_sealpost_keygen_and_age_keygen_work_with_both_tools() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_files_for_one_output_file_are_refused_and_the_checked_ciphertext_is_kept() {
+async fn several_files_for_one_output_file_are_refused_the_ciphertext_is_kept_and_the_failure_reported() {
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
@@ -453,6 +453,18 @@ async fn several_files_for_one_output_file_are_refused_and_the_checked_ciphertex
     assert!(!work.path("one").exists());
     let plaintext = common::decrypt(&id, &std::fs::read(&kept).unwrap());
     assert!(sealpost::client::bundle::is_bundle(&plaintext));
+    // The failure after the download is reported to the gateway, with a code, not a message.
+    assert_eq!(acknowledged(&server, &bob, &transfer).await, "failed");
+    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
+    assert_eq!(status, 200, "{audit}");
+    let entry = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "delivery.acknowledged")
+        .map(|e| e["entry"].as_str().unwrap().to_owned())
+        .expect("the report is in the audit trail");
+    assert!(entry.contains("code failed\nreason several_files\n"), "{entry}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,29 +673,6 @@ async fn fetch_reports_the_delivery_and_the_sender_sees_it_in_status_and_receipt
     }
     let events = server.events().await;
     assert_eq!(events.iter().filter(|e| *e == "delivery.acknowledged").count(), 1, "{events:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fetch_that_fails_after_the_download_reports_why() {
-    let server = TestServer::start().await;
-    let (bob, alice, id) = parties(&server).await;
-    let work = Work::new(&id);
-    let a = work.file("a", b"1");
-    let b = work.file("b", b"2");
-    let (transfer, link) = send(&server, &bob, &[&a, &b]).await;
-    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("one"))]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(acknowledged(&server, &bob, &transfer).await, "failed");
-    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
-    assert_eq!(status, 200, "{audit}");
-    let entry = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "delivery.acknowledged")
-        .map(|e| e["entry"].as_str().unwrap().to_owned())
-        .expect("the report is in the audit trail");
-    assert!(entry.contains("code failed\nreason several_files\n"), "{entry}");
 }
 
 /// Which way the proxy counts bytes before it cuts.

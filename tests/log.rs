@@ -169,13 +169,7 @@ async fn a_compliance_officer_verifies_the_live_log_and_a_receipt_with_the_cli()
     })
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     assert!(state.join("checkpoint").exists());
 
     let receipt = work.path().join("upload.receipt");

@@ -155,13 +155,7 @@ async fn a_kill_while_the_log_integrates_loses_no_acknowledged_event_and_the_log
         .env_remove("SEALPOST_TOKEN")
         .output()
         .expect("log verify runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     assert!(events >= 24 + 24, "each upload logged its acceptance and its link");
 }
 

@@ -233,3 +233,14 @@ pub fn noise(len: usize) -> Vec<u8> {
 pub fn go_age() -> bool {
     std::process::Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success())
 }
+
+/// Asserts that a `sealpost` run exited with `code`, showing both its streams if not.
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
