@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{Event, EventKind};
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
-use crate::store::Store;
+use crate::store::{Purge, Store};
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,13 +39,8 @@ pub async fn sweep_once(store: &Store, blobs: &BlobStore, clock: &Clock) -> Swee
     };
     sweep_uploads(store, blobs, clock).await;
     for purge in purgeable {
-        if let Err(e) = blobs.delete(&purge.object_key).await {
-            tracing::warn!(error = %e, transfer = %purge.transfer, "sweeper could not delete a blob; will retry");
-            continue;
-        }
-        match store.mark_purged(&purge, clock.now()).await {
-            Ok(()) => report.purged += 1,
-            Err(e) => tracing::warn!(error = %e, transfer = %purge.transfer, "sweeper could not record a purge"),
+        if self::purge(store, blobs, clock, &purge).await {
+            report.purged += 1;
         }
     }
     report
@@ -85,6 +80,21 @@ pub async fn sweep_uploads(store: &Store, blobs: &BlobStore, clock: &Clock) -> u
         tracing::info!(uploads = deleted, "sweep deleted unfinished uploads");
     }
     deleted
+}
+
+/// Deletes one spent blob and records it: blob first, then the record, so a failure in between
+/// only leaves a record pointing at a blob the next sweep deletes again (deleting is idempotent).
+/// Returns whether both happened; failures are logged and retried by the sweeper.
+pub async fn purge(store: &Store, blobs: &BlobStore, clock: &Clock, purge: &Purge) -> bool {
+    if let Err(e) = blobs.delete(&purge.object_key).await {
+        tracing::warn!(error = %e, transfer = %purge.transfer, "could not delete a spent blob yet; the sweeper will retry");
+        return false;
+    }
+    if let Err(e) = store.mark_purged(purge, clock.now()).await {
+        tracing::warn!(error = %e, transfer = %purge.transfer, "could not record a purge yet; the sweeper will retry");
+        return false;
+    }
+    true
 }
 
 /// Sweeps every `interval` until `shutdown` fires.

@@ -213,12 +213,7 @@ async fn purge_if_spent(gw: &Gateway, lease: &Lease) {
             return tracing::warn!(error = %e, transfer = %lease.transfer, "purge check failed; the sweeper will retry");
         }
     };
-    if let Err(e) = gw.blobs.delete(&purge.object_key).await {
-        return tracing::warn!(error = %e, transfer = %lease.transfer, "could not delete delivered ciphertext yet");
-    }
-    if let Err(e) = gw.store.mark_purged(&purge, gw.clock.now()).await {
-        tracing::warn!(error = %e, transfer = %lease.transfer, "could not record a purge; the sweeper will");
-    }
+    crate::sweeper::purge(&gw.store, &gw.blobs, &gw.clock, &purge).await;
 }
 
 /// Records the end of a lease, retrying a busy database a few times; false if it never could.

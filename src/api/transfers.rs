@@ -424,24 +424,10 @@ async fn recall(
     if let Some(key) = recall.object_key {
         // The links are revoked already; deleting the ciphertext now (not at the next sweep)
         // is what pulls a mis-addressed bundle back. If it fails, the sweeper retries.
-        purged = purge_now(&gw, Purge { transfer: id.clone(), object_key: key, reason: "recalled" }).await?;
+        let purge = Purge { transfer: id.clone(), object_key: key, reason: "recalled" };
+        purged = crate::sweeper::purge(&gw.store, &gw.blobs, &gw.clock, &purge).await;
     }
     Ok(Json(json!({ "id": id.as_str(), "status": "recalled", "links_revoked": recall.revoked, "purged": purged })))
-}
-
-/// Deletes a blob that no link can reach any more and records it; if the delete fails the
-/// sweeper retries, so this answers false rather than an error.
-async fn purge_now(gw: &Gateway, purge: Purge) -> Result<bool, ApiError> {
-    match gw.blobs.delete(&purge.object_key).await {
-        Ok(()) => {
-            gw.store.mark_purged(&purge, gw.clock.now()).await?;
-            Ok(true)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, transfer = %purge.transfer, "could not delete the blob yet; the sweeper will");
-            Ok(false)
-        }
-    }
 }
 
 async fn approve(
@@ -483,7 +469,8 @@ async fn decide(gw: &Gateway, caller: &Caller, id: &str, approve: bool) -> Resul
     let decided = gw.store.decide_transfer(&id, &caller.0.id, approve, &release, gw.clock.now()).await?;
     let mut purged = false;
     if let Some(key) = decided.object_key {
-        purged = purge_now(gw, Purge { transfer: id.clone(), object_key: key, reason: "rejected" }).await?;
+        let purge = Purge { transfer: id.clone(), object_key: key, reason: "rejected" };
+        purged = crate::sweeper::purge(&gw.store, &gw.blobs, &gw.clock, &purge).await;
     }
     let status = match (approve, decided.released) {
         (false, _) => "rejected",

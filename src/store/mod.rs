@@ -184,12 +184,6 @@ impl Store {
         Ok(rows.into_iter().map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)).collect())
     }
 
-    /// The number of events (the log size once everything is integrated).
-    pub async fn entry_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&self.pool).await?;
-        Ok(u64::try_from(n).unwrap_or_default())
-    }
-
     /// A transfer's events that prove something to its parties (upload, approval, delivery,
     /// recall, purge), as `(event, log index, entry)`, oldest first.
     pub async fn receipt_events(
