@@ -229,8 +229,10 @@ async fn a_broken_download_resumes_with_a_range_and_the_link_is_used_up_at_the_l
     }
 
     // Bad ranges are refused and leave the link as it was.
-    let bad = redeem(Some("bytes=5-10".into())).await.unwrap();
-    assert_eq!(bad.status().as_u16(), 400);
+    for bad in ["bytes=10-5", "bytes=-100", "items=0-", "bytes=0-1,5-6"] {
+        let (status, body) = common::status_json(redeem(Some(bad.into())).await.unwrap()).await;
+        assert_eq!((status, code(&body)), (400, "bad_request"), "{bad}: {body}");
+    }
     let beyond = redeem(Some(format!("bytes={}-", ciphertext.len()))).await.unwrap();
     assert_eq!(beyond.status().as_u16(), 416);
     assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", ciphertext.len()));
@@ -244,6 +246,75 @@ async fn a_broken_download_resumes_with_a_range_and_the_link_is_used_up_at_the_l
     got.extend_from_slice(&rest.bytes().await.unwrap());
     assert_eq!(got, ciphertext);
     assert_eq!(common::decrypt(&id, &got), plaintext);
+    let (status, body) = server.redeem(&alice, &token).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
+    server.stop().await;
+}
+
+/// Redeems `token` as `who` with a `Range` header; returns the answer.
+async fn redeem_range(server: &TestServer, who: &str, token: &str, range: &str) -> reqwest::Response {
+    server
+        .http()
+        .post(format!("{}/api/v1/redeem", server.url))
+        .bearer_auth(who)
+        .header("range", range)
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `code` field of the `download.failed` audit entries, in order.
+async fn failure_codes(server: &TestServer) -> Vec<String> {
+    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
+    assert_eq!(status, 200, "{audit}");
+    audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "download.failed")
+        .map(|e| {
+            let entry = e["entry"].as_str().unwrap();
+            entry.lines().find_map(|l| l.strip_prefix("code ")).unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_range_reaches_the_end() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, ciphertext) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
+    let size = ciphertext.len();
+
+    // The age header first, as `sealpost fetch` asks for it: the link is given back.
+    let head = redeem_range(&server, &alice, &token, "bytes=0-99").await;
+    assert_eq!(head.status().as_u16(), 206);
+    assert_eq!(head.headers()["content-range"], format!("bytes 0-99/{size}"));
+    assert_eq!(head.headers()["content-length"], "100");
+    assert_eq!(head.bytes().await.unwrap().to_vec(), ciphertext[..100]);
+    // A slice in the middle, at once: the first range released the lease before its bytes went.
+    let middle = redeem_range(&server, &alice, &token, "bytes=1000-1999").await;
+    assert_eq!(middle.status().as_u16(), 206);
+    assert_eq!(middle.headers()["content-range"], format!("bytes 1000-1999/{size}"));
+    assert_eq!(middle.bytes().await.unwrap().to_vec(), ciphertext[1000..2000]);
+    // Everything but the last byte still leaves the link usable.
+    let almost = redeem_range(&server, &alice, &token, &format!("bytes=0-{}", size - 2)).await;
+    assert_eq!(almost.status().as_u16(), 206);
+    assert_eq!(almost.bytes().await.unwrap().to_vec(), ciphertext[..size - 1]);
+    let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
+    assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
+    assert_eq!(failure_codes(&server).await, ["partial_range"; 3]);
+    assert!(!server.events().await.iter().any(|e| e == "download.completed"));
+
+    // A last position past the end is clamped to the end (RFC 9110): that range uses the link up.
+    let tail = redeem_range(&server, &alice, &token, &format!("bytes={}-{}", size - 10, size + 1000)).await;
+    assert_eq!(tail.status().as_u16(), 206);
+    assert_eq!(tail.headers()["content-range"], format!("bytes {}-{}/{size}", size - 10, size - 1));
+    assert_eq!(tail.bytes().await.unwrap().to_vec(), ciphertext[size - 10..]);
+    let events = server.events().await;
+    assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1, "{events:?}");
     let (status, body) = server.redeem(&alice, &token).await;
     assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
     server.stop().await;

@@ -2,7 +2,10 @@
 //! own recipient; `GET /api/v1/inbox` lists what waits.
 //!
 //! The link is leased by one conditional UPDATE, used up only when the stream has yielded its
-//! last byte, and released (usable again) if the stream is dropped before that.
+//! last byte, and released (usable again) if the stream is dropped before that. A `Range`
+//! (RFC 9110 section 14) asks for part of the ciphertext: `bytes=N-` resumes a broken download,
+//! `bytes=A-B` reads a slice (a client checks the age header this way before it takes the rest);
+//! a range that stops short of the last byte gives the link back as soon as it has been sent.
 
 use std::sync::Arc;
 
@@ -61,16 +64,61 @@ fn refusal_answer(r: RedeemRefusal) -> ApiError {
     ApiError::new(status, r.code(), message)
 }
 
-/// The start of an open-ended `Range: bytes=N-` (the only form a resuming client needs).
-fn range_start(headers: &HeaderMap) -> Result<u64, ApiError> {
-    let Some(value) = headers.get(header::RANGE) else { return Ok(0) };
-    let bad = || ApiError::bad_request("only `Range: bytes=N-` is supported: resume from the bytes you already have");
+/// A `Range` header's one byte range: `bytes=A-` (to the end) or `bytes=A-B` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Asked {
+    start: u64,
+    last: Option<u64>,
+}
+
+/// Parses the `Range` header (RFC 9110 section 14.1.2): none, or a single `bytes=A-` or
+/// `bytes=A-B`. Several ranges, suffix ranges (`bytes=-N`) and other units are refused.
+fn range_asked(headers: &HeaderMap) -> Result<Option<Asked>, ApiError> {
+    let Some(value) = headers.get(header::RANGE) else { return Ok(None) };
+    let bad = || {
+        ApiError::bad_request(
+            "the Range header must be `bytes=A-` or `bytes=A-B` with A <= B: ask for the bytes you do not have yet",
+        )
+    };
     let text = value.to_str().map_err(|_| bad())?;
-    let start = text.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).ok_or_else(bad)?;
-    if start.is_empty() || !start.bytes().all(|b| b.is_ascii_digit()) {
+    let spec = text.strip_prefix("bytes=").ok_or_else(bad)?.trim();
+    if spec.contains(',') {
+        return Err(ApiError::bad_request(
+            "several byte ranges in one request are not supported: ask for one range at a time",
+        ));
+    }
+    let number = |digits: &str| -> Result<u64, ApiError> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        digits.parse().map_err(|_| bad())
+    };
+    let (first, last) = spec.split_once('-').ok_or_else(bad)?;
+    let start = number(first)?;
+    let last = if last.is_empty() { None } else { Some(number(last)?) };
+    if last.is_some_and(|last| last < start) {
         return Err(bad());
     }
-    start.parse().map_err(|_| bad())
+    Ok(Some(Asked { start, last }))
+}
+
+/// The bytes a redemption serves, `start..=last` of `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Served {
+    start: u64,
+    last: u64,
+    size: u64,
+}
+
+impl Served {
+    /// Only a range that reaches the last byte uses the link up.
+    fn completes(self) -> bool {
+        self.last + 1 == self.size
+    }
+
+    fn len(self) -> u64 {
+        self.last + 1 - self.start
+    }
 }
 
 async fn redeem(
@@ -82,7 +130,8 @@ async fn redeem(
     if !gw.log.healthy() {
         return Err(ApiError::log_unavailable());
     }
-    let start = range_start(&headers)?;
+    let asked = range_asked(&headers)?;
+    let start = asked.map_or(0, |a| a.start);
     // Accept the bare token or a whole pasted link.
     let token = req.token.rsplit_once('#').map_or(req.token.as_str(), |(_, t)| t);
     let secret = BearerSecret::from_client(token);
@@ -105,6 +154,9 @@ async fn redeem(
         }
         return Ok(e);
     }
+    // RFC 9110 section 14.1.2: a last position beyond the end means the end.
+    let last = asked.and_then(|a| a.last).map_or(lease.size - 1, |last| last.min(lease.size - 1));
+    let served = Served { start, last, size: lease.size };
     let blob = match gw.blobs.get_from(&lease.object_key, start).await {
         Ok(blob) => blob,
         Err(e) => {
@@ -112,15 +164,15 @@ async fn redeem(
             return Err(e.into());
         }
     };
-    let body = Body::from_stream(download_stream(blob, guard, start, lease.size));
-    let status = if start > 0 { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let body = Body::from_stream(download_stream(blob, guard, served));
+    let status = if asked.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(lease.size - start));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(served.len()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if start > 0
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{}", lease.size - 1, lease.size))
+    if asked.is_some()
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{last}/{}", lease.size))
     {
         h.insert(header::CONTENT_RANGE, v);
     }
@@ -231,18 +283,24 @@ async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
     false
 }
 
-/// The ciphertext stream. The link is used up when the chunk holding the last byte is handed to
-/// the HTTP layer: HTTP/1.1 with a known length never polls a body past its last byte, so the
-/// record is written just before that chunk goes, and if it cannot be written the chunk does not
-/// go. Dropped earlier, the guard gives the link back.
+/// The ciphertext stream of `served`. The lease ends when the chunk holding the last byte
+/// served is handed to the HTTP layer: HTTP/1.1 with a known length never polls a body past its
+/// last byte, so the record is written just before that chunk goes, and if it cannot be written
+/// the chunk does not go. A range that reaches the end of the bundle uses the link up; a range
+/// that stops short gives it back (`partial_range`), so a client that asked only for the age
+/// header can try again once it has checked it. Dropped earlier, the guard gives the link back.
 fn download_stream(
     blob: BoxStream<'static, Result<Bytes, BlobError>>,
     guard: LeaseGuard,
-    start: u64,
-    size: u64,
+    served: Served,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let Served { start, last, size } = served;
     futures_util::stream::unfold(Some((blob, Some(guard), start)), move |state| async move {
         let (mut blob, mut guard, sent) = state?;
+        if sent > last {
+            // Everything asked for went out: the rest of the blob is not read.
+            return None;
+        }
         let broken = async |guard: Option<LeaseGuard>, why: &str| {
             tracing::error!(sent, size, why, "download broke off on the server side");
             if let Some(guard) = guard {
@@ -251,16 +309,23 @@ fn download_stream(
             Some((Err(std::io::Error::other("storage error")), None))
         };
         match blob.next().await {
-            Some(Ok(chunk)) => {
-                let sent = sent + chunk.len() as u64;
-                if sent > size {
+            Some(Ok(mut chunk)) => {
+                if sent + chunk.len() as u64 > size {
                     return broken(guard, "blob longer than its record").await;
                 }
-                if sent == size
+                let wanted = last + 1 - sent;
+                if chunk.len() as u64 > wanted {
+                    chunk.truncate(usize::try_from(wanted).unwrap_or(usize::MAX));
+                }
+                let sent = sent + chunk.len() as u64;
+                if sent == last + 1
                     && let Some(g) = guard.take()
-                    && !g.end(LeaseEnd::Completed).await
                 {
-                    return Some((Err(std::io::Error::other("could not record the delivery")), None));
+                    let end =
+                        if served.completes() { LeaseEnd::Completed } else { LeaseEnd::BrokenOff("partial_range") };
+                    if !g.end(end).await {
+                        return Some((Err(std::io::Error::other("could not record the end of the download")), None));
+                    }
                 }
                 Some((Ok(chunk), Some((blob, guard, sent))))
             }
