@@ -190,8 +190,8 @@ impl Report {
         let _ = writeln!(md, "- Software: {}", self.versions.join(", "));
         let _ = writeln!(
             md,
-            "- Command: `cargo bench --bench gateway --{}`",
-            if self.mode == "quick" { " --quick" } else { "" }
+            "- Command: `cargo bench --bench gateway{}`",
+            if self.mode == "quick" { " -- --quick" } else { "" }
         );
         for m in &self.missing {
             let _ = writeln!(md, "- Missing: {m}; the comparisons needing it were skipped");
