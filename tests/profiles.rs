@@ -237,3 +237,48 @@ async fn completions_and_the_man_page_are_generated() {
         assert!(text.contains(".TH "), "{name}");
     }
 }
+
+#[tokio::test]
+async fn send_signs_the_manifest_with_the_profiles_signing_key() {
+    let server = TestServer::start().await;
+    let (bob, _, _) = common::parties(&server).await;
+    let home = Home::new();
+    let login = home.run(&["login", "--url", &server.url], &format!("{bob}\n")).await;
+    assert_eq!(login.status.code(), Some(0), "{}", stderr(&login));
+    let key = home.dir.path().join("home/bob.sign");
+    let made = home.run(&["keygen", "--signing", "-o", &key.display().to_string()], "").await;
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let public = stdout(&made).trim().to_owned();
+    let added = home.run(&["keys", "add", &public], "").await;
+    assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
+    let fingerprint = sealpost::directory::fingerprint(&public);
+    let report = home.dir.path().join("report.csv");
+    std::fs::write(&report, b"id,name\n").unwrap();
+    let report = report.display().to_string();
+    let manifest = async |transfer: &str| server.get(&bob, &format!("/api/v1/transfers/{transfer}/manifest")).await;
+
+    // The profile without a signing key: nothing is signed.
+    let unsigned = home.run(&["send", &report, "--to", "hmpps/alice"], "").await;
+    assert_eq!(unsigned.status.code(), Some(0), "{}", stderr(&unsigned));
+    assert!(!stderr(&unsigned).contains("signed the manifest"), "{}", stderr(&unsigned));
+    let (status, body) = manifest(stdout(&unsigned).lines().next().unwrap()).await;
+    assert_eq!(status, 404, "{body}");
+
+    // With `signing_key` in the profile, the same send signs with that key.
+    let mut config = std::fs::read_to_string(home.config()).unwrap();
+    config.push_str("signing_key = \"~/bob.sign\"\n");
+    std::fs::write(home.config(), config).unwrap();
+    let signed = home.run(&["send", &report, "--to", "hmpps/alice"], "").await;
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    assert!(
+        stderr(&signed).contains(&format!("sealpost: signed the manifest with {fingerprint}")),
+        "{}",
+        stderr(&signed)
+    );
+    let transfer = stdout(&signed).lines().next().unwrap().to_owned();
+    let (status, body) = manifest(&transfer).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sender"], "acme/bob");
+    assert_eq!(body["key"]["fingerprint"], fingerprint.as_str());
+    assert!(body["manifest"].as_str().unwrap().starts_with(&format!("sealpost.manifest/v1\ntransfer {transfer}\n")));
+}
