@@ -180,7 +180,7 @@ async fn a_wrong_identity_is_refused_before_the_link_is_used_and_the_right_one_t
     let (other, _) = keypair();
     let wrong = work.file("wrong.key", identity_file(&other).as_bytes());
 
-    // A small bundle: the identity is checked against alice's registered keys before redeeming.
+    // The identity is checked against alice's registered keys before redeeming.
     let src = work.file("small", b"small");
     let (_, link) = send(&server, &bob, &[&src]).await;
     let out = sealpost(&server, &alice, &["fetch", &link, "-i", &wrong, "-o", &s(&work.path("small.out"))]).await;
@@ -194,38 +194,35 @@ async fn a_wrong_identity_is_refused_before_the_link_is_used_and_the_right_one_t
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(std::fs::read(work.path("small.out")).unwrap(), b"small");
 
-    // A large bundle, without the directory check: the header check stops the download before
-    // its last byte, so the link stays usable.
-    let big = noise(24 << 20);
-    let src = work.file("big", &big);
-    let (_, link) = send(&server, &bob, &[&src]).await;
-    let out =
-        sealpost(&server, &alice, &["fetch", &link, "-i", &wrong, "--skip-key-check", "-o", &s(&work.path("big.out"))])
-            .await;
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        failure_lines(&out),
-        vec![
-            format!("sealpost: error: none of the identities in `{wrong}` can decrypt this bundle"),
-            "sealpost: hint: the link is still usable: fetch it again with the right identity (-i)".to_owned(),
-        ]
-    );
-    assert!(!work.path("big.out").exists());
-    // The gateway notices the broken-off stream and releases the lease.
-    let mut collected = None;
-    for _ in 0..50 {
-        let ok =
-            sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&work.path("big.out"))])
-                .await;
-        if ok.status.code() == Some(0) {
-            collected = Some(ok);
-            break;
-        }
-        assert!(stderr(&ok).contains("a download of this link is running"), "{}", stderr(&ok));
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Without the directory check, the age header is read first with ranges that stop short of
+    // the last byte: a wrong identity stops the fetch before the link is used up, whether the
+    // bundle is tiny (it would arrive whole in one answer) or large.
+    for (name, content) in [("tiny", b"x".to_vec()), ("big", noise(4 << 20))] {
+        let src = work.file(name, &content);
+        let (transfer, link) = send(&server, &bob, &[&src]).await;
+        let dest = work.path(&format!("{name}.out"));
+        let out = sealpost(&server, &alice, &["fetch", &link, "-i", &wrong, "--skip-key-check", "-o", &s(&dest)]).await;
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(
+            failure_lines(&out),
+            vec![
+                format!("sealpost: error: none of the identities in `{wrong}` can decrypt this bundle"),
+                "sealpost: hint: the link is still usable: fetch it again with the right identity (-i)".to_owned(),
+            ],
+            "{name}"
+        );
+        assert!(!dest.exists(), "{name}");
+        assert!(!work.path(&format!("{name}.out.sealpost-part")).exists(), "{name}: no partial file is left");
+        let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
+        let waiting = inbox["transfers"].as_array().unwrap().iter().find(|t| t["transfer"] == transfer.as_str());
+        assert_eq!(waiting.map(|t| t["state"].clone()), Some("issued".into()), "{name}: {inbox}");
+
+        let ok = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&dest)]).await;
+        assert_eq!(ok.status.code(), Some(0), "{name}: {}", stderr(&ok));
+        assert!(std::fs::read(&dest).unwrap() == content, "{name}");
     }
-    assert!(collected.is_some(), "the link was collected with the right identity");
-    assert!(std::fs::read(work.path("big.out")).unwrap() == big);
+    let events = server.events().await;
+    assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 3, "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,7 +725,11 @@ async fn cutting_proxy_on(
     let cut_flag = cut.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            // A small receive buffer, so that the gateway cannot park the rest of an answer in
+            // the kernel's buffers (and count it as delivered) before the cut.
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(64 * 1024).unwrap();
+            let server = socket.connect(upstream.parse().unwrap()).await.unwrap();
             let (seen, cut) = (seen.clone(), cut.clone());
             tokio::spawn(async move {
                 let (cr, cw) = client.into_split();
@@ -815,7 +816,199 @@ async fn a_download_broken_mid_way_resumes_with_a_range_in_the_same_run() {
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     let events = server.events().await;
     assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1);
-    assert!(events.iter().any(|e| e == "download.failed"), "{events:?}");
+    let failures = failure_codes(&server).await;
+    assert!(failures.iter().any(|c| c == "client_disconnected"), "{failures:?}");
+}
+
+/// The `code` of every `download.failed` audit entry, in order.
+async fn failure_codes(server: &TestServer) -> Vec<String> {
+    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
+    assert_eq!(status, 200, "{audit}");
+    audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "download.failed")
+        .map(|e| e["entry"].as_str().unwrap().lines().find_map(|l| l.strip_prefix("code ")).unwrap_or("").to_owned())
+        .collect()
+}
+
+/// A TCP proxy in front of `upstream` that, once the answers (over all connections) pass
+/// `stall_after` bytes, stops passing answer bytes on that connection for good, keeping it open;
+/// later connections pass freely. Returns its URL, whether it stalled, and the answer bytes passed.
+async fn stalling_proxy(
+    upstream: &str,
+    stall_after: u64,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stalled, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stalled_flag, seen_count) = (stalled.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            // A small receive buffer, so that the gateway cannot park the whole answer in the
+            // kernel's buffers (and count it as delivered) while the proxy holds it back.
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(64 * 1024).unwrap();
+            let server = socket.connect(upstream.parse().unwrap()).await.unwrap();
+            let (stalled, seen) = (stalled.clone(), seen.clone());
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = sr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        let total = seen.load(Ordering::SeqCst) + n as u64;
+                        if total > stall_after && !stalled.swap(true, Ordering::SeqCst) {
+                            // Hold the connection open, passing nothing more, until the client goes.
+                            std::future::pending::<()>().await;
+                        }
+                        seen.fetch_add(n as u64, Ordering::SeqCst);
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = up => {}
+                    () = down => {}
+                }
+            });
+        }
+    });
+    (url, stalled_flag, seen_count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_killed_mid_download_resumes_from_its_partial_file_when_run_again() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    // Larger than what the kernel's buffers on the gateway's side can hold while the proxy stalls.
+    let content = noise(12 << 20);
+    let src = work.file("extract.bin", &content);
+    let (transfer, link) = send(&server, &bob, &[&src]).await;
+    let blob = std::fs::read(server.data_dir.join("blobs").join(format!("{transfer}.age"))).unwrap();
+    let (proxy, stalled, seen) = stalling_proxy(&server.url, 2 << 20).await;
+    let dest = work.path("extract.out");
+    let part = work.path("extract.out.sealpost-part");
+    let args = ["fetch", &link, "-i", &s(&work.identity), "-o", &s(&dest)];
+
+    // The proxy stops passing bytes 2 MiB in, so the client waits mid-download: kill it there.
+    let mut first = command_via(&server, &proxy, &alice, &args);
+    first.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = first.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(stalled.load(std::sync::atomic::Ordering::SeqCst)
+        && std::fs::metadata(&part).is_ok_and(|m| m.len() > 1 << 20))
+    {
+        assert!(child.try_wait().unwrap().is_none(), "the client ended before it was killed");
+        assert!(std::time::Instant::now() < deadline, "the download never got going");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dest.exists());
+    let saved = std::fs::read(&part).unwrap();
+    let (line, bytes) = saved.split_at(saved.iter().position(|b| *b == b'\n').unwrap() + 1);
+    let (_, info) = server.get(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    let digest = info["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        String::from_utf8_lossy(line),
+        format!("sealpost.part/v1 {transfer} {digest} {}\n", blob.len()),
+        "the partial file names what it is part of"
+    );
+    assert!(bytes.len() > 1 << 20 && bytes.len() < blob.len(), "{}", bytes.len());
+    assert!(bytes == &blob[..bytes.len()], "the partial file holds the ciphertext's first bytes");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&part).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // The gateway gives the link back once it sees the client gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !failure_codes(&server).await.iter().any(|c| c == "client_disconnected") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never noticed the killed client: {:?} {:?}",
+            failure_codes(&server).await,
+            server.events().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // The same command again: it continues from the bytes it has.
+    let before = seen.load(std::sync::atomic::Ordering::SeqCst);
+    let again = command_via(&server, &proxy, &alice, &args);
+    let out = tokio::task::spawn_blocking(move || { again }.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "sealpost: resuming the download of {digest} from byte {} of {} (`{}`)",
+            bytes.len(),
+            blob.len(),
+            s(&part)
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let passed = seen.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(passed < blob.len() as u64 - (1 << 20), "the second run took {passed} bytes of {}", blob.len());
+    assert!(std::fs::read(&dest).unwrap() == content);
+    assert!(!part.exists(), "a completed download leaves no partial file");
+    let events = server.events().await;
+    assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_file_of_another_transfer_is_discarded_and_a_corrupt_one_fails_the_digest_and_goes() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let content = noise(20_000);
+    let src = work.file("a.bin", &content);
+
+    // Another transfer's bytes under the same output name: never mixed in.
+    let (_, link) = send(&server, &bob, &[&src]).await;
+    let dest = work.path("a.out");
+    let part = work.path("a.out.sealpost-part");
+    let other = format!("sealpost.part/v1 {} sha256:{} 30000\n", "0".repeat(32), "1".repeat(64));
+    std::fs::write(&part, [other.as_bytes(), &[7u8; 5000]].concat()).unwrap();
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&dest)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("resuming"), "{}", stderr(&out));
+    assert!(std::fs::read(&dest).unwrap() == content);
+    assert!(!part.exists());
+
+    // This transfer's line, its first bytes, then bytes that are not the ciphertext's: the
+    // resumed download fails the digest check, nothing is written, and the partial file goes.
+    let (transfer, link) = send(&server, &bob, &[&src]).await;
+    let blob = std::fs::read(server.data_dir.join("blobs").join(format!("{transfer}.age"))).unwrap();
+    let (_, info) = server.get(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    let digest = info["digest"].as_str().unwrap();
+    let mut forged = blob[..4000].to_vec();
+    forged[3000] ^= 1;
+    let line = format!("sealpost.part/v1 {transfer} {digest} {}\n", blob.len());
+    let dest = work.path("b.out");
+    let part = work.path("b.out.sealpost-part");
+    std::fs::write(&part, [line.as_bytes(), &forged].concat()).unwrap();
+    let out = sealpost(&server, &alice, &["fetch", &link, "-i", &s(&work.identity), "-o", &s(&dest)]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("resuming the download of {digest} from byte 4000 ")), "{}", stderr(&out));
+    let lines = failure_lines(&out);
+    assert!(lines[0].starts_with("sealpost: error: digest_mismatch: "), "{lines:?}");
+    assert!(!dest.exists());
+    assert!(!part.exists(), "a partial file that failed the digest is deleted");
 }
 
 /// Makes a signing key for `token`'s user with `sealpost keygen --signing`, registers it with

@@ -2,18 +2,20 @@
 //! only then decrypt it into place.
 //!
 //! Order of checks: the identity is one of your registered keys (before the link is touched);
-//! the ciphertext streams to a temporary file while hashed, and as soon as its age header has
-//! arrived the identity must open it, or the download is dropped before its last byte, so the
-//! link stays usable; the digest must equal the gateway's `X-Sealpost-Digest` and the one in the
-//! log's `upload.accepted` receipt (verified against the log key), or nothing is written
-//! (`digest_mismatch`); then decryption writes temporary files renamed into place at the end.
+//! the age header is read first with closed `Range`s that stop short of the last byte, which
+//! the gateway answers without using the link up, and the identity must open it (else the
+//! fetch stops and the link stays usable, whatever the bundle's size); only then does the rest
+//! come, with `Range: bytes=N-`, into a part file beside the output ([`part`]) that a re-run
+//! continues after a killed client; the digest must equal the gateway's `X-Sealpost-Digest` and
+//! the one in the log's `upload.accepted` receipt (verified against the log key), or nothing is
+//! written (`digest_mismatch`); then decryption writes temporary files renamed into place at
+//! the end.
 
-use std::io::{Seek as _, Write as _};
+use std::io::Seek as _;
 use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::client::{Client, api_failure};
 use super::send::{Http, LogKeyArg, progress, upload_receipt};
@@ -23,6 +25,9 @@ use crate::client::keys::{self, Identities};
 use crate::client::receipts::{self, UploadReceiptError};
 use crate::client::seal::{self, HeaderCheck, Opened, SealError};
 use crate::logcheck::ReceiptError;
+
+mod part;
+use part::{Found, Part};
 
 /// The most ciphertext kept in memory while waiting for the end of the age header.
 const MAX_HEADER: usize = 1 << 20;
@@ -85,9 +90,11 @@ async fn check_registered(api: &Client, ids: &Identities, path: &std::path::Path
     ))
 }
 
-/// A downloaded ciphertext in a temporary file.
+/// A downloaded ciphertext, in a file no longer linked anywhere.
 struct Downloaded {
     file: std::fs::File,
+    /// Where the ciphertext starts in `file`.
+    start: u64,
     digest: String,
     transfer: String,
     announced: String,
@@ -96,18 +103,35 @@ struct Downloaded {
 /// How many times a broken download is resumed (with `Range`) within one run.
 const RESUMES: u32 = 5;
 
-/// Redeems the link, from byte `offset` on when resuming (`Range: bytes=N-`, answered 206).
-async fn redeem_from(http: &Http, token: &str, offset: u64) -> Result<reqwest::Response, Failure> {
+/// The bytes asked for first: fewer than any age file holds (its version line, MAC line, nonce
+/// and one chunk tag alone are 102 bytes), so this range never reaches a bundle's last byte and
+/// never uses the link up; its answer names the transfer, the digest and the size.
+const PROBE: u64 = 64;
+
+/// The first slice of the age header asked for after the probe; doubled while the header is
+/// longer, up to [`MAX_HEADER`].
+const HEADER_SLICE: u64 = 64 * 1024;
+
+/// Redeems the link for the bytes `first..=last` (`last` `None`: to the end) with a `Range`,
+/// answered 206 with a `Content-Range` that starts at `first`; returns the answer and the size.
+async fn redeem_range(
+    http: &Http,
+    token: &str,
+    first: u64,
+    last: Option<u64>,
+) -> Result<(reqwest::Response, u64), Failure> {
+    let range = last.map_or_else(|| format!("bytes={first}-"), |last| format!("bytes={first}-{last}"));
     let mut attempts = 0;
     let response = loop {
-        let mut request =
-            http.http.post(http.url("/api/v1/redeem")).bearer_auth(&http.token).json(&json!({ "token": token }));
-        if offset > 0 {
-            request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
-        }
+        let request = http
+            .http
+            .post(http.url("/api/v1/redeem"))
+            .bearer_auth(&http.token)
+            .header(reqwest::header::RANGE, &range)
+            .json(&json!({ "token": token }));
         let response = request.send().await.map_err(|e| http.unreachable(&e))?;
-        // Resuming right after a break: the gateway may not have given the link back yet.
-        if offset > 0 && response.status() == reqwest::StatusCode::CONFLICT && attempts < 20 {
+        // Right after a break (or a killed run), the gateway may not have given the link back yet.
+        if response.status() == reqwest::StatusCode::CONFLICT && attempts < 20 {
             attempts += 1;
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
@@ -115,100 +139,176 @@ async fn redeem_from(http: &Http, token: &str, offset: u64) -> Result<reqwest::R
         break response;
     };
     let status = response.status();
-    let expected = if offset > 0 { reqwest::StatusCode::PARTIAL_CONTENT } else { reqwest::StatusCode::OK };
-    if status != expected {
+    if status != reqwest::StatusCode::PARTIAL_CONTENT {
         let text = response.text().await.unwrap_or_default();
         return Err(api_failure(status, &text));
     }
-    Ok(response)
+    // `bytes A-B/SIZE`
+    let content_range = response.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
+    let parsed = content_range.and_then(|v| {
+        let (span, size) = v.strip_prefix("bytes ")?.split_once('/')?;
+        let (start, _) = span.split_once('-')?;
+        Some((start.parse::<u64>().ok()?, size.parse::<u64>().ok()?))
+    });
+    match parsed {
+        Some((start, size)) if start == first => Ok((response, size)),
+        _ => Err(Failure::new(format!(
+            "the gateway answered `{range}` with `Content-Range: {}`",
+            content_range.unwrap_or("(none)")
+        ))
+        .hint("the gateway or a proxy in front of it does not serve byte ranges as asked: tell its operators")),
+    }
 }
 
-async fn download(
-    http: &Http,
-    token: &str,
-    ids: &Identities,
-    identity: &std::path::Path,
-    quiet: bool,
-) -> Result<Downloaded, Failure> {
-    let response = redeem_from(http, token, 0).await?;
+/// Reads an answer's body into `part` until it ends or breaks off, advancing `bar`.
+async fn receive(
+    mut response: reqwest::Response,
+    part: &mut Part,
+    bar: &indicatif::ProgressBar,
+) -> Result<(), Failure> {
+    while let Ok(Some(chunk)) = response.chunk().await {
+        part.append(&chunk)?;
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(())
+}
+
+/// Where the partial ciphertext of `transfer` waits between runs: beside the output.
+fn part_path(args: &FetchArgs, transfer: &str) -> PathBuf {
+    match &args.output {
+        Some(out) => {
+            let mut name = out.clone().into_os_string();
+            name.push(".sealpost-part");
+            PathBuf::from(name)
+        }
+        None => args.dir.clone().unwrap_or_default().join(format!("{transfer}.sealpost-part")),
+    }
+}
+
+/// What the probe's answer says the download is of.
+fn download_of(response: &reqwest::Response, size: u64) -> Result<part::Of, Failure> {
     let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let announced = header("x-sealpost-digest");
     let transfer = header("x-sealpost-transfer");
-    let size = response.content_length().unwrap_or(0);
-    let mut file = tempfile::tempfile().map_err(|e| Failure::new(format!("cannot create a temporary file: {e}")))?;
-    let mut hasher = Sha256::new();
-    let mut prefix: Option<Vec<u8>> = Some(Vec::new());
-    let mut received = 0u64;
-    let bar = progress(size, quiet, "receiving");
-    let mut response = response;
-    let broke = |e: reqwest::Error| {
+    if crate::ids::TransferId::parse(&transfer).is_none() {
+        return Err(Failure::new(format!("the gateway named the transfer `{transfer}`, which is not a transfer id"))
+            .hint("check --url: it should be the sealpost gateway"));
+    }
+    Ok(part::Of { transfer, digest: header("x-sealpost-digest"), size })
+}
+
+/// Collects the ciphertext into a part file beside the output: the age header first, in closed
+/// ranges that stop short of the last byte (so the link stays usable), until `ids` open it; then
+/// the rest with `bytes=N-`, resuming a broken answer within the run and, from the part file, a
+/// run that was killed.
+async fn download(http: &Http, token: &str, ids: &Identities, args: &FetchArgs) -> Result<Downloaded, Failure> {
+    let (probe, size) = redeem_range(http, token, 0, Some(PROBE - 1)).await?;
+    let of = download_of(&probe, size)?;
+    let first = probe.bytes().await.map_err(|e| {
         Failure::new(format!("the download broke off: {e}"))
             .hint("the link is still usable: run the same command again")
-    };
-    let mut resumes = 0;
-    loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) if received >= size => break,
-            // Broken off before the end: the link was given back, so continue from here.
-            Ok(None) | Err(_) if resumes < RESUMES => {
-                resumes += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(200 << resumes)).await;
-                response = redeem_from(http, token, received).await?;
-                continue;
+    })?;
+    let mut part = Part::open(part_path(args, &of.transfer), &of)?;
+    if part.found() == Found::Resumed {
+        if part.prefix(first.len())? == first.as_ref() {
+            if !args.quiet {
+                eprintln!(
+                    "sealpost: resuming the download of {} from byte {} of {size} (`{}`)",
+                    of.digest,
+                    part.have(),
+                    part.path().display()
+                );
             }
-            Ok(None) => break,
-            Err(e) => return Err(broke(e)),
-        };
-        received += chunk.len() as u64;
-        hasher.update(&chunk);
-        file.write_all(&chunk).map_err(|e| Failure::new(format!("cannot write the temporary file: {e}")))?;
-        bar.inc(chunk.len() as u64);
-        if let Some(buffer) = prefix.as_mut() {
-            buffer.extend_from_slice(&chunk);
-            let verdict = seal::check_header(buffer, ids);
-            let code = match verdict {
-                HeaderCheck::Broken(_) => "header_invalid",
-                _ => "no_matching_identity",
-            };
-            let refusal = match verdict {
-                HeaderCheck::Opens => None,
-                HeaderCheck::NeedMore if buffer.len() < MAX_HEADER => continue,
-                // Too long for a header: leave it to the decryption after the checks.
-                HeaderCheck::NeedMore => None,
-                HeaderCheck::NoMatch => Some(Failure::new(format!(
-                    "none of the identities in `{}` can decrypt this bundle",
-                    identity.display()
-                ))),
-                HeaderCheck::Broken(why) => {
-                    Some(Failure::new(format!("the bundle's header does not authenticate: {why}")).exit(EXIT_VERIFY))
-                }
-            };
-            prefix = None;
-            if let Some(refusal) = refusal {
-                bar.finish_and_clear();
-                let complete = size > 0 && received >= size;
-                drop(response);
-                if complete {
-                    report_delivery(http, &transfer, Some(code), quiet).await;
-                }
-                return Err(refusal.hint(if complete {
-                    "the bundle was small enough to arrive whole, so the link is used up: ask the sender to send it again"
-                } else {
-                    "the link is still usable: fetch it again with the right identity (-i)"
-                }));
-            }
+        } else {
+            part.discard(&of)?;
         }
     }
-    bar.finish_and_clear();
-    if received != size {
-        return Err(Failure::new(format!("the download broke off after {received} of {size} bytes"))
-            .hint("the link is still usable: run the same command again"));
+    if part.have() == 0 {
+        part.append(&first)?;
     }
-    file.flush()
-        .and_then(|()| file.rewind())
-        .map_err(|e| Failure::new(format!("cannot read the temporary file: {e}")))?;
-    Ok(Downloaded { file, digest: format!("sha256:{}", hex::encode(hasher.finalize())), transfer, announced })
+    let bar = progress(size, args.quiet, "receiving");
+    bar.set_position(part.have());
+    let refused = |refusal: Failure, part: Part, complete: bool| {
+        bar.finish_and_clear();
+        // Bytes kept from an earlier run stay for the right identity; this run's go.
+        let kept = part.found() == Found::Resumed && !complete;
+        if !kept {
+            part.remove();
+        }
+        refusal.hint(if complete {
+            "the bundle was small enough to arrive whole, so the link is used up: ask the sender to send it again"
+        } else {
+            "the link is still usable: fetch it again with the right identity (-i)"
+        })
+    };
+    // The age header: checked before the link can be used up.
+    loop {
+        let verdict = seal::check_header(&part.prefix(MAX_HEADER)?, ids);
+        let code = if matches!(verdict, HeaderCheck::Broken(_)) { "header_invalid" } else { "no_matching_identity" };
+        let refusal = match verdict {
+            HeaderCheck::Opens => break,
+            // Too long for a header, or only the last byte is missing: leave it to the
+            // decryption after the checks.
+            HeaderCheck::NeedMore if part.have() >= MAX_HEADER as u64 || part.have() + 1 >= size => break,
+            HeaderCheck::NeedMore => {
+                let want = if part.have() < HEADER_SLICE { HEADER_SLICE } else { part.have() * 2 };
+                let last = (want.min(MAX_HEADER as u64) - 1).min(size - 2);
+                let (answer, _) = redeem_range(http, token, part.have(), Some(last)).await?;
+                receive(answer, &mut part, &bar).await?;
+                if part.have() <= last {
+                    bar.finish_and_clear();
+                    return Err(Failure::new("the download broke off while reading the bundle's header")
+                        .hint("the link is still usable: run the same command again"));
+                }
+                continue;
+            }
+            HeaderCheck::NoMatch => {
+                Failure::new(format!("none of the identities in `{}` can decrypt this bundle", args.identity.display()))
+            }
+            HeaderCheck::Broken(why) => {
+                Failure::new(format!("the bundle's header does not authenticate: {why}")).exit(EXIT_VERIFY)
+            }
+        };
+        let complete = part.have() >= size;
+        if complete {
+            report_delivery(http, &of.transfer, Some(code), args.quiet).await;
+        }
+        return Err(refused(refusal, part, complete));
+    }
+    // The rest, resuming a broken answer from the bytes kept.
+    let mut resumes = 0;
+    while part.have() < size {
+        let (answer, _) = redeem_range(http, token, part.have(), None).await.inspect_err(|_| bar.finish_and_clear())?;
+        receive(answer, &mut part, &bar).await?;
+        if part.have() >= size {
+            break;
+        }
+        if resumes >= RESUMES {
+            bar.finish_and_clear();
+            return Err(Failure::new(format!("the download broke off after {} of {size} bytes", part.have())).hint(
+                format!(
+                    "the link is still usable: run the same command again to continue from the bytes kept in `{}`",
+                    part.path().display()
+                ),
+            ));
+        }
+        resumes += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200 << resumes)).await;
+    }
+    bar.finish_and_clear();
+    if part.have() != size {
+        let have = part.have();
+        part.remove();
+        return Err(Failure::new(format!("the gateway sent {have} bytes of a bundle of {size}"))
+            .hint("tell the gateway's operators"));
+    }
+    let done = part.complete()?;
+    Ok(Downloaded {
+        file: done.file,
+        start: done.start,
+        digest: done.digest,
+        transfer: of.transfer,
+        announced: of.digest,
+    })
 }
 
 /// Runs `sealpost fetch`.
@@ -247,7 +347,7 @@ pub(super) async fn run(mut args: FetchArgs) -> Result<(), Failure> {
         check_registered(&api, &ids, &args.identity).await?;
     }
     let vkey = http.log_key(&args.log).await?;
-    let got = download(&http, &token, &ids, &args.identity, args.quiet).await?;
+    let got = download(&http, &token, &ids, &args).await?;
     let transfer = got.transfer.clone();
     let outcome = check_and_open(&args, &api, &vkey, got, ids).await;
     // The link is used up: tell the sender's delivery record how it ended.
@@ -327,7 +427,7 @@ async fn check_and_open(
 
     check_manifest(api, vkey, &got, args.quiet).await.map_err(|f| (f.exit(EXIT_VERIFY), "sender_signature_invalid"))?;
 
-    let (output, dir, force) = (args.output.clone(), args.dir.clone(), args.force);
+    let (output, dir, force, start) = (args.output.clone(), args.dir.clone(), args.force, got.start);
     let mut kept = got
         .file
         .try_clone()
@@ -351,7 +451,7 @@ async fn check_and_open(
                 .as_deref()
                 .map_or_else(|| args.dir.clone().unwrap_or_default(), crate::client::bundle::parent_dir);
             let saved = dest.join(format!("{}.age", got.transfer));
-            let failure = match keep_ciphertext(&mut kept, &saved) {
+            let failure = match keep_ciphertext(&mut kept, start, &saved) {
                 Ok(()) => {
                     let lead = failure_hint(&failure);
                     failure.hint(format!(
@@ -481,9 +581,9 @@ fn open_failure(e: SealError, exists_hint: &str) -> Failure {
     }
 }
 
-/// Copies the downloaded ciphertext to a new file `path`.
-fn keep_ciphertext(file: &mut std::fs::File, path: &std::path::Path) -> std::io::Result<()> {
-    file.rewind()?;
+/// Copies the downloaded ciphertext, from byte `start` of `file`, to a new file `path`.
+fn keep_ciphertext(file: &mut std::fs::File, start: u64, path: &std::path::Path) -> std::io::Result<()> {
+    file.seek(std::io::SeekFrom::Start(start))?;
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     std::io::copy(file, &mut out)?;
     out.sync_all()
