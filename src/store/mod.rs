@@ -4,10 +4,13 @@
 //! same methods. Every method that changes state writes its audit event in the same transaction,
 //! so a change and its record commit or vanish together. Write transactions start with
 //! `BEGIN IMMEDIATE`, so concurrent writers queue on SQLite's lock instead of failing mid-way.
+//! Accepted uploads, the busiest write, are group-committed (`group.rs`): those arriving together
+//! share one durable transaction, each in its own savepoint.
 
 mod accounts;
 mod audit_log;
 mod deliveries;
+mod group;
 mod keys;
 mod links;
 mod manifests;
@@ -133,6 +136,8 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Batches accepted uploads into shared transactions.
+    group: std::sync::Arc<group::GroupCommit>,
 }
 
 impl Store {
@@ -156,7 +161,8 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone()));
+        Ok(Self { pool, group })
     }
 
     /// Starts a write transaction that holds SQLite's write lock from the start.

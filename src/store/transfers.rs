@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row as _;
+use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::{Store, StoreError, append, from_ms, ms};
 use crate::audit::{Event, EventKind};
@@ -36,6 +36,68 @@ pub struct NewLink {
     pub recipient: UserId,
     /// SHA-256 of the link token.
     pub token_hash: SecretHash,
+}
+
+/// An accepted upload's rows and audit events, owned, for the group committer.
+#[derive(Debug)]
+pub(super) struct Insert {
+    id: String,
+    sender: String,
+    size: i64,
+    digest: String,
+    armored: bool,
+    classification: String,
+    expires_at: DateTime<Utc>,
+    object_key: String,
+    status: &'static str,
+    accepted: Event,
+    links: Vec<InsertLink>,
+    now: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct InsertLink {
+    id: String,
+    recipient: String,
+    token_hash: Vec<u8>,
+    issued: Event,
+}
+
+/// Writes one accepted upload (transfer, `upload.accepted`, links, `link.issued`) into `tx`;
+/// returns the index of its `upload.accepted` event.
+pub(super) async fn write_insert(tx: &mut Transaction<'static, Sqlite>, insert: &Insert) -> Result<u64, StoreError> {
+    sqlx::query(
+        "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key, status) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&insert.id)
+    .bind(&insert.sender)
+    .bind(insert.size)
+    .bind(&insert.digest)
+    .bind(insert.armored)
+    .bind(&insert.classification)
+    .bind(ms(insert.now))
+    .bind(ms(insert.expires_at))
+    .bind(&insert.object_key)
+    .bind(insert.status)
+    .execute(&mut **tx)
+    .await?;
+    let accepted_idx = append(tx, &insert.accepted, insert.now).await?;
+    for link in &insert.links {
+        sqlx::query(
+            "INSERT INTO links (id, transfer_id, recipient_id, token_hash, state, expires_at) \
+             VALUES (?, ?, ?, ?, 'issued', ?)",
+        )
+        .bind(&link.id)
+        .bind(&insert.id)
+        .bind(&link.recipient)
+        .bind(&link.token_hash[..])
+        .bind(ms(insert.expires_at))
+        .execute(&mut **tx)
+        .await?;
+        append(tx, &link.issued, insert.now).await?;
+    }
+    Ok(accepted_idx)
 }
 
 /// What waits for a recipient.
@@ -283,24 +345,8 @@ impl Store {
             links.iter().map(|l| &l.recipient).collect::<Vec<_>>(),
             approval.recipients().iter().collect::<Vec<_>>()
         );
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(transfer.id.as_str())
-        .bind(approval.sender().as_str())
-        .bind(i64::try_from(transfer.size).unwrap_or(i64::MAX))
-        .bind(&transfer.digest)
-        .bind(transfer.armored)
-        .bind(approval.classification().as_str())
-        .bind(ms(now))
-        .bind(ms(approval.expires_at()))
-        .bind(&transfer.object_key)
-        .bind(if release.held() { "held" } else { "released" })
-        .execute(&mut *tx)
-        .await?;
-        let mut accepted = Event::new(EventKind::UploadAccepted)
+        let status = if release.held() { "held" } else { "released" };
+        let accepted = Event::new(EventKind::UploadAccepted)
             .actor(approval.sender())
             .transfer(&transfer.id)
             .field("size", transfer.size)
@@ -308,31 +354,38 @@ impl Store {
             .field("classification", approval.classification())
             .field("expires", approval.expires_at().timestamp())
             .field("policies", approval.policies().join(","))
-            .field("status", if release.held() { "held" } else { "released" })
+            .field("status", status)
             .field("release_policies", release.policies().join(","));
+        let mut accepted = accepted;
         accepted.fields.extend(transfer.envelope.iter().cloned());
-        let accepted_idx = append(&mut tx, &accepted, now).await?;
-        for link in links {
-            sqlx::query(
-                "INSERT INTO links (id, transfer_id, recipient_id, token_hash, state, expires_at) \
-                 VALUES (?, ?, ?, ?, 'issued', ?)",
-            )
-            .bind(link.id.as_str())
-            .bind(transfer.id.as_str())
-            .bind(link.recipient.as_str())
-            .bind(&link.token_hash.0[..])
-            .bind(ms(approval.expires_at()))
-            .execute(&mut *tx)
-            .await?;
-            let issued = Event::new(EventKind::LinkIssued)
-                .actor(approval.sender())
-                .transfer(&transfer.id)
-                .subject(link.recipient.as_str())
-                .field("link", &link.id);
-            append(&mut tx, &issued, now).await?;
-        }
-        tx.commit().await?;
-        Ok(accepted_idx)
+        let links = links
+            .iter()
+            .map(|link| InsertLink {
+                id: link.id.to_string(),
+                recipient: link.recipient.to_string(),
+                token_hash: link.token_hash.0.to_vec(),
+                issued: Event::new(EventKind::LinkIssued)
+                    .actor(approval.sender())
+                    .transfer(&transfer.id)
+                    .subject(link.recipient.as_str())
+                    .field("link", &link.id),
+            })
+            .collect();
+        let insert = Insert {
+            id: transfer.id.to_string(),
+            sender: approval.sender().to_string(),
+            size: i64::try_from(transfer.size).unwrap_or(i64::MAX),
+            digest: transfer.digest.clone(),
+            armored: transfer.armored,
+            classification: approval.classification().as_str().to_owned(),
+            expires_at: approval.expires_at(),
+            object_key: transfer.object_key.clone(),
+            status,
+            accepted,
+            links,
+            now,
+        };
+        self.group.submit(insert).await
     }
 
     /// The links waiting for `user`: issued or in progress, not expired, ciphertext present.
@@ -559,5 +612,57 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT object_key FROM transfers WHERE object_key IS NOT NULL")
             .fetch_all(&self.pool)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::BearerSecret;
+
+    fn insert(id: &str, sender: &UserId, now: DateTime<Utc>) -> Insert {
+        Insert {
+            id: id.to_owned(),
+            sender: sender.to_string(),
+            size: 1,
+            digest: "sha256:00".to_owned(),
+            armored: false,
+            classification: "OFFICIAL".to_owned(),
+            expires_at: now,
+            object_key: format!("{id}.age"),
+            status: "released",
+            accepted: Event::new(EventKind::UploadAccepted).field("transfer", id),
+            links: Vec::new(),
+            now,
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_committed_together_share_a_transaction_but_fail_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
+        let now = Utc::now();
+        let token = BearerSecret::generate("");
+        store.bootstrap(&token.hash(), now).await.expect("bootstrap");
+        let sender = store.authenticate(&token.hash(), now).await.expect("auth").expect("admin").id;
+        // Submitted in one poll, so the committer finds them all queued: one batch, in which the
+        // duplicate id fails on its own and the others commit.
+        let ids = ["a", "b", "a", "c"];
+        let results =
+            futures_util::future::join_all(ids.iter().map(|id| store.group.submit(insert(id, &sender, now)))).await;
+        assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok(), "{results:?}");
+        assert!(results[2].is_err(), "a duplicate transfer id must be refused: {results:?}");
+        let mut idx: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        idx.sort_unstable();
+        let first = idx[0];
+        assert_eq!(idx, vec![first, first + 1, first + 2], "the audit index stays gapless");
+        let stored: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM transfers").fetch_one(&store.pool).await.expect("count");
+        assert_eq!(stored, 3);
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE event = 'upload.accepted'")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(events, 3, "the refused upload's event was rolled back with its row");
     }
 }
