@@ -44,10 +44,13 @@ pub(super) struct FetchArgs {
     /// Your age identity file (from `sealpost keygen` or `age-keygen`).
     #[arg(short, long, env = "SEALPOST_IDENTITY", value_name = "IDENTITY")]
     identity: PathBuf,
-    /// Write the bundle's single file (or a plain age file's plaintext) to OUT.
+    /// Write the bundle's single file (or a plain age file's plaintext) to OUT. The ciphertext
+    /// collects in OUT.sealpost-part until complete; after a killed fetch, run the same command
+    /// again to continue from it.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
     /// Extract the bundle's files into DIR (created if missing; default: the current directory).
+    /// The ciphertext collects in DIR/TRANSFER.sealpost-part until complete.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Replace existing files.
