@@ -41,6 +41,10 @@ pub(crate) struct Opts {
     /// Where the temporary directory goes (default: cargo's target tmp dir, on the build disk).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Run only these steps (comma-separated: ingest, egress, e2e, uploads, client, small,
+    /// downloads, micro); the default is all of them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,

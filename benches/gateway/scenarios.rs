@@ -74,14 +74,32 @@ pub(crate) fn run_all(opts: &Opts, plan: Plan, out: &Path, rt: &Runtime) -> anyh
         http: reqwest::Client::builder().pool_max_idle_per_host(0).build()?,
     };
 
-    let links = step(&mut report, "ingest", |r| bench.ingest(r)).unwrap_or_default();
-    step(&mut report, "egress", |r| bench.egress(r, &links));
-    step(&mut report, "end to end", |r| bench.end_to_end(r));
-    step(&mut report, "concurrent uploads", |r| bench.concurrent_uploads(r));
-    step(&mut report, "client memory", |r| bench.client_memory(r));
-    step(&mut report, "small transfers", |r| bench.small_transfers(r));
-    step(&mut report, "concurrent downloads", |r| bench.concurrent_downloads(r));
-    step(&mut report, "policy and log", |r| bench.policy_and_log(r));
+    let wanted = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
+    let mut links = Vec::new();
+    if wanted("ingest") || wanted("egress") {
+        links = step(&mut report, "ingest", |r| bench.ingest(r)).unwrap_or_default();
+    }
+    if wanted("egress") {
+        step(&mut report, "egress", |r| bench.egress(r, &links));
+    }
+    if wanted("e2e") {
+        step(&mut report, "end to end", |r| bench.end_to_end(r));
+    }
+    if wanted("uploads") {
+        step(&mut report, "concurrent uploads", |r| bench.concurrent_uploads(r));
+    }
+    if wanted("client") {
+        step(&mut report, "client memory", |r| bench.client_memory(r));
+    }
+    if wanted("small") {
+        step(&mut report, "small transfers", |r| bench.small_transfers(r));
+    }
+    if wanted("downloads") {
+        step(&mut report, "concurrent downloads", |r| bench.concurrent_downloads(r));
+    }
+    if wanted("micro") {
+        step(&mut report, "policy and log", |r| bench.policy_and_log(r));
+    }
 
     drop(bench);
     report.write(out)?;
