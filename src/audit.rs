@@ -40,6 +40,9 @@ pub enum EventKind {
     DownloadCompleted,
     /// A download broke off; the link is usable again.
     DownloadFailed,
+    /// A ranged read that stopped short of the last byte (a client reading the age header
+    /// first); the link stays usable. The entry carries the `range` served and the bundle `size`.
+    DownloadPartial,
     /// A recipient reported whether the bundle decrypted (code `decrypted` or `failed`).
     DeliveryAcknowledged,
     /// A redemption was refused (the code says why); the link is untouched.
@@ -95,6 +98,7 @@ impl EventKind {
             Self::DownloadStarted => "download.started",
             Self::DownloadCompleted => "download.completed",
             Self::DownloadFailed => "download.failed",
+            Self::DownloadPartial => "download.partial",
             Self::DeliveryAcknowledged => "delivery.acknowledged",
             Self::DownloadRefused => "download.refused",
             Self::TransferRecalled => "transfer.recalled",

@@ -297,20 +297,31 @@ async fn redeem_range(server: &TestServer, who: &str, token: &str, range: &str) 
         .unwrap()
 }
 
-/// The `code` field of the `download.failed` audit entries, in order.
-async fn failure_codes(server: &TestServer) -> Vec<String> {
+/// The audit entries of `event`, in order.
+async fn entries_of(server: &TestServer, event: &str) -> Vec<String> {
     let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
     assert_eq!(status, 200, "{audit}");
     audit["events"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["event"] == "download.failed")
-        .map(|e| {
-            let entry = e["entry"].as_str().unwrap();
-            entry.lines().find_map(|l| l.strip_prefix("code ")).unwrap_or_default().to_owned()
-        })
+        .filter(|e| e["event"] == event)
+        .map(|e| e["entry"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The value of `key` in each entry.
+fn values(entries: &[String], key: &str) -> Vec<String> {
+    let prefix = format!("{key} ");
+    entries
+        .iter()
+        .map(|entry| entry.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The `code` field of the `download.failed` audit entries, in order.
+async fn failure_codes(server: &TestServer) -> Vec<String> {
+    values(&entries_of(server, "download.failed").await, "code")
 }
 
 #[tokio::test]
@@ -338,7 +349,12 @@ async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_rang
     assert_eq!(almost.bytes().await.unwrap().to_vec(), ciphertext[..size - 1]);
     let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
     assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
-    assert_eq!(failure_codes(&server).await, ["partial_range"; 3]);
+    // Each is audited as a partial read, not as a failed download.
+    assert_eq!(failure_codes(&server).await, Vec::<String>::new());
+    let partial = entries_of(&server, "download.partial").await;
+    assert_eq!(values(&partial, "range"), ["0-99".to_owned(), "1000-1999".into(), format!("0-{}", size - 2)]);
+    assert_eq!(values(&partial, "size"), [size.to_string(), size.to_string(), size.to_string()]);
+    assert!(partial.iter().all(|e| e.contains("\nlink ")), "{partial:?}");
     assert!(!server.events().await.iter().any(|e| e == "download.completed"));
 
     // A last position past the end is clamped to the end (RFC 9110): that range uses the link up.
@@ -348,6 +364,51 @@ async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_rang
     assert_eq!(tail.bytes().await.unwrap().to_vec(), ciphertext[size - 10..]);
     let events = server.events().await;
     assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1, "{events:?}");
+    let (status, body) = server.redeem(&alice, &token).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_closed_range_that_stops_short_must_end_within_the_first_mib_and_a_refusal_leaves_the_link_usable() {
+    const MIB: usize = 1 << 20;
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let ciphertext = encrypt(&[&id.to_public().to_string()], &noise(3 << 20));
+    let (status, upload) = server.upload(&bob, &["hmpps/alice"], "", ciphertext.clone()).await;
+    assert_eq!(status, 201, "{upload}");
+    let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
+    let size = ciphertext.len();
+    assert!(size > 2 * MIB + 1);
+
+    // Past the first MiB and short of the last byte: refused, whatever the start.
+    for range in [format!("bytes=0-{MIB}"), format!("bytes=0-{}", size - 2), format!("bytes={MIB}-{}", 2 * MIB)] {
+        let r = redeem_range(&server, &alice, &token, &range).await;
+        assert_eq!(r.status().as_u16(), 416, "{range}");
+        assert_eq!(r.headers()["content-range"], format!("bytes */{size}"), "{range}");
+        let (_, body) = common::status_json(r).await;
+        assert_eq!(code(&body), "range_not_satisfiable", "{range}: {body}");
+        let message = body.to_string();
+        assert!(message.contains("first MiB") && message.contains("bytes=N-"), "{range}: {message}");
+    }
+    let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
+    assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
+    assert_eq!(failure_codes(&server).await, ["range_not_satisfiable"; 3]);
+    assert!(entries_of(&server, "download.partial").await.is_empty());
+
+    // The whole first MiB is still served, and gives the link back.
+    let head = redeem_range(&server, &alice, &token, &format!("bytes=0-{}", MIB - 1)).await;
+    assert_eq!(head.status().as_u16(), 206);
+    let mut got = head.bytes().await.unwrap().to_vec();
+    assert_eq!(got, ciphertext[..MIB]);
+    assert_eq!(values(&entries_of(&server, "download.partial").await, "range"), [format!("0-{}", MIB - 1)]);
+
+    // A closed range that reaches the last byte may start anywhere; it uses the link up.
+    let rest = redeem_range(&server, &alice, &token, &format!("bytes={MIB}-{}", size - 1)).await;
+    assert_eq!(rest.status().as_u16(), 206);
+    got.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(got, ciphertext);
+    assert_eq!(server.events().await.iter().filter(|e| *e == "download.completed").count(), 1);
     let (status, body) = server.redeem(&alice, &token).await;
     assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
     server.stop().await;

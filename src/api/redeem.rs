@@ -5,7 +5,10 @@
 //! last byte, and released (usable again) if the stream is dropped before that. A `Range`
 //! (RFC 9110 section 14) asks for part of the ciphertext: `bytes=N-` resumes a broken download,
 //! `bytes=A-B` reads a slice (a client checks the age header this way before it takes the rest);
-//! a range that stops short of the last byte gives the link back as soon as it has been sent.
+//! a range that stops short of the last byte gives the link back as soon as it has been sent
+//! (`download.partial`). Such a range must end within the first [`CLOSED_RANGE_WINDOW`] bytes,
+//! where the header is: otherwise a recipient could read all but the last byte again and again
+//! and never use the link up.
 
 use std::sync::Arc;
 
@@ -29,6 +32,11 @@ use crate::ids::BearerSecret;
 use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::server::Gateway;
 use crate::store::{Lease, LeaseEnd, RedeemRefusal};
+
+/// How far into a bundle a closed range that stops short of the last byte may reach: the age
+/// header is read within it (`sealpost fetch` keeps at most 1 MiB of header, its `MAX_HEADER`).
+/// A closed range ending beyond it is answered 416 and the link stays as it was.
+const CLOSED_RANGE_WINDOW: u64 = 1 << 20;
 
 /// The retrieval routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -142,21 +150,25 @@ async fn redeem(
     };
     let guard = LeaseGuard { gw: gw.clone(), lease: Some(lease.clone()) };
     if start >= lease.size {
+        let size = lease.size;
         let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
-        let mut e = ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range_not_satisfiable",
-            format!("the bundle has {} bytes: resume from an offset below that", lease.size),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", lease.size)) {
-            e.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-        return Ok(e);
+        return Ok(unsatisfiable(size, format!("the bundle has {size} bytes: resume from an offset below that")));
     }
     // RFC 9110 section 14.1.2: a last position beyond the end means the end.
     let last = asked.and_then(|a| a.last).map_or(lease.size - 1, |last| last.min(lease.size - 1));
     let served = Served { start, last, size: lease.size };
+    if !served.completes() && last >= CLOSED_RANGE_WINDOW {
+        let size = lease.size;
+        let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
+        return Ok(unsatisfiable(
+            size,
+            format!(
+                "a closed range (`bytes=A-B`) that stops short of the last byte serves only the first MiB of the \
+                 bundle, to read its age header (B below {CLOSED_RANGE_WINDOW}): the bundle has {size} bytes, so \
+                 resume with `bytes=N-`, which uses the link up when the last byte goes"
+            ),
+        ));
+    }
     let blob = match gw.blobs.get_from(&lease.object_key, start).await {
         Ok(blob) => blob,
         Err(e) => {
@@ -187,6 +199,16 @@ async fn redeem(
         h.insert("x-sealpost-transfer", v);
     }
     Ok(response)
+}
+
+/// A 416 `range_not_satisfiable` answer with `Content-Range: bytes */SIZE` (RFC 9110 section
+/// 15.5.17), so the client learns the size.
+fn unsatisfiable(size: u64, message: String) -> Response {
+    let mut e = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", message).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        e.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    e
 }
 
 /// Asks the `download` policy, for a link addressed to the caller (anything else is answered by
@@ -287,8 +309,9 @@ async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
 /// served is handed to the HTTP layer: HTTP/1.1 with a known length never polls a body past its
 /// last byte, so the record is written just before that chunk goes, and if it cannot be written
 /// the chunk does not go. A range that reaches the end of the bundle uses the link up; a range
-/// that stops short gives it back (`partial_range`), so a client that asked only for the age
-/// header can try again once it has checked it. Dropped earlier, the guard gives the link back.
+/// that stops short gives it back ([`LeaseEnd::Released`], audited as `download.partial`), so a
+/// client that asked only for the age header can come back for the rest once it has checked it.
+/// Dropped earlier, the guard gives the link back.
 fn download_stream(
     blob: BoxStream<'static, Result<Bytes, BlobError>>,
     guard: LeaseGuard,
@@ -321,8 +344,11 @@ fn download_stream(
                 if sent == last + 1
                     && let Some(g) = guard.take()
                 {
-                    let end =
-                        if served.completes() { LeaseEnd::Completed } else { LeaseEnd::BrokenOff("partial_range") };
+                    let end = if served.completes() {
+                        LeaseEnd::Completed
+                    } else {
+                        LeaseEnd::Released { first: start, last }
+                    };
                     if !g.end(end).await {
                         return Some((Err(std::io::Error::other("could not record the end of the download")), None));
                     }

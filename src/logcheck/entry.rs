@@ -9,12 +9,13 @@ use crate::audit::{ENTRY_VERSION, MAX_ENTRY_BYTES};
 const FIXED_KEYS: [&str; 6] = ["event", "time", "actor", "transfer", "subject", "code"];
 
 /// The facts each lifecycle event must carry, besides `event` and `time`.
-const REQUIRED: [(&str, &[&str]); 7] = [
+const REQUIRED: [(&str, &[&str]); 8] = [
     ("upload.accepted", &["transfer", "size", "digest"]),
     ("link.issued", &["transfer", "subject", "link"]),
     ("download.started", &["transfer", "link"]),
     ("download.completed", &["transfer", "link", "size", "digest"]),
     ("download.failed", &["transfer", "link"]),
+    ("download.partial", &["transfer", "link", "range", "size"]),
     ("link.revoked", &["transfer", "link"]),
     ("link.expired", &["transfer", "link"]),
 ];
@@ -310,6 +311,24 @@ mod tests {
         assert_eq!((entry.subject(), entry.code()), (None, None));
         assert_eq!(entry.link(), Some("c".repeat(32).as_str()));
         assert_eq!((entry.size(), entry.digest()), (Some(12), Some(DIGEST)));
+    }
+
+    #[test]
+    fn a_partial_download_needs_its_link_range_and_size() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).single().expect("valid time");
+        let event = Event::new(EventKind::DownloadPartial)
+            .actor(&UserId::generate())
+            .transfer(&TransferId::generate())
+            .field("range", "0-63")
+            .field("size", 5000)
+            .field("link", "c".repeat(32));
+        let text = event.entry(at);
+        let entry = parse_entry(text.as_bytes()).unwrap();
+        assert_eq!((entry.event(), entry.get("range"), entry.size()), ("download.partial", Some("0-63"), Some(5000)));
+        assert_eq!(
+            parse_entry(text.replace("range 0-63\n", "").as_bytes()),
+            Err(EntryError::MissingField { event: "download.partial".into(), key: "range" })
+        );
     }
 
     #[test]

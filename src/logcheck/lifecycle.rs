@@ -108,7 +108,11 @@ impl Lifecycle {
                     self.ended_transfers.entry(transfer.to_owned()).or_insert_with(|| (event.to_owned(), index));
                 }
             }
-            "download.started" | "download.completed" | "download.failed" => self.download(index, entry)?,
+            // A partial range, like a failure, must name a known link of its transfer, and
+            // leaves the link usable: it is not a completion.
+            "download.started" | "download.completed" | "download.failed" | "download.partial" => {
+                self.download(index, entry)?;
+            }
             _ => {}
         }
         Ok(())

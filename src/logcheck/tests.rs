@@ -58,6 +58,10 @@ fn link_event(event: &str, t: &str, l: &str) -> Vec<u8> {
     entry(event, &[("transfer", t), ("link", l)])
 }
 
+fn partial(t: &str, l: &str, range: &str) -> Vec<u8> {
+    entry("download.partial", &[("transfer", t), ("link", l), ("range", range), ("size", "12")])
+}
+
 fn completed(t: &str, l: &str, d: &str) -> Vec<u8> {
     entry("download.completed", &[("transfer", t), ("link", l), ("size", "12"), ("digest", d)])
 }
@@ -316,6 +320,20 @@ fn each_lifecycle_violation_is_reported_with_its_entry() {
             Violation::UnknownLink { index: 1, event: "download.completed".into(), link: l1.clone() },
         ),
         (
+            vec![upload(&t, &d1), partial(&t, &l1, "0-63")],
+            Violation::UnknownLink { index: 1, event: "download.partial".into(), link: l1.clone() },
+        ),
+        (
+            vec![upload(&t, &d1), upload(&u, &d2), issued(&t, &l1), partial(&u, &l1, "0-63")],
+            Violation::LinkTransferMismatch {
+                index: 3,
+                event: "download.partial".into(),
+                link: l1.clone(),
+                transfer: u.clone(),
+                issued_for: t.clone(),
+            },
+        ),
+        (
             vec![upload(&t, &d1), upload(&u, &d2), issued(&t, &l1), started(&u, &l1)],
             Violation::LinkTransferMismatch {
                 index: 3,
@@ -376,11 +394,13 @@ fn failed_downloads_can_be_retried_and_a_malformed_entry_is_named() {
         upload(&t, &digest(1)),
         issued(&t, &l1),
         link_event("download.started", &t, &l1),
+        partial(&t, &l1, "0-63"),
+        link_event("download.started", &t, &l1),
         link_event("download.failed", &t, &l1),
         link_event("download.started", &t, &l1),
         completed(&t, &l1, &digest(1)),
     ];
-    assert_eq!(verify(&publish(&retried), None).unwrap().size, 6);
+    assert_eq!(verify(&publish(&retried), None).unwrap().size, 8);
     let broken = vec![upload(&t, &digest(1)), b"sealpost.audit/v1\nevent x.y\n".to_vec()];
     assert_eq!(
         verify(&publish(&broken), None).unwrap_err(),

@@ -1,4 +1,5 @@
-//! One-time links: lease on redemption, use up on the last byte, release on a broken download.
+//! One-time links: lease on redemption, use up on the last byte, release on a broken download
+//! or a partial range.
 //!
 //! Redemption is one conditional `UPDATE … WHERE state = 'issued' … RETURNING`: under any
 //! concurrency exactly one caller gets the lease, and nobody reads a state and then writes it.
@@ -67,6 +68,14 @@ pub enum LeaseEnd {
     Completed,
     /// It broke off for this reason: the link is usable again.
     BrokenOff(&'static str),
+    /// A closed range `first..=last` that stops short of the last byte was served in full: the
+    /// link is usable again, and the trail says `download.partial`, not a failure.
+    Released {
+        /// The first byte served.
+        first: u64,
+        /// The last byte served (below the bundle's last byte).
+        last: u64,
+    },
 }
 
 impl Store {
@@ -156,7 +165,8 @@ impl Store {
         Ok(Err(refusal))
     }
 
-    /// Ends a lease: used up after the last byte, or released for another try.
+    /// Ends a lease: used up after the last byte, or released for another try (after a break or a
+    /// partial range).
     pub async fn end_lease(&self, lease: &Lease, end: LeaseEnd, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let (changed, event) = match end {
@@ -174,14 +184,13 @@ impl Store {
                 (changed, event)
             }
             LeaseEnd::BrokenOff(reason) => {
-                let changed = sqlx::query(
-                    "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = ? AND lease_id = ? AND state = 'leased'",
-                )
-                .bind(lease.link.as_str())
-                .bind(&lease.lease_id)
-                .execute(&mut *tx)
-                .await?;
-                (changed, Event::new(EventKind::DownloadFailed).code(reason))
+                (release(&mut tx, lease).await?, Event::new(EventKind::DownloadFailed).code(reason))
+            }
+            LeaseEnd::Released { first, last } => {
+                let event = Event::new(EventKind::DownloadPartial)
+                    .field("range", format!("{first}-{last}"))
+                    .field("size", lease.size);
+                (release(&mut tx, lease).await?, event)
             }
         };
         let mut event = event.actor(&lease.recipient).transfer(&lease.transfer).field("link", &lease.link);
@@ -214,4 +223,18 @@ impl Store {
         tx.commit().await?;
         Ok(reset.len() as u64)
     }
+}
+
+/// Gives a leased link back (`issued`, no lease), unless a recall or a newer lease got there first.
+async fn release(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    lease: &Lease,
+) -> Result<sqlx::sqlite::SqliteQueryResult, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = ? AND lease_id = ? AND state = 'leased'",
+    )
+    .bind(lease.link.as_str())
+    .bind(&lease.lease_id)
+    .execute(&mut **tx)
+    .await?)
 }
