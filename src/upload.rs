@@ -149,7 +149,7 @@ pub async fn receive<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    let mut hasher = Sha256::new();
+    let mut hasher = Hashing::Inline(Sha256::new(), 0);
     let mut inspector = Inspector::new(rules.envelope.clone());
     let mut size: u64 = 0;
     let mut header_checked = false;
@@ -159,7 +159,7 @@ where
         if size > rules.max_size {
             return Err((UploadError::Refused(Refusal::TooLarge { limit: rules.max_size }), size));
         }
-        hasher.update(&chunk);
+        hasher.update(&chunk).await;
         if let Err(e) = inspector.update(&chunk) {
             return Err((UploadError::Refused(Refusal::Envelope(e)), size));
         }
@@ -167,11 +167,147 @@ where
             check_header(header, expected_types, rules).map_err(|r| (UploadError::Refused(r), size))?;
             header_checked = true;
         }
-        staged.write(&chunk).await.map_err(|e| (e.into(), size))?;
+        staged.write_bytes(chunk).await.map_err(|e| (e.into(), size))?;
     }
     let envelope = inspector.finish().map_err(|e| (UploadError::Refused(Refusal::Envelope(e)), size))?;
     if !header_checked {
         check_header(&envelope.header, expected_types, rules).map_err(|r| (UploadError::Refused(r), size))?;
     }
-    Ok(Received { staged, size, digest: format!("sha256:{}", hex::encode(hasher.finalize())), envelope })
+    let digest = hasher.finish().await.map_err(|e| (UploadError::Blob(BlobError::Io(e)), size))?;
+    Ok(Received { staged, size, digest: format!("sha256:{}", hex::encode(digest)), envelope })
+}
+
+/// Bytes hashed on the receiving task before hashing moves to a thread of its own: small
+/// uploads never start one.
+const INLINE_HASH: u64 = 1 << 20;
+/// Body pieces queued for the hashing thread.
+const HASH_QUEUE: usize = 8;
+
+/// SHA-256 of an upload: on the receiving task at first, then on its own thread, fed clones
+/// of the body's pieces (no copy) through a short queue, so that on a multi-core machine
+/// hashing runs alongside receiving and inspecting instead of after them.
+#[derive(Debug)]
+enum Hashing {
+    /// Hashed here; bytes so far.
+    Inline(Sha256, u64),
+    /// Hashed by a thread.
+    Thread { queue: tokio::sync::mpsc::Sender<Bytes>, digest: tokio::sync::oneshot::Receiver<[u8; 32]> },
+}
+
+impl Hashing {
+    /// Adds a piece of the body.
+    async fn update(&mut self, piece: &Bytes) {
+        match self {
+            Self::Inline(hasher, hashed) => {
+                hasher.update(piece);
+                *hashed += piece.len() as u64;
+                if *hashed >= INLINE_HASH
+                    && let Some(thread) = Self::spawn(hasher.clone())
+                {
+                    *self = thread;
+                }
+            }
+            Self::Thread { queue, .. } => {
+                // A closed queue means the thread is gone: `finish` reports it.
+                let _ = queue.send(piece.clone()).await;
+            }
+        }
+    }
+
+    /// Moves `hasher` to a thread; `None` if no thread can be started (hashing stays here).
+    fn spawn(mut hasher: Sha256) -> Option<Self> {
+        let (queue, mut pieces) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
+        let (report, digest) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("sealpost-hash".to_owned())
+            .spawn(move || {
+                while let Some(piece) = pieces.blocking_recv() {
+                    hasher.update(&piece);
+                }
+                let _ = report.send(hasher.finalize().into());
+            })
+            .ok()?;
+        Some(Self::Thread { queue, digest })
+    }
+
+    /// The digest of everything added.
+    async fn finish(self) -> std::io::Result<[u8; 32]> {
+        match self {
+            Self::Inline(hasher, _) => Ok(hasher.finalize().into()),
+            Self::Thread { queue, digest } => {
+                drop(queue);
+                digest.await.map_err(|_| std::io::Error::other("the hashing thread stopped"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::prelude::BASE64_STANDARD_NO_PAD;
+    use rand::RngCore as _;
+
+    use super::*;
+    use crate::blobs::BlobStore;
+    use crate::ids::TransferId;
+
+    /// A file with a well-formed X25519 header and `payload_len` random payload bytes.
+    fn age_like(payload_len: usize) -> Vec<u8> {
+        let mut random = vec![0u8; 64 + payload_len];
+        rand::thread_rng().fill_bytes(&mut random);
+        let mut share = [0u8; 32];
+        share[0] = 9;
+        let mut file = format!(
+            "age-encryption.org/v1\n-> X25519 {}\n{}\n--- {}\n",
+            BASE64_STANDARD_NO_PAD.encode(share),
+            BASE64_STANDARD_NO_PAD.encode(&random[..32]),
+            BASE64_STANDARD_NO_PAD.encode(&random[32..64]),
+        )
+        .into_bytes();
+        file.extend_from_slice(&random[64..]);
+        file
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_in_small_pieces_is_staged_and_hashed_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = BlobStore::open(dir.path()).await.expect("open");
+        let rules =
+            UploadRules { max_size: 1 << 30, envelope: envelope::Limits::default(), allow_unknown_stanzas: false };
+        // Past the inline-hash and staging thresholds; pieces both smaller and larger than a
+        // staged write.
+        let file = age_like(16 + 80 * (64 * 1024 + 16) + 100);
+        for piece in [7_000, 300_000] {
+            let id = TransferId::generate();
+            let pieces: Vec<Result<Bytes, std::io::Error>> =
+                file.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            let mut body = futures_util::stream::iter(pieces);
+            let staged = blobs.stage(&id).await.expect("stage");
+            let received = receive(&mut body, staged, &["X25519"], &rules).await.expect("accepted");
+            assert_eq!(received.size, file.len() as u64);
+            assert_eq!(received.digest, format!("sha256:{}", hex::encode(Sha256::digest(&file))));
+            let key = BlobStore::key_for(&id);
+            blobs.commit(received.staged, &key).await.expect("commit");
+            let stored = std::fs::read(dir.path().join("blobs").join(&key)).expect("read");
+            assert!(stored == file, "stored bytes differ ({piece})");
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("read").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_large_upload_leaves_nothing_staged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = BlobStore::open(dir.path()).await.expect("open");
+        let rules =
+            UploadRules { max_size: 3 << 20, envelope: envelope::Limits::default(), allow_unknown_stanzas: false };
+        let file = age_like(16 + 80 * (64 * 1024 + 16));
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            file.chunks(100_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let mut body = futures_util::stream::iter(pieces);
+        let staged = blobs.stage(&TransferId::generate()).await.expect("stage");
+        let refused = receive(&mut body, staged, &["X25519"], &rules).await.expect_err("too large");
+        assert!(matches!(refused.0, UploadError::Refused(Refusal::TooLarge { .. })));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("read").count(), 0);
+    }
 }
