@@ -67,13 +67,55 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
 
 /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, fsync dir.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    let tmp = stage(path, bytes)?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Writes `bytes` to a durable temporary file beside `path`; returns its path.
+fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf, LogError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    Ok(tmp)
+}
+
+/// Runs `f` on every item on its own thread, so their fsyncs overlap; the first error wins.
+fn each_in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, LogError> + Sync,
+) -> Result<Vec<R>, LogError> {
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items.iter().map(|item| scope.spawn(move || f(item))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(LogError::Corrupt("a log writer thread panicked".to_owned()))))
+            .collect()
+    })
+}
+
+/// [`write_atomic`] for several files at once, with their fsyncs overlapping instead of one
+/// after another: every file is durable in a temporary file before any is renamed into place,
+/// and every directory is fsynced once, after the renames. When this returns all are durable;
+/// if it fails, some may be in place, which is harmless for tiles (rewritten by the next round,
+/// and never referenced before the checkpoint that is written after them).
+fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<(), LogError> {
+    let staged = each_in_parallel(files, |(path, bytes)| stage(path, bytes))?;
+    for ((path, _), tmp) in files.iter().zip(&staged) {
+        std::fs::rename(tmp, path).map_err(io(path))?;
+    }
+    let dirs: Vec<&Path> = files
+        .iter()
+        .map(|(path, _)| path.parent().unwrap_or(Path::new(".")))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    each_in_parallel(&dirs, |dir| std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir)))?;
+    Ok(())
 }
 
 /// The log's state in memory: its size, right edge, and the signed checkpoint.
@@ -343,6 +385,7 @@ impl Log {
         let note = tokio::task::spawn_blocking(move || -> Result<String, LogError> {
             let frontier = written;
             let mut old = reader(&dir, size);
+            let mut files = Vec::new();
             for tile in tiles::tiles_added(size, new_size) {
                 let bytes = tile
                     .contents(|level, index| match new_nodes.get(&(level, index)) {
@@ -350,16 +393,17 @@ impl Log {
                         None => old.perfect_hash(level, index).map_err(|e| e.to_string()),
                     })
                     .map_err(|e| LogError::Corrupt(format!("building {}: {e}", tile.path())))?;
-                write_atomic(&dir.join(tile.path()), &bytes)?;
+                files.push((dir.join(tile.path()), bytes));
                 if tile.level() == 0 {
                     let start = tile.index() * 256;
                     let entries: Vec<&Vec<u8>> = (start..start + u64::from(tile.width()))
                         .map(|i| new_entries.get(&i).ok_or_else(|| LogError::Corrupt(format!("entry {i} missing"))))
                         .collect::<Result<_, _>>()?;
                     let bundle = tiles::encode_bundle(&entries).map_err(|e| LogError::Corrupt(e.to_string()))?;
-                    write_atomic(&dir.join(tile.entries_path()), &bundle)?;
+                    files.push((dir.join(tile.entries_path()), bundle));
                 }
             }
+            write_all_atomic(&files)?;
             sign(&signers, &frontier)
         })
         .await
