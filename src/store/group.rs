@@ -1,33 +1,41 @@
-//! Group commit for accepted uploads: many small transfers arriving together share one durable
-//! transaction (one WAL fsync) instead of queueing for one each.
+//! Group commit: writes that arrive together share one durable transaction (one WAL fsync)
+//! instead of queueing for one each. Accepted uploads and download leases, the writes that come
+//! in crowds, go through it.
 //!
-//! One task owns the batching. An upload hands over its rows and waits; the task takes every
-//! upload queued while the previous commit was running, writes each inside its own savepoint
-//! (one failing insert is rolled back alone), commits once, and only then answers each caller.
-//! So no upload hears "accepted" before its rows are on disk, exactly as with a transaction of
-//! its own; a lone upload is committed at once, without waiting for company.
+//! One task owns the batching. A caller hands over its work and waits; the task takes every
+//! piece of work queued while the previous commit was running, runs each inside its own
+//! savepoint (one that fails is rolled back alone), commits once, and only then answers each
+//! caller. So nobody hears "done" before their rows are on disk, exactly as with a transaction
+//! of their own; work that arrives alone is committed at once, without waiting for company.
 
-use sqlx::SqlitePool;
+use futures_util::future::BoxFuture;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::transfers::{Insert, write_insert};
 
-/// The most uploads in one transaction (bounds the time the write lock is held).
+/// The most pieces of work in one transaction (bounds the time the write lock is held).
 const MAX_BATCH: usize = 128;
 
-type Job = (Insert, oneshot::Sender<Result<u64, StoreError>>);
+/// The transaction a piece of work runs in.
+pub(super) type Tx = Transaction<'static, Sqlite>;
 
-/// The handle uploads submit to.
+/// Tells a caller how the commit went (`None`: committed), handing over its result.
+type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// A caller's work, type-erased: `Err(())` when it failed (and has told its caller why).
+type Work = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<Done, ()>> + Send>;
+
+/// The handle callers submit to.
 #[derive(Debug)]
 pub(super) struct GroupCommit {
-    queue: mpsc::UnboundedSender<Job>,
+    queue: mpsc::UnboundedSender<Work>,
 }
 
 impl GroupCommit {
     /// Starts the committing task on the current runtime.
     pub(super) fn start(pool: SqlitePool) -> Self {
-        let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
+        let (queue, mut jobs) = mpsc::unbounded_channel::<Work>();
         tokio::spawn(async move {
             while let Some(first) = jobs.recv().await {
                 let mut batch = vec![first];
@@ -43,12 +51,34 @@ impl GroupCommit {
         Self { queue }
     }
 
-    /// Commits one upload's rows (with others queued at the same time); returns the index of
-    /// its `upload.accepted` audit event once the transaction is durable.
-    pub(super) async fn submit(&self, insert: Insert) -> Result<u64, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue.send((insert, reply)).map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
-        answer.await.map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?
+    /// Runs `work` in a transaction shared with whatever else is queued, and returns its result
+    /// once that transaction is durable. An error from `work` rolls back its own writes only.
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Work = Box::new(move |tx| {
+            Box::pin(async move {
+                match work(tx).await {
+                    Ok(value) => {
+                        let done: Done = Box::new(move |failed| {
+                            let _ = reply.send(failed.map_or(Ok(value), |e| Err(shared(e))));
+                        });
+                        Ok(done)
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Err(())
+                    }
+                }
+            })
+        });
+        // Work dropped unrun (the database could not even start a transaction) reads as busy:
+        // nothing was written, and trying again is the right answer.
+        self.queue.send(job).map_err(|_| StoreError::Busy)?;
+        answer.await.map_err(|_| StoreError::Busy)?
     }
 }
 
@@ -61,63 +91,40 @@ fn shared(e: &StoreError) -> StoreError {
     }
 }
 
-async fn commit(pool: &SqlitePool, batch: Vec<Job>) {
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => {
+async fn commit(pool: &SqlitePool, batch: Vec<Work>) {
+    let Ok(mut tx) = pool.begin_with("BEGIN IMMEDIATE").await else {
+        tracing::warn!(work = batch.len(), "could not start a write transaction");
+        return;
+    };
+    let mut done = Vec::with_capacity(batch.len());
+    for work in batch {
+        let result: Result<(), sqlx::Error> = async {
+            sqlx::query("SAVEPOINT work").execute(&mut *tx).await?;
+            if let Ok(d) = work(&mut tx).await {
+                sqlx::query("RELEASE work").execute(&mut *tx).await?;
+                done.push(d);
+            } else {
+                sqlx::query("ROLLBACK TO work").execute(&mut *tx).await?;
+                sqlx::query("RELEASE work").execute(&mut *tx).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            // The transaction itself broke: nothing of the batch commits. Work not yet run is
+            // dropped, which its callers hear as busy.
             let e = StoreError::from(e);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(shared(&e)));
+            for d in done {
+                d(Some(&e));
             }
             return;
         }
-    };
-    let mut written = Vec::with_capacity(batch.len());
-    let mut batch = batch.into_iter();
-    while let Some((insert, reply)) = batch.next() {
-        let result: Result<Result<u64, StoreError>, sqlx::Error> = async {
-            sqlx::query("SAVEPOINT upload").execute(&mut *tx).await?;
-            match write_insert(&mut tx, &insert).await {
-                Ok(idx) => {
-                    sqlx::query("RELEASE upload").execute(&mut *tx).await?;
-                    Ok(Ok(idx))
-                }
-                Err(e) => {
-                    sqlx::query("ROLLBACK TO upload").execute(&mut *tx).await?;
-                    sqlx::query("RELEASE upload").execute(&mut *tx).await?;
-                    Ok(Err(e))
-                }
-            }
-        }
-        .await;
-        match result {
-            Ok(Ok(idx)) => written.push((reply, idx)),
-            // This upload's own rows were refused and rolled back; the others go on.
-            Ok(Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            // The transaction itself broke: nothing of the batch can be trusted to commit.
-            Err(e) => {
-                let e = StoreError::from(e);
-                let _ = reply.send(Err(shared(&e)));
-                for reply in written.into_iter().map(|(reply, _)| reply).chain(batch.map(|(_, reply)| reply)) {
-                    let _ = reply.send(Err(shared(&e)));
-                }
-                return;
-            }
-        }
     }
     match tx.commit().await {
-        Ok(()) => {
-            for (reply, idx) in written {
-                let _ = reply.send(Ok(idx));
-            }
-        }
+        Ok(()) => done.into_iter().for_each(|d| d(None)),
         Err(e) => {
             let e = StoreError::from(e);
-            for (reply, _) in written {
-                let _ = reply.send(Err(shared(&e)));
-            }
+            done.into_iter().for_each(|d| d(Some(&e)));
         }
     }
 }

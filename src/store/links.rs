@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
+use super::group::Tx;
 use super::{Store, StoreError, append, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{LinkId, SecretHash, TransferId, UserId};
@@ -87,122 +88,137 @@ impl Store {
         token: &SecretHash,
         now: DateTime<Utc>,
     ) -> Result<Result<Lease, RedeemRefusal>, StoreError> {
-        let mut tx = self.write().await?;
-        let lease_id = LinkId::generate().to_string();
-        let leased = sqlx::query(
-            "UPDATE links SET state = 'leased', lease_id = ?1 \
-             WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 \
-               AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
-                           AND t.object_key IS NOT NULL AND t.recalled_at IS NULL AND t.status = 'released') \
-             RETURNING id, transfer_id",
-        )
-        .bind(&lease_id)
-        .bind(&token.0[..])
-        .bind(user.as_str())
-        .bind(ms(now))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = leased {
-            let link = LinkId::from_db(row.get("id"));
-            let transfer = TransferId::from_db(row.get("transfer_id"));
-            let t = sqlx::query("SELECT object_key, size, digest FROM transfers WHERE id = ?")
-                .bind(transfer.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            let lease = Lease {
-                link,
-                lease_id,
-                transfer,
-                recipient: user.clone(),
-                object_key: t.get("object_key"),
-                size: u64::try_from(t.get::<i64, _>("size")).unwrap_or_default(),
-                digest: t.get("digest"),
-            };
-            let event =
-                Event::new(EventKind::DownloadStarted).actor(user).transfer(&lease.transfer).field("link", &lease.link);
-            append(&mut tx, &event, now).await?;
-            tx.commit().await?;
-            return Ok(Ok(lease));
-        }
-        // Refused: find out why, for the caller's answer and the audit trail. The decision
-        // above was already taken atomically; this read only explains it.
-        let row = sqlx::query(
-            "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at, t.status \
-             FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = ?",
-        )
-        .bind(&token.0[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut event = Event::new(EventKind::DownloadRefused).actor(user);
-        let refusal = match row {
-            None => {
-                event = event.field("reason", "unknown_token");
-                RedeemRefusal::NotFound
-            }
-            Some(row) => {
-                event = event
-                    .transfer(&TransferId::from_db(row.get("transfer_id")))
-                    .field("link", row.get::<String, _>("id"));
-                let state: String = row.get("state");
-                if row.get::<String, _>("recipient_id") != user.as_str() {
-                    event = event.field("reason", "not_addressed");
-                    RedeemRefusal::NotFound
-                } else if state == "used" {
-                    RedeemRefusal::Used
-                } else if state == "revoked" || row.get::<Option<i64>, _>("recalled_at").is_some() {
-                    RedeemRefusal::Revoked
-                } else if state == "leased" {
-                    RedeemRefusal::InUse
-                } else if row.get::<String, _>("status") == "held" && row.get::<i64, _>("expires_at") > ms(now) {
-                    RedeemRefusal::AwaitingApproval
-                } else {
-                    RedeemRefusal::Expired
-                }
-            }
-        };
-        append(&mut tx, &event.code(refusal.code()), now).await?;
-        tx.commit().await?;
-        Ok(Err(refusal))
+        let (user, token) = (user.clone(), token.clone());
+        self.group.run(move |tx| Box::pin(lease_in(tx, user, token, now))).await
     }
+}
 
+/// [`Store::lease`], inside a (shared) transaction.
+async fn lease_in(
+    tx: &mut Tx,
+    user: UserId,
+    token: SecretHash,
+    now: DateTime<Utc>,
+) -> Result<Result<Lease, RedeemRefusal>, StoreError> {
+    let user = &user;
+    let lease_id = LinkId::generate().to_string();
+    let leased = sqlx::query(
+        "UPDATE links SET state = 'leased', lease_id = ?1 \
+         WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 \
+           AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
+                       AND t.object_key IS NOT NULL AND t.recalled_at IS NULL AND t.status = 'released') \
+         RETURNING id, transfer_id",
+    )
+    .bind(&lease_id)
+    .bind(&token.0[..])
+    .bind(user.as_str())
+    .bind(ms(now))
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = leased {
+        let link = LinkId::from_db(row.get("id"));
+        let transfer = TransferId::from_db(row.get("transfer_id"));
+        let t = sqlx::query("SELECT object_key, size, digest FROM transfers WHERE id = ?")
+            .bind(transfer.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        let lease = Lease {
+            link,
+            lease_id,
+            transfer,
+            recipient: user.clone(),
+            object_key: t.get("object_key"),
+            size: u64::try_from(t.get::<i64, _>("size")).unwrap_or_default(),
+            digest: t.get("digest"),
+        };
+        let event =
+            Event::new(EventKind::DownloadStarted).actor(user).transfer(&lease.transfer).field("link", &lease.link);
+        append(tx, &event, now).await?;
+        return Ok(Ok(lease));
+    }
+    // Refused: find out why, for the caller's answer and the audit trail. The decision
+    // above was already taken atomically; this read only explains it.
+    let row = sqlx::query(
+        "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at, t.status \
+         FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = ?",
+    )
+    .bind(&token.0[..])
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut event = Event::new(EventKind::DownloadRefused).actor(user);
+    let refusal = match row {
+        None => {
+            event = event.field("reason", "unknown_token");
+            RedeemRefusal::NotFound
+        }
+        Some(row) => {
+            event =
+                event.transfer(&TransferId::from_db(row.get("transfer_id"))).field("link", row.get::<String, _>("id"));
+            let state: String = row.get("state");
+            if row.get::<String, _>("recipient_id") != user.as_str() {
+                event = event.field("reason", "not_addressed");
+                RedeemRefusal::NotFound
+            } else if state == "used" {
+                RedeemRefusal::Used
+            } else if state == "revoked" || row.get::<Option<i64>, _>("recalled_at").is_some() {
+                RedeemRefusal::Revoked
+            } else if state == "leased" {
+                RedeemRefusal::InUse
+            } else if row.get::<String, _>("status") == "held" && row.get::<i64, _>("expires_at") > ms(now) {
+                RedeemRefusal::AwaitingApproval
+            } else {
+                RedeemRefusal::Expired
+            }
+        }
+    };
+    append(tx, &event.code(refusal.code()), now).await?;
+    Ok(Err(refusal))
+}
+
+impl Store {
     /// Ends a lease: used up after the last byte, or released for another try (after a break or a
     /// partial range).
     pub async fn end_lease(&self, lease: &Lease, end: LeaseEnd, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        let (changed, event) = match end {
-            LeaseEnd::Completed => {
-                let changed = sqlx::query(
-                    "UPDATE links SET state = 'used', used_at = ? WHERE id = ? AND lease_id = ? AND state = 'leased'",
-                )
-                .bind(ms(now))
-                .bind(lease.link.as_str())
-                .bind(&lease.lease_id)
-                .execute(&mut *tx)
-                .await?;
-                let event =
-                    Event::new(EventKind::DownloadCompleted).field("size", lease.size).field("digest", &lease.digest);
-                (changed, event)
-            }
-            LeaseEnd::BrokenOff(reason) => {
-                (release(&mut tx, lease).await?, Event::new(EventKind::DownloadFailed).code(reason))
-            }
-            LeaseEnd::Released { first, last } => {
-                let event = Event::new(EventKind::DownloadPartial)
-                    .field("range", format!("{first}-{last}"))
-                    .field("size", lease.size);
-                (release(&mut tx, lease).await?, event)
-            }
-        };
-        let mut event = event.actor(&lease.recipient).transfer(&lease.transfer).field("link", &lease.link);
-        if changed.rows_affected() == 0 {
-            // Recalled while the bytes were flowing: say so rather than pretend.
-            event = event.field("note", "link_revoked_during_download");
-        }
-        append(&mut tx, &event, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let lease = lease.clone();
+        self.group.run(move |tx| Box::pin(end_lease_in(tx, lease, end, now))).await
     }
+}
 
+/// [`Store::end_lease`], inside a (shared) transaction.
+async fn end_lease_in(tx: &mut Tx, lease: Lease, end: LeaseEnd, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let lease = &lease;
+    let (changed, event) = match end {
+        LeaseEnd::Completed => {
+            let changed = sqlx::query(
+                "UPDATE links SET state = 'used', used_at = ? WHERE id = ? AND lease_id = ? AND state = 'leased'",
+            )
+            .bind(ms(now))
+            .bind(lease.link.as_str())
+            .bind(&lease.lease_id)
+            .execute(&mut **tx)
+            .await?;
+            let event =
+                Event::new(EventKind::DownloadCompleted).field("size", lease.size).field("digest", &lease.digest);
+            (changed, event)
+        }
+        LeaseEnd::BrokenOff(reason) => (release(tx, lease).await?, Event::new(EventKind::DownloadFailed).code(reason)),
+        LeaseEnd::Released { first, last } => {
+            let event = Event::new(EventKind::DownloadPartial)
+                .field("range", format!("{first}-{last}"))
+                .field("size", lease.size);
+            (release(tx, lease).await?, event)
+        }
+    };
+    let mut event = event.actor(&lease.recipient).transfer(&lease.transfer).field("link", &lease.link);
+    if changed.rows_affected() == 0 {
+        // Recalled while the bytes were flowing: say so rather than pretend.
+        event = event.field("note", "link_revoked_during_download");
+    }
+    append(tx, &event, now).await?;
+    Ok(())
+}
+
+impl Store {
     /// Releases every lease left by a previous process (no download survives a restart).
     pub async fn reset_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
@@ -226,10 +242,7 @@ impl Store {
 }
 
 /// Gives a leased link back (`issued`, no lease), unless a recall or a newer lease got there first.
-async fn release(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    lease: &Lease,
-) -> Result<sqlx::sqlite::SqliteQueryResult, StoreError> {
+async fn release(tx: &mut Tx, lease: &Lease) -> Result<sqlx::sqlite::SqliteQueryResult, StoreError> {
     Ok(sqlx::query(
         "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = ? AND lease_id = ? AND state = 'leased'",
     )

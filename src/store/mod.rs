@@ -4,8 +4,8 @@
 //! same methods. Every method that changes state writes its audit event in the same transaction,
 //! so a change and its record commit or vanish together. Write transactions start with
 //! `BEGIN IMMEDIATE`, so concurrent writers queue on SQLite's lock instead of failing mid-way.
-//! Accepted uploads, the busiest write, are group-committed (`group.rs`): those arriving together
-//! share one durable transaction, each in its own savepoint.
+//! Accepted uploads and download leases, the writes that come in crowds, are group-committed
+//! (`group.rs`): those arriving together share one durable transaction, each in its own savepoint.
 
 mod accounts;
 mod audit_log;

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::Row as _;
 
+use super::group::Tx;
 use super::{Store, StoreError, append, from_ms, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{LinkId, SecretHash, TransferId, UserId};
@@ -40,7 +41,7 @@ pub struct NewLink {
 
 /// An accepted upload's rows and audit events, owned, for the group committer.
 #[derive(Debug)]
-pub(super) struct Insert {
+struct Insert {
     id: String,
     sender: String,
     size: i64,
@@ -65,7 +66,7 @@ struct InsertLink {
 
 /// Writes one accepted upload (transfer, `upload.accepted`, links, `link.issued`) into `tx`;
 /// returns the index of its `upload.accepted` event.
-pub(super) async fn write_insert(tx: &mut Transaction<'static, Sqlite>, insert: &Insert) -> Result<u64, StoreError> {
+async fn write_insert(tx: &mut Tx, insert: Insert) -> Result<u64, StoreError> {
     sqlx::query(
         "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key, status) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -385,7 +386,7 @@ impl Store {
             links,
             now,
         };
-        self.group.submit(insert).await
+        self.group.run(move |tx| Box::pin(write_insert(tx, insert))).await
     }
 
     /// The links waiting for `user`: issued or in progress, not expired, ciphertext present.
@@ -648,8 +649,11 @@ mod tests {
         // Submitted in one poll, so the committer finds them all queued: one batch, in which the
         // duplicate id fails on its own and the others commit.
         let ids = ["a", "b", "a", "c"];
-        let results =
-            futures_util::future::join_all(ids.iter().map(|id| store.group.submit(insert(id, &sender, now)))).await;
+        let results = futures_util::future::join_all(ids.iter().map(|id| {
+            let job = insert(id, &sender, now);
+            store.group.run(move |tx| Box::pin(write_insert(tx, job)))
+        }))
+        .await;
         assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok(), "{results:?}");
         assert!(results[2].is_err(), "a duplicate transfer id must be refused: {results:?}");
         let mut idx: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
