@@ -15,6 +15,7 @@ use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt as _};
@@ -41,6 +42,11 @@ const SYNC_EVERY: u64 = if cfg!(test) { 1 << 20 } else { 32 << 20 };
 /// a wake-up, a socket write) is small next to the copy, small enough that a download holds
 /// little memory (one piece being read, one being sent).
 const READ_CHUNK: usize = 1 << 20;
+/// Smallest piece of a download, however many run at once.
+const MIN_READ_CHUNK: usize = 128 << 10;
+/// Memory that all running downloads' pieces may hold together, as long as each piece is
+/// at least [`MIN_READ_CHUNK`]: up to 32 downloads read full pieces.
+const DOWNLOAD_BUDGET: usize = 64 << 20;
 
 /// What can go wrong with blobs.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,8 @@ impl From<io::Error> for BlobError {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     store: Arc<LocalFileSystem>,
+    /// Downloads (and other whole-file reads) streaming now (they share [`DOWNLOAD_BUDGET`]).
+    downloads: Arc<AtomicUsize>,
     root: PathBuf,
     tmp: PathBuf,
     uploads: PathBuf,
@@ -325,7 +333,7 @@ impl BlobStore {
         let uploads = data_dir.join("uploads");
         tokio::fs::create_dir_all(&uploads).await?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { store: Arc::new(store), root, tmp, uploads })
+        Ok(Self { store: Arc::new(store), downloads: Arc::new(AtomicUsize::new(0)), root, tmp, uploads })
     }
 
     /// The object key for a transfer's ciphertext.
@@ -382,6 +390,16 @@ impl BlobStore {
         Ok(tokio::fs::File::open(self.partial_path(upload)).await?)
     }
 
+    /// Streams a resumable upload's partial file, in the large pieces downloads use.
+    pub async fn read_partial_pieces(
+        &self,
+        upload: &TransferId,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let file = tokio::fs::File::open(self.partial_path(upload)).await?;
+        let len = file.metadata().await?.len();
+        Ok(read_ahead(Arc::new(file.into_std().await), 0, len, &self.downloads))
+    }
+
     /// Takes a complete resumable upload as a staged blob, ready for [`BlobStore::commit`];
     /// dropping it uncommitted deletes the file, as for any staged upload.
     pub async fn stage_partial(&self, upload: &TransferId) -> Result<StagedBlob, BlobError> {
@@ -405,7 +423,7 @@ impl BlobStore {
 
     /// Streams a blob from byte `offset` on (to resume a broken download).
     ///
-    /// A local file is read in [`READ_CHUNK`] pieces, one read ahead on the blocking pool
+    /// A local file is read in pieces of up to [`READ_CHUNK`], one read ahead on the blocking pool
     /// while the previous piece goes out (object_store's own file stream reads 8 KiB per
     /// blocking task, several times slower than the network); any other store's stream is
     /// passed through.
@@ -419,7 +437,7 @@ impl BlobStore {
         let result = self.store.get_opts(&ObjectPath::from(key), options).await?;
         let range = result.range.clone();
         Ok(match result.payload {
-            GetResultPayload::File(file, _) => read_ahead(Arc::new(file), range.start, range.end),
+            GetResultPayload::File(file, _) => read_ahead(Arc::new(file), range.start, range.end, &self.downloads),
             GetResultPayload::Stream(stream) => stream.map(|r| r.map_err(BlobError::from)).boxed(),
         })
     }
@@ -465,14 +483,22 @@ impl BlobStore {
     }
 }
 
-/// Reads `file` from `start` to `end` in [`READ_CHUNK`] pieces, each read on the blocking
-/// pool while the one before it is being sent: one piece read ahead, never more, so memory
-/// stays flat whatever the file's size and however slow the reader. No blocking thread is
-/// held between pieces, so many slow downloads do not starve the pool.
-fn read_ahead(file: Arc<std::fs::File>, start: u64, end: u64) -> BoxStream<'static, Result<Bytes, BlobError>> {
-    let read = move |file: Arc<std::fs::File>, at: u64| {
+/// Reads `file` from `start` to `end` in pieces of up to [`READ_CHUNK`], each read on the
+/// blocking pool while the one before it is being sent: one piece read ahead, never more,
+/// so memory stays flat whatever the file's size and however slow the reader. No blocking
+/// thread is held between pieces, so many slow downloads do not starve the pool. The pieces
+/// shrink (down to [`MIN_READ_CHUNK`]) when many downloads run at once, so that together
+/// they hold about [`DOWNLOAD_BUDGET`].
+fn read_ahead(
+    file: Arc<std::fs::File>,
+    start: u64,
+    end: u64,
+    downloads: &Arc<AtomicUsize>,
+) -> BoxStream<'static, Result<Bytes, BlobError>> {
+    let running = Running::start(downloads);
+    let read = move |file: Arc<std::fs::File>, at: u64, piece: usize| {
         tokio::task::spawn_blocking(move || {
-            let len = usize::try_from(end - at).map_or(READ_CHUNK, |left| left.min(READ_CHUNK));
+            let len = usize::try_from(end - at).map_or(piece, |left| left.min(piece));
             let mut buf = vec![0u8; len];
             let mut filled = 0;
             while filled < len {
@@ -489,21 +515,45 @@ fn read_ahead(file: Arc<std::fs::File>, start: u64, end: u64) -> BoxStream<'stat
             Ok(Bytes::from(buf))
         })
     };
-    let first = (start < end).then(|| read(file.clone(), start));
-    futures_util::stream::unfold((first, start), move |(pending, at)| {
+    let first = (start < end).then(|| read(file.clone(), start, running.piece()));
+    futures_util::stream::unfold((first, start, running), move |(pending, at, running)| {
         let file = file.clone();
         async move {
             let piece = match pending?.await {
                 Ok(Ok(piece)) => piece,
-                Ok(Err(e)) => return Some((Err(BlobError::from(e)), (None, end))),
-                Err(e) => return Some((Err(BlobError::Io(io::Error::other(e))), (None, end))),
+                Ok(Err(e)) => return Some((Err(BlobError::from(e)), (None, end, running))),
+                Err(e) => return Some((Err(BlobError::Io(io::Error::other(e))), (None, end, running))),
             };
             let at = at + piece.len() as u64;
-            let next = (at < end).then(|| read(file, at));
-            Some((Ok(piece), (next, at)))
+            let next = (at < end).then(|| read(file, at, running.piece()));
+            Some((Ok(piece), (next, at, running)))
         }
     })
     .boxed()
+}
+
+/// One running download, counted while its stream lives.
+#[derive(Debug)]
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(downloads: &Arc<AtomicUsize>) -> Self {
+        downloads.fetch_add(1, Ordering::Relaxed);
+        Self(downloads.clone())
+    }
+
+    /// The piece size for the next read: the budget shared by the running downloads, each
+    /// holding about two pieces (one being sent, one read ahead).
+    fn piece(&self) -> usize {
+        let running = self.0.load(Ordering::Relaxed).max(1);
+        (DOWNLOAD_BUDGET / (2 * running)).clamp(MIN_READ_CHUNK, READ_CHUNK)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -569,6 +619,17 @@ mod tests {
             assert_eq!(got, &data[offset..], "{offset}");
         }
         assert!(blobs.get_from(&key, data.len() as u64 + 1).await.is_err(), "past the end");
+
+        // Many downloads at once share the budget in smaller pieces; dropped, they count no more.
+        let mut many: Vec<_> = futures_util::future::join_all((0..64).map(|_| blobs.get(&key))).await;
+        assert_eq!(blobs.downloads.load(Ordering::Relaxed), 64);
+        let mut first = many.pop().expect("one").expect("get");
+        // The first piece was asked for when this download was alone; the next one is not.
+        first.next().await.expect("a piece").expect("read");
+        let piece = first.next().await.expect("a piece").expect("read");
+        assert_eq!(piece.len(), DOWNLOAD_BUDGET / 128);
+        drop((first, many));
+        assert_eq!(blobs.downloads.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
