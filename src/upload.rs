@@ -149,7 +149,7 @@ pub async fn receive<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    let mut hasher = Hashing::Inline(Sha256::new(), 0);
+    let mut hasher = Hashing::new();
     let mut inspector = Inspector::new(rules.envelope.clone());
     let mut size: u64 = 0;
     let mut header_checked = false;
@@ -187,7 +187,7 @@ const HASH_QUEUE: usize = 8;
 /// of the body's pieces (no copy) through a short queue, so that on a multi-core machine
 /// hashing runs alongside receiving and inspecting instead of after them.
 #[derive(Debug)]
-enum Hashing {
+pub(crate) enum Hashing {
     /// Hashed here; bytes so far.
     Inline(Sha256, u64),
     /// Hashed by a thread.
@@ -195,8 +195,13 @@ enum Hashing {
 }
 
 impl Hashing {
+    /// Nothing hashed yet.
+    pub(crate) fn new() -> Self {
+        Self::Inline(Sha256::new(), 0)
+    }
+
     /// Adds a piece of the body.
-    async fn update(&mut self, piece: &Bytes) {
+    pub(crate) async fn update(&mut self, piece: &Bytes) {
         match self {
             Self::Inline(hasher, hashed) => {
                 hasher.update(piece);
@@ -231,7 +236,7 @@ impl Hashing {
     }
 
     /// The digest of everything added.
-    async fn finish(self) -> std::io::Result<[u8; 32]> {
+    pub(crate) async fn finish(self) -> std::io::Result<[u8; 32]> {
         match self {
             Self::Inline(hasher, _) => Ok(hasher.finalize().into()),
             Self::Thread { queue, digest } => {

@@ -24,7 +24,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt as _;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -531,23 +530,20 @@ async fn complete(gw: &Gateway, uploads: &Uploads, caller: &Caller, row: &Upload
 /// Streams the partial file from disk through the envelope inspector and SHA-256, checks the
 /// header against the recipients' keys, and stages the file for commit.
 async fn inspect(gw: &Gateway, id: &TransferId, expected_types: &[&str]) -> Result<Received, UploadError> {
-    let mut file = gw.blobs.read_partial(id).await?;
+    let mut pieces = gw.blobs.read_partial_pieces(id).await?;
     let mut inspector = Inspector::new(gw.rules.envelope.clone());
-    let mut hasher = Sha256::new();
+    // Hashed on a thread of its own while this task inspects.
+    let mut hasher = upload::Hashing::new();
     let mut size: u64 = 0;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).await.map_err(BlobError::from)?;
-        if n == 0 {
-            break;
-        }
-        let bytes = buf.get(..n).unwrap_or_default();
-        hasher.update(bytes);
-        inspector.update(bytes).map_err(|e| UploadError::Refused(Refusal::Envelope(e)))?;
-        size += n as u64;
+    while let Some(piece) = pieces.next().await {
+        let piece = piece?;
+        hasher.update(&piece).await;
+        inspector.update(&piece).map_err(|e| UploadError::Refused(Refusal::Envelope(e)))?;
+        size += piece.len() as u64;
     }
     let envelope = inspector.finish().map_err(|e| UploadError::Refused(Refusal::Envelope(e)))?;
     upload::check_header(&envelope.header, expected_types, &gw.rules).map_err(UploadError::Refused)?;
+    let digest = hasher.finish().await.map_err(|e| UploadError::Blob(BlobError::Io(e)))?;
     let staged = gw.blobs.stage_partial(id).await?;
-    Ok(Received { staged, size, digest: format!("sha256:{}", hex::encode(hasher.finalize())), envelope })
+    Ok(Received { staged, size, digest: format!("sha256:{}", hex::encode(digest)), envelope })
 }
