@@ -106,36 +106,86 @@ pub fn check_name(name: &str) -> Result<(), BundleError> {
     Ok(())
 }
 
-/// A writer that hashes what passes through and counts it.
+/// A writer that hands what passes through, in 1 MiB pieces, to a second thread that hashes it
+/// and writes it to the file, so hashing the ciphertext overlaps with encrypting it. At most
+/// [`PIPE_DEPTH`] pieces wait between the two, so memory stays flat.
 #[derive(Debug)]
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    len: u64,
+pub struct PipeWriter {
+    pipe: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    piece: Vec<u8>,
 }
 
-impl<W: Write> HashingWriter<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), len: 0 }
+/// Pieces in flight between the encrypting and the hashing thread.
+const PIPE_DEPTH: usize = 4;
+const PIECE: usize = 1 << 20;
+
+fn pipe_closed() -> io::Error {
+    io::Error::other("the ciphertext writer stopped")
+}
+
+impl PipeWriter {
+    /// Runs `f` with a writer whose bytes go to `out`, hashed on a scoped thread; returns what
+    /// `f` returned, with the ciphertext's digest (`sha256:<hex>`) and length. A write error on
+    /// the file side wins over the error `f` sees when the pipe closes.
+    pub fn run<T, E>(
+        out: &File,
+        io_err: impl Fn(io::Error) -> E,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<(T, String, u64), E> {
+        std::thread::scope(|scope| {
+            let (pipe, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+            let hasher = scope.spawn(move || -> io::Result<(String, u64)> {
+                let mut hasher = Sha256::new();
+                let mut len = 0u64;
+                let mut out = out;
+                for piece in pieces {
+                    hasher.update(&piece);
+                    out.write_all(&piece)?;
+                    len += piece.len() as u64;
+                }
+                out.flush()?;
+                Ok((format!("sha256:{}", hex::encode(hasher.finalize())), len))
+            });
+            let mut writer = Self { pipe: Some(pipe), piece: Vec::with_capacity(PIECE) };
+            let result = f(&mut writer).and_then(|value| writer.close().map(|()| value).map_err(&io_err));
+            drop(writer);
+            let written = hasher.join().unwrap_or_else(|_| Err(io::Error::other("the ciphertext writer panicked")));
+            match (result, written) {
+                (Ok(value), Ok((digest, len))) => Ok((value, digest, len)),
+                (_, Err(e)) => Err(io_err(e)),
+                (Err(e), Ok(_)) => Err(e),
+            }
+        })
     }
 
-    /// The inner writer, the digest (`sha256:<hex>`) and the byte count.
-    pub fn finish(self) -> (W, String, u64) {
-        (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.len)
+    fn send(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
+        self.pipe.as_ref().ok_or_else(pipe_closed)?.send(piece).map_err(|_| pipe_closed())
+    }
+
+    /// Sends the last piece and closes the pipe.
+    fn close(&mut self) -> io::Result<()> {
+        self.send()?;
+        self.pipe = None;
+        Ok(())
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl Write for PipeWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
+        let n = buf.len().min(PIECE - self.piece.len());
+        self.piece.extend_from_slice(&buf[..n]);
+        if self.piece.len() == PIECE {
+            self.send()?;
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
@@ -335,10 +385,9 @@ pub fn extract<R: Read>(input: R, target: &Target<'_>, force: bool) -> Result<Ve
             return Err(BundleError::Exists { path: dest });
         }
         let temp = tempfile::Builder::new().prefix(".sealpost-").tempfile_in(&temp_dir).map_err(BundleError::Write)?;
-        let mut writer = HashingWriter::new(io::BufWriter::new(temp.as_file()));
-        io::copy(&mut entry, &mut writer).map_err(|e| BundleError::Malformed(e.to_string()))?;
-        let (w, digest, size) = writer.finish();
-        w.into_inner().map_err(|e| BundleError::Write(e.into_error()))?;
+        let ((), digest, size) = PipeWriter::run(temp.as_file(), BundleError::Write, |pipe| {
+            io::copy(&mut entry, pipe).map(drop).map_err(|e| BundleError::Malformed(e.to_string()))
+        })?;
         pending.push(Pending { temp, item: Item { name, size, digest }, dest });
     }
     // Read to the end, so the decryption authenticates the last chunk before anything appears.

@@ -3,13 +3,13 @@
 //! (so a download can stop before its last byte), and decryption into place.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write as _};
+use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
 use age::armor::ArmoredReader;
 
-use super::bundle::{self, BundleError, HashingWriter, Item, Target};
+use super::bundle::{self, BundleError, Item, PipeWriter, Target};
 use super::keys::Identities;
 
 /// Why sealing or opening failed.
@@ -72,12 +72,12 @@ pub fn seal(
 ) -> Result<Sealed, SealError> {
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient))
         .map_err(|e| SealError::Recipient { recipient: "the recipients".into(), reason: e.to_string() })?;
-    let hashing = HashingWriter::new(BufWriter::new(out));
-    let mut writer = encryptor.wrap_output(hashing).map_err(SealError::Io)?;
-    let items = bundle::write(paths, &mut writer, progress)?;
-    let (buffered, digest, size) = writer.finish().map_err(SealError::Io)?.finish();
-    let mut file = buffered.into_inner().map_err(|e| SealError::Io(e.into_error()))?;
-    file.flush().map_err(SealError::Io)?;
+    let (items, digest, size) = PipeWriter::run(out, SealError::Io, |pipe| {
+        let mut writer = encryptor.wrap_output(pipe).map_err(SealError::Io)?;
+        let items = bundle::write(paths, &mut writer, progress)?;
+        writer.finish().map_err(SealError::Io)?;
+        Ok::<_, SealError>(items)
+    })?;
     Ok(Sealed { digest, size, items })
 }
 

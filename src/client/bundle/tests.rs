@@ -118,3 +118,35 @@ fn duplicate_and_reserved_names_cannot_be_sent() {
         "`.sealpost-manifest` is not a file name a bundle can carry"
     );
 }
+
+#[test]
+fn the_pipe_writer_writes_and_hashes_every_byte_across_pieces() {
+    use sha2::{Digest as _, Sha256};
+    let data: Vec<u8> = (0..(3 * (1 << 20) + 12_345)).map(|i: u32| (i % 251) as u8).collect();
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    let ((), digest, len) = PipeWriter::run(file.as_file(), BundleError::Write, |pipe| {
+        // Odd-sized writes, so pieces fill across write boundaries.
+        for part in data.chunks(70_001) {
+            io::Write::write_all(pipe, part).map_err(BundleError::Write)?;
+        }
+        Ok(())
+    })
+    .expect("written");
+    assert_eq!(len, data.len() as u64);
+    assert_eq!(digest, format!("sha256:{}", hex::encode(Sha256::digest(&data))));
+    assert_eq!(std::fs::read(file.path()).expect("read back"), data);
+}
+
+#[test]
+fn a_failing_file_write_is_the_error_the_pipe_writer_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ro"), b"").expect("create");
+    let read_only = std::fs::File::open(dir.path().join("ro")).expect("open read-only");
+    let result = PipeWriter::run(&read_only, BundleError::Write, |pipe| {
+        for _ in 0..8 {
+            io::Write::write_all(pipe, &[7u8; 1 << 20]).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        }
+        Ok(())
+    });
+    assert!(matches!(result, Err(BundleError::Write(_))), "{result:?}");
+}
