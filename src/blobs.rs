@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::unix::fs::FileExt as _;
+use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -499,17 +499,13 @@ fn read_ahead(
     let read = move |file: Arc<std::fs::File>, at: u64, piece: usize| {
         tokio::task::spawn_blocking(move || {
             let len = usize::try_from(end - at).map_or(piece, |left| left.min(piece));
-            let mut buf = vec![0u8; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read_at(&mut buf[filled..], at + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if filled < len {
+            // Read into spare capacity: no zeroing of a buffer the read overwrites anyway. The
+            // shared cursor is safe: a stream's pieces are read one after the other.
+            let mut buf = Vec::with_capacity(len);
+            let mut reader = &*file;
+            reader.seek(io::SeekFrom::Start(at))?;
+            io::Read::take(reader, len as u64).read_to_end(&mut buf)?;
+            if buf.len() < len {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the blob is shorter than its listing"));
             }
             Ok(Bytes::from(buf))
