@@ -190,14 +190,19 @@ const HASH_QUEUE: usize = 8;
 pub(crate) enum Hashing {
     /// Hashed here; bytes so far.
     Inline(Sha256, u64),
-    /// Hashed by a thread.
-    Thread { queue: tokio::sync::mpsc::Sender<Bytes>, digest: tokio::sync::oneshot::Receiver<[u8; 32]> },
+    /// Hashed by a thread, which hands its state back when the queue closes; bytes so far.
+    Thread { queue: tokio::sync::mpsc::Sender<Bytes>, state: tokio::sync::oneshot::Receiver<Sha256>, hashed: u64 },
 }
 
 impl Hashing {
     /// Nothing hashed yet.
     pub(crate) fn new() -> Self {
         Self::Inline(Sha256::new(), 0)
+    }
+
+    /// Goes on from a state [`Hashing::pause`] returned (a resumable upload's next request).
+    pub(crate) fn resume(hasher: Sha256, hashed: u64) -> Self {
+        Self::Inline(hasher, hashed)
     }
 
     /// Adds a piece of the body.
@@ -207,43 +212,50 @@ impl Hashing {
                 hasher.update(piece);
                 *hashed += piece.len() as u64;
                 if *hashed >= INLINE_HASH
-                    && let Some(thread) = Self::spawn(hasher.clone())
+                    && let Some(thread) = Self::spawn(hasher.clone(), *hashed)
                 {
                     *self = thread;
                 }
             }
-            Self::Thread { queue, .. } => {
+            Self::Thread { queue, hashed, .. } => {
                 // A closed queue means the thread is gone: `finish` reports it.
                 let _ = queue.send(piece.clone()).await;
+                *hashed += piece.len() as u64;
             }
         }
     }
 
     /// Moves `hasher` to a thread; `None` if no thread can be started (hashing stays here).
-    fn spawn(mut hasher: Sha256) -> Option<Self> {
+    fn spawn(mut hasher: Sha256, hashed: u64) -> Option<Self> {
         let (queue, mut pieces) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
-        let (report, digest) = tokio::sync::oneshot::channel();
+        let (report, state) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("sealpost-hash".to_owned())
             .spawn(move || {
                 while let Some(piece) = pieces.blocking_recv() {
                     hasher.update(&piece);
                 }
-                let _ = report.send(hasher.finalize().into());
+                let _ = report.send(hasher);
             })
             .ok()?;
-        Some(Self::Thread { queue, digest })
+        Some(Self::Thread { queue, state, hashed })
+    }
+
+    /// The state after everything added, and how many bytes that was (ends the thread).
+    pub(crate) async fn pause(self) -> std::io::Result<(Sha256, u64)> {
+        match self {
+            Self::Inline(hasher, hashed) => Ok((hasher, hashed)),
+            Self::Thread { queue, state, hashed } => {
+                drop(queue);
+                let hasher = state.await.map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
+                Ok((hasher, hashed))
+            }
+        }
     }
 
     /// The digest of everything added.
     pub(crate) async fn finish(self) -> std::io::Result<[u8; 32]> {
-        match self {
-            Self::Inline(hasher, _) => Ok(hasher.finalize().into()),
-            Self::Thread { queue, digest } => {
-                drop(queue);
-                digest.await.map_err(|_| std::io::Error::other("the hashing thread stopped"))
-            }
-        }
+        Ok(self.pause().await?.0.finalize().into())
     }
 }
 

@@ -378,3 +378,33 @@ async fn unfinished_uploads_are_deleted_by_the_sweeper_after_the_resume_window()
     assert!(server.events().await.iter().any(|e| e == "upload.expired"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_payload_fault_found_at_the_last_byte_is_refused_whether_followed_or_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), |_| {}).await;
+    let (bob, _, alice_id) = parties(&server).await;
+    let mut ciphertext = encrypt(&[&alice_id.to_public().to_string()], &noise(300_000));
+    // Cut the payload so that its last STREAM chunk has 8 bytes, fewer than a tag: a fault only
+    // the end of the file shows (nonce 16 bytes, then four full 65,552-byte chunks).
+    let payload = ciphertext.windows(5).position(|w| w == b"\n--- ").unwrap() + 5 + 43 + 1;
+    ciphertext.truncate(payload + 16 + 4 * 65_552 + 8);
+    // First followed from its first byte within one server run; then with that state lost to a
+    // restart between the two PATCHes, so that completion reads the file back.
+    for restart_between in [false, true] {
+        let (status, location, _) = create(&server, &bob, &[("to", "hmpps/alice")], ciphertext.len()).await;
+        assert_eq!(status, 201);
+        let (status, _, body) = patch(&server, &bob, &location, 0, &ciphertext[..100_000]).await;
+        assert_eq!(status, 204, "{body}");
+        if restart_between {
+            server.stop().await;
+            server = TestServer::start_in(dir.path(), |_| {}).await;
+        }
+        let (status, _, body) = patch(&server, &bob, &location, 100_000, &ciphertext[100_000..]).await;
+        assert_eq!((status, code(&body)), (422, "not_age_encrypted"), "restart {restart_between}: {body}");
+        assert_eq!(body["error"]["reason"], "payload_length", "{body}");
+        assert_eq!(head(&server, &bob, &location).await, (404, None));
+        assert_eq!(partial_uploads(&server), 0);
+    }
+    server.stop().await;
+}

@@ -24,6 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt as _;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -36,7 +37,7 @@ use crate::envelope::{EnvelopeError, Inspector};
 use crate::ids::{TransferId, UserId};
 use crate::server::Gateway;
 use crate::store::UploadRow;
-use crate::upload::{self, Received, Refusal, UploadError};
+use crate::upload::{self, Hashing, Received, Refusal, UploadError};
 
 /// The only protocol version spoken.
 const TUS_VERSION: &str = "1.0.0";
@@ -62,13 +63,30 @@ const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
 const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-length");
 const SEALPOST_TRANSFER: HeaderName = HeaderName::from_static("sealpost-transfer");
 
-/// What the upload routes share beyond the gateway: which uploads have a `PATCH` running, and
-/// the answers of completed uploads.
+/// What the upload routes share beyond the gateway: which uploads have a `PATCH` running, what
+/// the inspector and SHA-256 have seen of unfinished ones, and the answers of completed uploads.
 #[derive(Debug, Default)]
 struct Uploads {
     busy: Mutex<HashSet<TransferId>>,
+    running: Mutex<HashMap<TransferId, Running>>,
     answers: Mutex<HashMap<TransferId, Answer>>,
 }
+
+/// The envelope inspector and SHA-256 over an upload's first `at` bytes, kept from one `PATCH`
+/// to the next so that the last one completes without reading the file again. Memory only: after
+/// a restart (or when the upload was not followed from its first byte) completion reads the file.
+#[derive(Debug)]
+struct Running {
+    at: u64,
+    inspector: Inspector,
+    hasher: Sha256,
+    since: Instant,
+}
+
+/// At most this many unfinished uploads are followed in memory (the rest are read at the end).
+const RUNNING_MAX: usize = 1024;
+/// An unfinished upload's state is dropped after this long without a request.
+const RUNNING_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// A completed upload's answer, for its sender.
 #[derive(Debug)]
@@ -97,6 +115,20 @@ impl Uploads {
             ));
         }
         Ok(Busy { uploads: self.clone(), id: id.clone() })
+    }
+
+    /// Takes what was seen of `id`, if it covers exactly its first `at` bytes.
+    fn take_running(&self, id: &TransferId, at: u64) -> Option<Running> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.remove(id).filter(|r| r.at == at)
+    }
+
+    fn keep_running(&self, id: TransferId, state: Running) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.retain(|_, r| r.since.elapsed() < RUNNING_KEPT);
+        if running.len() < RUNNING_MAX {
+            running.insert(id, state);
+        }
     }
 
     fn keep_answer(&self, id: TransferId, sender: UserId, body: Value) {
@@ -409,6 +441,13 @@ async fn append(
     let mut file = gw.blobs.append_partial(&row.id, row.received).await?;
     let mut stream = body.into_data_stream();
     let (mut received, mut synced) = (row.received, row.received);
+    // The whole envelope and the digest, followed as the bytes arrive, when this upload has
+    // been followed from its first byte (hashing on a thread of its own).
+    let mut live = match uploads.take_running(&row.id, row.received) {
+        Some(r) => Some((r.inspector, Hashing::resume(r.hasher, r.at))),
+        None if row.received == 0 => Some((Inspector::new(gw.rules.envelope.clone()), Hashing::new())),
+        None => None,
+    };
     let end = loop {
         let chunk = match stream.next().await {
             None => break BodyEnd::Complete,
@@ -439,20 +478,47 @@ async fn append(
         }
         file.write(&chunk).await?;
         received += chunk.len() as u64;
+        if let Some((inspector, hashing)) = live.as_mut() {
+            if inspector.update(&chunk).is_ok() {
+                hashing.update(&chunk).await;
+            } else {
+                // A refusal: completion reads the file and says so the usual way.
+                live = None;
+            }
+        }
         if received - synced >= SYNC_EVERY {
             synced = save(&gw, &row, &mut file, header.is_none()).await?;
         }
     };
     let received = save(&gw, &row, &mut file, header.is_none()).await?;
     drop(file);
+    let seen = match live {
+        Some((inspector, hashing)) => match hashing.pause().await {
+            Ok((hasher, hashed)) if hashed == received => {
+                Some(Running { at: received, inspector, hasher, since: Instant::now() })
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    let seen = match seen {
+        // Not finished: keep it for the next request.
+        Some(seen) if received < row.length => {
+            uploads.keep_running(row.id.clone(), seen);
+            None
+        }
+        seen => seen,
+    };
     match end {
-        BodyEnd::Broken => Err(ApiError::bad_request(format!(
-            "the request body broke off; the upload holds {received} bytes: resume from there"
-        ))),
+        BodyEnd::Broken => Err(broken(received)),
         BodyEnd::TooLong => Err(too_long(&row)),
-        BodyEnd::Complete if received == row.length => complete(&gw, &uploads, &caller, &row).await,
+        BodyEnd::Complete if received == row.length => complete(&gw, &uploads, &caller, &row, seen).await,
         BodyEnd::Complete => Ok((StatusCode::NO_CONTENT, [(UPLOAD_OFFSET, received.to_string())]).into_response()),
     }
+}
+
+fn broken(received: u64) -> ApiError {
+    ApiError::bad_request(format!("the request body broke off; the upload holds {received} bytes: resume from there"))
 }
 
 /// Makes what arrived durable and records it; returns the durable offset.
@@ -496,9 +562,19 @@ async fn header_check(gw: &Gateway, caller: &Caller, row: &UploadRow) -> Result<
 
 /// The last byte arrived: the request checks, the whole envelope from disk, then the one-shot
 /// upload's commit. A refusal deletes the upload.
-async fn complete(gw: &Gateway, uploads: &Uploads, caller: &Caller, row: &UploadRow) -> Result<Response, ApiError> {
+async fn complete(
+    gw: &Gateway,
+    uploads: &Uploads,
+    caller: &Caller,
+    row: &UploadRow,
+    seen: Option<Running>,
+) -> Result<Response, ApiError> {
     let checked = recheck(gw, caller, row).await?;
-    let received = match inspect(gw, &row.id, &checked.expected_types()).await {
+    let inspected = match seen.filter(|s| s.at == row.length) {
+        Some(seen) => judge(gw, &row.id, &checked.expected_types(), seen).await,
+        None => inspect(gw, &row.id, &checked.expected_types()).await,
+    };
+    let received = match inspected {
         Ok(received) => received,
         Err(UploadError::Refused(refusal)) => {
             let answer = checked.refuse(gw, caller, refusal, row.length).await;
@@ -527,6 +603,17 @@ async fn complete(gw: &Gateway, uploads: &Uploads, caller: &Caller, row: &Upload
         (HeaderName::from_static("sealpost-status"), (if held { "awaiting_approval" } else { "available" }).to_owned()),
     ];
     Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// The envelope and digest followed while the bytes arrived: finishes them, checks the header
+/// against the recipients' keys, and stages the file for commit (as [`inspect`] does, without
+/// reading the file again).
+async fn judge(gw: &Gateway, id: &TransferId, expected_types: &[&str], seen: Running) -> Result<Received, UploadError> {
+    let envelope = seen.inspector.finish().map_err(|e| UploadError::Refused(Refusal::Envelope(e)))?;
+    upload::check_header(&envelope.header, expected_types, &gw.rules).map_err(UploadError::Refused)?;
+    let staged = gw.blobs.stage_partial(id).await?;
+    let digest = format!("sha256:{}", hex::encode(seen.hasher.finalize()));
+    Ok(Received { staged, size: seen.at, digest, envelope })
 }
 
 /// Streams the partial file from disk through the envelope inspector and SHA-256, checks the
