@@ -107,8 +107,8 @@ impl Plan {
                 small_clients: 16,
                 downloads: 200,
                 download_size: 4 * MIB,
-                decisions: 50_000,
-                log_appends: 10_000,
+                decisions: 20_000,
+                log_appends: 2_000,
             }
         };
         Self { reps: opts.reps.unwrap_or(plan.reps).max(1), ..plan }
