@@ -816,21 +816,8 @@ async fn a_download_broken_mid_way_resumes_with_a_range_in_the_same_run() {
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     let events = server.events().await;
     assert_eq!(events.iter().filter(|e| *e == "download.completed").count(), 1);
-    let failures = failure_codes(&server).await;
+    let failures = server.failure_codes().await;
     assert!(failures.iter().any(|c| c == "client_disconnected"), "{failures:?}");
-}
-
-/// The `code` of every `download.failed` audit entry, in order.
-async fn failure_codes(server: &TestServer) -> Vec<String> {
-    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
-    assert_eq!(status, 200, "{audit}");
-    audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "download.failed")
-        .map(|e| e["entry"].as_str().unwrap().lines().find_map(|l| l.strip_prefix("code ")).unwrap_or("").to_owned())
-        .collect()
 }
 
 /// A TCP proxy in front of `upstream` that, once the answers (over all connections) pass
@@ -937,11 +924,11 @@ async fn a_fetch_killed_mid_download_resumes_from_its_partial_file_when_run_agai
     }
     // The gateway gives the link back once it sees the client gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !failure_codes(&server).await.iter().any(|c| c == "client_disconnected") {
+    while !server.failure_codes().await.iter().any(|c| c == "client_disconnected") {
         assert!(
             std::time::Instant::now() < deadline,
             "the gateway never noticed the killed client: {:?} {:?}",
-            failure_codes(&server).await,
+            server.failure_codes().await,
             server.events().await
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

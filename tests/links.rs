@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, code, encrypt, noise, parties};
+use common::{TestServer, code, encrypt, noise, parties, values};
 use serde_json::{Value, json};
 
 /// Uploads a small bundle to alice; returns (answer, ciphertext).
@@ -297,33 +297,6 @@ async fn redeem_range(server: &TestServer, who: &str, token: &str, range: &str) 
         .unwrap()
 }
 
-/// The audit entries of `event`, in order.
-async fn entries_of(server: &TestServer, event: &str) -> Vec<String> {
-    let (status, audit) = server.get(&server.admin, "/api/v1/audit?limit=1000").await;
-    assert_eq!(status, 200, "{audit}");
-    audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == event)
-        .map(|e| e["entry"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The value of `key` in each entry.
-fn values(entries: &[String], key: &str) -> Vec<String> {
-    let prefix = format!("{key} ");
-    entries
-        .iter()
-        .map(|entry| entry.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// The `code` field of the `download.failed` audit entries, in order.
-async fn failure_codes(server: &TestServer) -> Vec<String> {
-    values(&entries_of(server, "download.failed").await, "code")
-}
-
 #[tokio::test]
 async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_range_reaches_the_end() {
     let server = TestServer::start().await;
@@ -350,8 +323,8 @@ async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_rang
     let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
     assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
     // Each is audited as a partial read, not as a failed download.
-    assert_eq!(failure_codes(&server).await, Vec::<String>::new());
-    let partial = entries_of(&server, "download.partial").await;
+    assert_eq!(server.failure_codes().await, Vec::<String>::new());
+    let partial = server.entries("download.partial").await;
     assert_eq!(values(&partial, "range"), ["0-99".to_owned(), "1000-1999".into(), format!("0-{}", size - 2)]);
     assert_eq!(values(&partial, "size"), [size.to_string(), size.to_string(), size.to_string()]);
     assert!(partial.iter().all(|e| e.contains("\nlink ")), "{partial:?}");
@@ -393,15 +366,15 @@ async fn a_closed_range_that_stops_short_must_end_within_the_first_mib_and_a_ref
     }
     let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
     assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
-    assert_eq!(failure_codes(&server).await, ["range_not_satisfiable"; 3]);
-    assert!(entries_of(&server, "download.partial").await.is_empty());
+    assert_eq!(server.failure_codes().await, ["range_not_satisfiable"; 3]);
+    assert!(server.entries("download.partial").await.is_empty());
 
     // The whole first MiB is still served, and gives the link back.
     let head = redeem_range(&server, &alice, &token, &format!("bytes=0-{}", MIB - 1)).await;
     assert_eq!(head.status().as_u16(), 206);
     let mut got = head.bytes().await.unwrap().to_vec();
     assert_eq!(got, ciphertext[..MIB]);
-    assert_eq!(values(&entries_of(&server, "download.partial").await, "range"), [format!("0-{}", MIB - 1)]);
+    assert_eq!(values(&server.entries("download.partial").await, "range"), [format!("0-{}", MIB - 1)]);
 
     // A closed range that reaches the last byte may start anywhere; it uses the link up.
     let rest = redeem_range(&server, &alice, &token, &format!("bytes={MIB}-{}", size - 1)).await;

@@ -150,6 +150,19 @@ impl TestServer {
         body["events"].as_array().expect("events").iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect()
     }
 
+    /// The audit entries of `event`, in order.
+    pub async fn entries(&self, event: &str) -> Vec<String> {
+        let (status, body) = self.get(&self.admin, "/api/v1/audit?limit=1000").await;
+        assert_eq!(status, 200, "{body}");
+        let events = body["events"].as_array().expect("events");
+        events.iter().filter(|e| e["event"] == event).map(|e| e["entry"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// The `code` of every `download.failed` audit entry, in order.
+    pub async fn failure_codes(&self) -> Vec<String> {
+        values(&self.entries("download.failed").await, "code")
+    }
+
     /// Files under the blob and staging directories.
     pub fn stored_files(&self) -> (usize, usize) {
         let count = |d: &str| std::fs::read_dir(self.data_dir.join(d)).map(|r| r.count()).unwrap_or(0);
@@ -243,4 +256,13 @@ pub fn assert_exit(out: &std::process::Output, code: i32) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The value of `key` in each audit entry (empty where it has none).
+pub fn values(entries: &[String], key: &str) -> Vec<String> {
+    let prefix = format!("{key} ");
+    entries
+        .iter()
+        .map(|entry| entry.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_default().to_owned())
+        .collect()
 }
