@@ -149,7 +149,8 @@ impl<'a> Tus<'a> {
             .map_err(|e| TusError::Fatal(Failure::new(format!("cannot read `{}`: {e}", cipher.display()))))?;
         let bar = self.bar.clone();
         let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024)
+        // 1 MiB reads: each is a hop to the blocking pool, so small ones cost more than the copy.
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20)
             .inspect_ok(move |chunk| bar.inc(chunk.len() as u64));
         let response = self
             .request(reqwest::Method::PATCH, path)
