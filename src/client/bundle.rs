@@ -189,17 +189,53 @@ impl Write for PipeWriter {
     }
 }
 
-/// A reader that hashes what passes through and counts it.
+/// A reader that hands what passes through, in 1 MiB pieces, to a scoped thread that hashes it
+/// (so hashing a file overlaps with encrypting it), and counts it.
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    pipe: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    piece: Vec<u8>,
     len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Reads `inner` through `f` while a scoped thread hashes it; returns what `f` returned, the
+    /// digest (`sha256:<hex>`) and the byte count.
+    fn run<T>(inner: R, f: impl FnOnce(&mut Self) -> io::Result<T>) -> io::Result<(T, String, u64)> {
+        std::thread::scope(|scope| {
+            let (pipe, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+            let hasher = scope.spawn(move || {
+                let mut hasher = Sha256::new();
+                for piece in pieces {
+                    hasher.update(&piece);
+                }
+                format!("sha256:{}", hex::encode(hasher.finalize()))
+            });
+            let mut reader = Self { inner, pipe: Some(pipe), piece: Vec::with_capacity(PIECE), len: 0 };
+            let result = f(&mut reader).and_then(|value| reader.send().map(|()| value));
+            let len = reader.len;
+            drop(reader);
+            let digest = hasher.join().map_err(|_| io::Error::other("the hashing thread panicked"))?;
+            result.map(|value| (value, digest, len))
+        })
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
+        self.pipe.as_ref().ok_or_else(pipe_closed)?.send(piece).map_err(|_| pipe_closed())
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.piece.extend_from_slice(&buf[..n]);
+        if self.piece.len() >= PIECE {
+            self.send()?;
+        }
         self.len += n as u64;
         Ok(n)
     }
@@ -251,16 +287,17 @@ pub fn write<W: Write>(paths: &[PathBuf], out: W, mut progress: impl FnMut(u64))
         }
         let size = meta.len();
         // `take` guards against a file that grows while it is read; a shrinking one fails below.
-        let mut reader = HashingReader { inner: file.take(size), hasher: Sha256::new(), len: 0 };
-        builder
-            .append(&header(&name, size)?, &mut reader)
+        let header = header(&name, size)?;
+        // Large reads from the file (the tar writer copies in small ones).
+        let source = io::BufReader::with_capacity(PIECE, file.take(size));
+        let ((), digest, len) = HashingReader::run(source, |reader| builder.append(&header, reader))
             .map_err(|source| BundleError::Read { path: path.clone(), source })?;
-        if reader.len != size {
+        if len != size {
             return Err(read_err(io::Error::other("the file changed while it was read")));
         }
         done += size;
         progress(done);
-        items.push(Item { name, size, digest: format!("sha256:{}", hex::encode(reader.hasher.finalize())) });
+        items.push(Item { name, size, digest });
     }
     let mut manifest = format!("{MANIFEST_VERSION}\n");
     for item in &items {
