@@ -111,16 +111,49 @@ pub fn check_name(name: &str) -> Result<(), BundleError> {
 /// [`PIPE_DEPTH`] pieces wait between the two, so memory stays flat.
 #[derive(Debug)]
 pub struct PipeWriter {
-    pipe: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    piece: Vec<u8>,
+    pieces: Pieces,
 }
 
 /// Pieces in flight between the encrypting and the hashing thread.
 const PIPE_DEPTH: usize = 4;
 const PIECE: usize = 1 << 20;
 
-fn pipe_closed() -> io::Error {
-    io::Error::other("the ciphertext writer stopped")
+/// Bytes gathered into 1 MiB pieces for a scoped thread, at most [`PIPE_DEPTH`] in flight.
+#[derive(Debug)]
+struct Pieces {
+    pipe: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    piece: Vec<u8>,
+}
+
+impl Pieces {
+    /// The sending end, and the receiving end for the thread.
+    fn new() -> (Self, std::sync::mpsc::Receiver<Vec<u8>>) {
+        let (pipe, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        (Self { pipe: Some(pipe), piece: Vec::with_capacity(PIECE) }, pieces)
+    }
+
+    /// Adds bytes, sending a piece once it is full.
+    fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.piece.extend_from_slice(bytes);
+        if self.piece.len() >= PIECE { self.send() } else { Ok(()) }
+    }
+
+    /// Sends what has gathered.
+    fn send(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
+        let closed = || io::Error::other("the hashing thread stopped");
+        self.pipe.as_ref().ok_or_else(closed)?.send(piece).map_err(|_| closed())
+    }
+
+    /// Sends the last piece and closes the pipe, so the thread ends.
+    fn close(&mut self) -> io::Result<()> {
+        self.send()?;
+        self.pipe = None;
+        Ok(())
+    }
 }
 
 impl PipeWriter {
@@ -133,7 +166,7 @@ impl PipeWriter {
         f: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<(T, String, u64), E> {
         std::thread::scope(|scope| {
-            let (pipe, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+            let (sender, pieces) = Pieces::new();
             let hasher = scope.spawn(move || -> io::Result<(String, u64)> {
                 let mut hasher = Sha256::new();
                 let mut len = 0u64;
@@ -146,8 +179,8 @@ impl PipeWriter {
                 out.flush()?;
                 Ok((format!("sha256:{}", hex::encode(hasher.finalize())), len))
             });
-            let mut writer = Self { pipe: Some(pipe), piece: Vec::with_capacity(PIECE) };
-            let result = f(&mut writer).and_then(|value| writer.close().map(|()| value).map_err(&io_err));
+            let mut writer = Self { pieces: sender };
+            let result = f(&mut writer).and_then(|value| writer.pieces.close().map(|()| value).map_err(&io_err));
             drop(writer);
             let written = hasher.join().unwrap_or_else(|_| Err(io::Error::other("the ciphertext writer panicked")));
             match (result, written) {
@@ -157,31 +190,12 @@ impl PipeWriter {
             }
         })
     }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.piece.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
-        self.pipe.as_ref().ok_or_else(pipe_closed)?.send(piece).map_err(|_| pipe_closed())
-    }
-
-    /// Sends the last piece and closes the pipe.
-    fn close(&mut self) -> io::Result<()> {
-        self.send()?;
-        self.pipe = None;
-        Ok(())
-    }
 }
 
 impl Write for PipeWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(PIECE - self.piece.len());
-        self.piece.extend_from_slice(&buf[..n]);
-        if self.piece.len() == PIECE {
-            self.send()?;
-        }
-        Ok(n)
+        self.pieces.push(buf)?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -193,8 +207,7 @@ impl Write for PipeWriter {
 /// (so hashing a file overlaps with encrypting it), and counts it.
 struct HashingReader<R> {
     inner: R,
-    pipe: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    piece: Vec<u8>,
+    pieces: Pieces,
     len: u64,
 }
 
@@ -203,7 +216,7 @@ impl<R: Read> HashingReader<R> {
     /// digest (`sha256:<hex>`) and the byte count.
     fn run<T>(inner: R, f: impl FnOnce(&mut Self) -> io::Result<T>) -> io::Result<(T, String, u64)> {
         std::thread::scope(|scope| {
-            let (pipe, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+            let (sender, pieces) = Pieces::new();
             let hasher = scope.spawn(move || {
                 let mut hasher = Sha256::new();
                 for piece in pieces {
@@ -211,31 +224,20 @@ impl<R: Read> HashingReader<R> {
                 }
                 format!("sha256:{}", hex::encode(hasher.finalize()))
             });
-            let mut reader = Self { inner, pipe: Some(pipe), piece: Vec::with_capacity(PIECE), len: 0 };
-            let result = f(&mut reader).and_then(|value| reader.send().map(|()| value));
+            let mut reader = Self { inner, pieces: sender, len: 0 };
+            let result = f(&mut reader).and_then(|value| reader.pieces.close().map(|()| value));
             let len = reader.len;
             drop(reader);
             let digest = hasher.join().map_err(|_| io::Error::other("the hashing thread panicked"))?;
             result.map(|value| (value, digest, len))
         })
     }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.piece.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
-        self.pipe.as_ref().ok_or_else(pipe_closed)?.send(piece).map_err(|_| pipe_closed())
-    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.piece.extend_from_slice(&buf[..n]);
-        if self.piece.len() >= PIECE {
-            self.send()?;
-        }
+        self.pieces.push(&buf[..n])?;
         self.len += n as u64;
         Ok(n)
     }
