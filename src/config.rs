@@ -77,7 +77,7 @@ pub struct FileConfig {
     pub log_public: Option<bool>,
     /// See [`Config::witnesses`].
     #[serde(default)]
-    pub witnesses: Vec<crate::log::WitnessConfig>,
+    pub witnesses: Vec<crate::transparency::writer::WitnessConfig>,
 }
 
 impl FileConfig {
@@ -137,7 +137,7 @@ pub struct Config {
     /// Whether `/log/` is readable without a token (default true).
     pub log_public: bool,
     /// Witnesses asked to cosign each new checkpoint (default none).
-    pub witnesses: Vec<crate::log::WitnessConfig>,
+    pub witnesses: Vec<crate::transparency::writer::WitnessConfig>,
 }
 
 impl Default for Config {

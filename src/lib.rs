@@ -40,10 +40,6 @@ pub mod directory;
 pub mod envelope;
 /// Server-made ids and bearer secrets.
 pub mod ids;
-/// The transparency log on disk (tlog-tiles) and its sequencer.
-pub mod log;
-/// Offline verification of the log and of receipts: entries, tiles, consistency, lifecycle.
-pub mod logcheck;
 /// The sender's signed manifest: its canonical text and strict parsing.
 pub mod manifest;
 /// Organisations, roles, user names, classifications.
@@ -56,10 +52,8 @@ pub mod server;
 pub mod store;
 /// The background expiry and purge task.
 pub mod sweeper;
-/// Transparency-log primitives, pure: RFC 6962 Merkle trees, C2SP signed notes, checkpoints,
-/// cosignatures, tiles and proofs.
-pub mod tlog;
+/// The transparency log, one subsystem: pure maths, the log on disk and its one writer, offline
+/// verification, and the witness.
+pub mod transparency;
 /// The upload pipeline: stream, hash, inspect, stage.
 pub mod upload;
-/// A C2SP tlog-witness: cosigns the log's checkpoints only when consistent with what it saw.
-pub mod witness;

@@ -4,12 +4,12 @@
 mod common;
 
 use common::{TestServer, encrypt, noise, parties};
-use sealpost::tlog::checkpoint::Checkpoint;
-use sealpost::tlog::merkle::leaf_hash;
-use sealpost::tlog::note::Verifier;
-use sealpost::tlog::policy::Policy;
-use sealpost::tlog::proof::TlogProof;
-use sealpost::tlog::tiles;
+use sealpost::transparency::tlog::checkpoint::Checkpoint;
+use sealpost::transparency::tlog::merkle::leaf_hash;
+use sealpost::transparency::tlog::note::Verifier;
+use sealpost::transparency::tlog::quorum::Policy;
+use sealpost::transparency::tlog::proof::TlogProof;
+use sealpost::transparency::tlog::tiles;
 
 async fn text(server: &TestServer, path: &str) -> (u16, String) {
     let r = server.http().get(format!("{}{path}", server.url)).send().await.unwrap();
@@ -96,7 +96,7 @@ async fn the_published_tiles_rebuild_the_checkpoint_root_and_survive_a_restart()
     let (status, _) = text(&server, "/log/tile/0/../../sealpost.db").await;
     assert_eq!(status, 404);
     let leaves = fetch_leaves(&server, checkpoint.size()).await;
-    assert_eq!(sealpost::tlog::merkle::root(&leaves), *checkpoint.root());
+    assert_eq!(sealpost::transparency::tlog::merkle::root(&leaves), *checkpoint.root());
     let first_key = verifier(&server).await.to_vkey();
     server.stop().await;
 
@@ -107,14 +107,14 @@ async fn the_published_tiles_rebuild_the_checkpoint_root_and_survive_a_restart()
     let later = settled(&server).await;
     assert!(later.size() > checkpoint.size());
     let leaves = fetch_leaves(&server, later.size()).await;
-    assert_eq!(sealpost::tlog::merkle::root(&leaves), *later.root());
-    let old = sealpost::tlog::merkle::root(&leaves[..checkpoint.size() as usize]);
+    assert_eq!(sealpost::transparency::tlog::merkle::root(&leaves), *later.root());
+    let old = sealpost::transparency::tlog::merkle::root(&leaves[..checkpoint.size() as usize]);
     assert_eq!(old, *checkpoint.root(), "the old tree is a prefix of the new one");
     server.stop().await;
 }
 
 /// Every leaf hash of the tree, from the published entry bundles, checked against the tiles.
-async fn fetch_leaves(server: &TestServer, size: u64) -> Vec<sealpost::tlog::merkle::Hash> {
+async fn fetch_leaves(server: &TestServer, size: u64) -> Vec<sealpost::transparency::tlog::merkle::Hash> {
     let mut leaves = Vec::new();
     for tile in tiles::tiles_for_size(size).into_iter().filter(|t| t.level() == 0) {
         let r = server.http().get(format!("{}/log/{}", server.url, tile.entries_path())).send().await.unwrap();
@@ -200,24 +200,24 @@ async fn a_witness_cosigns_every_checkpoint_and_receipts_verify_against_a_policy
     let (bob, _, id) = parties(&server).await;
     server.stop().await;
 
-    let (skey, vkey) = sealpost::witness::witness_keygen("witness.test").unwrap();
+    let (skey, vkey) = sealpost::transparency::witness::witness_keygen("witness.test").unwrap();
     let cosigner = {
         use age::secrecy::ExposeSecret as _;
-        sealpost::tlog::cosignature::Cosigner::from_skey(skey.expose_secret()).unwrap()
+        sealpost::transparency::tlog::cosignature::Cosigner::from_skey(skey.expose_secret()).unwrap()
     };
     let state = tempfile::tempdir().unwrap();
     let witness = std::sync::Arc::new(
-        sealpost::witness::Witness::open(state.path(), cosigner, [Verifier::from_vkey(&log_key.to_vkey()).unwrap()])
+        sealpost::transparency::witness::Witness::open(state.path(), cosigner, [Verifier::from_vkey(&log_key.to_vkey()).unwrap()])
             .unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let witness_url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sealpost::witness::run(listener, witness.clone(), async move {
+    let task = tokio::spawn(sealpost::transparency::witness::run(listener, witness.clone(), async move {
         let _ = stopped.await;
     }));
 
-    let config = sealpost::log::WitnessConfig { url: witness_url.clone(), key: vkey.clone() };
+    let config = sealpost::transparency::writer::WitnessConfig { url: witness_url.clone(), key: vkey.clone() };
     let server = TestServer::start_in(data.path(), move |c| c.witnesses = vec![config]).await;
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&id.to_public().to_string()], b"z")).await;
     assert_eq!(status, 201, "{body}");

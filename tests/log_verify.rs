@@ -9,11 +9,11 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sealpost::tlog::checkpoint::Checkpoint;
-use sealpost::tlog::merkle::{self, Hash};
-use sealpost::tlog::note::Signer;
-use sealpost::tlog::proof::TlogProof;
-use sealpost::tlog::tiles::{build_tiles, encode_bundle};
+use sealpost::transparency::tlog::checkpoint::Checkpoint;
+use sealpost::transparency::tlog::merkle::{self, Hash};
+use sealpost::transparency::tlog::note::Signer;
+use sealpost::transparency::tlog::proof::TlogProof;
+use sealpost::transparency::tlog::tiles::{build_tiles, encode_bundle};
 use sha2::{Digest as _, Sha256};
 
 const ORIGIN: &str = "sealpost.test/log";

@@ -1,4 +1,4 @@
-//! Published test vectors for `sealpost::tlog`, read from `tests/vectors/tlog/`:
+//! Published test vectors for `sealpost::transparency::tlog`, read from `tests/vectors/tlog/`:
 //! the RFC 6962 reference tree and proofs of transparency-dev/merkle, the Go
 //! `golang.org/x/mod/sumdb/note` example, and the examples of the C2SP signed-note and
 //! tlog-cosignature specifications.
@@ -6,12 +6,12 @@
 
 use std::path::PathBuf;
 
-use sealpost::tlog::checkpoint::Checkpoint;
-use sealpost::tlog::cosignature;
-use sealpost::tlog::frontier::Frontier;
-use sealpost::tlog::merkle::{self, Hash, MerkleError};
-use sealpost::tlog::note::{self, Note, NoteError, NoteSigner, NoteVerifier, Signer, Verifier};
-use sealpost::tlog::tiles::{TileReader, build_tiles};
+use sealpost::transparency::tlog::checkpoint::Checkpoint;
+use sealpost::transparency::tlog::cosignature;
+use sealpost::transparency::tlog::frontier::Frontier;
+use sealpost::transparency::tlog::merkle::{self, Hash, MerkleError};
+use sealpost::transparency::tlog::note::{self, Note, NoteError, NoteSigner, NoteVerifier, Signer, Verifier};
+use sealpost::transparency::tlog::tiles::{TileReader, build_tiles};
 
 fn vector(name: &str) -> String {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "vectors", "tlog", name].iter().collect();
@@ -144,7 +144,7 @@ fn reference_inclusion_proofs_are_generated_verified_and_corruptions_refused() {
         assert_eq!(merkle::inclusion_proof(*index, tree).as_ref(), Ok(want), "generate {index} in {size}");
         assert_eq!(merkle::verify_inclusion(&leaf, *index, *size, want, &root), Ok(()), "verify {index} in {size}");
         let tiles = build_tiles(tree);
-        let mut reader = TileReader::new(*size, |t: &sealpost::tlog::tiles::Tile| {
+        let mut reader = TileReader::new(*size, |t: &sealpost::transparency::tlog::tiles::Tile| {
             tiles.iter().find(|(x, _)| x == t).map(|(_, b)| b.clone()).ok_or(std::fmt::Error)
         });
         assert_eq!(reader.inclusion_proof(*index).unwrap(), *want, "from tiles {index} in {size}");

@@ -10,12 +10,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use sealpost::tlog::Hash;
-use sealpost::tlog::checkpoint::Checkpoint;
-use sealpost::tlog::cosignature::{self, CosignatureVerifier, Cosigner};
-use sealpost::tlog::merkle::{consistency_proof, leaf_hash, root};
-use sealpost::tlog::note::{Note, NoteSignature, Signer};
-use sealpost::witness::{self, Witness, WitnessClientError};
+use sealpost::transparency::tlog::Hash;
+use sealpost::transparency::tlog::checkpoint::Checkpoint;
+use sealpost::transparency::tlog::cosignature::{self, CosignatureVerifier, Cosigner};
+use sealpost::transparency::tlog::merkle::{consistency_proof, leaf_hash, root};
+use sealpost::transparency::tlog::note::{Note, NoteSignature, Signer};
+use sealpost::transparency::witness::{self, Witness, WitnessClientError};
 
 const ORIGIN: &str = "gateway.example/log";
 const WITNESS_SEED: [u8; 32] = [9; 32];

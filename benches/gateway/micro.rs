@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use sealpost::audit::{Event, EventKind};
-use sealpost::log::Log;
+use sealpost::transparency::writer::Log;
 use sealpost::policy::{Action, OrgFacts, PolicyGate, PolicyRequest, PolicySource, Resource, UserFacts};
 use sealpost::store::Store;
 use serde_json::json;

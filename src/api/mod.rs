@@ -8,7 +8,7 @@ mod auth;
 mod deliveries;
 pub mod error;
 mod keys;
-mod log;
+mod transparency;
 mod manifests;
 mod pages;
 mod redeem;
@@ -39,7 +39,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(audit::router())
         .merge(deliveries::router())
         .merge(keys::router())
-        .merge(log::router())
+        .merge(transparency::router())
         .merge(manifests::router())
         .merge(pages::router())
         .merge(redeem::router())

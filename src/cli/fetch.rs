@@ -24,7 +24,7 @@ use crate::client::bundle::Target;
 use crate::client::keys::{self, Identities};
 use crate::client::receipts::{self, UploadReceiptError};
 use crate::client::seal::{self, HeaderCheck, Opened, SealError};
-use crate::logcheck::ReceiptError;
+use crate::transparency::verify::ReceiptError;
 
 mod part;
 use part::{Found, Part};

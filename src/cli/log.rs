@@ -1,7 +1,7 @@
 //! `sealpost receipt verify` and `sealpost log verify|export`: check receipts and the whole
 //! transparency log without trusting the gateway (exit 0 valid, 4 not, 1 network or disk).
 //!
-//! The checking itself is [`crate::logcheck`]; this module reads keys and policies, fetches the
+//! The checking itself is [`crate::transparency::verify`]; this module reads keys and policies, fetches the
 //! log over HTTP(S) or from an export directory, and keeps the last verified checkpoint.
 
 use std::io::Read as _;
@@ -11,9 +11,9 @@ use clap::{Args, Subcommand};
 use sha2::{Digest as _, Sha256};
 
 use super::{EXIT_CONFIG, EXIT_VERIFY, Failure};
-use crate::logcheck::{self, CHECKPOINT_PATH, KEY_PATH, LogError, LogReport, ReceiptSummary, SavedState};
-use crate::tlog::note::Verifier;
-use crate::tlog::policy::Policy;
+use crate::transparency::verify::{self, CHECKPOINT_PATH, KEY_PATH, LogError, LogReport, ReceiptSummary, SavedState};
+use crate::transparency::tlog::note::Verifier;
+use crate::transparency::tlog::quorum::Policy;
 
 /// The largest file the log can serve: a full entry bundle of maximal entries.
 const MAX_FETCH_BYTES: usize = 256 * (2 + 65_535);

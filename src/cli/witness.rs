@@ -11,9 +11,9 @@ use secrecy::ExposeSecret as _;
 use zeroize::Zeroizing;
 
 use super::{EXIT_CONFIG, Failure};
-use crate::tlog::cosignature::Cosigner;
-use crate::tlog::note::Verifier;
-use crate::witness::{Witness, witness_keygen};
+use crate::transparency::tlog::cosignature::Cosigner;
+use crate::transparency::tlog::note::Verifier;
+use crate::transparency::witness::{Witness, witness_keygen};
 
 /// `sealpost witness …`
 #[derive(Debug, Subcommand)]
@@ -133,7 +133,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tracing::info!(%origin, size, "witnessing");
     }
     tracing::info!(%bound, key = %witness.verifier().to_vkey(), state = %args.state.display(), "the witness is listening");
-    crate::witness::run(listener, witness, super::serve::shutdown_signal())
+    crate::transparency::witness::run(listener, witness, super::serve::shutdown_signal())
         .await
         .map_err(|e| Failure::new(format!("the witness stopped: {e}")))?;
     tracing::info!("the witness stopped");

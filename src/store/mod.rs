@@ -8,7 +8,7 @@
 //! (`group.rs`): those arriving together share one durable transaction, each in its own savepoint.
 
 mod accounts;
-mod audit_log;
+mod audit_trail;
 mod deliveries;
 mod group;
 mod keys;
@@ -29,7 +29,7 @@ use crate::audit::Event;
 use crate::model::{ParseError, UserRef};
 
 pub use accounts::{OrgInfo, Principal, TokenInfo, UserInfo};
-pub use audit_log::{AuditFilter, AuditRow};
+pub use audit_trail::{AuditFilter, AuditRow};
 pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use keys::{KeyInfo, Recipient};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};

@@ -189,8 +189,8 @@ impl NoteVerifier for CosignatureVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::merkle::empty_root;
-    use crate::tlog::note::{Note, Signer};
+    use crate::transparency::tlog::merkle::empty_root;
+    use crate::transparency::tlog::note::{Note, Signer};
 
     #[test]
     fn a_cosigned_checkpoint_opens_with_log_and_witness_keys() {
@@ -205,7 +205,7 @@ mod tests {
         let (_, opened) = Checkpoint::open(&note.to_string(), &log.verifier(), &[&wv]).unwrap();
         assert_eq!(opened.verified.len(), 2);
         // A plain Ed25519 verifier with the same key and name has another key ID: ignored.
-        let plain = crate::tlog::note::Verifier::new("witness.example/w1", *wv.public_key()).unwrap();
+        let plain = crate::transparency::tlog::note::Verifier::new("witness.example/w1", *wv.public_key()).unwrap();
         let (_, opened) = Checkpoint::open(&note.to_string(), &log.verifier(), &[&plain]).unwrap();
         assert_eq!(opened.unverified.len(), 1);
     }
@@ -227,7 +227,7 @@ mod tests {
         let again = Cosigner::from_skey(&w.to_skey()).unwrap();
         assert_eq!(again.verifier(), w.verifier());
         assert_eq!(CosignatureVerifier::from_vkey(&w.verifier().to_vkey()), Ok(w.verifier()));
-        let as_note_key = crate::tlog::note::Verifier::from_vkey(&w.verifier().to_vkey());
+        let as_note_key = crate::transparency::tlog::note::Verifier::from_vkey(&w.verifier().to_vkey());
         assert_eq!(as_note_key, Err(NoteError::WrongKeyType { expected: 0x01, actual: 0x04 }));
     }
 }

@@ -25,7 +25,7 @@ pub mod merkle;
 /// Signed notes and Ed25519 note keys.
 pub mod note;
 /// Trust policies: log keys, witness keys, quorum.
-pub mod policy;
+pub mod quorum;
 /// Offline-verifiable inclusion proofs (receipts).
 pub mod proof;
 /// Tile paths, tile and entry bundle encodings, reading hashes from tiles.

@@ -5,8 +5,8 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 
 use super::request::{MAX_PROOF_LINES, SIZE_CONTENT_TYPE, format_body, parse_canonical_u64};
-use crate::tlog::Hash;
-use crate::tlog::note::NoteSignature;
+use crate::transparency::tlog::Hash;
+use crate::transparency::tlog::note::NoteSignature;
 
 /// The most of an answer the client reads.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -51,7 +51,7 @@ pub enum WitnessClientError {
 /// Sends `signed_checkpoint` to the witness at `witness_url` (its submission prefix) with the
 /// consistency proof from `old_size` (tlog-witness "add-checkpoint") and returns the
 /// cosignature lines. They are not verified here: check them with the witness's
-/// [`crate::tlog::cosignature::CosignatureVerifier`] and ignore lines from unknown keys.
+/// [`crate::transparency::tlog::cosignature::CosignatureVerifier`] and ignore lines from unknown keys.
 ///
 /// On [`WitnessClientError::Conflict`], send again with a proof from `known_size`.
 pub async fn add_checkpoint(

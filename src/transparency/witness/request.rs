@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::tlog::Hash;
-use crate::tlog::note::{Note, NoteError};
+use crate::transparency::tlog::Hash;
+use crate::transparency::tlog::note::{Note, NoteError};
 
 /// The most consistency proof lines a request may carry (tlog-witness "add-checkpoint").
 pub const MAX_PROOF_LINES: usize = 63;

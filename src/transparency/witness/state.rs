@@ -4,9 +4,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::tlog::Hash;
-use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
-use crate::tlog::note::{Note, NoteError};
+use crate::transparency::tlog::Hash;
+use crate::transparency::tlog::checkpoint::{Checkpoint, CheckpointError};
+use crate::transparency::tlog::note::{Note, NoteError};
 
 use super::WitnessError;
 
@@ -75,8 +75,8 @@ pub(crate) fn store(path: &Path, contents: &str) -> Result<(), WitnessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::merkle::empty_root;
-    use crate::tlog::note::Signer;
+    use crate::transparency::tlog::merkle::empty_root;
+    use crate::transparency::tlog::note::Signer;
 
     #[test]
     fn origins_map_to_distinct_plain_file_names() {

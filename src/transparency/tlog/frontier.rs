@@ -71,7 +71,7 @@ impl Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::merkle::{leaf_hash, perfect_subtree_hash, root};
+    use crate::transparency::tlog::merkle::{leaf_hash, perfect_subtree_hash, root};
 
     fn leaves(n: u64) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()

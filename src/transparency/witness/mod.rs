@@ -28,10 +28,10 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-use crate::tlog::checkpoint::Checkpoint;
-use crate::tlog::cosignature::{CosignatureError, CosignatureVerifier, Cosigner, MAX_TIMESTAMP};
-use crate::tlog::merkle::{self, MerkleError, empty_root};
-use crate::tlog::note::{NoteError, NoteSignature, NoteVerifier, Verifier};
+use crate::transparency::tlog::checkpoint::Checkpoint;
+use crate::transparency::tlog::cosignature::{CosignatureError, CosignatureVerifier, Cosigner, MAX_TIMESTAMP};
+use crate::transparency::tlog::merkle::{self, MerkleError, empty_root};
+use crate::transparency::tlog::note::{NoteError, NoteSignature, NoteVerifier, Verifier};
 use state::Latest;
 
 /// Why the witness could not start or remember a checkpoint.
@@ -61,7 +61,7 @@ pub enum AddError {
     Malformed(#[from] RequestError),
     /// The note text is not a checkpoint (400).
     #[error("the note is not a checkpoint: {reason}")]
-    NotACheckpoint { reason: crate::tlog::checkpoint::CheckpointError },
+    NotACheckpoint { reason: crate::transparency::tlog::checkpoint::CheckpointError },
     /// No log key is configured for this origin (404).
     #[error("this witness does not know the log `{origin}`")]
     UnknownLog { origin: String },
@@ -263,19 +263,19 @@ mod tests {
 
     #[tokio::test]
     async fn each_refusal_is_precise_and_carries_the_status_the_spec_requires() {
-        use crate::tlog::merkle::{consistency_proof, leaf_hash, root};
-        use crate::tlog::note::Signer;
+        use crate::transparency::tlog::merkle::{consistency_proof, leaf_hash, root};
+        use crate::transparency::tlog::note::Signer;
         let dir = tempfile::tempdir().unwrap();
         let log = Signer::from_seed("l", &[1; 32]).unwrap();
         let cosigner = Cosigner::from_seed("w", &[2; 32]).unwrap();
         let w = Witness::open(dir.path(), cosigner, [log.verifier()]).unwrap();
         let leaves: Vec<_> = (0u8..8).map(|i| leaf_hash(&[i])).collect();
         let signed = |n: usize| Checkpoint::new("l", n as u64, root(&leaves[..n])).unwrap().sign(&[&log]).unwrap();
-        let add = async |old: u64, proof: &[crate::tlog::Hash], note: &str| {
+        let add = async |old: u64, proof: &[crate::transparency::tlog::Hash], note: &str| {
             w.add_checkpoint(format_body(old, proof, note).as_bytes(), 7).await
         };
         let lines = add(0, &[], &signed(3)).await.unwrap();
-        assert_eq!(crate::tlog::cosignature::timestamp(&lines[0]), Ok(7));
+        assert_eq!(crate::transparency::tlog::cosignature::timestamp(&lines[0]), Ok(7));
         assert_eq!(w.known_size("l").await, Some(3));
 
         let stale = add(0, &[], &signed(4)).await.unwrap_err();

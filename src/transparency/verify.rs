@@ -16,13 +16,13 @@ use std::collections::BTreeMap;
 pub use entry::{Entry, EntryError, parse_entry};
 pub use lifecycle::Violation;
 
-use crate::tlog::Hash;
-use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
-use crate::tlog::merkle;
-use crate::tlog::note::{Note, NoteError};
-use crate::tlog::policy::{Policy, PolicyError};
-use crate::tlog::proof::{ProofError, TlogProof};
-use crate::tlog::tiles::{self, TileError};
+use crate::transparency::tlog::Hash;
+use crate::transparency::tlog::checkpoint::{Checkpoint, CheckpointError};
+use crate::transparency::tlog::merkle;
+use crate::transparency::tlog::note::{Note, NoteError};
+use crate::transparency::tlog::quorum::{Policy, PolicyError};
+use crate::transparency::tlog::proof::{ProofError, TlogProof};
+use crate::transparency::tlog::tiles::{self, TileError};
 
 /// The log path of the checkpoint, and the name of the state file that keeps the last one.
 pub const CHECKPOINT_PATH: &str = "checkpoint";

@@ -300,9 +300,9 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::cosignature::Cosigner;
-    use crate::tlog::merkle::empty_root;
-    use crate::tlog::note::Signer;
+    use crate::transparency::tlog::cosignature::Cosigner;
+    use crate::transparency::tlog::merkle::empty_root;
+    use crate::transparency::tlog::note::Signer;
 
     fn witness(i: u8) -> Cosigner {
         Cosigner::from_seed(&format!("w{i}.example"), &[i; 32]).unwrap()

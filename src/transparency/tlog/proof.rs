@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::checkpoint::CheckpointError;
 use super::merkle::{self, Hash, MerkleError};
 use super::note::Note;
-use super::policy::{Policy, PolicyError, VerifiedCheckpoint};
+use super::quorum::{Policy, PolicyError, VerifiedCheckpoint};
 
 /// The first line of every proof.
 pub const HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -168,9 +168,9 @@ impl TlogProof {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::Checkpoint;
-    use crate::tlog::merkle::{inclusion_proof, leaf_hash, root};
-    use crate::tlog::note::{NoteError, Signer};
+    use crate::transparency::tlog::checkpoint::Checkpoint;
+    use crate::transparency::tlog::merkle::{inclusion_proof, leaf_hash, root};
+    use crate::transparency::tlog::note::{NoteError, Signer};
 
     fn fixture() -> (Signer, Vec<Vec<u8>>, TlogProof) {
         let log = Signer::from_seed("sealpost.example/log", &[5; 32]).unwrap();

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use super::*;
-use crate::tlog::cosignature::Cosigner;
-use crate::tlog::note::Signer;
-use crate::tlog::tiles::{build_tiles, encode_bundle};
+use crate::transparency::tlog::cosignature::Cosigner;
+use crate::transparency::tlog::note::Signer;
+use crate::transparency::tlog::tiles::{build_tiles, encode_bundle};
 
 const ORIGIN: &str = "sealpost.test/log";
 

@@ -6,7 +6,7 @@
 //! and entry bundles (temporary file, fsync, rename), then signs and writes the checkpoint, which
 //! is the commit point. A crash at any point leaves the last checkpoint and everything it covers
 //! intact, and the next integration rewrites the same bytes. The maths and formats are the pure
-//! [`crate::tlog`] module; this one does the I/O.
+//! [`crate::transparency::tlog`] module; this one does the I/O.
 
 pub mod sequencer;
 
@@ -15,14 +15,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::store::{Store, StoreError};
-use crate::tlog::checkpoint::Checkpoint;
-use crate::tlog::cosignature::CosignatureVerifier;
-use crate::tlog::frontier::Frontier;
-use crate::tlog::merkle::{Hash, leaf_hash};
-use crate::tlog::note::{Note, NoteSigner as _, NoteVerifier, Signer, Verifier};
-use crate::tlog::proof::TlogProof;
-use crate::tlog::tiles::{self, Tile, TileReader};
-use crate::witness::{self, WitnessClientError};
+use crate::transparency::tlog::checkpoint::Checkpoint;
+use crate::transparency::tlog::cosignature::CosignatureVerifier;
+use crate::transparency::tlog::frontier::Frontier;
+use crate::transparency::tlog::merkle::{Hash, leaf_hash};
+use crate::transparency::tlog::note::{Note, NoteSigner as _, NoteVerifier, Signer, Verifier};
+use crate::transparency::tlog::proof::TlogProof;
+use crate::transparency::tlog::tiles::{self, Tile, TileReader};
+use crate::transparency::witness::{self, WitnessClientError};
 
 /// Leaves integrated per batch at most (the rest waits for the next round).
 const BATCH: u32 = 4096;
@@ -442,7 +442,7 @@ fn sign(signers: &[Signer], frontier: &Frontier) -> Result<String, LogError> {
     let name = signers.first().map(|s| s.name().to_owned()).unwrap_or_default();
     let checkpoint =
         Checkpoint::new(&name, frontier.size(), frontier.root()).map_err(|e| LogError::Corrupt(e.to_string()))?;
-    let refs: Vec<&dyn crate::tlog::note::NoteSigner> = signers.iter().map(|s| s as _).collect();
+    let refs: Vec<&dyn crate::transparency::tlog::note::NoteSigner> = signers.iter().map(|s| s as _).collect();
     checkpoint.sign(&refs).map_err(|e| LogError::Corrupt(e.to_string()))
 }
 

@@ -16,7 +16,7 @@ use crate::audit::{Event, EventKind};
 use crate::ids::TransferId;
 use crate::model::Role;
 use crate::server::Gateway;
-use crate::tlog::tiles::{self, TilePath};
+use crate::transparency::tlog::tiles::{self, TilePath};
 
 /// The log routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -89,7 +89,7 @@ async fn retire(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin], "retire a log key")?;
     let current = gw.log.log().retire_key(&req.key_id).map_err(|e| match e {
-        crate::log::LogError::UnknownKey(_) | crate::log::LogError::LastKey(_) => ApiError::bad_request(e.to_string()),
+        crate::transparency::writer::LogError::UnknownKey(_) | crate::transparency::writer::LogError::LastKey(_) => ApiError::bad_request(e.to_string()),
         other => ApiError::internal(&other),
     })?;
     let event = Event::new(EventKind::LogKeyRetired).actor(&caller.0.id).field("key_id", &req.key_id);

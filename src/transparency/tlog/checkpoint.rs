@@ -176,8 +176,8 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::merkle::empty_root;
-    use crate::tlog::note::Signer;
+    use crate::transparency::tlog::merkle::empty_root;
+    use crate::transparency::tlog::note::Signer;
     use proptest::prelude::*;
 
     const SPEC_EXAMPLE: &str = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";

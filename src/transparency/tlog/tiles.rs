@@ -394,7 +394,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::merkle::leaf_hash;
+    use crate::transparency::tlog::merkle::leaf_hash;
     use proptest::prelude::*;
 
     #[test]
