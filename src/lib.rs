@@ -38,8 +38,14 @@ pub mod config;
 pub mod directory;
 /// Keyless inspection of age files: header grammar, payload length, randomness.
 pub mod envelope;
+/// The gateway's state: the data directory opened and recovered, shared by every door.
+pub mod gateway;
 /// Server-made ids and bearer secrets.
 pub mod ids;
+/// The intake pipeline: every upload byte hashed and inspected, and the `Inspected` proof.
+pub mod intake;
+/// The life of a transfer below HTTP: check, receive, release, commit, recall, decide, collect.
+pub mod lifecycle;
 /// The sender's signed manifest: its canonical text and strict parsing.
 pub mod manifest;
 /// Organisations, roles, user names, classifications.
@@ -55,5 +61,5 @@ pub mod sweeper;
 /// The transparency log, one subsystem: pure maths, the log on disk and its one writer, offline
 /// verification, and the witness.
 pub mod transparency;
-/// The upload pipeline: stream, hash, inspect, stage.
-pub mod upload;
+/// The typed wire: request and response bodies shared by the gateway and its clients.
+pub mod wire;

@@ -6,7 +6,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::ids::UserId;
 
 /// Why a name, kind, role or classification was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +60,19 @@ impl UserRef {
     }
 }
 
+impl utoipa::PartialSchema for UserRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$"))
+            .description(Some("A user as people write it: `ORG/NAME`"))
+            .examples(["hmpps/alice"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UserRef {}
+
 impl FromStr for UserRef {
     type Err = ParseError;
 
@@ -98,6 +114,17 @@ macro_rules! text_enum {
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             /// The spelling used on the command line, in JSON and in the store.
@@ -215,4 +242,43 @@ mod tests {
         assert_eq!("bank".parse::<OrgKind>(), Err(ParseError::Kind("bank".into())));
         assert_eq!("OFFICIAL-SENSITIVE".parse::<Classification>(), Ok(Classification::OfficialSensitive));
     }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's id.
+    pub id: UserId,
+    /// The user's name.
+    pub user: UserRef,
+    /// The user's role.
+    pub role: Role,
+    /// The kind of the user's organisation.
+    pub org_kind: OrgKind,
+}
+
+/// A registered key, as the directory shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    /// The public recipient string (`age1…`, or an SSH public key where allowed).
+    pub recipient: String,
+    /// The stanza type a file encrypted to this key carries (`X25519`, `ssh-ed25519`, …).
+    pub stanza_type: String,
+    /// `sha256:` and the hex SHA-256 of the recipient string.
+    pub fingerprint: String,
+    /// When it was registered.
+    pub added_at: DateTime<Utc>,
+}
+
+/// An addressed recipient with its live keys.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// The user's id.
+    pub id: UserId,
+    /// The user's name.
+    pub user: UserRef,
+    /// The user's role.
+    pub role: Role,
+    /// Its live keys.
+    pub keys: Vec<KeyInfo>,
 }

@@ -7,8 +7,8 @@ use common::{TestServer, encrypt, noise, parties};
 use sealpost::transparency::tlog::checkpoint::Checkpoint;
 use sealpost::transparency::tlog::merkle::leaf_hash;
 use sealpost::transparency::tlog::note::Verifier;
-use sealpost::transparency::tlog::quorum::Policy;
 use sealpost::transparency::tlog::proof::TlogProof;
+use sealpost::transparency::tlog::quorum::Policy;
 use sealpost::transparency::tlog::tiles;
 
 async fn text(server: &TestServer, path: &str) -> (u16, String) {
@@ -207,8 +207,12 @@ async fn a_witness_cosigns_every_checkpoint_and_receipts_verify_against_a_policy
     };
     let state = tempfile::tempdir().unwrap();
     let witness = std::sync::Arc::new(
-        sealpost::transparency::witness::Witness::open(state.path(), cosigner, [Verifier::from_vkey(&log_key.to_vkey()).unwrap()])
-            .unwrap(),
+        sealpost::transparency::witness::Witness::open(
+            state.path(),
+            cosigner,
+            [Verifier::from_vkey(&log_key.to_vkey()).unwrap()],
+        )
+        .unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let witness_url = format!("http://{}", listener.local_addr().unwrap());

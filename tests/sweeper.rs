@@ -7,17 +7,19 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use sealpost::blobs::{BlobError, BlobStore};
 use sealpost::clock::Clock;
 use sealpost::directory::RecipientKey;
+use sealpost::envelope::Limits;
 use sealpost::ids::{BearerSecret, LinkId, TransferId, UserId};
+use sealpost::intake::{UploadRules, receive};
 use sealpost::model::{Classification, OrgKind, Role, UserRef};
-use sealpost::policy::{PolicyGate, PolicySource, UploadRequest};
+use sealpost::policy::{Action, Permit, PolicyGate, PolicySource, UploadRequest, principal_facts};
 use sealpost::store::{AuditFilter, LeaseEnd, NewLink, NewTransfer, Store};
 use sealpost::sweeper::{self, SweepReport};
+use sealpost::wire::Digest;
 
 /// How long the fixture's link lives.
 const LINK_LIFETIME: Duration = Duration::from_secs(86_400);
@@ -34,6 +36,8 @@ struct Fixture {
     transfer: TransferId,
     object_key: String,
     expires_at: DateTime<Utc>,
+    /// The `download` policy's permit for alice on the transfer.
+    download: Permit,
 }
 
 impl Fixture {
@@ -79,19 +83,15 @@ impl Fixture {
         let ciphertext = common::encrypt(&[&recipient], &common::noise(4096));
         let transfer = TransferId::generate();
         let object_key = BlobStore::key_for(&transfer);
-        let mut staged = blobs.stage(&transfer).await.expect("stage");
-        staged.write(&ciphertext).await.expect("write");
+        let staged = blobs.stage(&transfer).await.expect("stage");
+        let rules = UploadRules { max_size: 1 << 20, envelope: Limits::default(), allow_unknown_stanzas: false };
+        let mut body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(ciphertext.clone()))]);
+        let (staged, inspected) = receive(&mut body, staged, &["X25519"], &rules).await.expect("inspected");
+        assert_eq!(inspected.digest(), Digest::of(&ciphertext));
         blobs.commit(staged, &object_key).await.expect("commit");
 
         let link = BearerSecret::generate("");
-        let new_transfer = NewTransfer {
-            id: transfer.clone(),
-            size: ciphertext.len() as u64,
-            digest: format!("sha256:{}", hex::encode(Sha256::digest(&ciphertext))),
-            armored: false,
-            object_key: object_key.clone(),
-            envelope: vec![],
-        };
+        let new_transfer = NewTransfer { id: transfer.clone(), object_key: object_key.clone() };
         let links = [NewLink { id: LinkId::generate(), recipient: alice_id.clone(), token_hash: link.hash() }];
         let facts = PolicyGate::transfer_facts(&approval, transfer.as_str(), ciphertext.len() as u64);
         let context = serde_json::Map::from_iter([
@@ -100,9 +100,24 @@ impl Fixture {
         ]);
         let release = gate.release(approval.sender_facts(), &facts, approval.orgs(), context, now);
         assert!(!release.held(), "an OFFICIAL transfer is released at once");
-        store.insert_transfer(&approval, &release, &new_transfer, &links, now).await.expect("transfer recorded");
+        store.insert_transfer(&approval, &release, &inspected, &new_transfer, &links, now).await.expect("recorded");
+        let alice = store.authenticate(&alice_token.hash(), now).await.expect("authenticate").expect("alice");
+        let record = store.transfer_record(&transfer).await.expect("record");
+        let download = gate
+            .permit(Action::Download, principal_facts(&alice), &record.facts, &record.orgs, "download", now)
+            .expect("alice may download");
 
-        Self { dir, store, blobs, alice: alice_id, link, transfer, object_key, expires_at: approval.expires_at() }
+        Self {
+            dir,
+            store,
+            blobs,
+            alice: alice_id,
+            link,
+            transfer,
+            object_key,
+            expires_at: approval.expires_at(),
+            download,
+        }
     }
 
     /// The transfer's audit events as (event, code), oldest first.
@@ -192,7 +207,8 @@ async fn the_sweeper_expires_links_and_purges_their_ciphertext_with_paused_time(
 async fn a_delivered_transfer_is_purged_at_the_next_sweep() {
     let clock = Clock::system();
     let f = Fixture::new(&clock).await;
-    let lease = f.store.lease(&f.alice, &f.link.hash(), clock.now()).await.expect("store").expect("leased");
+    let lease =
+        f.store.lease(&f.download, &f.alice, &f.link.hash(), clock.now()).await.expect("store").expect("leased");
     assert_eq!(lease.transfer, f.transfer);
     f.store.end_lease(&lease, LeaseEnd::Completed, clock.now()).await.expect("lease ended");
 

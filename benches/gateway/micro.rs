@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use sealpost::audit::{Event, EventKind};
-use sealpost::transparency::writer::Log;
 use sealpost::policy::{Action, OrgFacts, PolicyGate, PolicyRequest, PolicySource, Resource, UserFacts};
 use sealpost::store::Store;
+use sealpost::transparency::writer::Log;
 use serde_json::json;
 
 fn user(id: &str, role: &str, org: &str) -> UserFacts {

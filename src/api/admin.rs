@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
 use crate::config::parse_duration;
+use crate::gateway::Gateway;
 use crate::ids::{BearerSecret, TokenId};
 use crate::model::{OrgKind, Role, UserRef, check_name};
-use crate::server::Gateway;
 
 /// The administration routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {

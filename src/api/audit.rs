@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiQuery};
+use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::UserRef;
 use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
-use crate::server::Gateway;
 use crate::store::{AuditFilter, StoreError};
 
 /// The audit routes.

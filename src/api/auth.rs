@@ -7,10 +7,10 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use crate::gateway::Gateway;
 use crate::ids::BearerSecret;
+use crate::model::Principal;
 use crate::model::Role;
-use crate::server::Gateway;
-use crate::store::Principal;
 
 /// The authenticated caller. Extracting it answers 401 when the token is missing, unknown,
 /// expired or revoked (without saying which).

@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
+use crate::gateway::Gateway;
 use crate::ids::TransferId;
-use crate::server::Gateway;
 use crate::store::{Acknowledgement, DeliveryReport};
+use crate::wire::ErrorCode;
 
 /// The delivery route.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -78,8 +79,7 @@ async fn report(
         )),
         Acknowledgement::NotRecipient => Err(not_yours(&id)),
         Acknowledgement::AlreadyReported => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_reported",
+            ErrorCode::AlreadyReported,
             format!("you reported on the delivery of transfer `{id}` already"),
         )),
     }

@@ -7,133 +7,129 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
 
 use crate::blobs::BlobError;
+use crate::lifecycle::LifecycleError;
 use crate::store::StoreError;
+use crate::wire::{ErrorBody, ErrorCode, ErrorDetail};
 
-/// An error answer: `{"error":{"code":…,"message":…, …extra}}`. Boxed: errors are rare and
-/// `Result`s that carry them stay small.
+/// An error answer: `{"error":{"code":…,"message":…, …}}` ([`ErrorBody`] on the wire). Boxed:
+/// errors are rare and `Result`s that carry them stay small.
 #[derive(Debug)]
 pub struct ApiError(Box<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    extra: Map<String, Value>,
+    detail: ErrorDetail,
     retry_after: Option<u32>,
 }
 
 impl ApiError {
-    /// An answer with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self(Box::new(Inner { status, code, message: message.into(), extra: Map::new(), retry_after: None }))
+    /// An answer with this code (which fixes the status) and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let detail = ErrorDetail { code, message: message.into(), policies: None, reason: None };
+        let retry_after = match code {
+            ErrorCode::Unavailable => Some(2),
+            ErrorCode::LogUnavailable => Some(30),
+            ErrorCode::InsufficientStorage => Some(300),
+            _ => None,
+        };
+        Self(Box::new(Inner { detail, retry_after }))
     }
 
-    /// Adds a field to the error object.
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.0.extra.insert(key.to_owned(), value.into());
+    /// Adds the ids of the policies that decided a denial.
+    pub fn with_policies(mut self, policies: Vec<String>) -> Self {
+        self.0.detail.policies = Some(policies);
+        self
+    }
+
+    /// Adds a finer machine reason.
+    pub fn with_reason(mut self, reason: &str) -> Self {
+        self.0.detail.reason = Some(reason.to_owned());
         self
     }
 
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     /// 401 `unauthenticated`.
     pub fn unauthenticated() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "a valid API token is needed: send `Authorization: Bearer TOKEN` (ask your administrator for one)",
         )
     }
 
     /// 403 `forbidden`.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     /// 500 with an opaque body; the cause is logged here.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "the gateway failed to handle this request; nothing was changed, try again or tell the operator",
         )
     }
 
     /// 503 with `Retry-After`: busy, try again shortly.
     pub fn unavailable() -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the gateway is busy; nothing was changed, try again in a moment",
-        );
-        e.0.retry_after = Some(2);
-        e
+        Self::new(ErrorCode::Unavailable, "the gateway is busy; nothing was changed, try again in a moment")
     }
 
     /// 503 with `Retry-After`: the transparency log cannot be written, so nothing may happen
     /// that it would have to record (fail closed).
     pub fn log_unavailable() -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log_unavailable",
+        Self::new(
+            ErrorCode::LogUnavailable,
             "the gateway cannot write its transparency log, so it accepts no transfers now; nothing was changed, try again later",
-        );
-        e.0.retry_after = Some(30);
-        e
+        )
     }
 
     /// 507 with `Retry-After`: out of space.
     pub fn insufficient_storage() -> Self {
-        let mut e = Self::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "insufficient_storage",
+        Self::new(
+            ErrorCode::InsufficientStorage,
             "the gateway is out of storage space; nothing was kept, try again later or tell the operator",
-        );
-        e.0.retry_after = Some(300);
-        e
+        )
     }
 
     /// The machine code.
-    pub fn code(&self) -> &'static str {
-        self.0.code
+    pub fn code(&self) -> ErrorCode {
+        self.0.detail.code
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.detail.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// True for 4xx answers (the client's mistake or a refusal).
     pub fn is_client_error(&self) -> bool {
-        self.0.status.is_client_error()
+        self.status().is_client_error()
     }
 
-    /// An extra field, as compact JSON text (e.g. `policies` of a denial).
-    pub fn detail(&self, key: &str) -> Option<String> {
-        self.0.extra.get(key).map(|v| match v {
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
-            other => other.to_string(),
-        })
+    /// The ids of the policies that decided a denial, comma-separated (for the audit trail).
+    pub fn policies(&self) -> Option<String> {
+        self.0.detail.policies.as_ref().map(|p| p.join(","))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let this = *self.0;
-        let mut error = Map::new();
-        error.insert("code".into(), this.code.into());
-        error.insert("message".into(), this.message.into());
-        error.extend(this.extra);
-        let mut response = (this.status, Json(json!({ "error": error }))).into_response();
-        if let Some(secs) = this.retry_after {
+        let status = self.status();
+        let Inner { detail, retry_after } = *self.0;
+        let mut response = (status, Json(ErrorBody { error: detail })).into_response();
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
@@ -142,22 +138,30 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        let conflict = |e: &StoreError| Self::new(StatusCode::CONFLICT, "already_exists", e.to_string());
+        match e.code() {
+            ErrorCode::Internal => Self::internal(&e),
+            ErrorCode::Unavailable => Self::unavailable(),
+            ErrorCode::InsufficientStorage => Self::insufficient_storage(),
+            ErrorCode::NotFound if matches!(e, StoreError::UnknownOrg(_)) => {
+                Self::not_found(format!("{e}: create it first with `sealpost admin org add`"))
+            }
+            code => Self::new(code, e.to_string()),
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
         match e {
-            StoreError::Busy => Self::unavailable(),
-            StoreError::Full => Self::insufficient_storage(),
-            StoreError::OrgExists(_)
-            | StoreError::UserExists(_)
-            | StoreError::KeyExists(_)
-            | StoreError::RouteExists(..) => conflict(&e),
-            StoreError::NotHeld(_) => Self::new(StatusCode::CONFLICT, "not_awaiting_approval", e.to_string()),
-            StoreError::UnknownOrg(_) => Self::not_found(format!("{e}: create it first with `sealpost admin org add`")),
-            StoreError::UnknownUser(_)
-            | StoreError::UnknownToken(_)
-            | StoreError::UnknownKey { .. }
-            | StoreError::UnknownRoute(..)
-            | StoreError::UnknownTransfer(_) => Self::not_found(e.to_string()),
-            StoreError::Corrupt(_) | StoreError::Migrate(_) | StoreError::Db(_) => Self::internal(&e),
+            LifecycleError::Store(e) => e.into(),
+            LifecycleError::Blob(e) => e.into(),
+            LifecycleError::Denied(d) => d.into(),
+            LifecycleError::LogUnavailable => Self::log_unavailable(),
+            LifecycleError::Refused { ref refusal, .. } => {
+                let reason = refusal.reason();
+                Self::new(e.code(), e.to_string()).with_reason(reason)
+            }
+            other => Self::new(other.code(), other.to_string()),
         }
     }
 }
@@ -166,8 +170,8 @@ impl From<crate::policy::Denial> for ApiError {
     /// A forbid policy's denial is `policy_denied`; a default deny (no permit applied) is
     /// `forbidden`. Both are 403 and carry the deciding policies.
     fn from(d: crate::policy::Denial) -> Self {
-        let code = if d.explicit() { "policy_denied" } else { "forbidden" };
-        Self::new(StatusCode::FORBIDDEN, code, d.message).with("policies", d.policies)
+        let code = if d.explicit() { ErrorCode::PolicyDenied } else { ErrorCode::Forbidden };
+        Self::new(code, d.message).with_policies(d.policies)
     }
 }
 

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
 use crate::directory::{KeyError, RecipientKey};
+use crate::gateway::Gateway;
 use crate::model::UserRef;
-use crate::server::Gateway;
+use crate::wire::ErrorCode;
 
 /// The key directory routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -36,10 +37,10 @@ async fn add_key(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = RecipientKey::parse(&req.recipient, gw.config.allow_ssh_recipients).map_err(|e| {
         let code = match e {
-            KeyError::PrivateKey => "private_key_refused",
-            _ => "invalid_key",
+            KeyError::PrivateKey => ErrorCode::PrivateKeyRefused,
+            _ => ErrorCode::InvalidKey,
         };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+        ApiError::new(code, e.to_string())
     })?;
     let info = gw.store.add_key(&caller.0.id, &caller.0.user, &key, gw.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(json!(info))))

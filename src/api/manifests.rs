@@ -20,10 +20,11 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
 use crate::directory::{SIGNING_TYPE, signing_public_key};
+use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::{Role, UserRef};
-use crate::server::Gateway;
 use crate::store::{Manifest, ManifestSubject};
+use crate::wire::ErrorCode;
 
 /// The manifest routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -38,8 +39,8 @@ struct Signed {
     key: String,
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+fn unprocessable(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
 }
 
 /// The manifest text a transfer's sender must sign.
@@ -68,19 +69,19 @@ async fn sign(
     let keys = gw.store.list_keys(&caller.0.user).await?;
     let key = keys.iter().find(|k| k.stanza_type == SIGNING_TYPE && k.fingerprint == req.key).ok_or_else(|| {
         unprocessable(
-            "unknown_signing_key",
+            ErrorCode::UnknownSigningKey,
             format!("`{}` is none of your signing keys: register it with `sealpost keys add`", req.key),
         )
     })?;
     if req.manifest != expected(&tid, &subject) {
         return Err(unprocessable(
-            "manifest_mismatch",
+            ErrorCode::ManifestMismatch,
             "the manifest does not name this transfer, its digest and its recipients in the v1 form",
         ));
     }
     let public = signing_public_key(&key.recipient)
         .ok_or_else(|| ApiError::internal(&format!("stored signing key {} does not parse", key.fingerprint)))?;
-    let invalid = || unprocessable("sender_signature_invalid", "the signature does not verify under that key");
+    let invalid = || unprocessable(ErrorCode::SenderSignatureInvalid, "the signature does not verify under that key");
     let bytes = STANDARD.decode(req.signature.trim()).map_err(|_| invalid())?;
     let signature = ed25519_dalek::Signature::from_slice(&bytes).map_err(|_| invalid())?;
     public.verify(req.manifest.as_bytes(), &signature).map_err(|_| invalid())?;
@@ -91,11 +92,7 @@ async fn sign(
         key_public: key.recipient.clone(),
     };
     if !gw.store.add_manifest(&caller.0.id, &tid, &manifest, gw.clock.now()).await? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "manifest_exists",
-            "this transfer's manifest is signed already",
-        ));
+        return Err(ApiError::new(ErrorCode::ManifestExists, "this transfer's manifest is signed already"));
     }
     Ok((StatusCode::CREATED, Json(json!({ "id": tid.as_str(), "key": manifest.key_fingerprint }))))
 }

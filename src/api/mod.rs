@@ -8,15 +8,13 @@ mod auth;
 mod deliveries;
 pub mod error;
 mod keys;
-mod transparency;
 mod manifests;
 mod pages;
 mod redeem;
 mod routes;
 mod transfers;
+mod transparency;
 mod tus;
-
-pub use routes::reload_policies;
 
 use std::sync::Arc;
 
@@ -25,7 +23,8 @@ use axum::http::{HeaderName, HeaderValue, Request, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::server::Gateway;
+use crate::gateway::Gateway;
+use crate::wire::ErrorCode;
 use error::ApiError;
 
 /// The whole application, ready to serve.
@@ -49,8 +48,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
         .method_not_allowed_fallback(async || {
             ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this endpoint does not take that method: see the API list in the README",
             )
         })

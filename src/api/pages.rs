@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 
 /// The page routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {

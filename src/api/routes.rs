@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
-use crate::audit::{Event, EventKind};
+
+use crate::gateway::Gateway;
 use crate::model::{Role, check_name};
-use crate::server::Gateway;
 
 /// The route and policy administration routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -65,26 +65,6 @@ async fn show_policy(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<J
 
 async fn reload(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin], "reload policies")?;
-    let digest = reload_policies(&gw, Some(&caller.0.id)).await?;
+    let digest = crate::lifecycle::reload_policies(&gw, Some(&caller.0.id)).await?;
     Ok(Json(json!({ "source": gw.gate.source().to_string(), "digest": digest })))
-}
-
-/// Reloads the policy set (validated first; an invalid set is refused and the old one stays)
-/// and records the change. Shared by the API and SIGHUP.
-pub async fn reload_policies(gw: &Gateway, actor: Option<&crate::ids::UserId>) -> Result<String, ApiError> {
-    let before = gw.gate.digest();
-    let digest = gw.gate.reload().map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_policy",
-            format!("{e}: the old policies stay in force"),
-        )
-    })?;
-    if digest != before {
-        let mut event = Event::new(EventKind::PolicyChanged).field("digest", &digest).field("previous", &before);
-        event.actor = actor.cloned();
-        gw.store.record(&event, gw.clock.now()).await?;
-        tracing::info!(%digest, "policies reloaded");
-    }
-    Ok(digest)
 }

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::audit::{Event, EventKind};
+use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::Role;
-use crate::server::Gateway;
 use crate::transparency::tlog::tiles::{self, TilePath};
 
 /// The log routes.
@@ -89,7 +89,9 @@ async fn retire(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin], "retire a log key")?;
     let current = gw.log.log().retire_key(&req.key_id).map_err(|e| match e {
-        crate::transparency::writer::LogError::UnknownKey(_) | crate::transparency::writer::LogError::LastKey(_) => ApiError::bad_request(e.to_string()),
+        crate::transparency::writer::LogError::UnknownKey(_) | crate::transparency::writer::LogError::LastKey(_) => {
+            ApiError::bad_request(e.to_string())
+        }
         other => ApiError::internal(&other),
     })?;
     let event = Event::new(EventKind::LogKeyRetired).actor(&caller.0.id).field("key_id", &req.key_id);

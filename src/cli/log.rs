@@ -11,9 +11,9 @@ use clap::{Args, Subcommand};
 use sha2::{Digest as _, Sha256};
 
 use super::{EXIT_CONFIG, EXIT_VERIFY, Failure};
-use crate::transparency::verify::{self, CHECKPOINT_PATH, KEY_PATH, LogError, LogReport, ReceiptSummary, SavedState};
 use crate::transparency::tlog::note::Verifier;
 use crate::transparency::tlog::quorum::Policy;
+use crate::transparency::verify::{self, CHECKPOINT_PATH, KEY_PATH, LogError, LogReport, ReceiptSummary, SavedState};
 
 /// The largest file the log can serve: a full entry bundle of maximal entries.
 const MAX_FETCH_BYTES: usize = 256 * (2 + 65_535);
@@ -285,7 +285,7 @@ pub(super) fn run_receipt(command: ReceiptCommand) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let summary = logcheck::verify_receipt(&text, &policy, expected.as_deref()).map_err(|e| {
+    let summary = verify::verify_receipt(&text, &policy, expected.as_deref()).map_err(|e| {
         Failure::new(format!("receipt `{name}` rejected: {}", chain(&e)))
             .hint("check that --key or --policy is the gateway's, and that the receipt was saved unchanged")
             .exit(EXIT_VERIFY)
@@ -394,11 +394,10 @@ async fn verify(args: LogVerifyArgs) -> Result<(), Failure> {
     };
     let saved = read_saved(&args.state)?;
     let described = source.describe();
-    let report =
-        tokio::task::spawn_blocking(move || logcheck::verify_log(|p| source.fetch(p), &policy, saved.as_ref()))
-            .await
-            .map_err(|e| Failure::new(format!("verification stopped: {e}")))?
-            .map_err(|e| log_failure(&e))?;
+    let report = tokio::task::spawn_blocking(move || verify::verify_log(|p| source.fetch(p), &policy, saved.as_ref()))
+        .await
+        .map_err(|e| Failure::new(format!("verification stopped: {e}")))?
+        .map_err(|e| log_failure(&e))?;
     print_report(&report, &described);
     write_atomic(&args.state, CHECKPOINT_PATH, report.state.text().as_bytes())?;
     println!("saved      {}", args.state.join(CHECKPOINT_PATH).display());
@@ -426,7 +425,7 @@ async fn export(args: LogExportArgs) -> Result<(), Failure> {
                 }
                 Ok(got)
             };
-            logcheck::verify_log(recording, &policy, saved.as_ref())
+            verify::verify_log(recording, &policy, saved.as_ref())
         });
         (key, fetched, result)
     })

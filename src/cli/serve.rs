@@ -91,8 +91,8 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let bound = listener.local_addr().map_err(|e| Failure::new(format!("cannot read the bound address: {e}")))?;
     let data_dir = config.data_dir.clone();
     let (gateway, startup) =
-        crate::server::Gateway::open(config, format!("http://{bound}")).await.map_err(|e| match e {
-            crate::server::StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
+        crate::gateway::Gateway::open(config, format!("http://{bound}")).await.map_err(|e| match e {
+            crate::gateway::StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
                 .hint("fix the policy file, check it with `sealpost policy check DIR`, then start again")
                 .exit(EXIT_CONFIG),
             other => Failure::new(other.to_string()).hint(format!("check the data directory `{}`", data_dir.display())),
@@ -120,14 +120,14 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// Reloads the policies on every SIGHUP; an invalid set is logged and the old one stays.
-fn spawn_reload_on_hangup(gateway: std::sync::Arc<crate::server::Gateway>) {
+fn spawn_reload_on_hangup(gateway: std::sync::Arc<crate::gateway::Gateway>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; use `sealpost admin policy reload`");
         return;
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match crate::api::reload_policies(&gateway, None).await {
+            match crate::lifecycle::reload_policies(&gateway, None).await {
                 Ok(digest) => tracing::info!(%digest, "SIGHUP: policies reloaded"),
                 Err(e) => tracing::error!(error = ?e, "SIGHUP: policies not reloaded; the old ones stay"),
             }

@@ -2,9 +2,9 @@
 //! receipt (a C2SP tlog-proof) verifies against the log's key, names the transfer, and carries
 //! the digest of the ciphertext the sender sent and the recipient received.
 
-use crate::transparency::verify::{ReceiptError, ReceiptSummary, verify_receipt};
 use crate::transparency::tlog::note::Verifier;
 use crate::transparency::tlog::quorum::Policy;
+use crate::transparency::verify::{ReceiptError, ReceiptSummary, verify_receipt};
 
 /// The event an upload receipt proves.
 pub const UPLOAD_EVENT: &str = "upload.accepted";

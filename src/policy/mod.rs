@@ -23,7 +23,7 @@ pub use facts::{Action, OrgFacts, PolicyRequest, Resource, TransferFacts, UserFa
 
 use crate::ids::UserId;
 use crate::model::Classification;
-use crate::store::{Principal, Recipient};
+use crate::model::{Principal, Recipient};
 
 /// An upload as the gate sees it: who, to whom, for how long, at what marking.
 #[derive(Debug)]
@@ -91,6 +91,33 @@ impl Approval {
     /// The organisations involved, as policies saw them.
     pub fn orgs(&self) -> &[OrgFacts] {
         &self.orgs
+    }
+}
+
+/// Proof that the gate allowed one action on one transfer: only [`PolicyGate::permit`] makes
+/// one, and leasing a link, recalling and deciding on a transfer require one, so a path that
+/// skips the policy check does not compile.
+#[derive(Debug)]
+pub struct Permit {
+    action: Action,
+    transfer: String,
+    policies: Vec<String>,
+}
+
+impl Permit {
+    /// The action allowed.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// The transfer it was allowed on.
+    pub fn transfer(&self) -> &str {
+        &self.transfer
+    }
+
+    /// The ids of the policies that allowed it.
+    pub fn policies(&self) -> &[String] {
+        &self.policies
     }
 }
 
@@ -204,6 +231,28 @@ impl PolicyGate {
             return Ok(decision.policies);
         }
         Err(self.denial(&decision, what))
+    }
+
+    /// Decides `action` on one stored transfer (facts from the store), and on an allow returns
+    /// the [`Permit`] the store asks for.
+    pub fn permit(
+        &self,
+        action: Action,
+        principal: UserFacts,
+        transfer: &TransferFacts,
+        orgs: &[OrgFacts],
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Permit, Denial> {
+        let request = PolicyRequest {
+            action,
+            principal,
+            resource: Resource::Transfer(transfer.clone()),
+            orgs: orgs.to_vec(),
+            context: Map::new(),
+        };
+        let policies = self.authorize(&request, what, now)?;
+        Ok(Permit { action, transfer: transfer.id.clone(), policies })
     }
 
     fn denial(&self, decision: &Decision, what: &str) -> Denial {

@@ -7,20 +7,7 @@ use sqlx::Row as _;
 use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{OrgId, SecretHash, TokenId, UserId};
-use crate::model::{OrgKind, Role, UserRef};
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The user's id.
-    pub id: UserId,
-    /// The user's name.
-    pub user: UserRef,
-    /// The user's role.
-    pub role: Role,
-    /// The kind of the user's organisation.
-    pub org_kind: OrgKind,
-}
+use crate::model::{OrgKind, Principal, Role, UserRef};
 
 /// An organisation, as listed.
 #[derive(Debug, Clone, Serialize)]

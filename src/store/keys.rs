@@ -1,7 +1,6 @@
 //! The key directory: each user's registered age recipients.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Row as _;
 
 use super::accounts::user_id;
@@ -9,33 +8,7 @@ use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
 use crate::audit::{Event, EventKind};
 use crate::directory::RecipientKey;
 use crate::ids::{KeyId, UserId};
-use crate::model::{Role, UserRef};
-
-/// A registered key, as the directory shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeyInfo {
-    /// The public recipient string (`age1…`, or an SSH public key where allowed).
-    pub recipient: String,
-    /// The stanza type a file encrypted to this key carries (`X25519`, `ssh-ed25519`, …).
-    pub stanza_type: String,
-    /// `sha256:` and the hex SHA-256 of the recipient string.
-    pub fingerprint: String,
-    /// When it was registered.
-    pub added_at: DateTime<Utc>,
-}
-
-/// An addressed recipient with its live keys.
-#[derive(Debug, Clone)]
-pub struct Recipient {
-    /// The user's id.
-    pub id: UserId,
-    /// The user's name.
-    pub user: UserRef,
-    /// The user's role.
-    pub role: Role,
-    /// Its live keys.
-    pub keys: Vec<KeyInfo>,
-}
+use crate::model::{KeyInfo, Recipient, UserRef};
 
 impl Store {
     /// Registers a key for `owner`.

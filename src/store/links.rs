@@ -11,6 +11,8 @@ use super::group::Tx;
 use super::{Store, StoreError, append, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{LinkId, SecretHash, TransferId, UserId};
+use crate::policy::{Action, Permit};
+use crate::wire::ErrorCode;
 
 /// A running download's hold on a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,14 +52,14 @@ pub enum RedeemRefusal {
 
 impl RedeemRefusal {
     /// The stable error code.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Self::NotFound => "not_found",
-            Self::Used => "link_used",
-            Self::Expired => "link_expired",
-            Self::Revoked => "link_revoked",
-            Self::InUse => "link_in_use",
-            Self::AwaitingApproval => "awaiting_approval",
+            Self::NotFound => ErrorCode::NotFound,
+            Self::Used => ErrorCode::LinkUsed,
+            Self::Expired => ErrorCode::LinkExpired,
+            Self::Revoked => ErrorCode::LinkRevoked,
+            Self::InUse => ErrorCode::LinkInUse,
+            Self::AwaitingApproval => ErrorCode::AwaitingApproval,
         }
     }
 }
@@ -80,22 +82,39 @@ pub enum LeaseEnd {
 }
 
 impl Store {
-    /// Takes the lease on the link with this token for `user`, or says why not. Both outcomes
-    /// are audit events in the same transaction.
+    /// Takes the lease on the link with this token for `user`, or says why not. The
+    /// [`Permit`] is the `download` policy's allow for the transfer the link belongs to. Both
+    /// outcomes are audit events in the same transaction.
     pub async fn lease(
         &self,
+        permit: &Permit,
         user: &UserId,
         token: &SecretHash,
         now: DateTime<Utc>,
     ) -> Result<Result<Lease, RedeemRefusal>, StoreError> {
+        debug_assert_eq!(permit.action(), Action::Download);
+        let transfer = TransferId::from_db(permit.transfer().to_owned());
         let (user, token) = (user.clone(), token.clone());
-        self.group.run(move |tx| Box::pin(lease_in(tx, user, token, now))).await
+        self.group.run(move |tx| Box::pin(lease_in(tx, transfer, user, token, now))).await
+    }
+
+    /// Records and explains the refusal of a token that names no link addressed to `user`
+    /// (no policy is asked about a link the caller cannot use).
+    pub async fn refuse_redeem(
+        &self,
+        user: &UserId,
+        token: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<RedeemRefusal, StoreError> {
+        let (user, token) = (user.clone(), token.clone());
+        self.group.run(move |tx| Box::pin(async move { refuse_in(tx, &user, &token, now).await })).await
     }
 }
 
 /// [`Store::lease`], inside a (shared) transaction.
 async fn lease_in(
     tx: &mut Tx,
+    transfer: TransferId,
     user: UserId,
     token: SecretHash,
     now: DateTime<Utc>,
@@ -104,7 +123,7 @@ async fn lease_in(
     let lease_id = LinkId::generate().to_string();
     let leased = sqlx::query(
         "UPDATE links SET state = 'leased', lease_id = ?1 \
-         WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 \
+         WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 AND transfer_id = ?5 \
            AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
                        AND t.object_key IS NOT NULL AND t.recalled_at IS NULL AND t.status = 'released') \
          RETURNING id, transfer_id",
@@ -113,6 +132,7 @@ async fn lease_in(
     .bind(&token.0[..])
     .bind(user.as_str())
     .bind(ms(now))
+    .bind(transfer.as_str())
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(row) = leased {
@@ -136,8 +156,17 @@ async fn lease_in(
         append(tx, &event, now).await?;
         return Ok(Ok(lease));
     }
-    // Refused: find out why, for the caller's answer and the audit trail. The decision
-    // above was already taken atomically; this read only explains it.
+    refuse_in(tx, user, &token, now).await.map(Err)
+}
+
+/// Records why a token was not leased to `user`, for the caller's answer and the audit trail.
+/// The decision was already taken atomically; this read only explains it.
+async fn refuse_in(
+    tx: &mut Tx,
+    user: &UserId,
+    token: &SecretHash,
+    now: DateTime<Utc>,
+) -> Result<RedeemRefusal, StoreError> {
     let row = sqlx::query(
         "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at, t.status \
          FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = ?",
@@ -171,8 +200,8 @@ async fn lease_in(
             }
         }
     };
-    append(tx, &event.code(refusal.code()), now).await?;
-    Ok(Err(refusal))
+    append(tx, &event.code(refusal.code().as_str()), now).await?;
+    Ok(refusal)
 }
 
 impl Store {

@@ -27,17 +27,15 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::audit::Event;
 use crate::model::{ParseError, UserRef};
+use crate::wire::ErrorCode;
 
-pub use accounts::{OrgInfo, Principal, TokenInfo, UserInfo};
+pub use accounts::{OrgInfo, TokenInfo, UserInfo};
 pub use audit_trail::{AuditFilter, AuditRow};
 pub use deliveries::{Acknowledgement, DeliveryReport};
-pub use keys::{KeyInfo, Recipient};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use manifests::{Manifest, ManifestSubject};
 pub use routes::RouteInfo;
-pub use transfers::{
-    Decided, InboxItem, LinkStatus, NewLink, NewTransfer, Purge, Recall, TransferInfo, TransferRecord,
-};
+pub use transfers::{Decided, NewLink, NewTransfer, Purge, Recall, TransferRecord};
 pub use uploads::UploadRow;
 
 /// What can go wrong in the store, for callers to turn into precise answers.
@@ -91,12 +89,41 @@ pub enum StoreError {
     /// A stored value no longer parses (the database was edited by hand).
     #[error("stored value is invalid: {0}")]
     Corrupt(#[from] ParseError),
+    /// A stored value of a closed set (a state, a digest) no longer parses.
+    #[error("stored {column} `{value}` is invalid")]
+    Unreadable {
+        /// What it is.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
     /// Applying the embedded migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Any other database failure.
     #[error("database error: {0}")]
     Db(sqlx::Error),
+}
+
+impl StoreError {
+    /// The stable error code an answer about this failure carries.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Busy => ErrorCode::Unavailable,
+            Self::Full => ErrorCode::InsufficientStorage,
+            Self::OrgExists(_) | Self::UserExists(_) | Self::KeyExists(_) | Self::RouteExists(..) => {
+                ErrorCode::AlreadyExists
+            }
+            Self::NotHeld(_) => ErrorCode::NotAwaitingApproval,
+            Self::UnknownOrg(_)
+            | Self::UnknownUser(_)
+            | Self::UnknownToken(_)
+            | Self::UnknownKey { .. }
+            | Self::UnknownRoute(..)
+            | Self::UnknownTransfer(_) => ErrorCode::NotFound,
+            Self::Corrupt(_) | Self::Unreadable { .. } | Self::Migrate(_) | Self::Db(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -1,31 +1,52 @@
 //! Transfers: commit of an accepted upload with its links, the inbox, recall, expiry and purge.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Row as _;
 
 use super::group::Tx;
 use super::{Store, StoreError, append, from_ms, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{LinkId, SecretHash, TransferId, UserId};
-use crate::model::{Classification, UserRef};
-use crate::policy::{Approval, OrgFacts, Release, TransferFacts, UserFacts};
+use crate::intake::Inspected;
+use crate::model::UserRef;
+use crate::wire::transfers::{DeliveryOutcome, InboxItem, InboxState, LinkState, LinkView, TransferView};
+use crate::wire::{Digest, TransferStatus};
 
-/// An accepted upload, ready to commit.
+/// A stored digest, read back.
+pub(super) fn digest(text: &str) -> Result<Digest, StoreError> {
+    text.parse().map_err(|_| StoreError::Unreadable { column: "digest", value: text.to_owned() })
+}
+
+/// A stored link state, read back.
+fn link_state(text: &str) -> Result<LinkState, StoreError> {
+    Ok(match text {
+        "issued" => LinkState::Issued,
+        "leased" => LinkState::Leased,
+        "used" => LinkState::Used,
+        "revoked" => LinkState::Revoked,
+        "expired" => LinkState::Expired,
+        other => return Err(StoreError::Unreadable { column: "link state", value: other.to_owned() }),
+    })
+}
+
+/// A stored inbox state, read back.
+fn inbox_state(text: &str) -> Result<InboxState, StoreError> {
+    Ok(match text {
+        "issued" => InboxState::Issued,
+        "leased" => InboxState::Leased,
+        "awaiting_approval" => InboxState::AwaitingApproval,
+        other => return Err(StoreError::Unreadable { column: "inbox state", value: other.to_owned() }),
+    })
+}
+use crate::policy::{Action, Approval, OrgFacts, Permit, Release, TransferFacts, UserFacts};
+
+/// Where an accepted upload is to be stored.
 #[derive(Debug)]
 pub struct NewTransfer {
     /// Its id (also names its blob).
     pub id: TransferId,
-    /// Ciphertext bytes as uploaded.
-    pub size: u64,
-    /// `sha256:` and the hex digest of the uploaded bytes.
-    pub digest: String,
-    /// Whether the upload was ASCII-armoured.
-    pub armored: bool,
     /// The blob's key in the object store.
     pub object_key: String,
-    /// Facts from the envelope for the audit entry (stanza count, types).
-    pub envelope: Vec<(&'static str, String)>,
 }
 
 /// One recipient's link, ready to commit.
@@ -99,72 +120,6 @@ async fn write_insert(tx: &mut Tx, insert: Insert) -> Result<u64, StoreError> {
         append(tx, &link.issued, insert.now).await?;
     }
     Ok(accepted_idx)
-}
-
-/// What waits for a recipient.
-#[derive(Debug, Clone, Serialize)]
-pub struct InboxItem {
-    /// The transfer.
-    pub transfer: String,
-    /// Who sent it.
-    pub from: UserRef,
-    /// Ciphertext bytes.
-    pub size: u64,
-    /// Ciphertext digest.
-    pub digest: String,
-    /// Its classification.
-    pub classification: Classification,
-    /// When it was uploaded.
-    pub created_at: DateTime<Utc>,
-    /// When the link expires.
-    pub expires_at: DateTime<Utc>,
-    /// `issued` (waiting), `leased` (a download is running) or `awaiting_approval` (held for
-    /// a second person's approval).
-    pub state: String,
-}
-
-/// One link's state, for the sender's view of a transfer.
-#[derive(Debug, Clone, Serialize)]
-pub struct LinkStatus {
-    /// The recipient.
-    pub recipient: UserRef,
-    /// `issued`, `leased`, `used`, `revoked` or `expired`.
-    pub state: String,
-    /// When it expires.
-    pub expires_at: DateTime<Utc>,
-    /// When it was used up, if it was.
-    pub used_at: Option<DateTime<Utc>>,
-    /// The recipient's delivery report, if they sent one: `decrypted` or `failed`.
-    pub acknowledged: Option<String>,
-}
-
-/// A transfer as its sender (or an admin) sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct TransferInfo {
-    /// Its id.
-    pub id: String,
-    /// Who sent it.
-    pub sender: UserRef,
-    /// Ciphertext bytes.
-    pub size: u64,
-    /// Ciphertext digest.
-    pub digest: String,
-    /// Its classification.
-    pub classification: Classification,
-    /// When it was uploaded.
-    pub created_at: DateTime<Utc>,
-    /// When its links expire.
-    pub expires_at: DateTime<Utc>,
-    /// `released`, `awaiting_approval` or `rejected`.
-    pub status: String,
-    /// Who approved or rejected it, if anyone did.
-    pub decided_by: Option<UserRef>,
-    /// When it was recalled, if it was.
-    pub recalled_at: Option<DateTime<Utc>>,
-    /// When its ciphertext was deleted, if it was.
-    pub purged_at: Option<DateTime<Utc>>,
-    /// Its links.
-    pub links: Vec<LinkStatus>,
 }
 
 /// The outcome of a recall.
@@ -276,12 +231,14 @@ impl Store {
     /// Deciding a transfer that is not held is refused with `NotHeld`.
     pub async fn decide_transfer(
         &self,
-        id: &TransferId,
+        permit: &Permit,
         approver: &UserId,
         approve: bool,
         release: &Release,
         now: DateTime<Utc>,
     ) -> Result<Decided, StoreError> {
+        debug_assert_eq!(permit.action(), Action::Approve);
+        let id = &TransferId::from_db(permit.transfer().to_owned());
         let mut tx = self.write().await?;
         let new_status = match (approve, release.held()) {
             (true, false) => "released",
@@ -338,10 +295,12 @@ impl Store {
         &self,
         approval: &Approval,
         release: &Release,
+        inspected: &Inspected,
         transfer: &NewTransfer,
         links: &[NewLink],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let header = &inspected.envelope().header;
         debug_assert_eq!(
             links.iter().map(|l| &l.recipient).collect::<Vec<_>>(),
             approval.recipients().iter().collect::<Vec<_>>()
@@ -350,15 +309,19 @@ impl Store {
         let accepted = Event::new(EventKind::UploadAccepted)
             .actor(approval.sender())
             .transfer(&transfer.id)
-            .field("size", transfer.size)
-            .field("digest", &transfer.digest)
+            .field("size", inspected.size())
+            .field("digest", inspected.digest())
             .field("classification", approval.classification())
             .field("expires", approval.expires_at().timestamp())
             .field("policies", approval.policies().join(","))
             .field("status", status)
             .field("release_policies", release.policies().join(","));
         let mut accepted = accepted;
-        accepted.fields.extend(transfer.envelope.iter().cloned());
+        accepted.fields.extend([
+            ("armored", header.armored.to_string()),
+            ("stanzas", header.recipient_stanzas().count().to_string()),
+            ("payload", inspected.envelope().payload_len.to_string()),
+        ]);
         let links = links
             .iter()
             .map(|link| InsertLink {
@@ -375,9 +338,9 @@ impl Store {
         let insert = Insert {
             id: transfer.id.to_string(),
             sender: approval.sender().to_string(),
-            size: i64::try_from(transfer.size).unwrap_or(i64::MAX),
-            digest: transfer.digest.clone(),
-            armored: transfer.armored,
+            size: i64::try_from(inspected.size()).unwrap_or(i64::MAX),
+            digest: inspected.digest().to_string(),
+            armored: header.armored,
             classification: approval.classification().as_str().to_owned(),
             expires_at: approval.expires_at(),
             object_key: transfer.object_key.clone(),
@@ -410,11 +373,11 @@ impl Store {
                     transfer: r.get("id"),
                     from: UserRef::new(r.get("org"), r.get("name"))?,
                     size: u64::try_from(r.get::<i64, _>("size")).unwrap_or_default(),
-                    digest: r.get("digest"),
+                    digest: digest(&r.get::<String, _>("digest"))?,
                     classification: r.get::<String, _>("classification").parse()?,
                     created_at: from_ms(r.get("created_at")),
                     expires_at: from_ms(r.get("expires_at")),
-                    state: r.get("state"),
+                    state: inbox_state(&r.get::<String, _>("state"))?,
                 })
             })
             .collect()
@@ -426,7 +389,7 @@ impl Store {
         id: &TransferId,
         viewer: &UserId,
         any_sender: bool,
-    ) -> Result<TransferInfo, StoreError> {
+    ) -> Result<TransferView, StoreError> {
         let unknown = || StoreError::UnknownTransfer(id.to_string());
         let row = sqlx::query(
             "SELECT t.id, t.sender_id, o.name AS org, u.name, t.size, t.digest, t.classification, t.created_at, \
@@ -455,29 +418,36 @@ impl Store {
         .await?
         .into_iter()
         .map(|r| {
-            Ok(LinkStatus {
+            Ok(LinkView {
                 recipient: UserRef::new(r.get("org"), r.get("name"))?,
-                state: r.get("state"),
+                state: link_state(&r.get::<String, _>("state"))?,
                 expires_at: from_ms(r.get("expires_at")),
                 used_at: r.get::<Option<i64>, _>("used_at").map(from_ms),
-                acknowledged: r.get("acknowledged"),
+                acknowledged: match r.get::<Option<String>, _>("acknowledged").as_deref() {
+                    None => None,
+                    Some("decrypted") => Some(DeliveryOutcome::Decrypted),
+                    Some(_) => Some(DeliveryOutcome::Failed),
+                },
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(TransferInfo {
+        let recalled_at = row.get::<Option<i64>, _>("recalled_at").map(from_ms);
+        Ok(TransferView {
             id: row.get("id"),
             sender: UserRef::new(row.get("org"), row.get("name"))?,
             size: u64::try_from(row.get::<i64, _>("size")).unwrap_or_default(),
-            digest: row.get("digest"),
+            digest: digest(&row.get::<String, _>("digest"))?,
             classification: row.get::<String, _>("classification").parse()?,
             created_at: from_ms(row.get("created_at")),
             expires_at: from_ms(row.get("expires_at")),
-            status: match row.get::<String, _>("status").as_str() {
-                "held" => "awaiting_approval".to_owned(),
-                other => other.to_owned(),
+            status: match (row.get::<String, _>("status").as_str(), recalled_at) {
+                ("held", None) => TransferStatus::AwaitingApproval,
+                ("rejected", _) => TransferStatus::Rejected,
+                (_, Some(_)) => TransferStatus::Recalled,
+                _ => TransferStatus::Available,
             },
             decided_by: row.get::<Option<String>, _>("decided_by").and_then(|u| u.parse().ok()),
-            recalled_at: row.get::<Option<i64>, _>("recalled_at").map(from_ms),
+            recalled_at,
             purged_at: row.get::<Option<i64>, _>("purged_at").map(from_ms),
             links,
         })
@@ -487,11 +457,13 @@ impl Store {
     /// `any_sender` lets an admin recall another user's transfer. Recalling twice is harmless.
     pub async fn recall(
         &self,
-        id: &TransferId,
+        permit: &Permit,
         actor: &UserId,
         any_sender: bool,
         now: DateTime<Utc>,
     ) -> Result<Recall, StoreError> {
+        debug_assert_eq!(permit.action(), Action::Recall);
+        let id = &TransferId::from_db(permit.transfer().to_owned());
         let mut tx = self.write().await?;
         let row = sqlx::query("SELECT sender_id, object_key, recalled_at FROM transfers WHERE id = ?")
             .bind(id.as_str())

@@ -20,8 +20,8 @@ use crate::transparency::tlog::Hash;
 use crate::transparency::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::transparency::tlog::merkle;
 use crate::transparency::tlog::note::{Note, NoteError};
-use crate::transparency::tlog::quorum::{Policy, PolicyError};
 use crate::transparency::tlog::proof::{ProofError, TlogProof};
+use crate::transparency::tlog::quorum::{Policy, PolicyError};
 use crate::transparency::tlog::tiles::{self, TileError};
 
 /// The log path of the checkpoint, and the name of the state file that keeps the last one.

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use sealpost::config::Config;
-use sealpost::server::{Gateway, Startup};
+use sealpost::gateway::{Gateway, Startup};
 
 /// A running gateway.
 pub struct TestServer {

@@ -24,10 +24,10 @@ pub mod frontier;
 pub mod merkle;
 /// Signed notes and Ed25519 note keys.
 pub mod note;
-/// Trust policies: log keys, witness keys, quorum.
-pub mod quorum;
 /// Offline-verifiable inclusion proofs (receipts).
 pub mod proof;
+/// Trust policies: log keys, witness keys, quorum.
+pub mod quorum;
 /// Tile paths, tile and entry bundle encodings, reading hashes from tiles.
 pub mod tiles;
 

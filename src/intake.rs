@@ -1,5 +1,5 @@
-//! The upload pipeline: stream the body to a staged blob while hashing it and inspecting its
-//! envelope, and refuse as early as the evidence allows.
+//! Receiving an upload: the one pipeline every byte goes through (hash, inspect, refuse as early
+//! as the evidence allows), and the streaming of a one-shot body into a staged blob with it.
 //!
 //! Order of checks: the size cap on every chunk; the envelope header as soon as it is complete
 //! (passphrase stanzas, unknown stanza types, and whether the stanzas match the addressed
@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{BlobError, StagedBlob};
 use crate::envelope::{self, Envelope, EnvelopeError, Inspector, StanzaKind};
+use crate::wire::{Digest, ErrorCode};
 
 /// Limits and switches for uploads.
 #[derive(Debug, Clone)]
@@ -64,12 +65,12 @@ pub enum Refusal {
 
 impl Refusal {
     /// The stable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::TooLarge { .. } => "payload_too_large",
-            Self::Envelope(_) | Self::UnknownStanza { .. } => "not_age_encrypted",
-            Self::Passphrase => "passphrase_not_allowed",
-            Self::RecipientMismatch { .. } => "recipient_mismatch",
+            Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::Envelope(_) | Self::UnknownStanza { .. } => ErrorCode::NotAgeEncrypted,
+            Self::Passphrase => ErrorCode::PassphraseNotAllowed,
+            Self::RecipientMismatch { .. } => ErrorCode::RecipientMismatch,
         }
     }
 
@@ -85,10 +86,10 @@ impl Refusal {
     }
 }
 
-/// How an upload failed.
+/// How receiving an upload failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum UploadError {
+pub enum ReceiveError {
     /// The gateway refused it.
     #[error(transparent)]
     Refused(Refusal),
@@ -100,17 +101,31 @@ pub enum UploadError {
     Blob(#[from] BlobError),
 }
 
-/// An upload that passed every check, staged and not yet committed.
+/// Proof that an upload's every byte went through the envelope inspector and SHA-256 and
+/// passed: only [`Pipeline::finish`] makes one, and committing a transfer requires one, so a path
+/// that skips the inspection does not compile.
 #[derive(Debug)]
-pub struct Received {
-    /// The staged ciphertext.
-    pub staged: StagedBlob,
+pub struct Inspected {
+    size: u64,
+    digest: Digest,
+    envelope: Envelope,
+}
+
+impl Inspected {
     /// Bytes received.
-    pub size: u64,
-    /// `sha256:` and the hex digest of the bytes as received.
-    pub digest: String,
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// SHA-256 of the bytes as received.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
     /// What the inspector found.
-    pub envelope: Envelope,
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
 }
 
 /// Checks a parsed header against the rules and the addressed recipients' key types.
@@ -138,43 +153,133 @@ pub fn check_header(header: &envelope::Header, expected_types: &[&str], rules: &
     Ok(())
 }
 
-/// Streams `body` into `staged`, hashing and inspecting on the way. On a refusal the rest of
-/// the body is left unread in `body`, so the caller can decide whether to drain it.
+/// The one receive-and-inspect pipeline, whatever the door: every byte of an upload goes
+/// through here in order (a one-shot body, a resumable upload's `PATCH`es, or a partial file
+/// read back from disk), hashed and inspected, refused as early as the evidence allows: the
+/// size cap on every piece, the header against the recipients' keys as soon as it is complete,
+/// the payload (STREAM length, randomness) at the end.
+#[derive(Debug)]
+pub struct Pipeline {
+    inspector: Inspector,
+    hashing: Hashing,
+    size: u64,
+    header_checked: bool,
+    rules: UploadRules,
+}
+
+/// A [`Pipeline`] between two requests of a resumable upload: the hashing thread is joined and
+/// its state kept, so nothing runs while the sender is away.
+#[derive(Debug)]
+pub struct PausedPipeline {
+    inspector: Inspector,
+    hasher: Sha256,
+    size: u64,
+    header_checked: bool,
+    rules: UploadRules,
+}
+
+impl Pipeline {
+    /// Nothing received yet.
+    pub fn new(rules: &UploadRules) -> Self {
+        Self {
+            inspector: Inspector::new(rules.envelope.clone()),
+            hashing: Hashing::new(),
+            size: 0,
+            header_checked: false,
+            rules: rules.clone(),
+        }
+    }
+
+    /// Bytes fed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// True once the whole header has been read and checked.
+    pub fn header_checked(&self) -> bool {
+        self.header_checked
+    }
+
+    /// Feeds the next piece. `expected_types` are the stanza types the addressed recipients'
+    /// directory keys need, one per key.
+    pub async fn feed(&mut self, piece: &Bytes, expected_types: &[&str]) -> Result<(), Refusal> {
+        self.size += piece.len() as u64;
+        if self.size > self.rules.max_size {
+            return Err(Refusal::TooLarge { limit: self.rules.max_size });
+        }
+        self.hashing.update(piece).await;
+        self.inspector.update(piece).map_err(Refusal::Envelope)?;
+        if !self.header_checked
+            && let Some(header) = self.inspector.header()
+        {
+            check_header(header, expected_types, &self.rules)?;
+            self.header_checked = true;
+        }
+        Ok(())
+    }
+
+    /// The end of the upload: the payload checks, the header against `expected_types` again
+    /// (the directory may have changed while a resumable upload was paused), the digest.
+    pub async fn finish(self, expected_types: &[&str]) -> Result<Inspected, ReceiveError> {
+        let envelope = self.inspector.finish().map_err(|e| ReceiveError::Refused(Refusal::Envelope(e)))?;
+        check_header(&envelope.header, expected_types, &self.rules).map_err(ReceiveError::Refused)?;
+        let digest = self.hashing.finish().await.map_err(|e| ReceiveError::Blob(BlobError::Io(e)))?;
+        Ok(Inspected { size: self.size, digest: Digest::from_bytes(digest), envelope })
+    }
+
+    /// Stops the hashing thread and keeps the state for the next request.
+    pub async fn pause(self) -> Result<PausedPipeline, ReceiveError> {
+        let (hasher, hashed) = self.hashing.pause().await.map_err(|e| ReceiveError::Blob(BlobError::Io(e)))?;
+        debug_assert_eq!(hashed, self.size);
+        Ok(PausedPipeline {
+            inspector: self.inspector,
+            hasher,
+            size: self.size,
+            header_checked: self.header_checked,
+            rules: self.rules,
+        })
+    }
+}
+
+impl PausedPipeline {
+    /// Bytes fed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Goes on where it stopped.
+    pub fn resume(self) -> Pipeline {
+        Pipeline {
+            inspector: self.inspector,
+            hashing: Hashing::resume(self.hasher, self.size),
+            size: self.size,
+            header_checked: self.header_checked,
+            rules: self.rules,
+        }
+    }
+}
+
+/// Streams `body` into `staged` through a [`Pipeline`]. On a refusal the rest of the body is
+/// left unread in `body`, so the caller can decide whether to drain it; the staged file is
+/// dropped (deleted) with the error.
 pub async fn receive<S, E>(
     body: &mut S,
     mut staged: StagedBlob,
     expected_types: &[&str],
     rules: &UploadRules,
-) -> Result<Received, (UploadError, u64)>
+) -> Result<(StagedBlob, Inspected), (ReceiveError, u64)>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    let mut hasher = Hashing::new();
-    let mut inspector = Inspector::new(rules.envelope.clone());
-    let mut size: u64 = 0;
-    let mut header_checked = false;
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else { return Err((UploadError::Aborted, size)) };
-        size += chunk.len() as u64;
-        if size > rules.max_size {
-            return Err((UploadError::Refused(Refusal::TooLarge { limit: rules.max_size }), size));
-        }
-        hasher.update(&chunk).await;
-        if let Err(e) = inspector.update(&chunk) {
-            return Err((UploadError::Refused(Refusal::Envelope(e)), size));
-        }
-        if !header_checked && let Some(header) = inspector.header() {
-            check_header(header, expected_types, rules).map_err(|r| (UploadError::Refused(r), size))?;
-            header_checked = true;
-        }
-        staged.write_bytes(chunk).await.map_err(|e| (e.into(), size))?;
+    let mut pipeline = Pipeline::new(rules);
+    while let Some(piece) = body.next().await {
+        let Ok(piece) = piece else { return Err((ReceiveError::Aborted, pipeline.size())) };
+        pipeline.feed(&piece, expected_types).await.map_err(|r| (ReceiveError::Refused(r), pipeline.size()))?;
+        staged.write_bytes(piece).await.map_err(|e| (e.into(), pipeline.size()))?;
     }
-    let envelope = inspector.finish().map_err(|e| (UploadError::Refused(Refusal::Envelope(e)), size))?;
-    if !header_checked {
-        check_header(&envelope.header, expected_types, rules).map_err(|r| (UploadError::Refused(r), size))?;
-    }
-    let digest = hasher.finish().await.map_err(|e| (UploadError::Blob(BlobError::Io(e)), size))?;
-    Ok(Received { staged, size, digest: format!("sha256:{}", hex::encode(digest)), envelope })
+    let size = pipeline.size();
+    let inspected = pipeline.finish(expected_types).await.map_err(|e| (e, size))?;
+    Ok((staged, inspected))
 }
 
 /// Bytes hashed on the receiving task before hashing moves to a thread of its own: small
@@ -301,11 +406,11 @@ mod tests {
                 file.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
             let mut body = futures_util::stream::iter(pieces);
             let staged = blobs.stage(&id).await.expect("stage");
-            let received = receive(&mut body, staged, &["X25519"], &rules).await.expect("accepted");
-            assert_eq!(received.size, file.len() as u64);
-            assert_eq!(received.digest, format!("sha256:{}", hex::encode(Sha256::digest(&file))));
+            let (staged, inspected) = receive(&mut body, staged, &["X25519"], &rules).await.expect("accepted");
+            assert_eq!(inspected.size(), file.len() as u64);
+            assert_eq!(inspected.digest(), Digest::of(&file));
             let key = BlobStore::key_for(&id);
-            blobs.commit(received.staged, &key).await.expect("commit");
+            blobs.commit(staged, &key).await.expect("commit");
             let stored = std::fs::read(dir.path().join("blobs").join(&key)).expect("read");
             assert!(stored == file, "stored bytes differ ({piece})");
         }
@@ -324,7 +429,7 @@ mod tests {
         let mut body = futures_util::stream::iter(pieces);
         let staged = blobs.stage(&TransferId::generate()).await.expect("stage");
         let refused = receive(&mut body, staged, &["X25519"], &rules).await.expect_err("too large");
-        assert!(matches!(refused.0, UploadError::Refused(Refusal::TooLarge { .. })));
+        assert!(matches!(refused.0, ReceiveError::Refused(Refusal::TooLarge { .. })));
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("read").count(), 0);
     }
 }

@@ -1,0 +1,187 @@
+//! The gateway's state: open the data directory (database, blobs, signing key, log, policies),
+//! recover from any crash, and hold what every door into the transfer lifecycle shares.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use rand::RngCore as _;
+
+use crate::blobs::{BlobError, BlobStore};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::envelope;
+use crate::ids::BearerSecret;
+use crate::lifecycle::{UploadRules, Uploads};
+use crate::policy::{PolicyError, PolicyGate, PolicySource};
+use crate::store::{Store, StoreError};
+use crate::transparency::writer::sequencer::Sequencer;
+use crate::transparency::writer::{Log, LogError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory or a file in it could not be prepared.
+    #[error("cannot prepare `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The signing key file is damaged.
+    #[error("`{0}` is not a valid PKCS#8 Ed25519 key")]
+    BadKey(PathBuf),
+    /// The database failed to open or migrate.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blob store failed to open.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// The transparency log on disk is damaged or unreadable.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The policy set is invalid.
+    #[error("invalid policy: {0}")]
+    Policy(#[from] PolicyError),
+}
+
+/// Everything a request handler needs, shared.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Resolved configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// The ciphertext blobs.
+    pub blobs: BlobStore,
+    /// The policy gate.
+    pub gate: PolicyGate,
+    /// Upload limits.
+    pub rules: UploadRules,
+    /// The clock.
+    pub clock: Clock,
+    /// The gateway's Ed25519 signing key (for the signed log and receipts).
+    pub signing_key: SigningKey,
+    /// Base URL for links, without a trailing slash.
+    pub public_url: String,
+    /// The transparency log's sequencer (and through it, the log).
+    pub log: Sequencer,
+    /// Resumable uploads in progress in this process.
+    pub uploads: Uploads,
+}
+
+/// What start-up did that an operator should hear about.
+#[derive(Debug, Default)]
+pub struct Startup {
+    /// Set on first start: where the admin token was written.
+    pub admin_token: Option<PathBuf>,
+    /// Staged uploads removed (left by a crash).
+    pub staged_removed: usize,
+    /// Blobs without a transfer removed.
+    pub orphans_removed: usize,
+    /// Downloads that were running when the last process stopped.
+    pub leases_reset: u64,
+}
+
+impl Gateway {
+    /// Opens the data directory and recovers from any earlier crash. `public_url` is the base
+    /// for links when the configuration gives none (the caller knows the bound address).
+    pub async fn open(config: Config, bound_url: String) -> Result<(Arc<Self>, Startup), StartError> {
+        let dir = config.data_dir.clone();
+        // Policies first: an invalid set stops the start before anything is touched.
+        let source = config.policies.clone().map_or(PolicySource::Embedded, PolicySource::Dir);
+        let gate = PolicyGate::load(source, config.max_expiry)?;
+        create_private_dir(&dir)?;
+        let store = Store::open(&dir.join("sealpost.db")).await?;
+        let blobs = BlobStore::open(&dir).await?;
+        let signing_key = load_or_create_key(&dir.join("gateway.key"))?;
+        let clock = Clock::system();
+        let mut startup = Startup::default();
+        if store.is_empty().await? {
+            let token = BearerSecret::generate("sp_");
+            let path = dir.join("admin.token");
+            write_private(&path, format!("{}\n", token.expose()).as_bytes())?;
+            store.bootstrap(&token.hash(), clock.now()).await?;
+            startup.admin_token = Some(path);
+        }
+        startup.leases_reset = store.reset_leases(clock.now()).await?;
+        startup.staged_removed = blobs.sweep_staging().await?;
+        let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
+        startup.orphans_removed = blobs.sweep_orphans(&known).await?;
+        let public_url = config.public_url.clone().unwrap_or(bound_url).trim_end_matches('/').to_owned();
+        let default_origin = config.log_origin.clone().unwrap_or_else(|| {
+            let host = public_url.split_once("://").map_or(public_url.as_str(), |(_, rest)| rest);
+            format!("{}/log", host.trim_end_matches('/'))
+        });
+        let log =
+            Log::open(&dir.join("log"), &default_origin, &signing_key.to_bytes())?.with_witnesses(&config.witnesses)?;
+        let gateway = Self {
+            gate,
+            rules: UploadRules {
+                max_size: config.max_upload_size,
+                envelope: envelope::Limits::default(),
+                allow_unknown_stanzas: config.allow_unknown_stanzas,
+            },
+            config,
+            store,
+            blobs,
+            clock,
+            signing_key,
+            public_url,
+            log: Sequencer::new(Arc::new(log)),
+            uploads: Uploads::default(),
+        };
+        Ok((Arc::new(gateway), startup))
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io { path: path.to_owned(), source }
+}
+
+/// Creates a directory readable by its owner only (if it does not exist).
+fn create_private_dir(dir: &Path) -> Result<(), StartError> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))
+}
+
+/// Writes a file with mode 0600 atomically and durably (temporary file, fsync, rename, fsync dir).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    // The rename itself must survive a power loss, or the bootstrap could outlive its token.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// Loads the gateway's signing key, creating it (0600) on first start.
+fn load_or_create_key(path: &Path) -> Result<SigningKey, StartError> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|_| StartError::BadKey(path.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut seed);
+            let key = SigningKey::from_bytes(&seed);
+            zeroize::Zeroize::zeroize(&mut seed);
+            let pem = key
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .map_err(|_| StartError::BadKey(path.to_owned()))?;
+            write_private(path, pem.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(StartError::Io { path: path.to_owned(), source: e }),
+    }
+}

@@ -1,0 +1,318 @@
+//! Collecting a bundle: the link side of a transfer's life. A redemption asks the `download`
+//! policy, leases the link by one conditional UPDATE (the store takes the policy's
+//! [`Permit`](crate::policy::Permit)), streams the ciphertext, and ends the lease exactly once:
+//! used up when the last byte has gone, given back if the stream is dropped before that.
+//!
+//! A byte range (RFC 9110 section 14) asks for part of the ciphertext: `start-` resumes a
+//! broken download, `start-last` reads a slice (a client checks the age header this way before
+//! it takes the rest). A range that stops short of the last byte gives the link back as soon as
+//! it has been sent (`download.partial`), and must end within the first [`CLOSED_RANGE_WINDOW`]
+//! bytes, where the header is: otherwise a recipient could read all but the last byte again and
+//! again and never use the link up.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+
+use super::LifecycleError;
+use crate::audit::{Event, EventKind};
+use crate::blobs::BlobError;
+use crate::gateway::Gateway;
+use crate::ids::{BearerSecret, TransferId};
+use crate::model::Principal;
+use crate::policy::{Action, principal_facts};
+use crate::store::{Lease, LeaseEnd};
+
+/// How far into a bundle a closed range that stops short of the last byte may reach: the age
+/// header is read within it (`sealpost fetch` keeps at most 1 MiB of header, its `MAX_HEADER`).
+/// A closed range ending beyond it is refused and the link stays as it was.
+pub const CLOSED_RANGE_WINDOW: u64 = 1 << 20;
+
+/// One byte range asked for: `start-` (to the end) or `start-last` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// The first byte.
+    pub start: u64,
+    /// The last byte, inclusive; `None` for the end.
+    pub last: Option<u64>,
+}
+
+/// A range that cannot be served; the link is left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RangeRefusal {
+    /// The bundle's size, for `Content-Range: bytes */SIZE`.
+    pub size: u64,
+    /// What to ask for instead.
+    pub message: String,
+}
+
+/// A download under way: what is served and the ciphertext stream. Dropping the stream before
+/// its end gives the link back.
+pub struct Download {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// The ciphertext's digest, `sha256:…`.
+    pub digest: String,
+    /// The whole bundle's size.
+    pub size: u64,
+    /// The first byte served.
+    pub start: u64,
+    /// The last byte served, inclusive.
+    pub last: u64,
+    /// The bytes.
+    pub body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("transfer", &self.transfer)
+            .field("start", &self.start)
+            .field("last", &self.last)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// Bytes served.
+    pub fn len(&self) -> u64 {
+        self.last + 1 - self.start
+    }
+
+    /// True when nothing is served (never: an empty bundle is not an age file).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Redeems the link `token` (the bare token, or a whole pasted link) for `caller`: checks the
+/// log, the `download` policy and the lease, and streams `asked` (or everything).
+pub async fn redeem(
+    gw: Arc<Gateway>,
+    caller: &Principal,
+    token: &str,
+    asked: Option<ByteRange>,
+) -> Result<Result<Download, RangeRefusal>, LifecycleError> {
+    if !gw.log.healthy() {
+        return Err(LifecycleError::LogUnavailable);
+    }
+    let token = token.rsplit_once('#').map_or(token, |(_, t)| t);
+    let secret = BearerSecret::from_client(token);
+    let hash = secret.hash();
+    let now = gw.clock.now();
+    let lease = match gw.store.link_target(&hash).await? {
+        Some((recipient, transfer)) if recipient == caller.id => {
+            let record = gw.store.transfer_record(&transfer).await?;
+            let what = format!("`{}` to download this transfer", caller.user);
+            let permit = match gw.gate.permit(
+                Action::Download,
+                principal_facts(caller),
+                &record.facts,
+                &record.orgs,
+                &what,
+                now,
+            ) {
+                Ok(permit) => permit,
+                Err(denial) => {
+                    let error = LifecycleError::from(denial);
+                    let event = Event::new(EventKind::DownloadRefused)
+                        .actor(&caller.id)
+                        .transfer(&transfer)
+                        .code(error.code().as_str())
+                        .field("policies", error.policies().unwrap_or_default().join(","));
+                    gw.store.record(&event, now).await?;
+                    return Err(error);
+                }
+            };
+            gw.store.lease(&permit, &caller.id, &hash, now).await?
+        }
+        _ => Err(gw.store.refuse_redeem(&caller.id, &hash, now).await?),
+    };
+    let lease = lease.map_err(LifecycleError::Link)?;
+    let start = asked.map_or(0, |a| a.start);
+    let guard = LeaseGuard { gw: gw.clone(), lease: Some(lease.clone()) };
+    if start >= lease.size {
+        let size = lease.size;
+        let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
+        return Ok(Err(RangeRefusal {
+            size,
+            message: format!("the bundle has {size} bytes: resume from an offset below that"),
+        }));
+    }
+    // RFC 9110 section 14.1.2: a last position beyond the end means the end.
+    let last = asked.and_then(|a| a.last).map_or(lease.size - 1, |last| last.min(lease.size - 1));
+    let served = Served { start, last, size: lease.size };
+    if !served.completes() && last >= CLOSED_RANGE_WINDOW {
+        let size = lease.size;
+        let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
+        return Ok(Err(RangeRefusal {
+            size,
+            message: format!(
+                "a closed range (`bytes=A-B`) that stops short of the last byte serves only the first MiB of the \
+                 bundle, to read its age header (B below {CLOSED_RANGE_WINDOW}): the bundle has {size} bytes, so \
+                 resume with `bytes=N-`, which uses the link up when the last byte goes"
+            ),
+        }));
+    }
+    let blob = match gw.blobs.get_from(&lease.object_key, start).await {
+        Ok(blob) => blob,
+        Err(e) => {
+            let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
+            return Err(e.into());
+        }
+    };
+    Ok(Ok(Download {
+        transfer: lease.transfer.clone(),
+        digest: lease.digest.clone(),
+        size: lease.size,
+        start,
+        last,
+        body: download_stream(blob, guard, served).boxed(),
+    }))
+}
+
+/// The bytes a redemption serves, `start..=last` of `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Served {
+    start: u64,
+    last: u64,
+    size: u64,
+}
+
+impl Served {
+    /// Only a range that reaches the last byte uses the link up.
+    fn completes(self) -> bool {
+        self.last + 1 == self.size
+    }
+}
+
+/// Ends a lease exactly once: explicitly, or (broken off) when dropped.
+struct LeaseGuard {
+    gw: Arc<Gateway>,
+    lease: Option<Lease>,
+}
+
+impl std::fmt::Debug for LeaseGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGuard").field("lease", &self.lease).finish_non_exhaustive()
+    }
+}
+
+impl LeaseGuard {
+    /// Ends the lease now; false if the record could not be written.
+    async fn end(mut self, end: LeaseEnd) -> bool {
+        let Some(lease) = self.lease.take() else { return true };
+        let recorded = finish(&self.gw, &lease, end).await;
+        if recorded && end == LeaseEnd::Completed {
+            // The last recipient has it: delete the ciphertext now, not at the next sweep.
+            let gw = self.gw.clone();
+            tokio::spawn(async move { purge_if_spent(&gw, &lease).await });
+        }
+        recorded
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let gw = self.gw.clone();
+            // The client went away mid-stream: give the link back so it can try again.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff("client_disconnected")).await });
+            }
+        }
+    }
+}
+
+/// Deletes a transfer's ciphertext once no link can reach it; failures are left to the sweeper.
+async fn purge_if_spent(gw: &Gateway, lease: &Lease) {
+    let purge = match gw.store.spent(&lease.transfer).await {
+        Ok(Some(purge)) => purge,
+        Ok(None) => return,
+        Err(e) => {
+            return tracing::warn!(error = %e, transfer = %lease.transfer, "purge check failed; the sweeper will retry");
+        }
+    };
+    crate::sweeper::purge(&gw.store, &gw.blobs, &gw.clock, &purge).await;
+}
+
+/// Records the end of a lease, retrying a busy database a few times; false if it never could.
+async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
+    for attempt in 0..5u32 {
+        match gw.store.end_lease(lease, end, gw.clock.now()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, transfer = %lease.transfer, "could not end a download lease");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(transfer = %lease.transfer, "download lease left open; it is released at the next start");
+    false
+}
+
+/// The ciphertext stream of `served`. The lease ends when the chunk holding the last byte
+/// served is handed to the HTTP layer: HTTP/1.1 with a known length never polls a body past its
+/// last byte, so the record is written just before that chunk goes, and if it cannot be written
+/// the chunk does not go. A range that reaches the end of the bundle uses the link up; a range
+/// that stops short gives it back ([`LeaseEnd::Released`], audited as `download.partial`), so a
+/// client that asked only for the age header can come back for the rest once it has checked it.
+/// Dropped earlier, the guard gives the link back.
+fn download_stream(
+    blob: BoxStream<'static, Result<Bytes, BlobError>>,
+    guard: LeaseGuard,
+    served: Served,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let Served { start, last, size } = served;
+    futures_util::stream::unfold(Some((blob, Some(guard), start)), move |state| async move {
+        let (mut blob, mut guard, sent) = state?;
+        if sent > last {
+            // Everything asked for went out: the rest of the blob is not read.
+            return None;
+        }
+        let broken = async |guard: Option<LeaseGuard>, why: &str| {
+            tracing::error!(sent, size, why, "download broke off on the server side");
+            if let Some(guard) = guard {
+                let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
+            }
+            Some((Err(std::io::Error::other("storage error")), None))
+        };
+        match blob.next().await {
+            Some(Ok(mut chunk)) => {
+                if sent + chunk.len() as u64 > size {
+                    return broken(guard, "blob longer than its record").await;
+                }
+                let wanted = last + 1 - sent;
+                if chunk.len() as u64 > wanted {
+                    chunk.truncate(usize::try_from(wanted).unwrap_or(usize::MAX));
+                }
+                let sent = sent + chunk.len() as u64;
+                if sent == last + 1
+                    && let Some(g) = guard.take()
+                {
+                    let end = if served.completes() {
+                        LeaseEnd::Completed
+                    } else {
+                        LeaseEnd::Released { first: start, last }
+                    };
+                    if !g.end(end).await {
+                        return Some((Err(std::io::Error::other("could not record the end of the download")), None));
+                    }
+                }
+                Some((Ok(chunk), Some((blob, guard, sent))))
+            }
+            Some(Err(_)) => broken(guard, "blob read failed").await,
+            None if guard.is_none() => None,
+            None => broken(guard, "blob shorter than its record").await,
+        }
+    })
+}
+
+/// What waits for `caller`: links issued or in progress, not expired, ciphertext present.
+pub async fn inbox(gw: &Gateway, caller: &Principal) -> Result<crate::wire::transfers::Inbox, LifecycleError> {
+    Ok(crate::wire::transfers::Inbox { transfers: gw.store.inbox(&caller.id, gw.clock.now()).await? })
+}

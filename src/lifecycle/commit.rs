@@ -1,0 +1,156 @@
+//! Receiving a one-shot upload and committing an inspected one: the release decision (four
+//! eyes), then blob, rows, audit events and log entry, then the receipt.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use serde_json::json;
+
+use super::{Checked, LifecycleError};
+use crate::audit::{Event, EventKind};
+use crate::blobs::{BlobStore, StagedBlob};
+use crate::gateway::Gateway;
+use crate::ids::{BearerSecret, LinkId, TransferId};
+use crate::intake::{self, Inspected, ReceiveError};
+use crate::model::Principal;
+use crate::policy::PolicyGate;
+use crate::store::{NewLink, NewTransfer};
+use crate::wire::TransferStatus;
+use crate::wire::transfers::{LinkAnswer, UploadAnswer};
+
+/// After an early refusal, read and discard at most this much of the rest of the body, so the
+/// sender's client sees the answer instead of a reset connection.
+const DRAIN_LIMIT: u64 = 64 << 20;
+/// …and for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+/// How long an upload answer waits for its entry to be integrated into the log.
+const RECEIPT_WAIT: Duration = Duration::from_secs(5);
+
+/// A committed transfer's answer, with its one-time links.
+pub type Committed = UploadAnswer;
+
+/// Receives a one-shot upload of a checked request from `body` and commits it.
+pub async fn upload<S, E>(
+    gw: &Gateway,
+    caller: &Principal,
+    checked: Checked,
+    body: &mut S,
+) -> Result<Committed, LifecycleError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let id = TransferId::generate();
+    let staged = gw.blobs.stage(&id).await?;
+    match intake::receive(body, staged, &checked.expected_types(), &gw.rules).await {
+        Ok((staged, inspected)) => commit(gw, id, checked, staged, inspected).await,
+        Err((ReceiveError::Refused(refusal), size)) => {
+            let refused = checked.refuse(gw, caller, refusal, size).await;
+            drain(body).await;
+            Err(refused)
+        }
+        Err((ReceiveError::Aborted, size)) => {
+            let event = Event::new(EventKind::UploadAborted).actor(&caller.id).field("size", size);
+            gw.store.record(&event, gw.clock.now()).await?;
+            Err(LifecycleError::Aborted)
+        }
+        Err((ReceiveError::Blob(e), _)) => Err(e.into()),
+    }
+}
+
+/// Commits an upload that passed every check: release policy (held for approval or not), blob,
+/// transfer, links and their audit events; answers with the links and the receipt.
+pub(super) async fn commit(
+    gw: &Gateway,
+    id: TransferId,
+    checked: Checked,
+    staged: StagedBlob,
+    inspected: Inspected,
+) -> Result<Committed, LifecycleError> {
+    let Checked { recipients, approval } = checked;
+    let object_key = BlobStore::key_for(&id);
+    let transfer = NewTransfer { id: id.clone(), object_key: object_key.clone() };
+    let tokens: Vec<BearerSecret> = recipients.iter().map(|_| BearerSecret::generate("")).collect();
+    let links: Vec<NewLink> = recipients
+        .iter()
+        .zip(&tokens)
+        .map(|(r, t)| NewLink { id: LinkId::generate(), recipient: r.id.clone(), token_hash: t.hash() })
+        .collect();
+    let header = &inspected.envelope().header;
+    let facts = serde_json::Map::from_iter([
+        ("armored".to_owned(), json!(header.armored)),
+        ("recipient_stanzas".to_owned(), json!(header.recipient_stanzas().count())),
+    ]);
+    let release = gw.gate.release(
+        approval.sender_facts(),
+        &PolicyGate::transfer_facts(&approval, id.as_str(), inspected.size()),
+        approval.orgs(),
+        facts,
+        gw.clock.now(),
+    );
+    gw.blobs.commit(staged, &object_key).await?;
+    let accepted_idx = match gw
+        .store
+        .insert_transfer(&approval, &release, &inspected, &transfer, &links, gw.clock.now())
+        .await
+    {
+        Ok(idx) => idx,
+        Err(e) => {
+            // Not recorded, so not accepted: the blob must not outlive the failure.
+            if let Err(blob) = gw.blobs.delete(&object_key).await {
+                tracing::error!(error = %blob, transfer = %id, "could not delete an uncommitted blob; start-up will sweep it");
+            }
+            return Err(e.into());
+        }
+    };
+    tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), "upload accepted");
+    let receipt = upload_receipt(gw, accepted_idx).await;
+    let links = recipients
+        .iter()
+        .zip(&tokens)
+        .map(|(r, t)| LinkAnswer {
+            recipient: r.user.clone(),
+            url: format!("{}/d#{}", gw.public_url, t.expose()),
+            expires_at: approval.expires_at(),
+        })
+        .collect();
+    let status = if release.held() { TransferStatus::AwaitingApproval } else { TransferStatus::Available };
+    Ok(UploadAnswer {
+        id: id.to_string(),
+        status,
+        policies: release.policies().to_vec(),
+        receipt,
+        size: inspected.size(),
+        digest: inspected.digest(),
+        classification: approval.classification(),
+        expires_at: approval.expires_at(),
+        links,
+    })
+}
+
+/// The receipt for the upload's log entry, once the sequencer has integrated it.
+async fn upload_receipt(gw: &Gateway, index: u64) -> Option<String> {
+    if !gw.log.wait_for(index, RECEIPT_WAIT).await {
+        tracing::warn!(index, "upload answered before its log entry was integrated");
+        return None;
+    }
+    let entry = gw.store.entries_from(index, 1).await.ok()?.pop()?.1;
+    gw.log.log().receipt(index, entry.as_bytes()).ok()
+}
+
+/// Reads and discards what is left of a refused body, within limits.
+pub(super) async fn drain<S, E>(stream: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut left = DRAIN_LIMIT;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}

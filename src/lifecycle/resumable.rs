@@ -1,0 +1,412 @@
+//! Resumable uploads (what the tus endpoints carry): a dropped connection resumes from the last
+//! byte the gateway holds durably. Each request runs the transfer request's checks again (keys
+//! and policies may change while a sender is away), feeds its bytes through the same intake
+//! pipeline as a one-shot upload, and the request that brings the last byte commits exactly as
+//! a one-shot upload does. An upload is visible to its sender only; the transfer it becomes
+//! takes its id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+
+use super::commit::{commit, drain};
+use super::{Checked, LifecycleError, check_request};
+use crate::audit::{Event, EventKind};
+use crate::blobs::PartialBlob;
+use crate::envelope::EnvelopeError;
+use crate::gateway::Gateway;
+use crate::ids::{TransferId, UserId};
+use crate::intake::{PausedPipeline, Pipeline, ReceiveError, Refusal};
+use crate::model::{Principal, Role};
+use crate::store::UploadRow;
+use crate::wire::TransferStatus;
+use crate::wire::transfers::{UploadAnswer, UploadLookup, UploadProgress, UploadState};
+
+/// Bytes appended between two fsyncs (and offset updates) within one request. Each costs a
+/// flush and a database write; at 4 MiB they halved the upload rate. A crash loses at most this
+/// much, which the client sends again from the durable offset.
+const SYNC_EVERY: u64 = 64 << 20;
+/// How long a completed upload's answer stays available. It holds the link tokens, which are
+/// never stored, so it lives in memory only.
+const ANSWER_KEPT: Duration = Duration::from_secs(3600);
+/// At most this many unfinished uploads' pipelines are kept between requests (the rest are
+/// rebuilt from the partial file).
+const RUNNING_MAX: usize = 1024;
+/// An unfinished upload's pipeline is dropped after this long without a request.
+const RUNNING_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// What this process knows of resumable uploads beyond the database: which have a request
+/// running, the intake pipelines of unfinished ones, and the answers of completed ones.
+#[derive(Debug, Default)]
+pub struct Uploads {
+    busy: Mutex<HashSet<TransferId>>,
+    running: Mutex<HashMap<TransferId, (PausedPipeline, Instant)>>,
+    answers: Mutex<HashMap<TransferId, Answer>>,
+}
+
+/// A completed upload's answer, for its sender.
+#[derive(Debug)]
+struct Answer {
+    sender: UserId,
+    until: Instant,
+    body: UploadAnswer,
+}
+
+/// Marks an upload busy while it lives.
+#[derive(Debug)]
+struct Busy {
+    gw: Arc<Gateway>,
+    id: TransferId,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+    }
+}
+
+impl Uploads {
+    fn take_running(&self, id: &TransferId, at: u64) -> Option<Pipeline> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.remove(id).filter(|(p, _)| p.size() == at).map(|(p, _)| p.resume())
+    }
+
+    fn keep_running(&self, id: TransferId, pipeline: PausedPipeline) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.retain(|_, (_, since)| since.elapsed() < RUNNING_KEPT);
+        if running.len() < RUNNING_MAX {
+            running.insert(id, (pipeline, Instant::now()));
+        }
+    }
+
+    fn keep_answer(&self, id: TransferId, sender: UserId, body: UploadAnswer) {
+        let now = Instant::now();
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers.retain(|_, a| a.until > now);
+        answers.insert(id, Answer { sender, until: now + ANSWER_KEPT, body });
+    }
+
+    fn answer(&self, id: &TransferId, sender: &UserId) -> Option<UploadAnswer> {
+        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers.get(id).filter(|a| &a.sender == sender && a.until > Instant::now()).map(|a| a.body.clone())
+    }
+}
+
+/// Marks `id` busy, or refuses when another request holds it.
+fn lock(gw: &Arc<Gateway>, id: &TransferId) -> Result<Busy, LifecycleError> {
+    let mut busy = gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner);
+    if !busy.insert(id.clone()) {
+        return Err(LifecycleError::UploadBusy);
+    }
+    Ok(Busy { gw: gw.clone(), id: id.clone() })
+}
+
+/// A created upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUpload {
+    /// Its id.
+    pub id: TransferId,
+}
+
+/// Creates a resumable upload of `length` bytes for the transfer request `request` (a query
+/// string), after the same checks as a one-shot upload.
+pub async fn create_upload(
+    gw: &Gateway,
+    caller: &Principal,
+    request: String,
+    length: u64,
+) -> Result<NewUpload, LifecycleError> {
+    let checked = check_request(gw, caller, &request, Some(length)).await?;
+    if length == 0 {
+        return Err(checked.refuse(gw, caller, Refusal::Envelope(EnvelopeError::Empty), 0).await);
+    }
+    let now = gw.clock.now();
+    let row = UploadRow {
+        id: TransferId::generate(),
+        sender: caller.id.clone(),
+        length,
+        received: 0,
+        header_checked: false,
+        request,
+        expires_at: now + gw.config.upload_resume_window,
+        completed: false,
+    };
+    let event = Event::new(EventKind::UploadStarted).actor(&caller.id).transfer(&row.id).field("length", length);
+    gw.store.create_upload(&row, &event, now).await?;
+    Ok(NewUpload { id: row.id })
+}
+
+/// The caller's own upload, unexpired or completed; anyone else's is unknown.
+pub async fn upload_status(gw: &Gateway, caller: &Principal, id: &str) -> Result<UploadRow, LifecycleError> {
+    let unknown = || LifecycleError::UnknownUpload(id.to_owned());
+    let id = TransferId::parse(id).ok_or_else(unknown)?;
+    match gw.store.upload(&id).await? {
+        Some(row) if row.sender == caller.id && (row.completed || row.expires_at > gw.clock.now()) => Ok(row),
+        _ => Err(unknown()),
+    }
+}
+
+/// The progress of an unfinished upload; for a completed one its answer with the links (for an
+/// hour after completion, in this process), or the transfer's view after that.
+pub async fn lookup_upload(gw: &Gateway, caller: &Principal, id: &str) -> Result<UploadLookup, LifecycleError> {
+    let row = upload_status(gw, caller, id).await?;
+    if !row.completed {
+        return Ok(UploadLookup::Progress(UploadProgress {
+            id: row.id.to_string(),
+            status: UploadState::Uploading,
+            offset: row.received,
+            length: row.length,
+        }));
+    }
+    if let Some(answer) = gw.uploads.answer(&row.id, &caller.id) {
+        return Ok(UploadLookup::Completed(answer));
+    }
+    Ok(UploadLookup::Transfer(gw.store.transfer(&row.id, &caller.id, caller.role == Role::Admin).await?))
+}
+
+/// Deletes an unfinished upload.
+pub async fn terminate_upload(gw: &Arc<Gateway>, caller: &Principal, id: &str) -> Result<(), LifecycleError> {
+    let row = upload_status(gw, caller, id).await?;
+    if row.completed {
+        return Err(LifecycleError::UploadComplete(row.id.to_string()));
+    }
+    let _busy = lock(gw, &row.id)?;
+    gw.blobs.delete_partial(&row.id).await?;
+    let event = Event::new(EventKind::UploadAborted)
+        .actor(&caller.id)
+        .transfer(&row.id)
+        .code("terminated")
+        .field("size", row.received);
+    gw.store.delete_upload(&row.id, Some(&event), gw.clock.now()).await?;
+    Ok(())
+}
+
+/// What a request appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// More bytes are expected; the upload holds this many.
+    Partial {
+        /// Bytes held durably.
+        offset: u64,
+    },
+    /// The last byte arrived and the upload became a transfer.
+    Completed {
+        /// Bytes held (the whole length).
+        offset: u64,
+        /// The transfer (the upload's id).
+        transfer: TransferId,
+        /// Where it stands.
+        status: TransferStatus,
+    },
+}
+
+/// Appends `body` at `offset` (which must be what the upload holds). The work runs in its own
+/// task, so a client that goes away mid-body still leaves every byte that arrived durable and
+/// counted.
+pub async fn patch_upload<S, E>(
+    gw: Arc<Gateway>,
+    caller: Principal,
+    id: &str,
+    offset: u64,
+    declared: Option<u64>,
+    body: S,
+) -> Result<Appended, LifecycleError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+    E: Send + 'static,
+{
+    let row = upload_status(&gw, &caller, id).await?;
+    if row.completed {
+        return Err(LifecycleError::UploadComplete(row.id.to_string()));
+    }
+    let busy = lock(&gw, &row.id)?;
+    // Read again under the lock: a request that just ended may have moved the offset.
+    let row = gw.store.upload(&row.id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_owned()))?;
+    if offset != row.received {
+        return Err(LifecycleError::OffsetMismatch { held: row.received, asked: offset });
+    }
+    if declared.is_some_and(|len| offset.saturating_add(len) > row.length) {
+        return Err(LifecycleError::UploadLengthExceeded { length: row.length });
+    }
+    let task = tokio::spawn(append(gw, busy, caller, row, body));
+    task.await.map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))?
+}
+
+/// How a request body ended.
+enum BodyEnd {
+    Complete,
+    Broken,
+    TooLong,
+}
+
+/// Appends the body through the intake pipeline; syncs and records the offset as it goes and at
+/// the end, whatever the end; completes the upload at its last byte.
+async fn append<S, E>(
+    gw: Arc<Gateway>,
+    _busy: Busy,
+    caller: Principal,
+    row: UploadRow,
+    mut body: S,
+) -> Result<Appended, LifecycleError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let checked = recheck(&gw, &caller, &row).await?;
+    let expected = checked.expected_types();
+    let mut pipeline = match gw.uploads.take_running(&row.id, row.received) {
+        Some(pipeline) => pipeline,
+        None => match rebuild(&gw, &row, &expected).await? {
+            Ok(pipeline) => pipeline,
+            Err(refusal) => {
+                let refused = checked.refuse(&gw, &caller, refusal, row.received).await;
+                discard(&gw, &row.id).await;
+                drain(&mut body).await;
+                return Err(refused);
+            }
+        },
+    };
+    let mut file = gw.blobs.append_partial(&row.id, row.received).await?;
+    let (mut received, mut synced) = (row.received, row.received);
+    let end = loop {
+        let piece = match body.next().await {
+            None => break BodyEnd::Complete,
+            Some(Err(_)) => break BodyEnd::Broken,
+            Some(Ok(piece)) => piece,
+        };
+        if received + piece.len() as u64 > row.length {
+            break BodyEnd::TooLong;
+        }
+        if let Err(refusal) = pipeline.feed(&piece, &expected).await {
+            let refused = checked.refuse(&gw, &caller, refusal, received + piece.len() as u64).await;
+            drop(file);
+            discard(&gw, &row.id).await;
+            drain(&mut body).await;
+            return Err(refused);
+        }
+        file.write(&piece).await?;
+        received += piece.len() as u64;
+        if received - synced >= SYNC_EVERY {
+            synced = save(&gw, &row, &mut file, pipeline.header_checked()).await?;
+        }
+    };
+    let received = save(&gw, &row, &mut file, pipeline.header_checked()).await?;
+    drop(file);
+    if received < row.length {
+        // Not finished: keep the pipeline for the next request (only if it saw every byte held).
+        if pipeline.size() == received
+            && let Ok(paused) = pipeline.pause().await
+        {
+            gw.uploads.keep_running(row.id.clone(), paused);
+        }
+        return match end {
+            BodyEnd::Broken => Err(LifecycleError::BrokenOff { received }),
+            BodyEnd::TooLong => Err(LifecycleError::UploadLengthExceeded { length: row.length }),
+            BodyEnd::Complete => Ok(Appended::Partial { offset: received }),
+        };
+    }
+    complete(&gw, &caller, &row, checked, pipeline).await
+}
+
+/// A pipeline for an upload whose pipeline this process does not hold (after a restart): the
+/// bytes held are read back from disk through a new one.
+async fn rebuild(
+    gw: &Gateway,
+    row: &UploadRow,
+    expected: &[&str],
+) -> Result<Result<Pipeline, Refusal>, LifecycleError> {
+    let mut pipeline = Pipeline::new(&gw.rules);
+    if row.received == 0 {
+        return Ok(Ok(pipeline));
+    }
+    let mut pieces = gw.blobs.read_partial_pieces(&row.id).await?;
+    while let Some(piece) = pieces.next().await {
+        let mut piece = piece?;
+        let left = row.received - pipeline.size();
+        if piece.len() as u64 > left {
+            piece.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        if piece.is_empty() {
+            break;
+        }
+        // These bytes passed the pipeline before they were written; a refusal now means the
+        // request's checks changed (a recipient's keys, say).
+        if let Err(refusal) = pipeline.feed(&piece, expected).await {
+            return Ok(Err(refusal));
+        }
+    }
+    Ok(Ok(pipeline))
+}
+
+/// Makes what arrived durable and records it; returns the durable offset.
+async fn save(
+    gw: &Gateway,
+    row: &UploadRow,
+    file: &mut PartialBlob,
+    header_checked: bool,
+) -> Result<u64, LifecycleError> {
+    let received = file.sync().await?;
+    gw.store.set_upload_received(&row.id, received, header_checked).await?;
+    Ok(received)
+}
+
+/// The creation checks again, as of now (keys and policies may have changed since); a refusal
+/// ends the upload.
+async fn recheck(gw: &Gateway, caller: &Principal, row: &UploadRow) -> Result<Checked, LifecycleError> {
+    let checked = check_request(gw, caller, &row.request, Some(row.length)).await;
+    if let Err(e) = &checked
+        && e.is_client_error()
+    {
+        discard(gw, &row.id).await;
+    }
+    checked
+}
+
+/// Deletes a refused or broken upload, file and record; failures go to the log (the sweeper
+/// deletes what is left when the resume window ends).
+async fn discard(gw: &Gateway, id: &TransferId) {
+    if let Err(e) = gw.blobs.delete_partial(id).await {
+        tracing::warn!(error = %e, upload = %id, "could not delete a partial upload; the sweeper will");
+    }
+    if let Err(e) = gw.store.delete_upload(id, None, gw.clock.now()).await {
+        tracing::warn!(error = %e, upload = %id, "could not delete an upload record; the sweeper will");
+    }
+}
+
+/// The last byte arrived: the payload checks, then the one-shot upload's commit. A refusal
+/// deletes the upload.
+async fn complete(
+    gw: &Gateway,
+    caller: &Principal,
+    row: &UploadRow,
+    checked: Checked,
+    pipeline: Pipeline,
+) -> Result<Appended, LifecycleError> {
+    let inspected = match pipeline.finish(&checked.expected_types()).await {
+        Ok(inspected) => inspected,
+        Err(ReceiveError::Refused(refusal)) => {
+            let refused = checked.refuse(gw, caller, refusal, row.length).await;
+            discard(gw, &row.id).await;
+            return Err(refused);
+        }
+        Err(ReceiveError::Blob(e)) => return Err(e.into()),
+        Err(ReceiveError::Aborted) => return Err(LifecycleError::Aborted),
+    };
+    let staged = gw.blobs.stage_partial(&row.id).await?;
+    let answer = match commit(gw, row.id.clone(), checked, staged, inspected).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // The staged bytes are gone with the failed commit; so is the upload.
+            discard(gw, &row.id).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = gw.store.complete_upload(&row.id, gw.clock.now()).await {
+        tracing::error!(error = %e, upload = %row.id, "the transfer is stored but its upload is not marked complete");
+    }
+    let status = answer.status;
+    gw.uploads.keep_answer(row.id.clone(), caller.id.clone(), answer);
+    Ok(Appended::Completed { offset: row.length, transfer: row.id.clone(), status })
+}

@@ -1,0 +1,14 @@
+//! The typed wire: every request and response body the gateway and its clients exchange, as
+//! serde types shared by both sides. The server serialises them, the CLI deserialises the same
+//! types, and the OpenAPI contract (`GET /api/v1/openapi.json`, `docs/openapi.json`) is generated
+//! from them, so a renamed field, status or error code no longer compiles on one side only.
+//!
+//! Nothing here knows HTTP frameworks or the database: it is vocabulary.
+
+mod digest;
+mod error;
+pub mod transfers;
+
+pub use digest::{Digest, DigestParseError};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use transfers::TransferStatus;

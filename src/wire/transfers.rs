@@ -1,0 +1,261 @@
+//! Transfers on the wire: the upload answer with its links, the sender's view, the inbox,
+//! recall and approval answers, and redemption.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Digest;
+use crate::model::{Classification, UserRef};
+
+/// Where a transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    /// Its links work: the recipients can collect it.
+    Available,
+    /// Held until a compliance officer (not the sender) approves it; its links do not work yet.
+    AwaitingApproval,
+    /// A compliance officer rejected it: its links are revoked and its ciphertext deleted.
+    Rejected,
+    /// Its sender (or an administrator) recalled it: unused links are revoked.
+    Recalled,
+}
+
+impl TransferStatus {
+    /// The status as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Rejected => "rejected",
+            Self::Recalled => "recalled",
+        }
+    }
+}
+
+impl std::fmt::Display for TransferStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One recipient's one-time link in the upload answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinkAnswer {
+    /// The recipient.
+    pub recipient: UserRef,
+    /// `BASE/d#TOKEN`: the token is in the fragment, which browsers never send to a server.
+    #[schema(example = "https://sealpost.example/d#q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c")]
+    pub url: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to an accepted upload (`201` available, `202` held for approval).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UploadAnswer {
+    /// The transfer's id.
+    #[schema(example = "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b")]
+    pub id: String,
+    /// `available`, or `awaiting_approval` when a policy holds it for a compliance officer.
+    pub status: TransferStatus,
+    /// The policies that released (or held) it.
+    pub policies: Vec<String>,
+    /// Proof of upload: a C2SP tlog-proof of the `upload.accepted` log entry. Absent when the
+    /// log did not integrate the entry in time; `GET /api/v1/transfers/{id}/receipts` has it later.
+    pub receipt: Option<String>,
+    /// Ciphertext bytes received.
+    pub size: u64,
+    /// SHA-256 of the ciphertext as received.
+    pub digest: Digest,
+    /// The transfer's classification.
+    pub classification: Classification,
+    /// When the links expire.
+    pub expires_at: DateTime<Utc>,
+    /// One link per recipient.
+    pub links: Vec<LinkAnswer>,
+}
+
+/// A link's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Waiting to be collected.
+    Issued,
+    /// A download is running.
+    Leased,
+    /// Collected: the last byte went out.
+    Used,
+    /// Recalled or rejected.
+    Revoked,
+    /// Not collected in time.
+    Expired,
+}
+
+/// A recipient's delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// The bundle decrypted and its digest matched.
+    Decrypted,
+    /// It did not.
+    Failed,
+}
+
+/// One link as the sender sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    /// The recipient.
+    pub recipient: UserRef,
+    /// Its state.
+    pub state: LinkState,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used up, if it was.
+    pub used_at: Option<DateTime<Utc>>,
+    /// The recipient's delivery report, if they sent one.
+    pub acknowledged: Option<DeliveryOutcome>,
+}
+
+/// A transfer as its sender (or an administrator) sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TransferView {
+    /// Its id.
+    pub id: String,
+    /// Who sent it.
+    pub sender: UserRef,
+    /// Ciphertext bytes.
+    pub size: u64,
+    /// SHA-256 of the ciphertext.
+    pub digest: Digest,
+    /// Its classification.
+    pub classification: Classification,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+    /// When its links expire.
+    pub expires_at: DateTime<Utc>,
+    /// Where it stands.
+    pub status: TransferStatus,
+    /// Who approved or rejected it, if anyone did.
+    pub decided_by: Option<UserRef>,
+    /// When it was recalled, if it was.
+    pub recalled_at: Option<DateTime<Utc>>,
+    /// When its ciphertext was deleted, if it was.
+    pub purged_at: Option<DateTime<Utc>>,
+    /// Its links, one per recipient.
+    pub links: Vec<LinkView>,
+}
+
+/// Where a waiting bundle stands for its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxState {
+    /// Ready to collect.
+    Issued,
+    /// A download is running.
+    Leased,
+    /// Held for a compliance officer's approval: not collectable yet.
+    AwaitingApproval,
+}
+
+/// A bundle waiting for the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InboxItem {
+    /// The transfer.
+    pub transfer: String,
+    /// Who sent it.
+    pub from: UserRef,
+    /// Ciphertext bytes.
+    pub size: u64,
+    /// SHA-256 of the ciphertext.
+    pub digest: Digest,
+    /// Its classification.
+    pub classification: Classification,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+    /// When the link expires.
+    pub expires_at: DateTime<Utc>,
+    /// Where it stands.
+    pub state: InboxState,
+}
+
+/// `GET /api/v1/inbox`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Inbox {
+    /// What waits, oldest first.
+    pub transfers: Vec<InboxItem>,
+}
+
+/// The answer to a recall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RecallAnswer {
+    /// The transfer.
+    pub id: String,
+    /// Always `recalled`.
+    pub status: TransferStatus,
+    /// How many unused links were revoked now.
+    pub links_revoked: u64,
+    /// Whether the ciphertext is deleted already (otherwise the sweeper deletes it soon).
+    pub purged: bool,
+}
+
+/// The answer to an approval or rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionAnswer {
+    /// The transfer.
+    pub id: String,
+    /// `available`, `rejected`, or still `awaiting_approval` when policy wants more.
+    pub status: TransferStatus,
+    /// Who decided.
+    pub decided_by: UserRef,
+    /// The policies that decided the release.
+    pub policies: Vec<String>,
+    /// Links revoked (on rejection).
+    pub links_revoked: u64,
+    /// Whether the ciphertext is deleted already (on rejection).
+    pub purged: bool,
+}
+
+/// `POST /api/v1/redeem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    /// The link token (the part after `#`), or the whole link.
+    #[schema(example = "q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c")]
+    pub token: String,
+}
+
+/// Where an unfinished resumable upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    /// Bytes are still expected.
+    Uploading,
+}
+
+/// `GET /api/v1/uploads/{id}` of an unfinished upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UploadProgress {
+    /// The upload's id (the transfer it becomes takes it).
+    pub id: String,
+    /// Always `uploading`.
+    pub status: UploadState,
+    /// Bytes the gateway holds durably.
+    pub offset: u64,
+    /// Bytes declared in `Upload-Length`.
+    pub length: u64,
+}
+
+/// `GET /api/v1/uploads/{id}`: the progress of an unfinished upload, the upload answer (with
+/// links) for a while after completion, or the transfer's view after that.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum UploadLookup {
+    /// Completed, answered with the links.
+    Completed(UploadAnswer),
+    /// Completed, answered with the transfer's view (the links are no longer shown).
+    Transfer(TransferView),
+    /// Still uploading.
+    Progress(UploadProgress),
+}
