@@ -1,9 +1,11 @@
 //! A small JSON client for the gateway's API, turning its error answers into CLI failures.
 
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ClientArgs, EXIT_DENIED, Failure};
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// An authenticated connection to one gateway.
 #[derive(Debug)]
@@ -28,23 +30,23 @@ impl Client {
         Ok(Self { http, base: args.url.trim_end_matches('/').to_owned(), token: token.trim().to_owned() })
     }
 
-    /// GET a JSON document.
-    pub(super) async fn get(&self, path: &str) -> Result<Value, Failure> {
+    /// GET a JSON document, as the wire type `T` (`serde_json::Value` where no type fits).
+    pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.send(Method::GET, path, None).await
     }
 
-    /// POST a JSON body, returning the JSON answer.
-    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, Failure> {
+    /// POST a JSON body, returning the JSON answer as `T`.
+    pub(super) async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, Failure> {
         self.send(Method::POST, path, Some(body)).await
     }
 
-    /// DELETE, returning the JSON answer.
-    pub(super) async fn delete(&self, path: &str) -> Result<Value, Failure> {
+    /// DELETE, returning the JSON answer as `T`.
+    pub(super) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.send(Method::DELETE, path, None).await
     }
 
     /// GET a JSON document that may not exist: `None` on 404.
-    pub(super) async fn get_optional(&self, path: &str) -> Result<Option<Value>, Failure> {
+    pub(super) async fn get_optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, Failure> {
         let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await;
         let response = response.map_err(|e| {
             Failure::new(format!("cannot reach the gateway at {}: {}", self.base, root_cause(&e)))
@@ -58,12 +60,12 @@ impl Client {
         if status.is_success() {
             return serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|e| Failure::new(format!("the gateway sent an answer that is not JSON: {e}")));
+                .map_err(|e| Failure::new(format!("the gateway sent an answer this client does not understand: {e}")));
         }
         Err(api_failure(status, &text))
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -77,7 +79,7 @@ impl Client {
         let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
         if status.is_success() {
             return serde_json::from_str(&text)
-                .map_err(|e| Failure::new(format!("the gateway sent an answer that is not JSON: {e}")));
+                .map_err(|e| Failure::new(format!("the gateway sent an answer this client does not understand: {e}")));
         }
         Err(api_failure(status, &text))
     }
@@ -85,22 +87,14 @@ impl Client {
 
 /// Turns an error answer into a failure with the server's message and a hint for its code.
 pub(super) fn api_failure(status: StatusCode, body: &str) -> Failure {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let error = parsed.as_ref().and_then(|v| v.get("error"));
-    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("");
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .map_or_else(|| format!("the gateway answered {status}"), str::to_owned);
-    let failure = Failure::new(message);
-    match code {
-        "unauthenticated" => failure.hint("check SEALPOST_TOKEN: it may be mistyped, expired or revoked"),
-        "policy_denied" => {
-            let ids: Vec<&str> = error
-                .and_then(|e| e.get("policies"))
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+    let Ok(ErrorBody { error }) = serde_json::from_str::<ErrorBody>(body) else {
+        return Failure::new(format!("the gateway answered {status}"));
+    };
+    let failure = Failure::new(error.message);
+    match error.code {
+        ErrorCode::Unauthenticated => failure.hint("check SEALPOST_TOKEN: it may be mistyped, expired or revoked"),
+        ErrorCode::PolicyDenied => {
+            let ids = error.policies.unwrap_or_default();
             failure.hint(format!("denied by policy {}", ids.join(", "))).exit(EXIT_DENIED)
         }
         _ => failure,

@@ -280,7 +280,7 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
             }
         }
         AdminCommand::Route(RouteCommand::Add { from, to }) => {
-            client.post("/api/v1/routes", json!({ "from": from, "to": to })).await?;
+            client.post::<Value>("/api/v1/routes", json!({ "from": from, "to": to })).await?;
             eprintln!("{from} may now send to {to}");
         }
         AdminCommand::Route(RouteCommand::List { json }) => {
@@ -294,7 +294,7 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
             }
         }
         AdminCommand::Route(RouteCommand::Remove { from, to }) => {
-            client.delete(&format!("/api/v1/routes/{from}/{to}")).await?;
+            client.delete::<Value>(&format!("/api/v1/routes/{from}/{to}")).await?;
             eprintln!("{from} may no longer send to {to}");
         }
         AdminCommand::Log(AdminLogCommand::RotateKey) => {
@@ -319,7 +319,7 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
         }
         AdminCommand::Token(TokenCommand::Revoke { id, user }) => {
             let v = match (id, user) {
-                (Some(id), _) => client.delete(&format!("/api/v1/tokens/{id}")).await?,
+                (Some(id), _) => client.delete::<Value>(&format!("/api/v1/tokens/{id}")).await?,
                 (None, Some(user)) => {
                     let (org, name) = user.split_once('/').ok_or_else(|| {
                         Failure::new(format!("`{user}` is not a user")).hint("write it as `ORG/NAME`")
@@ -369,7 +369,7 @@ pub(super) async fn keys(args: &ClientArgs, command: KeysCommand) -> Result<(), 
                 Some(u) => u,
                 None => s(&client.get("/api/v1/whoami").await?, "user").to_owned(),
             };
-            client.delete(&format!("/api/v1/keys/{}/{fingerprint}", user.trim_matches('/'))).await?;
+            client.delete::<Value>(&format!("/api/v1/keys/{}/{fingerprint}", user.trim_matches('/'))).await?;
             eprintln!("removed key {fingerprint} of {user}");
         }
     }

@@ -79,7 +79,7 @@ async fn check_registered(api: &Client, ids: &Identities, path: &std::path::Path
     if ids.x25519.is_empty() {
         return Ok(());
     }
-    let mine = api.get("/api/v1/keys").await?;
+    let mine = api.get::<Value>("/api/v1/keys").await?;
     let registered: Vec<&str> = mine
         .get("keys")
         .and_then(Value::as_array)
@@ -497,7 +497,7 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
         Failure::new(format!("sender_signature_invalid: {why}; nothing was written"))
             .hint("do not trust this bundle: tell the sender and the gateway's operators")
     };
-    let Some(signed) = api.get_optional(&format!("/api/v1/transfers/{}/manifest", got.transfer)).await? else {
+    let Some(signed) = api.get_optional::<Value>(&format!("/api/v1/transfers/{}/manifest", got.transfer)).await? else {
         if !quiet {
             eprintln!("sealpost: note: the sender did not sign a manifest for this transfer");
         }
@@ -510,7 +510,7 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
     let Some((org, name)) = sender.split_once('/') else {
         return Err(invalid(format!("the manifest names no sender (`{sender}`)")));
     };
-    let keys = api.get(&format!("/api/v1/keys/{org}/{name}")).await?;
+    let keys = api.get::<Value>(&format!("/api/v1/keys/{org}/{name}")).await?;
     let key = keys
         .get("keys")
         .and_then(Value::as_array)
@@ -536,7 +536,7 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
         .ok_or_else(|| invalid("the signature is not an Ed25519 signature".to_owned()))?;
     ed25519_dalek::Verifier::verify(&verifying, manifest.as_bytes(), &signature)
         .map_err(|_| invalid(format!("the manifest's signature does not verify under {fingerprint}")))?;
-    let me = api.get("/api/v1/whoami").await?;
+    let me = api.get::<Value>("/api/v1/whoami").await?;
     let me = text(me.get("user"));
     let names_us = crate::manifest::parse(&manifest)
         .is_some_and(|m| m.transfer == got.transfer && m.digest == got.digest && m.recipients.contains(&me));

@@ -126,7 +126,9 @@ pub(super) async fn login(args: LoginArgs, asked: Option<String>) -> Result<(), 
             .exit(EXIT_CONFIG)
     })?;
     let token = read_token()?;
-    let who = Client::new(&ClientArgs { url: url.clone(), token: Some(token.clone()) })?.get("/api/v1/whoami").await?;
+    let who = Client::new(&ClientArgs { url: url.clone(), token: Some(token.clone()) })?
+        .get::<serde_json::Value>("/api/v1/whoami")
+        .await?;
 
     let token_file = token_path(&path, &name, existing);
     write_private(&token_file, &format!("{token}\n"))?;

@@ -158,7 +158,7 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
         return Err(Failure::new(format!("`{to}` is not a recipient"))
             .hint("name recipients as ORG/NAME, such as `hmpps/alice`"));
     };
-    let mut answer = api.get(&format!("/api/v1/keys/{org}/{name}")).await?;
+    let mut answer = api.get::<Value>(&format!("/api/v1/keys/{org}/{name}")).await?;
     for _ in 0..30 {
         let keys = answer.get("keys").and_then(Value::as_array);
         if keys.is_none_or(|k| k.iter().all(|k| k.get("receipt").is_some_and(Value::is_string))) {
@@ -315,7 +315,7 @@ async fn sign_manifest(
         "signature": STANDARD.encode(signature.to_bytes()),
         "key": fingerprint,
     });
-    api.post(&format!("/api/v1/transfers/{id}/manifest"), body).await?;
+    api.post::<Value>(&format!("/api/v1/transfers/{id}/manifest"), body).await?;
     if !quiet {
         eprintln!("sealpost: signed the manifest with {fingerprint}");
     }
@@ -389,7 +389,7 @@ async fn check_receipt(
 
 /// The `upload.accepted` receipt of transfer `id`, if the log has it.
 pub(super) async fn upload_receipt(api: &Client, id: &str) -> Result<Option<String>, Failure> {
-    let list = api.get(&format!("/api/v1/transfers/{id}/receipts")).await?;
+    let list = api.get::<Value>(&format!("/api/v1/transfers/{id}/receipts")).await?;
     Ok(list.get("receipts").and_then(Value::as_array).and_then(|items| {
         items
             .iter()
