@@ -1116,3 +1116,25 @@ async fn a_recipients_signing_key_is_not_a_recipient_stanza() {
     assert_eq!(std::fs::read(work.path("out")).unwrap(), b"id\n");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_send_tells_the_sender_it_waits_for_a_compliance_officer() {
+    let server = TestServer::start().await;
+    let (bob, _alice, id) = parties(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("case.csv", b"name,dob\n");
+    let out =
+        sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--classification", "OFFICIAL-SENSITIVE"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).lines().any(|l| l
+            == "sealpost: the transfer is held until a compliance officer approves it; its links work from then on"),
+        "{}",
+        stderr(&out)
+    );
+
+    let plain = work.file("plain.txt", b"not sensitive");
+    let out = sealpost(&server, &bob, &["send", &plain, "--to", "hmpps/alice"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("held"), "an OFFICIAL send is not held: {}", stderr(&out));
+}

@@ -16,6 +16,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
+use crate::wire::TransferStatus;
+use crate::wire::transfers::{UploadAnswer, UploadLookup};
+
 mod tus;
 
 use tus::Tus;
@@ -258,25 +261,70 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
     let bar = progress(state.size, args.quiet, "uploading");
     let answer = Tus::new(&http, &slot, &bar).upload(&mut state, &metadata(&args)).await;
     bar.finish_and_clear();
-    let answer = answer?;
-    let id = answer.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-
+    let sent = Sent::from_lookup(answer?)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(&sent.answer).unwrap_or_default());
     } else {
-        println!("{id}");
-        for link in answer.get("links").and_then(Value::as_array).map_or(&[][..], Vec::as_slice) {
-            let f = |k: &str| link.get(k).and_then(Value::as_str).unwrap_or("-");
-            println!("{} {}", f("recipient"), f("url"));
+        println!("{}", sent.answer.id);
+        for link in &sent.answer.links {
+            println!("{} {}", link.recipient, link.url);
         }
     }
-    if answer.get("status").and_then(Value::as_str) == Some("held") && !args.quiet {
-        eprintln!("sealpost: the transfer is held until a compliance officer approves it");
+    if !args.quiet {
+        if sent.answer.status == TransferStatus::AwaitingApproval {
+            eprintln!("{HELD_NOTICE}");
+        }
+        if sent.answer.links.is_empty() {
+            eprintln!("sealpost: the upload completed earlier; its links were shown then and are not kept");
+        }
     }
     if let Some(signer) = &signer {
-        sign_manifest(&api, &answer, &id, &state.digest, signer, args.quiet).await?;
+        sign_manifest(&api, &sent, &state.digest, signer, args.quiet).await?;
     }
-    check_receipt(&api, &answer, &id, &state.digest, &vkey, args.quiet).await
+    check_receipt(&api, &sent.answer, &state.digest, &vkey, args.quiet).await
+}
+
+/// What `send` tells a sender whose transfer a policy holds for a compliance officer.
+const HELD_NOTICE: &str =
+    "sealpost: the transfer is held until a compliance officer approves it; its links work from then on";
+
+/// A completed upload as the gateway answered it, with the recipients for the manifest.
+#[derive(Debug)]
+struct Sent {
+    answer: UploadAnswer,
+    recipients: Vec<String>,
+}
+
+impl Sent {
+    /// The answer to a completed upload: with its links, or (when it completed long ago or before
+    /// a restart) the transfer's view, which has no links.
+    fn from_lookup(lookup: UploadLookup) -> Result<Self, Failure> {
+        match lookup {
+            UploadLookup::Completed(answer) => {
+                let recipients = answer.links.iter().map(|l| l.recipient.to_string()).collect();
+                Ok(Self { answer, recipients })
+            }
+            UploadLookup::Transfer(view) => Ok(Self {
+                recipients: view.links.iter().map(|l| l.recipient.to_string()).collect(),
+                answer: UploadAnswer {
+                    id: view.id,
+                    status: view.status,
+                    policies: Vec::new(),
+                    receipt: None,
+                    size: view.size,
+                    digest: view.digest,
+                    classification: view.classification,
+                    expires_at: view.expires_at,
+                    links: Vec::new(),
+                },
+            }),
+            UploadLookup::Progress(p) => Err(Failure::new(format!(
+                "the gateway holds {} of {} bytes of upload `{}` but says it is complete",
+                p.offset, p.length, p.id
+            ))
+            .hint("run the same command again with --resume")),
+        }
+    }
 }
 
 /// Reads a signing key file (PKCS#8 PEM, as `sealpost keygen --signing` writes it).
@@ -295,19 +343,14 @@ fn load_signing_key(path: &std::path::Path) -> Result<ed25519_dalek::SigningKey,
 /// Signs the manifest of the upload `answer` and hands it to the gateway.
 async fn sign_manifest(
     api: &Client,
-    answer: &Value,
-    id: &str,
+    sent: &Sent,
     digest: &str,
     signer: &ed25519_dalek::SigningKey,
     quiet: bool,
 ) -> Result<(), Failure> {
     use ed25519_dalek::Signer as _;
-    let recipients: Vec<String> = answer
-        .get("links")
-        .and_then(Value::as_array)
-        .map(|links| links.iter().filter_map(|l| l.get("recipient")?.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    let manifest = crate::manifest::text(id, digest, &recipients);
+    let id = &sent.answer.id;
+    let manifest = crate::manifest::text(id, digest, &sent.recipients);
     let signature = signer.sign(manifest.as_bytes());
     let fingerprint = crate::directory::fingerprint(&crate::client::keys::signing_public(&signer.verifying_key()));
     let body = serde_json::json!({
@@ -352,22 +395,22 @@ async fn seal_into(
 /// Checks that the log records the upload of exactly what was sent.
 async fn check_receipt(
     api: &Client,
-    answer: &Value,
-    id: &str,
+    answer: &UploadAnswer,
     digest: &str,
     vkey: &str,
     quiet: bool,
 ) -> Result<(), Failure> {
+    let id = answer.id.as_str();
     let unverified = |why: String| {
         Failure::new(format!("the upload's receipt does not verify: {why}"))
             .hint("the transfer was made; check the log with `sealpost log verify` before trusting it")
             .exit(EXIT_VERIFY)
     };
-    let answered = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
+    let answered = answer.digest.to_string();
     if answered != digest {
         return Err(unverified(format!("the gateway recorded digest `{answered}`, but `{digest}` was sent")));
     }
-    let mut receipt = answer.get("receipt").and_then(Value::as_str).map(str::to_owned);
+    let mut receipt = answer.receipt.clone();
     // The log integrates entries every fraction of a second; the answer may come before.
     for _ in 0..20 {
         if receipt.is_some() {

@@ -10,6 +10,7 @@
 mod accounts;
 mod audit_trail;
 mod deliveries;
+mod disposal;
 mod group;
 mod keys;
 mod links;
@@ -17,6 +18,7 @@ mod manifests;
 mod routes;
 mod transfers;
 mod uploads;
+mod views;
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,10 +34,11 @@ use crate::wire::ErrorCode;
 pub use accounts::{OrgInfo, TokenInfo, UserInfo};
 pub use audit_trail::{AuditFilter, AuditRow};
 pub use deliveries::{Acknowledgement, DeliveryReport};
+pub use disposal::{Purge, Recall};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use manifests::{Manifest, ManifestSubject};
 pub use routes::RouteInfo;
-pub use transfers::{Decided, NewLink, NewTransfer, Purge, Recall, TransferRecord};
+pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::UploadRow;
 
 /// What can go wrong in the store, for callers to turn into precise answers.

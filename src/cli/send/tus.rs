@@ -6,9 +6,9 @@
 use std::io::Seek as _;
 use std::time::Duration;
 
+use crate::wire::transfers::UploadLookup;
 use futures_util::TryStreamExt as _;
 use indicatif::ProgressBar;
-use serde_json::Value;
 
 use super::super::Failure;
 use super::super::client::api_failure;
@@ -178,7 +178,7 @@ impl<'a> Tus<'a> {
     }
 
     /// The completed upload's answer (the transfer, its links and receipt).
-    async fn answer(&self, path: &str) -> Result<Value, TusError> {
+    async fn answer(&self, path: &str) -> Result<UploadLookup, TusError> {
         let response = self
             .request(reqwest::Method::GET, path)
             .send()
@@ -189,13 +189,14 @@ impl<'a> Tus<'a> {
         if !status.is_success() {
             return Err(tus_error(status, &text));
         }
-        serde_json::from_str(&text)
-            .map_err(|e| TusError::Fatal(Failure::new(format!("the gateway sent an answer that is not JSON: {e}"))))
+        serde_json::from_str(&text).map_err(|e| {
+            TusError::Fatal(Failure::new(format!("the gateway sent an answer this client does not understand: {e}")))
+        })
     }
 
     /// Uploads the sealed ciphertext described by `state`, resuming its saved upload if the
     /// gateway still holds it; deletes the saved state once the gateway completed or refused it.
-    pub(super) async fn upload(&self, state: &mut State, metadata: &str) -> Result<Value, Failure> {
+    pub(super) async fn upload(&self, state: &mut State, metadata: &str) -> Result<UploadLookup, Failure> {
         let result = self.run(state, metadata).await;
         match &result {
             Ok(_) | Err(TusError::Refused(_)) => {
@@ -214,7 +215,7 @@ impl<'a> Tus<'a> {
         })
     }
 
-    async fn run(&self, state: &mut State, metadata: &str) -> Result<Value, TusError> {
+    async fn run(&self, state: &mut State, metadata: &str) -> Result<UploadLookup, TusError> {
         let mut failures = 0u32;
         let mut created = false;
         loop {
@@ -274,7 +275,7 @@ impl<'a> Tus<'a> {
     }
 
     /// Fetches the answer of the completed upload at `path`, retrying a broken request.
-    async fn finish(&self, path: &str, failures: &mut u32) -> Result<Value, TusError> {
+    async fn finish(&self, path: &str, failures: &mut u32) -> Result<UploadLookup, TusError> {
         self.bar.set_position(self.bar.length().unwrap_or_default());
         loop {
             match self.answer(path).await {
