@@ -6,20 +6,26 @@
 //! and entry bundles (temporary file, fsync, rename), then signs and writes the checkpoint, which
 //! is the commit point. A crash at any point leaves the last checkpoint and everything it covers
 //! intact, and the next integration rewrites the same bytes. The maths and formats are the pure
-//! [`crate::transparency::tlog`] module; this one does the I/O.
+//! [`crate::transparency::tlog`] module; this one does the I/O. Two private submodules hold
+//! the parts with a life of their own: `durable` (temporary file, fsync, rename, fsync of the
+//! directory) and `keys` (the log's signing keys and their rotation).
 
+mod durable;
+mod keys;
 pub mod sequencer;
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+
+use durable::{write_all_atomic, write_atomic};
+use keys::load_signers;
 
 use crate::store::{Store, StoreError};
 use crate::transparency::tlog::checkpoint::Checkpoint;
 use crate::transparency::tlog::cosignature::CosignatureVerifier;
 use crate::transparency::tlog::frontier::Frontier;
 use crate::transparency::tlog::merkle::{Hash, leaf_hash};
-use crate::transparency::tlog::note::{Note, NoteSigner as _, NoteVerifier, Signer, Verifier};
+use crate::transparency::tlog::note::{Note, NoteSigner as _, NoteVerifier, Signer};
 use crate::transparency::tlog::proof::TlogProof;
 use crate::transparency::tlog::tiles::{self, Tile, TileReader};
 use crate::transparency::witness::{self, WitnessClientError};
@@ -63,59 +69,6 @@ pub enum LogError {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     move |source| LogError::Io { path: path.to_owned(), source }
-}
-
-/// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, fsync dir.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-    let tmp = stage(path, bytes)?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
-}
-
-/// Writes `bytes` to a durable temporary file beside `path`; returns its path.
-fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf, LogError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
-    Ok(tmp)
-}
-
-/// Runs `f` on every item on its own thread, so their fsyncs overlap; the first error wins.
-fn each_in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(&T) -> Result<R, LogError> + Sync,
-) -> Result<Vec<R>, LogError> {
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = items.iter().map(|item| scope.spawn(move || f(item))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(LogError::Corrupt("a log writer thread panicked".to_owned()))))
-            .collect()
-    })
-}
-
-/// [`write_atomic`] for several files at once, with their fsyncs overlapping instead of one
-/// after another: every file is durable in a temporary file before any is renamed into place,
-/// and every directory is fsynced once, after the renames. When this returns all are durable;
-/// if it fails, some may be in place, which is harmless for tiles (rewritten by the next round,
-/// and never referenced before the checkpoint that is written after them).
-fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<(), LogError> {
-    let staged = each_in_parallel(files, |(path, bytes)| stage(path, bytes))?;
-    for ((path, _), tmp) in files.iter().zip(&staged) {
-        std::fs::rename(tmp, path).map_err(io(path))?;
-    }
-    let dirs: Vec<&Path> = files
-        .iter()
-        .map(|(path, _)| path.parent().unwrap_or(Path::new(".")))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    each_in_parallel(&dirs, |dir| std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir)))?;
-    Ok(())
 }
 
 /// The log's state in memory: its size, right edge, and the signed checkpoint.
@@ -213,53 +166,6 @@ impl Log {
         })
     }
 
-    fn signers(&self) -> std::sync::Arc<Vec<Signer>> {
-        self.signers.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// Starts a key rotation: makes a new note key (saved 0600 under `keys/`), which becomes
-    /// the current one; until [`Log::retire_key`] retires the old one, every checkpoint is
-    /// signed by both, so verifiers can move from one to the other. Returns the new key.
-    pub fn rotate_key(&self) -> Result<Verifier, LogError> {
-        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
-        let signer = Signer::from_seed(&self.origin, &seed).map_err(|e| LogError::Corrupt(e.to_string()))?;
-        let id = format!("{:08x}", signer.key_id());
-        let skey = zeroize::Zeroizing::new(signer.to_skey());
-        write_private(&self.dir.join("keys").join(format!("{id}.skey")), skey.as_bytes())?;
-        let mut ids: Vec<String> = self.signers().iter().map(|s| format!("{:08x}", s.key_id())).collect();
-        ids.push(id);
-        self.set_active(&ids)
-    }
-
-    /// Ends a key rotation: stops signing with the key `key_id` (hex), which must not be the
-    /// only one. Returns the current key.
-    pub fn retire_key(&self, key_id: &str) -> Result<Verifier, LogError> {
-        let ids: Vec<String> = self.signers().iter().map(|s| format!("{:08x}", s.key_id())).collect();
-        if !ids.iter().any(|i| i == key_id) {
-            return Err(LogError::UnknownKey(key_id.to_owned()));
-        }
-        if ids.len() == 1 {
-            return Err(LogError::LastKey(key_id.to_owned()));
-        }
-        let rest: Vec<String> = ids.into_iter().filter(|i| i != key_id).collect();
-        self.set_active(&rest)
-    }
-
-    fn set_active(&self, ids: &[String]) -> Result<Verifier, LogError> {
-        write_atomic(&self.dir.join("active"), format!("{}\n", ids.join("\n")).as_bytes())?;
-        let signers = load_signers(&self.dir, &self.origin, &self.base_seed)?;
-        let current = signers.last().map(Signer::verifier).ok_or_else(|| LogError::LastKey(String::new()))?;
-        write_atomic(&self.dir.join("key"), format!("{}\n", current.to_vkey()).as_bytes())?;
-        *self.signers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(signers);
-        Ok(current)
-    }
-
-    /// Every active verifier key, oldest first (two during a rotation).
-    pub fn verifiers(&self) -> Vec<Verifier> {
-        self.signers().iter().map(Signer::verifier).collect()
-    }
-
     /// Adds the witnesses to ask for cosignatures.
     pub fn with_witnesses(mut self, witnesses: &[WitnessConfig]) -> Result<Self, LogError> {
         for w in witnesses {
@@ -339,11 +245,6 @@ impl Log {
     /// The current signed checkpoint.
     pub fn checkpoint(&self) -> String {
         self.head().checkpoint.clone()
-    }
-
-    /// The verifier key string (`origin+hexid+base64`).
-    pub fn verifier(&self) -> Verifier {
-        self.signers().last().map(Signer::verifier).unwrap_or_else(|| self.verifiers().remove(0))
     }
 
     /// The log's directory (served under `/log/`).
@@ -444,48 +345,6 @@ fn sign(signers: &[Signer], frontier: &Frontier) -> Result<String, LogError> {
         Checkpoint::new(&name, frontier.size(), frontier.root()).map_err(|e| LogError::Corrupt(e.to_string()))?;
     let refs: Vec<&dyn crate::transparency::tlog::note::NoteSigner> = signers.iter().map(|s| s as _).collect();
     checkpoint.sign(&refs).map_err(|e| LogError::Corrupt(e.to_string()))
-}
-
-/// The active signers: the ids listed in `active` (oldest first), or only the base key (from
-/// the gateway's signing key) when there has been no rotation.
-fn load_signers(dir: &Path, origin: &str, base_seed: &[u8; 32]) -> Result<Vec<Signer>, LogError> {
-    let base =
-        Signer::from_seed(origin, base_seed).map_err(|e| LogError::Corrupt(format!("log origin `{origin}`: {e}")))?;
-    let active = match std::fs::read_to_string(dir.join("active")) {
-        Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect::<Vec<_>>(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![base]),
-        Err(e) => return Err(LogError::Io { path: dir.join("active"), source: e }),
-    };
-    let base_id = format!("{:08x}", base.key_id());
-    let mut base = Some(base);
-    let mut signers = Vec::new();
-    for id in active {
-        if id == base_id {
-            signers.extend(base.take());
-            continue;
-        }
-        let path = dir.join("keys").join(format!("{id}.skey"));
-        let skey = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(io(&path))?);
-        signers
-            .push(Signer::from_skey(skey.trim()).map_err(|e| LogError::Corrupt(format!("`{}`: {e}", path.display())))?);
-    }
-    if signers.is_empty() {
-        return Err(LogError::Corrupt("no active log key".to_owned()));
-    }
-    Ok(signers)
-}
-
-/// Writes a secret file with mode 0600, atomically.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// A tile reader over the files of a tree of `size` leaves in `dir`.
