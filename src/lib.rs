@@ -9,15 +9,18 @@
 //! # Map
 //!
 //! Domain modules know nothing of HTTP; `api` (axum) and `cli` (clap) sit on top and never import
-//! each other.
+//! each other. The upload path goes down once: handler, lifecycle, then intake (envelope, blobs),
+//! policy, store and the transparency log, with no step returning to the HTTP layer.
 //!
 //! ```text
-//!   cli ──(HTTP)──► api ──► upload ──► envelope (keyless age inspection, pure)
-//!                    │        └──────► blobs (object_store, staged → committed)
-//!                    ├──► policy (approval values; Cedar slots in here)
-//!                    ├──► store (SQLite via sqlx: accounts, keys, transfers, links, audit)
-//!                    └──► directory (recipient key parsing)
-//!   server: opens the data dir, recovers, serves; sweeper: expiry and purge
+//!   cli ──(HTTP, wire types)──► api ──► lifecycle ──► intake ──► envelope (keyless inspection, pure)
+//!    │                          │         │             └──────► blobs (staged → committed)
+//!    └─► client (bundle, seal,  │         ├──► policy (Cedar: Approval, Release, Permit)
+//!        open, receipt checks)  │         ├──► store (all SQL)
+//!                               │         └──► transparency::writer (sequencer, receipts)
+//!                               └──► wire (bodies, ErrorCode, Digest: shared with cli)
+//!   gateway: opens the data dir and recovers; server: serves it with the sweeper and sequencer
+//!   transparency: tlog (pure maths) ◄── writer (on disk) · verify (offline) · witness
 //! ```
 
 /// HTTP routes, the error type on the wire, authentication.

@@ -12,7 +12,7 @@
 //! | [`checkpoint`] | <https://c2sp.org/tlog-checkpoint> |
 //! | [`cosignature`] | <https://c2sp.org/tlog-cosignature> (Ed25519, v1) |
 //! | [`proof`] | <https://c2sp.org/tlog-proof> |
-//! | [`policy`] | <https://c2sp.org/tlog-policy> |
+//! | [`quorum`] | <https://c2sp.org/tlog-policy> (which keys and how many witnesses a verifier trusts) |
 
 /// Checkpoints: origin, size and root hash as signed-note text.
 pub mod checkpoint;
