@@ -386,3 +386,35 @@ async fn a_closed_range_that_stops_short_must_end_within_the_first_mib_and_a_ref
     assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_signed_in_recipient_collects_from_the_inbox_by_transfer_id_and_nobody_else_can() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let (upload, ciphertext) = send(&server, &bob, &id.to_public().to_string(), "").await;
+    let transfer = upload["id"].as_str().unwrap();
+    let redeem = |token: &str, body: Value| {
+        server.http().post(format!("{}/api/v1/redeem", server.url)).bearer_auth(token.to_owned()).json(&body).send()
+    };
+
+    // Someone the transfer is not addressed to learns nothing, and the link is untouched.
+    let r = redeem(&bob, json!({"transfer": transfer})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(error_code(&r.bytes().await.unwrap()), "not_found");
+    let r = redeem(&alice, json!({"transfer": "not-an-id"})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // Both or neither is ambiguous: refused, never guessed.
+    let link = upload["links"][0]["url"].as_str().unwrap();
+    for body in [json!({}), json!({"transfer": transfer, "token": common::link_token(link)})] {
+        let r = redeem(&alice, body).await.unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        assert_eq!(error_code(&r.bytes().await.unwrap()), "bad_request");
+    }
+
+    let r = redeem(&alice, json!({"transfer": transfer})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), ciphertext);
+    let (status, body) = server.redeem(&alice, link).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_used"), "the link and the inbox are one link");
+    server.stop().await;
+}

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
 use crate::gateway::Gateway;
-use crate::lifecycle::{self, ByteRange};
+use crate::lifecycle::{self, ByteRange, LinkRef};
 use crate::wire::ErrorCode;
 use crate::wire::transfers::{Inbox, RedeemRequest};
 
@@ -60,8 +60,17 @@ async fn redeem(
     headers: HeaderMap,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Response, ApiError> {
+    let link = match (&req.token, &req.transfer) {
+        (Some(token), None) => LinkRef::Token(token),
+        (None, Some(transfer)) => LinkRef::Transfer(transfer),
+        _ => {
+            return Err(ApiError::bad_request(
+                "send exactly one of `token` (from the link) and `transfer` (from your inbox)",
+            ));
+        }
+    };
     let asked = range_asked(&headers)?;
-    let download = match lifecycle::redeem(gw, &caller, &req.token, asked).await? {
+    let download = match lifecycle::redeem(gw, &caller, link, asked).await? {
         Ok(download) => download,
         Err(refusal) => return Ok(unsatisfiable(refusal.size, refusal.message)),
     };

@@ -23,7 +23,7 @@ use crate::gateway::Gateway;
 use crate::ids::{BearerSecret, TransferId};
 use crate::model::Principal;
 use crate::policy::{Action, principal_facts};
-use crate::store::{Lease, LeaseEnd};
+use crate::store::{Lease, LeaseEnd, RedeemRefusal};
 
 /// How far into a bundle a closed range that stops short of the last byte may reach: the age
 /// header is read within it (`sealpost fetch` keeps at most 1 MiB of header, its `MAX_HEADER`).
@@ -89,20 +89,39 @@ impl Download {
     }
 }
 
-/// Redeems the link `token` (the bare token, or a whole pasted link) for `caller`: checks the
-/// log, the `download` policy and the lease, and streams `asked` (or everything).
+/// Which link a redemption is for.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkRef<'a> {
+    /// The link's token (the bare token, or a whole pasted link).
+    Token(&'a str),
+    /// The caller's own link of this transfer (from the inbox, which holds no token).
+    Transfer(&'a str),
+}
+
+/// Redeems a link for `caller`: checks the log, the `download` policy and the lease, and
+/// streams `asked` (or everything).
 pub async fn redeem(
     gw: Arc<Gateway>,
     caller: &Principal,
-    token: &str,
+    link: LinkRef<'_>,
     asked: Option<ByteRange>,
 ) -> Result<Result<Download, RangeRefusal>, LifecycleError> {
     if !gw.log.healthy() {
         return Err(LifecycleError::LogUnavailable);
     }
-    let token = token.rsplit_once('#').map_or(token, |(_, t)| t);
-    let secret = BearerSecret::from_client(token);
-    let hash = secret.hash();
+    let hash = match link {
+        LinkRef::Token(token) => {
+            let token = token.rsplit_once('#').map_or(token, |(_, t)| t);
+            BearerSecret::from_client(token).hash()
+        }
+        LinkRef::Transfer(id) => {
+            let mine = match TransferId::parse(id) {
+                Some(transfer) => gw.store.link_of(&transfer, &caller.id).await?,
+                None => None,
+            };
+            mine.ok_or(LifecycleError::Link(RedeemRefusal::NotFound))?
+        }
+    };
     let now = gw.clock.now();
     let lease = match gw.store.link_target(&hash).await? {
         Some((recipient, transfer)) if recipient == caller.id => {

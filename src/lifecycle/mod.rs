@@ -21,7 +21,7 @@ mod error;
 mod resumable;
 
 pub use check::{Checked, TransferRequest, check_request};
-pub use collect::{ByteRange, CLOSED_RANGE_WINDOW, Download, RangeRefusal, inbox, redeem};
+pub use collect::{ByteRange, CLOSED_RANGE_WINDOW, Download, LinkRef, RangeRefusal, inbox, redeem};
 pub use commit::{Committed, upload};
 pub use decide::{decide, recall, reload_policies, transfer_view};
 pub use error::{LifecycleError, RequestError};

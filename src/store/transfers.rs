@@ -177,6 +177,18 @@ impl Store {
         Ok(row.map(|(u, t)| (UserId::from_db(u), TransferId::from_db(t))))
     }
 
+    /// The token hash of `recipient`'s link of `transfer`, if it has one (a signed-in recipient
+    /// collects from the inbox, which holds no token).
+    pub async fn link_of(&self, transfer: &TransferId, recipient: &UserId) -> Result<Option<SecretHash>, StoreError> {
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT token_hash FROM links WHERE transfer_id = ? AND recipient_id = ?")
+                .bind(transfer.as_str())
+                .bind(recipient.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).map(SecretHash))
+    }
+
     /// Records an approver's decision on a held transfer. Approval releases it when `release`
     /// is true (the policies re-decided with the approval); rejection revokes its links.
     /// Deciding a transfer that is not held is refused with `NotHeld`.

@@ -217,13 +217,18 @@ pub struct DecisionAnswer {
     pub purged: bool,
 }
 
-/// `POST /api/v1/redeem`.
+/// `POST /api/v1/redeem`: exactly one of `token` and `transfer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     /// The link token (the part after `#`), or the whole link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c")]
-    pub token: String,
+    pub token: Option<String>,
+    /// Instead of a token: the transfer whose link addressed to the caller is to be collected
+    /// (a signed-in recipient collecting from the inbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<String>,
 }
 
 /// Where an unfinished resumable upload stands.
