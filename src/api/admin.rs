@@ -7,8 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
@@ -16,6 +14,9 @@ use crate::config::parse_duration;
 use crate::gateway::Gateway;
 use crate::ids::{BearerSecret, TokenId};
 use crate::model::{OrgKind, Role, UserRef, check_name};
+use crate::wire::accounts::{
+    IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, TokenQuery, UserList, Whoami,
+};
 
 /// The administration routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -28,23 +29,16 @@ pub(super) fn router() -> Router<Arc<Gateway>> {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
 }
 
-async fn whoami(caller: Caller) -> Json<Value> {
+async fn whoami(caller: Caller) -> Json<Whoami> {
     let p = caller.0;
-    Json(json!({ "user": p.user, "role": p.role, "org_kind": p.org_kind }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewOrg {
-    name: String,
-    kind: String,
+    Json(Whoami { user: p.user, role: p.role, org_kind: p.org_kind })
 }
 
 async fn add_org(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiJson(req): ApiJson<NewOrg>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<OrgInfo>), ApiError> {
     caller.require(&[Role::Admin], "manage organisations")?;
     check_name(&req.name)?;
     let kind: OrgKind = req.kind.parse()?;
@@ -52,31 +46,12 @@ async fn add_org(
         return Err(ApiError::bad_request("use `contractor`, `agency` or `compliance` as the kind"));
     }
     let org = gw.store.create_org(&caller.0.id, &req.name, kind, gw.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!(org))))
+    Ok((StatusCode::CREATED, Json(org)))
 }
 
-async fn list_orgs(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn list_orgs(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
     caller.require(&[Role::Admin], "list organisations")?;
-    Ok(Json(json!({ "orgs": gw.store.list_orgs().await? })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    user: String,
-    role: String,
-    /// Token lifetime such as `30d`, or `never`; the server default when absent.
-    token_lifetime: Option<String>,
-}
-
-/// A freshly issued token: the only time the secret is shown.
-#[derive(Debug, Serialize)]
-struct IssuedToken {
-    user: UserRef,
-    role: Option<Role>,
-    token: String,
-    token_id: String,
-    expires_at: Option<DateTime<Utc>>,
+    Ok(Json(OrgList { orgs: gw.store.list_orgs().await? }))
 }
 
 fn token_expiry(gw: &Gateway, lifetime: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -118,16 +93,9 @@ async fn add_user(
     ))
 }
 
-async fn list_users(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn list_users(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<UserList>, ApiError> {
     caller.require(&[Role::Admin], "list users")?;
-    Ok(Json(json!({ "users": gw.store.list_users().await? })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    user: String,
-    lifetime: Option<String>,
+    Ok(Json(UserList { users: gw.store.list_users().await? }))
 }
 
 async fn issue_token(
@@ -152,40 +120,34 @@ async fn issue_token(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenQuery {
-    user: Option<String>,
-}
-
 async fn list_tokens(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<TokenQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     caller.require(&[Role::Admin], "list tokens")?;
     let user = q.user.as_deref().map(parse_user).transpose()?;
-    Ok(Json(json!({ "tokens": gw.store.list_tokens(user.as_ref()).await? })))
+    Ok(Json(TokenList { tokens: gw.store.list_tokens(user.as_ref()).await? }))
 }
 
 async fn revoke_token(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     caller.require(&[Role::Admin], "revoke tokens")?;
     let id = TokenId::parse(&id).ok_or_else(|| ApiError::not_found(format!("there is no token `{id}`")))?;
     gw.store.revoke_token(&caller.0.id, &id, gw.clock.now()).await?;
-    Ok(Json(json!({ "revoked": 1 })))
+    Ok(Json(Revoked { revoked: 1 }))
 }
 
 async fn revoke_user_tokens(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path((org, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     caller.require(&[Role::Admin], "revoke tokens")?;
     let user = UserRef::new(&org, &name)?;
     let n = gw.store.revoke_user_tokens(&caller.0.id, &user, gw.clock.now()).await?;
-    Ok(Json(json!({ "revoked": n })))
+    Ok(Json(Revoked { revoked: n }))
 }

@@ -5,9 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiQuery};
@@ -16,34 +13,18 @@ use crate::ids::TransferId;
 use crate::model::UserRef;
 use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::store::{AuditFilter, StoreError};
+use crate::wire::audit::{AuditPage, AuditQuery};
 
 /// The audit routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/api/v1/audit", get(audit))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    /// Only this transfer's events.
-    transfer: Option<String>,
-    /// Only events where this `ORG/NAME` acted or was acted on.
-    party: Option<String>,
-    /// RFC 3339 lower bound (inclusive).
-    since: Option<DateTime<Utc>>,
-    /// RFC 3339 upper bound (exclusive).
-    until: Option<DateTime<Utc>>,
-    /// Sequence number to continue after (from `next`).
-    after: Option<i64>,
-    /// Page size, at most 1000 (default 100).
-    limit: Option<u32>,
-}
-
 async fn audit(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let request = PolicyRequest {
         action: Action::ReadAudit,
         principal: principal_facts(&caller.0),
@@ -72,5 +53,5 @@ async fn audit(
     let filter = AuditFilter { transfer, party, since: q.since, until: q.until, after: q.after, limit };
     let events = gw.store.audit(&filter).await?;
     let next = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(AuditPage { events, next }))
 }

@@ -8,8 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
@@ -17,19 +15,12 @@ use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::store::{Acknowledgement, DeliveryReport};
 use crate::wire::ErrorCode;
+use crate::wire::deliveries::{DeliveryRecorded, DeliveryReport as ReportRequest};
+use crate::wire::transfers::DeliveryOutcome;
 
 /// The delivery route.
 pub(super) fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/api/v1/transfers/{id}/delivery", post(report))
-}
-
-/// The report's body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReportRequest {
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// 404 for anyone but a recipient whose link was used up: the transfer's existence is not
@@ -52,14 +43,14 @@ async fn report(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ReportRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DeliveryRecorded>), ApiError> {
     let transfer = TransferId::parse(&id).ok_or_else(|| not_yours(&id))?;
-    let report = match (request.status.as_str(), request.reason) {
-        ("decrypted", None) => DeliveryReport::Decrypted,
-        ("decrypted", Some(_)) => {
+    let report = match (request.status, request.reason) {
+        (DeliveryOutcome::Decrypted, None) => DeliveryReport::Decrypted,
+        (DeliveryOutcome::Decrypted, Some(_)) => {
             return Err(ApiError::bad_request("a `decrypted` report takes no `reason`"));
         }
-        ("failed", reason) => {
+        (DeliveryOutcome::Failed, reason) => {
             let reason = reason.unwrap_or_else(|| "unspecified".to_owned());
             if !is_reason_code(&reason) {
                 return Err(ApiError::bad_request(
@@ -68,14 +59,11 @@ async fn report(
             }
             DeliveryReport::Failed { reason }
         }
-        (other, _) => {
-            return Err(ApiError::bad_request(format!("`status` must be `decrypted` or `failed`, not `{other}`")));
-        }
     };
     match gw.store.acknowledge_delivery(&transfer, &caller.0.id, &report, gw.clock.now()).await? {
-        Acknowledgement::Recorded(index) => Ok((
+        Acknowledgement::Recorded(log_index) => Ok((
             StatusCode::CREATED,
-            Json(json!({ "transfer": transfer.as_str(), "status": report.code(), "log_index": index })),
+            Json(DeliveryRecorded { transfer: transfer.to_string(), status: request.status, log_index }),
         )),
         Acknowledgement::NotRecipient => Err(not_yours(&id)),
         Acknowledgement::AlreadyReported => Err(ApiError::new(

@@ -14,8 +14,6 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::Verifier as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
@@ -25,18 +23,11 @@ use crate::ids::TransferId;
 use crate::model::{Role, UserRef};
 use crate::store::{Manifest, ManifestSubject};
 use crate::wire::ErrorCode;
+use crate::wire::manifests::{ManifestKey, ManifestSigned, SignManifest, SignedManifest};
 
 /// The manifest routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/api/v1/transfers/{id}/manifest", post(sign).get(show))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Signed {
-    manifest: String,
-    signature: String,
-    key: String,
 }
 
 fn unprocessable(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -60,8 +51,8 @@ async fn sign(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<Signed>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(req): ApiJson<SignManifest>,
+) -> Result<(StatusCode, Json<ManifestSigned>), ApiError> {
     let (tid, subject) = subject(&gw, &id).await?;
     if subject.sender_id != caller.0.id {
         return Err(ApiError::not_found(format!("there is no transfer `{id}`")));
@@ -94,10 +85,14 @@ async fn sign(
     if !gw.store.add_manifest(&caller.0.id, &tid, &manifest, gw.clock.now()).await? {
         return Err(ApiError::new(ErrorCode::ManifestExists, "this transfer's manifest is signed already"));
     }
-    Ok((StatusCode::CREATED, Json(json!({ "id": tid.as_str(), "key": manifest.key_fingerprint }))))
+    Ok((StatusCode::CREATED, Json(ManifestSigned { id: tid.to_string(), key: manifest.key_fingerprint })))
 }
 
-async fn show(State(gw): State<Arc<Gateway>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SignedManifest>, ApiError> {
     let (tid, subject) = subject(&gw, &id).await?;
     let me = &caller.0.id;
     let involved = subject.sender_id == *me || subject.recipient_ids.contains(me);
@@ -110,10 +105,10 @@ async fn show(State(gw): State<Arc<Gateway>>, caller: Caller, Path(id): Path<Str
         .await?
         .ok_or_else(|| ApiError::not_found(format!("the sender did not sign a manifest for transfer `{id}`")))?;
     let sender: UserRef = subject.sender.parse()?;
-    Ok(Json(json!({
-        "manifest": manifest.manifest,
-        "signature": manifest.signature,
-        "key": { "fingerprint": manifest.key_fingerprint, "public": manifest.key_public },
-        "sender": sender,
-    })))
+    Ok(Json(SignedManifest {
+        manifest: manifest.manifest,
+        signature: manifest.signature,
+        key: ManifestKey { fingerprint: manifest.key_fingerprint, public: manifest.key_public },
+        sender,
+    }))
 }

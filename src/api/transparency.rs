@@ -8,15 +8,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ApiJson};
 use crate::audit::{Event, EventKind};
 use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::Role;
 use crate::transparency::tlog::tiles::{self, TilePath};
+use crate::transparency::writer::LogError;
+use crate::wire::log::{KeyRetired, KeyRotation, Receipt, ReceiptList, RetireKey};
 
 /// The log routes.
 pub(super) fn router() -> Router<Arc<Gateway>> {
@@ -65,39 +66,31 @@ async fn keys(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response, 
 
 /// Starts a log key rotation (admin): a new key signs alongside the old one from the next
 /// checkpoint on, and the change is itself a log entry.
-async fn rotate(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn rotate(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<KeyRotation>, ApiError> {
     caller.require(&[Role::Admin], "rotate the log key")?;
     let new = gw.log.log().rotate_key().map_err(|e| ApiError::internal(&e))?;
     let event = Event::new(EventKind::LogKeyAdded).actor(&caller.0.id).field("key", new.to_vkey());
     gw.store.record(&event, gw.clock.now()).await?;
     gw.log.nudge();
-    let keys: Vec<String> = gw.log.log().verifiers().iter().map(|v| v.to_vkey()).collect();
-    Ok(Json(json!({ "current": new.to_vkey(), "active": keys })))
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Retire {
-    key_id: String,
+    let active: Vec<String> = gw.log.log().verifiers().iter().map(|v| v.to_vkey()).collect();
+    Ok(Json(KeyRotation { current: new.to_vkey(), active }))
 }
 
 /// Ends a log key rotation (admin): the key `key_id` (8 hex digits) stops signing.
 async fn retire(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
-    super::error::ApiJson(req): super::error::ApiJson<Retire>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(req): ApiJson<RetireKey>,
+) -> Result<Json<KeyRetired>, ApiError> {
     caller.require(&[Role::Admin], "retire a log key")?;
     let current = gw.log.log().retire_key(&req.key_id).map_err(|e| match e {
-        crate::transparency::writer::LogError::UnknownKey(_) | crate::transparency::writer::LogError::LastKey(_) => {
-            ApiError::bad_request(e.to_string())
-        }
+        LogError::UnknownKey(_) | LogError::LastKey(_) => ApiError::bad_request(e.to_string()),
         other => ApiError::internal(&other),
     })?;
     let event = Event::new(EventKind::LogKeyRetired).actor(&caller.0.id).field("key_id", &req.key_id);
     gw.store.record(&event, gw.clock.now()).await?;
     gw.log.nudge();
-    Ok(Json(json!({ "current": current.to_vkey() })))
+    Ok(Json(KeyRetired { current: current.to_vkey() }))
 }
 
 async fn tile(State(gw): State<Arc<Gateway>>, Path(path): Path<String>, req: Request) -> Result<Response, ApiError> {
@@ -127,7 +120,7 @@ async fn receipts(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReceiptList>, ApiError> {
     let unknown = || ApiError::not_found(format!("there is no transfer `{id}`"));
     let transfer = TransferId::parse(&id).ok_or_else(unknown)?;
     let record = gw.store.transfer_record(&transfer).await?;
@@ -140,8 +133,8 @@ async fn receipts(
     let mut out = Vec::new();
     for (event, index, entry) in gw.store.receipt_events(&transfer).await? {
         if let Ok(receipt) = log.receipt(index, entry.as_bytes()) {
-            out.push(json!({ "event": event, "index": index, "receipt": receipt }));
+            out.push(Receipt { event, index, receipt });
         }
     }
-    Ok(Json(json!({ "receipts": out, "log_size": log.size() })))
+    Ok(Json(ReceiptList { receipts: out, log_size: log.size() }))
 }

@@ -93,6 +93,19 @@ pub enum LinkState {
     Expired,
 }
 
+impl LinkState {
+    /// The state as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Leased => "leased",
+            Self::Used => "used",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// A recipient's delivery report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +114,16 @@ pub enum DeliveryOutcome {
     Decrypted,
     /// It did not.
     Failed,
+}
+
+impl DeliveryOutcome {
+    /// The outcome as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decrypted => "decrypted",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// One link as the sender sees it.
@@ -258,4 +281,28 @@ pub enum UploadLookup {
     Transfer(TransferView),
     /// Still uploading.
     Progress(UploadProgress),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled(v: impl Serialize) -> String {
+        serde_json::to_value(v).expect("serialise").as_str().expect("a string").to_owned()
+    }
+
+    #[test]
+    fn states_and_outcomes_print_as_they_serialise() {
+        use LinkState::*;
+        for s in [Issued, Leased, Used, Revoked, Expired] {
+            assert_eq!(s.as_str(), spelled(s));
+        }
+        for s in [DeliveryOutcome::Decrypted, DeliveryOutcome::Failed] {
+            assert_eq!(s.as_str(), spelled(s));
+        }
+        use TransferStatus::*;
+        for s in [Available, AwaitingApproval, Rejected, Recalled] {
+            assert_eq!(s.as_str(), spelled(s));
+        }
+    }
 }
