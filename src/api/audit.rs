@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiQuery};
@@ -13,13 +14,26 @@ use crate::ids::TransferId;
 use crate::model::UserRef;
 use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::store::{AuditFilter, StoreError};
+use crate::wire::ErrorBody;
 use crate::wire::audit::{AuditPage, AuditQuery};
 
 /// The audit routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/audit", get(audit))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(audit))
 }
 
+/// Read the audit trail, filtered, a page at a time.
+///
+/// Whoever the policies permit `read_audit`: by default compliance officers and administrators.
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "audit", tag = "audit",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of events, oldest first.", body = AuditPage),
+        (status = 400, description = "`bad_request`: the query string is not valid (a time that is not RFC 3339, a transfer id that is not one, `party` not `ORG/NAME`).", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits the caller to read the audit trail; `policy_denied`: a policy forbids it.", body = ErrorBody),
+        (status = 404, description = "`not_found`: `party` names no user.", body = ErrorBody),
+    ))]
 async fn audit(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,

@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::Verifier as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
@@ -22,12 +23,12 @@ use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::{Role, UserRef};
 use crate::store::{Manifest, ManifestSubject};
-use crate::wire::ErrorCode;
 use crate::wire::manifests::{ManifestKey, ManifestSigned, SignManifest, SignedManifest};
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// The manifest routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/transfers/{id}/manifest", post(sign).get(show))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(sign, show))
 }
 
 fn unprocessable(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -47,6 +48,20 @@ async fn subject(gw: &Gateway, id: &str) -> Result<(TransferId, ManifestSubject)
     Ok((tid, subject))
 }
 
+/// Attach the sender's signed manifest to a transfer.
+///
+/// The transfer's sender, once, with one of their registered `sealpost-signing` keys.
+#[utoipa::path(post, path = "/api/v1/transfers/{id}/manifest", operation_id = "sign_manifest", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The transfer's id.")),
+    request_body = SignManifest,
+    responses(
+        (status = 201, description = "Verified and kept.", body = ManifestSigned),
+        (status = 400, description = "`bad_request`: the body is not a `SignManifest`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the caller sent no such transfer.", body = ErrorBody),
+        (status = 409, description = "`manifest_exists`: the transfer's manifest is signed already.", body = ErrorBody),
+        (status = 422, description = "`unknown_signing_key`: the key is none of the sender's signing keys; `manifest_mismatch`: the text does not name this transfer, its digest and its recipients; `sender_signature_invalid`: the signature does not verify.", body = ErrorBody),
+    ))]
 async fn sign(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
@@ -88,6 +103,16 @@ async fn sign(
     Ok((StatusCode::CREATED, Json(ManifestSigned { id: tid.to_string(), key: manifest.key_fingerprint })))
 }
 
+/// A transfer's signed manifest, to verify against the sender's key.
+///
+/// The transfer's sender and recipients, compliance officers and administrators.
+#[utoipa::path(get, path = "/api/v1/transfers/{id}/manifest", operation_id = "show_manifest", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "The manifest, its signature and the key that made it.", body = SignedManifest),
+        (status = 404, description = "`not_found`: there is no such transfer the caller may see, or its sender signed no manifest.", body = ErrorBody),
+    ))]
 async fn show(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,

@@ -43,6 +43,20 @@ pub struct OrgInfo {
 
 /// `GET /api/v1/orgs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "orgs": [
+        {
+            "name": "acme",
+            "kind": "contractor",
+            "created_at": "2025-03-01T09:30:00Z"
+        },
+        {
+            "name": "hmpps",
+            "kind": "agency",
+            "created_at": "2025-03-01T09:30:00Z"
+        }
+    ]
+}))]
 pub struct OrgList {
     /// Every organisation, by name.
     pub orgs: Vec<OrgInfo>,
@@ -64,6 +78,7 @@ pub struct NewUser {
 
 /// A user, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"user": "acme/bob", "role": "sender", "created_at": "2025-03-01T09:30:00Z"}))]
 pub struct UserInfo {
     /// `ORG/NAME`.
     pub user: UserRef,
@@ -75,6 +90,20 @@ pub struct UserInfo {
 
 /// `GET /api/v1/users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "users": [
+        {
+            "user": "acme/bob",
+            "role": "sender",
+            "created_at": "2025-03-01T09:30:00Z"
+        },
+        {
+            "user": "hmpps/alice",
+            "role": "recipient",
+            "created_at": "2025-03-01T09:30:00Z"
+        }
+    ]
+}))]
 pub struct UserList {
     /// Every user, by organisation and name.
     pub users: Vec<UserInfo>,
@@ -116,6 +145,13 @@ pub struct IssuedToken {
 
 /// An API token's metadata (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "5d1c9e2a7b3f4e8d9c0b1a2f3e4d5c6b",
+    "user": "acme/bob",
+    "created_at": "2025-03-01T09:30:00Z",
+    "expires_at": "2025-03-31T09:30:00Z",
+    "revoked_at": null
+}))]
 pub struct TokenInfo {
     /// The token's public id, for revocation.
     pub id: String,
@@ -131,6 +167,17 @@ pub struct TokenInfo {
 
 /// `GET /api/v1/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "tokens": [
+        {
+            "id": "5d1c9e2a7b3f4e8d9c0b1a2f3e4d5c6b",
+            "user": "acme/bob",
+            "created_at": "2025-03-01T09:30:00Z",
+            "expires_at": "2025-03-31T09:30:00Z",
+            "revoked_at": null
+        }
+    ]
+}))]
 pub struct TokenList {
     /// The tokens, oldest first.
     pub tokens: Vec<TokenInfo>,
@@ -146,10 +193,11 @@ pub struct TokenQuery {
     pub user: Option<String>,
 }
 
-/// The answer to a revocation: how many live tokens it revoked.
+/// The answer to a revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"revoked": 1}))]
 pub struct Revoked {
-    /// Tokens revoked now (already revoked ones do not count).
+    /// For one token by id, 1 (revoking it again changes nothing); for a user, how many of its
+    /// live tokens were revoked.
     pub revoked: u64,
 }

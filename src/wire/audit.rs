@@ -29,6 +29,16 @@ pub struct AuditQuery {
 
 /// One recorded event, with its parties resolved to names where they are users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "seq": 7,
+    "at": "2025-03-01T09:30:00Z",
+    "event": "upload.accepted",
+    "actor": "acme/bob",
+    "transfer": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "subject": null,
+    "code": null,
+    "entry": "upload.accepted transfer=4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b"
+}))]
 pub struct AuditRow {
     /// Position in the trail (strictly increasing).
     pub seq: i64,
@@ -51,6 +61,21 @@ pub struct AuditRow {
 
 /// `GET /api/v1/audit`: one page of events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "events": [
+        {
+            "seq": 7,
+            "at": "2025-03-01T09:30:00Z",
+            "event": "upload.accepted",
+            "actor": "acme/bob",
+            "transfer": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+            "subject": null,
+            "code": null,
+            "entry": "upload.accepted transfer=4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b"
+        }
+    ],
+    "next": null
+}))]
 pub struct AuditPage {
     /// The events, oldest first.
     pub events: Vec<AuditRow>,

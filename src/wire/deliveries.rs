@@ -10,7 +10,7 @@ use super::transfers::DeliveryOutcome;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "failed", "reason": "digest_mismatch"}))]
-pub struct DeliveryReport {
+pub struct ReportDelivery {
     /// Whether the bundle decrypted and its digest matched.
     pub status: DeliveryOutcome,
     /// For `failed` only: why, as a code of lowercase letters, digits and `_` (at most 64),
@@ -22,6 +22,11 @@ pub struct DeliveryReport {
 
 /// The answer to a delivery report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "transfer": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "status": "decrypted",
+    "log_index": 44
+}))]
 pub struct DeliveryRecorded {
     /// The transfer.
     pub transfer: String,

@@ -19,6 +19,17 @@ pub struct NewKey {
 
 /// `GET /api/v1/keys`: the caller's own live keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "user": "hmpps/alice",
+    "keys": [
+        {
+            "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+            "stanza_type": "X25519",
+            "fingerprint": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a",
+            "added_at": "2025-03-01T09:30:00Z"
+        }
+    ]
+}))]
 pub struct OwnKeys {
     /// The caller.
     pub user: UserRef,
@@ -28,6 +39,13 @@ pub struct OwnKeys {
 
 /// A key as the directory publishes it to anyone: the key and the receipt of its registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+    "stanza_type": "X25519",
+    "fingerprint": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a",
+    "added_at": "2025-03-01T09:30:00Z",
+    "receipt": "c2sp.org/tlog-proof@v1\nextra dXBsb2FkLmFjY2VwdGVkIHRyYW5zZmVyPTRmOWMyYTdl\nindex 41\n3hSyRztiPgABhPRqQtl2mTWqu0E0R5Y3UbxHW6YyU1E=\n\nsealpost.example/log\n42\nrPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n\n— sealpost.example/log Gqy5bUo+ed7Hn5d1yTeDGWMHzCbWDBJYkjhMsw+eb6bQExM7MoYSeaS2Z2CrrdyoRZB4MrZq8D5l8ZxtiR9VL8WzEwI=\n"
+}))]
 pub struct PublishedKey {
     /// The public recipient string (`age1…`, or an SSH public key where allowed).
     #[schema(example = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
@@ -56,6 +74,18 @@ impl PublishedKey {
 
 /// `GET /api/v1/keys/{org}/{name}`: a user's live keys, each with its receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "user": "hmpps/alice",
+    "keys": [
+        {
+            "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+            "stanza_type": "X25519",
+            "fingerprint": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a",
+            "added_at": "2025-03-01T09:30:00Z",
+            "receipt": "c2sp.org/tlog-proof@v1\nextra dXBsb2FkLmFjY2VwdGVkIHRyYW5zZmVyPTRmOWMyYTdl\nindex 41\n3hSyRztiPgABhPRqQtl2mTWqu0E0R5Y3UbxHW6YyU1E=\n\nsealpost.example/log\n42\nrPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n\n— sealpost.example/log Gqy5bUo+ed7Hn5d1yTeDGWMHzCbWDBJYkjhMsw+eb6bQExM7MoYSeaS2Z2CrrdyoRZB4MrZq8D5l8ZxtiR9VL8WzEwI=\n"
+        }
+    ]
+}))]
 pub struct UserKeys {
     /// Whose keys they are.
     pub user: UserRef,

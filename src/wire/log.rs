@@ -6,6 +6,11 @@ use utoipa::ToSchema;
 
 /// A proof that one of a transfer's events is in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "event": "upload.accepted",
+    "index": 41,
+    "receipt": "c2sp.org/tlog-proof@v1\nextra dXBsb2FkLmFjY2VwdGVkIHRyYW5zZmVyPTRmOWMyYTdl\nindex 41\n3hSyRztiPgABhPRqQtl2mTWqu0E0R5Y3UbxHW6YyU1E=\n\nsealpost.example/log\n42\nrPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n\n— sealpost.example/log Gqy5bUo+ed7Hn5d1yTeDGWMHzCbWDBJYkjhMsw+eb6bQExM7MoYSeaS2Z2CrrdyoRZB4MrZq8D5l8ZxtiR9VL8WzEwI=\n"
+}))]
 pub struct Receipt {
     /// The event, such as `upload.accepted`, `transfer.approved`, `link.redeemed`,
     /// `delivery.acknowledged`, `transfer.recalled` or `blob.purged`.
@@ -19,6 +24,16 @@ pub struct Receipt {
 
 /// `GET /api/v1/transfers/{id}/receipts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "receipts": [
+        {
+            "event": "upload.accepted",
+            "index": 41,
+            "receipt": "c2sp.org/tlog-proof@v1\nextra dXBsb2FkLmFjY2VwdGVkIHRyYW5zZmVyPTRmOWMyYTdl\nindex 41\n3hSyRztiPgABhPRqQtl2mTWqu0E0R5Y3UbxHW6YyU1E=\n\nsealpost.example/log\n42\nrPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n\n— sealpost.example/log Gqy5bUo+ed7Hn5d1yTeDGWMHzCbWDBJYkjhMsw+eb6bQExM7MoYSeaS2Z2CrrdyoRZB4MrZq8D5l8ZxtiR9VL8WzEwI=\n"
+        }
+    ],
+    "log_size": 42
+}))]
 pub struct ReceiptList {
     /// A receipt for each of the transfer's events the log has integrated, in log order.
     pub receipts: Vec<Receipt>,
@@ -28,6 +43,13 @@ pub struct ReceiptList {
 
 /// The answer to starting a log key rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "current": "sealpost.example/log+5e6f7a8b+AfbC2gZkM0R3n8xq7Wz4Vd1TyLpQe9uHs6Ka5Nj2Bc0D",
+    "active": [
+        "sealpost.example/log+1a2b3c4d+AUdD9oi4zwzpEoPGGIG8hrDfq4xUqTJ0LZeTbn9TRXNn",
+        "sealpost.example/log+5e6f7a8b+AfbC2gZkM0R3n8xq7Wz4Vd1TyLpQe9uHs6Ka5Nj2Bc0D"
+    ]
+}))]
 pub struct KeyRotation {
     /// The new key's verifier key string.
     #[schema(example = "sealpost.example/log+1a2b3c4d+AUdD9oi4zwzpEoPGGIG8hrDfq4xUqTJ0LZeTbn9TRXNn")]
@@ -47,6 +69,9 @@ pub struct RetireKey {
 
 /// The answer to retiring a log key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "current": "sealpost.example/log+5e6f7a8b+AfbC2gZkM0R3n8xq7Wz4Vd1TyLpQe9uHs6Ka5Nj2Bc0D"
+}))]
 pub struct KeyRetired {
     /// The verifier key string of the key that signs from now on.
     pub current: String,

@@ -13,7 +13,7 @@ use crate::model::UserRef;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "manifest": "sealpost.manifest/v1\ntransfer 4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b\ndigest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\nrecipient hmpps/alice\n",
-    "signature": "V2hhdCBhIHNpZ25hdHVyZSBsb29rcyBsaWtlOiA2NCBieXRlcyBvZiBFZDI1NTE5IGluIGJhc2U2NCwgcGFkZGVkLg==",
+    "signature": "AHPsJm1PtK2/PRBKpxT58RAy/Yq22IKfxAtSyG9khdeSjMLr1GRvP+PzdL4R2QW/S+J1+obziJ2CqffcXkHdMg==",
     "key": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a"
 }))]
 pub struct SignManifest {
@@ -27,6 +27,10 @@ pub struct SignManifest {
 
 /// The answer to a signed manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "key": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a"
+}))]
 pub struct ManifestSigned {
     /// The transfer.
     pub id: String,
@@ -36,6 +40,10 @@ pub struct ManifestSigned {
 
 /// The signing key of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "fingerprint": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a",
+    "public": "sealpost-signing1fVQK-oOW3xl0qeGDIwPODCjsQCGAs3VfjZCAg-UrOuQ"
+}))]
 pub struct ManifestKey {
     /// Its fingerprint (`sha256:…`).
     pub fingerprint: String,
@@ -45,6 +53,15 @@ pub struct ManifestKey {
 
 /// `GET /api/v1/transfers/{id}/manifest`: the sender's signed manifest, for anyone to verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "manifest": "sealpost.manifest/v1\ntransfer 4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b\ndigest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\nrecipient hmpps/alice\n",
+    "signature": "AHPsJm1PtK2/PRBKpxT58RAy/Yq22IKfxAtSyG9khdeSjMLr1GRvP+PzdL4R2QW/S+J1+obziJ2CqffcXkHdMg==",
+    "key": {
+        "fingerprint": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a",
+        "public": "sealpost-signing1fVQK-oOW3xl0qeGDIwPODCjsQCGAs3VfjZCAg-UrOuQ"
+    },
+    "sender": "acme/bob"
+}))]
 pub struct SignedManifest {
     /// The manifest text.
     pub manifest: String,

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod deliveries;
 mod digest;
 mod error;
+pub mod health;
 pub mod keys;
 pub mod log;
 pub mod manifests;

@@ -29,6 +29,15 @@ pub struct RouteInfo {
 
 /// `GET /api/v1/routes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "routes": [
+        {
+            "from": "acme",
+            "to": "hmpps",
+            "created_at": "2025-03-01T09:30:00Z"
+        }
+    ]
+}))]
 pub struct RouteList {
     /// Every route.
     pub routes: Vec<RouteInfo>,
@@ -36,6 +45,7 @@ pub struct RouteList {
 
 /// The two ends of a route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"from": "acme", "to": "hmpps"}))]
 pub struct RouteEnds {
     /// The sending organisation.
     pub from: String,
