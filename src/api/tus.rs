@@ -88,7 +88,7 @@ async fn discover(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 ///
 /// No token needed.
 #[utoipa::path(options, path = "/api/v1/uploads/{id}", operation_id = "upload_options_of_one", tag = "uploads",
-    params(("id" = String, Path, description = "The upload's id.")),
+    params(("id" = String, Path, description = "Any upload's id: discovery does not look it up.")),
     responses((status = 204, description = "What the gateway speaks.", headers(
         ("Tus-Version" = String, description = "`1.0.0`."),
         ("Tus-Extension" = String, description = "`creation,termination`."),
@@ -163,7 +163,7 @@ fn metadata_query(headers: &HeaderMap) -> Result<String, ApiError> {
 #[utoipa::path(post, path = "/api/v1/uploads", operation_id = "create_upload", tag = "uploads",
     security(("bearer" = [])),
     params(
-        ("Tus-Resumable" = String, Header, description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
         ("Upload-Length" = u64, Header, description = "The size of the whole age file in bytes."),
         ("Upload-Metadata" = String, Header, description = "Comma-separated `KEY BASE64` pairs: `to` (required: one or more `ORG/NAME` separated by spaces), `expires`, `classification`. Other keys (`filename`) are ignored and never stored.", example = "to aG1wcHMvYWxpY2U="),
     ),
@@ -203,8 +203,8 @@ async fn create(
 #[utoipa::path(head, path = "/api/v1/uploads/{id}", operation_id = "upload_offset", tag = "uploads",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The upload's id."),
-        ("Tus-Resumable" = String, Header, description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
     ),
     responses(
         (status = 200, description = "Where it stands.", headers(
@@ -246,8 +246,8 @@ async fn head(
 #[utoipa::path(get, path = "/api/v1/uploads/{id}", operation_id = "show_upload", tag = "uploads",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The upload's id."),
-        ("Tus-Resumable" = String, Header, description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
     ),
     responses(
         (status = 200, description = "Where it stands.", body = UploadLookup),
@@ -269,8 +269,8 @@ async fn show(
 #[utoipa::path(delete, path = "/api/v1/uploads/{id}", operation_id = "terminate_upload", tag = "uploads",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The upload's id."),
-        ("Tus-Resumable" = String, Header, description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
     ),
     responses(
         (status = 204, description = "Deleted.", headers(("Tus-Resumable" = String, description = "`1.0.0`."))),
@@ -297,8 +297,8 @@ async fn terminate(
 #[utoipa::path(patch, path = "/api/v1/uploads/{id}", operation_id = "append_upload", tag = "uploads",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The upload's id."),
-        ("Tus-Resumable" = String, Header, description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes start: what the gateway holds (`HEAD` tells)."),
     ),
     request_body(content = inline(Binary), content_type = "application/offset+octet-stream", description = "The next bytes of the age file."),
