@@ -209,7 +209,7 @@ async fn list_tokens(
 /// Administrators only. Revoking a revoked token changes nothing.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revoke_token", tag = "accounts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The token's id (from the token list).")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The token's id (from the token list).")),
     responses(
         (status = 200, description = "Revoked.", body = Revoked),
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
@@ -232,8 +232,8 @@ async fn revoke_token(
 #[utoipa::path(delete, path = "/api/v1/users/{org}/{name}/tokens", operation_id = "revoke_user_tokens", tag = "accounts",
     security(("bearer" = [])),
     params(
-        ("org" = String, Path, description = "The user's organisation."),
-        ("name" = String, Path, description = "The user's name in it."),
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's name in it."),
     ),
     responses(
         (status = 200, description = "Revoked.", body = Revoked),

@@ -45,7 +45,7 @@ fn is_reason_code(reason: &str) -> bool {
 /// `delivery.acknowledged` and shows in the sender's view and receipts.
 #[utoipa::path(post, path = "/api/v1/transfers/{id}/delivery", operation_id = "report_delivery", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     request_body = ReportDelivery,
     responses(
         (status = 201, description = "Recorded.", body = DeliveryRecorded),

@@ -71,8 +71,8 @@ async fn my_keys(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<
 #[utoipa::path(get, path = "/api/v1/keys/{org}/{name}", operation_id = "user_keys", tag = "keys",
     security(("bearer" = [])),
     params(
-        ("org" = String, Path, description = "The user's organisation."),
-        ("name" = String, Path, description = "The user's name in it."),
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's name in it."),
     ),
     responses(
         (status = 200, description = "The user's keys, oldest first.", body = UserKeys),
@@ -105,9 +105,9 @@ async fn user_keys(
 #[utoipa::path(delete, path = "/api/v1/keys/{org}/{name}/{fingerprint}", operation_id = "remove_key", tag = "keys",
     security(("bearer" = [])),
     params(
-        ("org" = String, Path, description = "The owner's organisation."),
-        ("name" = String, Path, description = "The owner's name in it."),
-        ("fingerprint" = String, Path, description = "The key's fingerprint (`sha256:…`)."),
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The owner's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The owner's name in it."),
+        ("fingerprint" = String, Path, pattern = "^sha256:[0-9a-f]{64}$", description = "The key's fingerprint (`sha256:…`)."),
     ),
     responses(
         (status = 200, description = "Removed.", body = KeyRemoved),

@@ -53,7 +53,7 @@ async fn subject(gw: &Gateway, id: &str) -> Result<(TransferId, ManifestSubject)
 /// The transfer's sender, once, with one of their registered `sealpost-signing` keys.
 #[utoipa::path(post, path = "/api/v1/transfers/{id}/manifest", operation_id = "sign_manifest", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     request_body = SignManifest,
     responses(
         (status = 201, description = "Verified and kept.", body = ManifestSigned),
@@ -108,7 +108,7 @@ async fn sign(
 /// The transfer's sender and recipients, compliance officers and administrators.
 #[utoipa::path(get, path = "/api/v1/transfers/{id}/manifest", operation_id = "show_manifest", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     responses(
         (status = 200, description = "The manifest, its signature and the key that made it.", body = SignedManifest),
         (status = 404, description = "`not_found`: there is no such transfer the caller may see, or its sender signed no manifest.", body = ErrorBody),

@@ -69,8 +69,8 @@ async fn list(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Rou
 #[utoipa::path(delete, path = "/api/v1/routes/{from}/{to}", operation_id = "remove_route", tag = "routes",
     security(("bearer" = [])),
     params(
-        ("from" = String, Path, description = "The sending organisation."),
-        ("to" = String, Path, description = "The receiving organisation."),
+        ("from" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The sending organisation."),
+        ("to" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The receiving organisation."),
     ),
     responses(
         (status = 200, description = "Removed.", body = RouteRemoved),

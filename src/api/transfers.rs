@@ -47,7 +47,7 @@ pub(super) fn upload_status(status: TransferStatus) -> StatusCode {
 #[utoipa::path(post, path = "/api/v1/transfers", operation_id = "upload", tag = "transfers",
     security(("bearer" = [])),
     params(
-        ("to" = Vec<String>, Query, explode, description = "A recipient, `ORG/NAME`; repeat for several, each once.", example = json!(["hmpps/alice"])),
+        ("to" = Vec<String>, Query, explode, pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$", description = "A recipient, `ORG/NAME`; repeat for several, each once.", example = json!(["hmpps/alice"])),
         ("expires" = Option<String>, Query, description = "How long the links live, such as `72h` or `7d` (the gateway's default when absent)."),
         ("classification" = Option<Classification>, Query, description = "The transfer's marking (`OFFICIAL` when absent)."),
     ),
@@ -80,7 +80,7 @@ async fn upload(
 /// The transfer's sender, or an administrator.
 #[utoipa::path(get, path = "/api/v1/transfers/{id}", operation_id = "show_transfer", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     responses(
         (status = 200, description = "The transfer and its links.", body = TransferView),
         (status = 404, description = "`not_found`: the caller sent no such transfer.", body = ErrorBody),
@@ -99,7 +99,7 @@ async fn show(
 /// Recalling twice is harmless.
 #[utoipa::path(delete, path = "/api/v1/transfers/{id}", operation_id = "recall", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     responses(
         (status = 200, description = "Recalled.", body = RecallAnswer),
         (status = 403, description = "`forbidden`: no policy permits the caller to recall it; `policy_denied`: a policy forbids it.", body = ErrorBody),
@@ -119,7 +119,7 @@ async fn recall(
 /// sender (four eyes). The release policies are asked again with the approval in place.
 #[utoipa::path(post, path = "/api/v1/transfers/{id}/approve", operation_id = "approve", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     responses(
         (status = 200, description = "Decided.", body = DecisionAnswer),
         (status = 403, description = "`forbidden`: no policy permits the caller to approve it; `policy_denied`: a policy forbids it (such as four eyes).", body = ErrorBody),
@@ -140,7 +140,7 @@ async fn approve(
 /// sender (four eyes).
 #[utoipa::path(post, path = "/api/v1/transfers/{id}/reject", operation_id = "reject", tag = "transfers",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     responses(
         (status = 200, description = "Decided.", body = DecisionAnswer),
         (status = 403, description = "`forbidden`: no policy permits the caller to reject it; `policy_denied`: a policy forbids it (such as four eyes).", body = ErrorBody),

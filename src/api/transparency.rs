@@ -192,7 +192,7 @@ pub(super) async fn tile(
 /// The transfer's sender and recipients, compliance officers and administrators.
 #[utoipa::path(get, path = "/api/v1/transfers/{id}/receipts", operation_id = "transfer_receipts", tag = "log",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The transfer's id.")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
     responses(
         (status = 200, description = "The receipts, against the current checkpoint.", body = ReceiptList),
         (status = 404, description = "`not_found`: there is no such transfer the caller may see.", body = ErrorBody),

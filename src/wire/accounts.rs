@@ -24,8 +24,10 @@ pub struct Whoami {
 #[schema(example = json!({"name": "acme", "kind": "contractor"}))]
 pub struct NewOrg {
     /// Its name: 1 to 64 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub name: String,
     /// `contractor`, `agency` or `compliance` (`operator` exists once, from the first start).
+    #[schema(pattern = "^(contractor|agency|compliance)$")]
     pub kind: String,
 }
 
@@ -68,8 +70,10 @@ pub struct OrgList {
 #[schema(example = json!({"user": "acme/bob", "role": "sender", "token_lifetime": "30d"}))]
 pub struct NewUser {
     /// `ORG/NAME`; the organisation must exist.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")]
     pub user: String,
     /// `sender`, `recipient`, `compliance` or `admin`.
+    #[schema(value_type = Role)]
     pub role: String,
     /// The first token's lifetime such as `30d`, or `never`; the gateway's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,7 @@ pub struct UserList {
 #[schema(example = json!({"user": "acme/bob", "lifetime": "7d"}))]
 pub struct NewToken {
     /// `ORG/NAME`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")]
     pub user: String,
     /// Lifetime such as `30d`, or `never`; the gateway's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +194,7 @@ pub struct TokenList {
 #[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// Only this `ORG/NAME`'s tokens.
-    #[param(example = "acme/bob")]
+    #[param(example = "acme/bob", pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")]
     pub user: Option<String>,
 }
 

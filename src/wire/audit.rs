@@ -12,10 +12,10 @@ use crate::model::UserRef;
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this transfer's events (its 32-hex-digit id).
-    #[param(example = "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b")]
+    #[param(example = "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b", pattern = "^[0-9a-f]{32}$")]
     pub transfer: Option<String>,
     /// Only events where this `ORG/NAME` acted or was acted on.
-    #[param(example = "hmpps/alice")]
+    #[param(example = "hmpps/alice", pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")]
     pub party: Option<String>,
     /// RFC 3339 lower bound (inclusive).
     pub since: Option<DateTime<Utc>>,

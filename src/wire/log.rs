@@ -64,6 +64,7 @@ pub struct KeyRotation {
 #[schema(example = json!({"key_id": "1a2b3c4d"}))]
 pub struct RetireKey {
     /// The key's id: the 8 hex digits after the name in its verifier key string.
+    #[schema(pattern = "^[0-9a-f]{8}$")]
     pub key_id: String,
 }
 

@@ -22,6 +22,7 @@ pub struct SignManifest {
     /// Base64 of the 64-byte Ed25519 signature over the manifest's bytes.
     pub signature: String,
     /// The fingerprint of the sender's registered signing key that made it.
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
     pub key: String,
 }
 

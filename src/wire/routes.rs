@@ -10,8 +10,10 @@ use utoipa::ToSchema;
 #[schema(example = json!({"from": "acme", "to": "hmpps"}))]
 pub struct NewRoute {
     /// The sending organisation.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub from: String,
     /// The receiving organisation.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub to: String,
 }
 
