@@ -20,7 +20,7 @@
 //!   server: opens the data dir, recovers, serves; sweeper: expiry and purge
 //! ```
 
-/// HTTP routes, the error type on the wire, authentication.
+/// HTTP routes, the error type on the wire, authentication, and the OpenAPI contract they make.
 pub mod api;
 /// Audit events and their canonical entry text.
 pub mod audit;
