@@ -23,7 +23,7 @@
 //!   transparency: tlog (pure maths) ◄── writer (on disk) · verify (offline) · witness
 //! ```
 
-/// HTTP routes, the error type on the wire, authentication.
+/// HTTP routes, the error type on the wire, authentication, and the OpenAPI contract they make.
 pub mod api;
 /// Audit events and their canonical entry text.
 pub mod audit;

@@ -25,6 +25,18 @@ async fn first_start_writes_a_private_admin_token_and_signing_key_and_is_healthy
 }
 
 #[tokio::test]
+async fn the_contract_is_served_without_a_token_exactly_as_committed() {
+    let server = TestServer::start().await;
+    let r = server.http().get(format!("{}/api/v1/openapi.json", server.url)).send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let served = r.text().await.expect("body");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json")).expect("read");
+    assert!(served == committed, "the served contract differs from docs/openapi.json");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn missing_or_wrong_tokens_are_unauthenticated() {
     let server = TestServer::start().await;
     let r = server.http().get(format!("{}/api/v1/whoami", server.url)).send().await.expect("send");

@@ -358,6 +358,17 @@ async fn creation_runs_the_one_shot_checks_before_any_byte() {
 }
 
 #[tokio::test]
+async fn a_length_beyond_what_a_policy_can_count_is_too_large_not_forbidden() {
+    // Found by Schemathesis: Cedar's integers stop at 2^63 - 1, and a request whose context
+    // could not be built was denied as if by policy.
+    let server = TestServer::start().await;
+    let (bob, _, _) = parties(&server).await;
+    let (status, _, body) = create(&server, &bob, &[("to", "hmpps/alice")], usize::MAX).await;
+    assert_eq!((status, code(&body)), (413, "payload_too_large"), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn unfinished_uploads_are_deleted_by_the_sweeper_after_the_resume_window() {
     let server = TestServer::start_with(|c| {
         c.upload_resume_window = Duration::from_secs(1);

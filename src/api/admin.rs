@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiQuery};
@@ -16,35 +15,50 @@ use crate::config::parse_duration;
 use crate::gateway::Gateway;
 use crate::ids::{BearerSecret, TokenId};
 use crate::model::{OrgKind, Role, UserRef, check_name};
+use crate::wire::ErrorBody;
+use crate::wire::accounts::{
+    IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, TokenQuery, UserList, Whoami,
+};
 
 /// The administration routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/api/v1/whoami", get(whoami))
-        .route("/api/v1/orgs", get(list_orgs).post(add_org))
-        .route("/api/v1/users", get(list_users).post(add_user))
-        .route("/api/v1/users/{org}/{name}/tokens", delete(revoke_user_tokens))
-        .route("/api/v1/tokens", get(list_tokens).post(issue_token))
-        .route("/api/v1/tokens/{id}", delete(revoke_token))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new()
+        .routes(routes!(whoami))
+        .routes(routes!(list_orgs, add_org))
+        .routes(routes!(list_users, add_user))
+        .routes(routes!(revoke_user_tokens))
+        .routes(routes!(list_tokens, issue_token))
+        .routes(routes!(revoke_token))
 }
 
-async fn whoami(caller: Caller) -> Json<Value> {
+/// Who the token belongs to.
+///
+/// Any valid token.
+#[utoipa::path(get, path = "/api/v1/whoami", operation_id = "whoami", tag = "accounts",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The token's owner.", body = Whoami)))]
+async fn whoami(caller: Caller) -> Json<Whoami> {
     let p = caller.0;
-    Json(json!({ "user": p.user, "role": p.role, "org_kind": p.org_kind }))
+    Json(Whoami { user: p.user, role: p.role, org_kind: p.org_kind })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewOrg {
-    name: String,
-    kind: String,
-}
-
+/// Create an organisation.
+///
+/// Administrators only.
+#[utoipa::path(post, path = "/api/v1/orgs", operation_id = "add_org", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = NewOrg,
+    responses(
+        (status = 201, description = "Created.", body = OrgInfo),
+        (status = 400, description = "`bad_request`: the body is not a `NewOrg`, the name is not valid, or the kind is not `contractor`, `agency` or `compliance`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: an organisation has that name.", body = ErrorBody),
+    ))]
 async fn add_org(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiJson(req): ApiJson<NewOrg>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<OrgInfo>), ApiError> {
     caller.require(&[Role::Admin], "manage organisations")?;
     check_name(&req.name)?;
     let kind: OrgKind = req.kind.parse()?;
@@ -52,31 +66,21 @@ async fn add_org(
         return Err(ApiError::bad_request("use `contractor`, `agency` or `compliance` as the kind"));
     }
     let org = gw.store.create_org(&caller.0.id, &req.name, kind, gw.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!(org))))
+    Ok((StatusCode::CREATED, Json(org)))
 }
 
-async fn list_orgs(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// List organisations.
+///
+/// Administrators only.
+#[utoipa::path(get, path = "/api/v1/orgs", operation_id = "list_orgs", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every organisation, by name.", body = OrgList),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+    ))]
+async fn list_orgs(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
     caller.require(&[Role::Admin], "list organisations")?;
-    Ok(Json(json!({ "orgs": gw.store.list_orgs().await? })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    user: String,
-    role: String,
-    /// Token lifetime such as `30d`, or `never`; the server default when absent.
-    token_lifetime: Option<String>,
-}
-
-/// A freshly issued token: the only time the secret is shown.
-#[derive(Debug, Serialize)]
-struct IssuedToken {
-    user: UserRef,
-    role: Option<Role>,
-    token: String,
-    token_id: String,
-    expires_at: Option<DateTime<Utc>>,
+    Ok(Json(OrgList { orgs: gw.store.list_orgs().await? }))
 }
 
 fn token_expiry(gw: &Gateway, lifetime: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -95,6 +99,19 @@ fn parse_user(s: &str) -> Result<UserRef, ApiError> {
     Ok(s.parse()?)
 }
 
+/// Create a user and its first API token.
+///
+/// Administrators only. The answer is the only time the token's secret is shown.
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "add_user", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created, with its first token.", body = IssuedToken),
+        (status = 400, description = "`bad_request`: the body is not a `NewUser`, or its user, role or token lifetime is not valid.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such organisation.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the organisation has a user of that name.", body = ErrorBody),
+    ))]
 async fn add_user(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
@@ -118,18 +135,32 @@ async fn add_user(
     ))
 }
 
-async fn list_users(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// List users.
+///
+/// Administrators only.
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every user.", body = UserList),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+    ))]
+async fn list_users(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<UserList>, ApiError> {
     caller.require(&[Role::Admin], "list users")?;
-    Ok(Json(json!({ "users": gw.store.list_users().await? })))
+    Ok(Json(UserList { users: gw.store.list_users().await? }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    user: String,
-    lifetime: Option<String>,
-}
-
+/// Issue another API token for a user.
+///
+/// Administrators only. The answer is the only time the token's secret is shown.
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "issue_token", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "Issued.", body = IssuedToken),
+        (status = 400, description = "`bad_request`: the body is not a `NewToken`, or its user or lifetime is not valid.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such user.", body = ErrorBody),
+    ))]
 async fn issue_token(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
@@ -152,40 +183,71 @@ async fn issue_token(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenQuery {
-    user: Option<String>,
-}
-
+/// List API tokens (never their secrets).
+///
+/// Administrators only.
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "list_tokens", tag = "accounts",
+    security(("bearer" = [])),
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "The tokens, newest first.", body = TokenList),
+        (status = 400, description = "`bad_request`: the query string is not valid, or `user` is not `ORG/NAME`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+    ))]
 async fn list_tokens(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<TokenQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     caller.require(&[Role::Admin], "list tokens")?;
     let user = q.user.as_deref().map(parse_user).transpose()?;
-    Ok(Json(json!({ "tokens": gw.store.list_tokens(user.as_ref()).await? })))
+    Ok(Json(TokenList { tokens: gw.store.list_tokens(user.as_ref()).await? }))
 }
 
+/// Revoke one API token.
+///
+/// Administrators only. Revoking a revoked token changes nothing.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revoke_token", tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The token's id (from the token list).")),
+    responses(
+        (status = 200, description = "Revoked.", body = Revoked),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such token.", body = ErrorBody),
+    ))]
 async fn revoke_token(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     caller.require(&[Role::Admin], "revoke tokens")?;
     let id = TokenId::parse(&id).ok_or_else(|| ApiError::not_found(format!("there is no token `{id}`")))?;
     gw.store.revoke_token(&caller.0.id, &id, gw.clock.now()).await?;
-    Ok(Json(json!({ "revoked": 1 })))
+    Ok(Json(Revoked { revoked: 1 }))
 }
 
+/// Revoke every live API token of a user.
+///
+/// Administrators only.
+#[utoipa::path(delete, path = "/api/v1/users/{org}/{name}/tokens", operation_id = "revoke_user_tokens", tag = "accounts",
+    security(("bearer" = [])),
+    params(
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's name in it."),
+    ),
+    responses(
+        (status = 200, description = "Revoked.", body = Revoked),
+        (status = 400, description = "`bad_request`: the organisation or the name is not valid.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such user.", body = ErrorBody),
+    ))]
 async fn revoke_user_tokens(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path((org, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     caller.require(&[Role::Admin], "revoke tokens")?;
     let user = UserRef::new(&org, &name)?;
     let n = gw.store.revoke_user_tokens(&caller.0.id, &user, gw.clock.now()).await?;
-    Ok(Json(json!({ "revoked": n })))
+    Ok(Json(Revoked { revoked: n }))
 }

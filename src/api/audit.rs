@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiQuery};
@@ -16,34 +14,31 @@ use crate::ids::TransferId;
 use crate::model::UserRef;
 use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::store::{AuditFilter, StoreError};
+use crate::wire::ErrorBody;
+use crate::wire::audit::{AuditPage, AuditQuery};
 
 /// The audit routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/audit", get(audit))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(audit))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    /// Only this transfer's events.
-    transfer: Option<String>,
-    /// Only events where this `ORG/NAME` acted or was acted on.
-    party: Option<String>,
-    /// RFC 3339 lower bound (inclusive).
-    since: Option<DateTime<Utc>>,
-    /// RFC 3339 upper bound (exclusive).
-    until: Option<DateTime<Utc>>,
-    /// Sequence number to continue after (from `next`).
-    after: Option<i64>,
-    /// Page size, at most 1000 (default 100).
-    limit: Option<u32>,
-}
-
+/// Read the audit trail, filtered, a page at a time.
+///
+/// Whoever the policies permit `read_audit`: by default compliance officers and administrators.
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "audit", tag = "audit",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of events, oldest first.", body = AuditPage),
+        (status = 400, description = "`bad_request`: the query string is not valid (a time that is not RFC 3339, a transfer id that is not one, `party` not `ORG/NAME`).", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits the caller to read the audit trail; `policy_denied`: a policy forbids it.", body = ErrorBody),
+        (status = 404, description = "`not_found`: `party` names no user.", body = ErrorBody),
+    ))]
 async fn audit(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let request = PolicyRequest {
         action: Action::ReadAudit,
         principal: principal_facts(&caller.0),
@@ -72,5 +67,5 @@ async fn audit(
     let filter = AuditFilter { transfer, party, since: q.since, until: q.until, after: q.after, limit };
     let events = gw.store.audit(&filter).await?;
     let next = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(AuditPage { events, next }))
 }

@@ -4,32 +4,24 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
 use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::store::{Acknowledgement, DeliveryReport};
-use crate::wire::ErrorCode;
+use crate::wire::deliveries::{DeliveryRecorded, ReportDelivery};
+use crate::wire::transfers::DeliveryOutcome;
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// The delivery route.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/transfers/{id}/delivery", post(report))
-}
-
-/// The report's body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReportRequest {
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(report))
 }
 
 /// 404 for anyone but a recipient whose link was used up: the transfer's existence is not
@@ -47,19 +39,33 @@ fn is_reason_code(reason: &str) -> bool {
         && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Report whether a collected bundle decrypted.
+///
+/// A recipient whose link of this transfer was used up, once. The report becomes the log entry
+/// `delivery.acknowledged` and shows in the sender's view and receipts.
+#[utoipa::path(post, path = "/api/v1/transfers/{id}/delivery", operation_id = "report_delivery", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    request_body = ReportDelivery,
+    responses(
+        (status = 201, description = "Recorded.", body = DeliveryRecorded),
+        (status = 400, description = "`bad_request`: the body is not a delivery report, a `decrypted` report has a `reason`, or the reason is not a code.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the caller holds no used link of such a transfer.", body = ErrorBody),
+        (status = 409, description = "`already_reported`: the caller reported on this delivery already.", body = ErrorBody),
+    ))]
 async fn report(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(request): ApiJson<ReportRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(request): ApiJson<ReportDelivery>,
+) -> Result<(StatusCode, Json<DeliveryRecorded>), ApiError> {
     let transfer = TransferId::parse(&id).ok_or_else(|| not_yours(&id))?;
-    let report = match (request.status.as_str(), request.reason) {
-        ("decrypted", None) => DeliveryReport::Decrypted,
-        ("decrypted", Some(_)) => {
+    let report = match (request.status, request.reason) {
+        (DeliveryOutcome::Decrypted, None) => DeliveryReport::Decrypted,
+        (DeliveryOutcome::Decrypted, Some(_)) => {
             return Err(ApiError::bad_request("a `decrypted` report takes no `reason`"));
         }
-        ("failed", reason) => {
+        (DeliveryOutcome::Failed, reason) => {
             let reason = reason.unwrap_or_else(|| "unspecified".to_owned());
             if !is_reason_code(&reason) {
                 return Err(ApiError::bad_request(
@@ -68,14 +74,11 @@ async fn report(
             }
             DeliveryReport::Failed { reason }
         }
-        (other, _) => {
-            return Err(ApiError::bad_request(format!("`status` must be `decrypted` or `failed`, not `{other}`")));
-        }
     };
     match gw.store.acknowledge_delivery(&transfer, &caller.0.id, &report, gw.clock.now()).await? {
-        Acknowledgement::Recorded(index) => Ok((
+        Acknowledgement::Recorded(log_index) => Ok((
             StatusCode::CREATED,
-            Json(json!({ "transfer": transfer.as_str(), "status": report.code(), "log_index": index })),
+            Json(DeliveryRecorded { transfer: transfer.to_string(), status: request.status, log_index }),
         )),
         Acknowledgement::NotRecipient => Err(not_yours(&id)),
         Acknowledgement::AlreadyReported => Err(ApiError::new(

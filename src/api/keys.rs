@@ -2,39 +2,43 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
 use crate::directory::{KeyError, RecipientKey};
 use crate::gateway::Gateway;
-use crate::model::UserRef;
-use crate::wire::ErrorCode;
+use crate::model::{KeyInfo, UserRef};
+use crate::wire::keys::{KeyRemoved, NewKey, OwnKeys, PublishedKey, UserKeys};
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// The key directory routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/api/v1/keys", post(add_key).get(my_keys))
-        .route("/api/v1/keys/{org}/{name}", get(user_keys))
-        .route("/api/v1/keys/{org}/{name}/{fingerprint}", delete(remove_key))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(add_key, my_keys)).routes(routes!(user_keys)).routes(routes!(remove_key))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewKey {
-    recipient: String,
-}
-
+/// Register one of the caller's own public keys.
+///
+/// Any valid token: the key is registered for the token's owner, and the registration is a log
+/// entry (`key.added`).
+#[utoipa::path(post, path = "/api/v1/keys", operation_id = "add_key", tag = "keys",
+    security(("bearer" = [])),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "Registered.", body = KeyInfo),
+        (status = 400, description = "`bad_request`: the body is not a `NewKey`.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the caller has that key already.", body = ErrorBody),
+        (status = 422, description = "`invalid_key`: not a public key the directory accepts; `private_key_refused`: a private key, which is never stored.", body = ErrorBody),
+    ))]
 async fn add_key(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     ApiJson(req): ApiJson<NewKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyInfo>), ApiError> {
     let key = RecipientKey::parse(&req.recipient, gw.config.allow_ssh_recipients).map_err(|e| {
         let code = match e {
             KeyError::PrivateKey => ErrorCode::PrivateKeyRefused,
@@ -43,23 +47,43 @@ async fn add_key(
         ApiError::new(code, e.to_string())
     })?;
     let info = gw.store.add_key(&caller.0.id, &caller.0.user, &key, gw.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!(info))))
+    Ok((StatusCode::CREATED, Json(info)))
 }
 
 fn user_ref(org: &str, name: &str) -> Result<UserRef, ApiError> {
     Ok(UserRef::new(org, name)?)
 }
 
-async fn my_keys(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// List the caller's own live keys.
+///
+/// Any valid token.
+#[utoipa::path(get, path = "/api/v1/keys", operation_id = "my_keys", tag = "keys",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's keys, oldest first.", body = OwnKeys)))]
+async fn my_keys(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<OwnKeys>, ApiError> {
     let keys = gw.store.list_keys(&caller.0.user).await?;
-    Ok(Json(json!({ "user": caller.0.user, "keys": keys })))
+    Ok(Json(OwnKeys { user: caller.0.user, keys }))
 }
 
+/// Look up a user's live keys, each with the receipt of its registration.
+///
+/// Any valid token: senders encrypt to these keys.
+#[utoipa::path(get, path = "/api/v1/keys/{org}/{name}", operation_id = "user_keys", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The user's name in it."),
+    ),
+    responses(
+        (status = 200, description = "The user's keys, oldest first.", body = UserKeys),
+        (status = 400, description = "`bad_request`: the organisation or the name is not valid.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such user.", body = ErrorBody),
+    ))]
 async fn user_keys(
     State(gw): State<Arc<Gateway>>,
     _caller: Caller,
     Path((org, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserKeys>, ApiError> {
     let user = user_ref(&org, &name)?;
     let keys = gw.store.list_keys(&user).await?;
     // Key transparency: each key comes with a receipt for the log entry that registered it, so
@@ -70,22 +94,36 @@ async fn user_keys(
             Some((index, entry)) => gw.log.log().receipt(index, entry.as_bytes()).ok(),
             None => None,
         };
-        let mut v = json!(key);
-        v["receipt"] = json!(receipt);
-        out.push(v);
+        out.push(PublishedKey::new(key, receipt));
     }
-    Ok(Json(json!({ "user": user, "keys": out })))
+    Ok(Json(UserKeys { user, keys: out }))
 }
 
+/// Remove a key by its fingerprint.
+///
+/// The key's owner, or an administrator. The removal is a log entry (`key.removed`).
+#[utoipa::path(delete, path = "/api/v1/keys/{org}/{name}/{fingerprint}", operation_id = "remove_key", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The owner's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The owner's name in it."),
+        ("fingerprint" = String, Path, pattern = "^sha256:[0-9a-f]{64}$", description = "The key's fingerprint (`sha256:…`)."),
+    ),
+    responses(
+        (status = 200, description = "Removed.", body = KeyRemoved),
+        (status = 400, description = "`bad_request`: the organisation or the name is not valid.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is neither the key's owner nor an administrator.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such user, or it has no live key with that fingerprint.", body = ErrorBody),
+    ))]
 async fn remove_key(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path((org, name, fingerprint)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyRemoved>, ApiError> {
     let user = user_ref(&org, &name)?;
     if user != caller.0.user && !caller.is_admin() {
         return Err(ApiError::forbidden("only a key's owner or an admin can remove it"));
     }
     gw.store.remove_key(&caller.0.id, &user, &fingerprint, gw.clock.now()).await?;
-    Ok(Json(json!({ "removed": fingerprint })))
+    Ok(Json(KeyRemoved { removed: fingerprint }))
 }

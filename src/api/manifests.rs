@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::Verifier as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
@@ -24,19 +23,12 @@ use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::{Role, UserRef};
 use crate::store::{Manifest, ManifestSubject};
-use crate::wire::ErrorCode;
+use crate::wire::manifests::{ManifestKey, ManifestSigned, SignManifest, SignedManifest};
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// The manifest routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/transfers/{id}/manifest", post(sign).get(show))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Signed {
-    manifest: String,
-    signature: String,
-    key: String,
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(sign, show))
 }
 
 fn unprocessable(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -56,12 +48,26 @@ async fn subject(gw: &Gateway, id: &str) -> Result<(TransferId, ManifestSubject)
     Ok((tid, subject))
 }
 
+/// Attach the sender's signed manifest to a transfer.
+///
+/// The transfer's sender, once, with one of their registered `sealpost-signing` keys.
+#[utoipa::path(post, path = "/api/v1/transfers/{id}/manifest", operation_id = "sign_manifest", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    request_body = SignManifest,
+    responses(
+        (status = 201, description = "Verified and kept.", body = ManifestSigned),
+        (status = 400, description = "`bad_request`: the body is not a `SignManifest`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the caller sent no such transfer.", body = ErrorBody),
+        (status = 409, description = "`manifest_exists`: the transfer's manifest is signed already.", body = ErrorBody),
+        (status = 422, description = "`unknown_signing_key`: the key is none of the sender's signing keys; `manifest_mismatch`: the text does not name this transfer, its digest and its recipients; `sender_signature_invalid`: the signature does not verify.", body = ErrorBody),
+    ))]
 async fn sign(
     State(gw): State<Arc<Gateway>>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<Signed>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(req): ApiJson<SignManifest>,
+) -> Result<(StatusCode, Json<ManifestSigned>), ApiError> {
     let (tid, subject) = subject(&gw, &id).await?;
     if subject.sender_id != caller.0.id {
         return Err(ApiError::not_found(format!("there is no transfer `{id}`")));
@@ -94,10 +100,24 @@ async fn sign(
     if !gw.store.add_manifest(&caller.0.id, &tid, &manifest, gw.clock.now()).await? {
         return Err(ApiError::new(ErrorCode::ManifestExists, "this transfer's manifest is signed already"));
     }
-    Ok((StatusCode::CREATED, Json(json!({ "id": tid.as_str(), "key": manifest.key_fingerprint }))))
+    Ok((StatusCode::CREATED, Json(ManifestSigned { id: tid.to_string(), key: manifest.key_fingerprint })))
 }
 
-async fn show(State(gw): State<Arc<Gateway>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// A transfer's signed manifest, to verify against the sender's key.
+///
+/// The transfer's sender and recipients, compliance officers and administrators.
+#[utoipa::path(get, path = "/api/v1/transfers/{id}/manifest", operation_id = "show_manifest", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "The manifest, its signature and the key that made it.", body = SignedManifest),
+        (status = 404, description = "`not_found`: there is no such transfer the caller may see, or its sender signed no manifest.", body = ErrorBody),
+    ))]
+async fn show(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SignedManifest>, ApiError> {
     let (tid, subject) = subject(&gw, &id).await?;
     let me = &caller.0.id;
     let involved = subject.sender_id == *me || subject.recipient_ids.contains(me);
@@ -110,10 +130,10 @@ async fn show(State(gw): State<Arc<Gateway>>, caller: Caller, Path(id): Path<Str
         .await?
         .ok_or_else(|| ApiError::not_found(format!("the sender did not sign a manifest for transfer `{id}`")))?;
     let sender: UserRef = subject.sender.parse()?;
-    Ok(Json(json!({
-        "manifest": manifest.manifest,
-        "signature": manifest.signature,
-        "key": { "fingerprint": manifest.key_fingerprint, "public": manifest.key_public },
-        "sender": sender,
-    })))
+    Ok(Json(SignedManifest {
+        manifest: manifest.manifest,
+        signature: manifest.signature,
+        key: ManifestKey { fingerprint: manifest.key_fingerprint, public: manifest.key_public },
+        sender,
+    }))
 }

@@ -1,6 +1,7 @@
-//! The HTTP API (axum). Each route module owns its `router()`; this one merges them and adds the
-//! tower layers every answer gets: tracing without secrets, and headers that keep answers out of
-//! caches, sniffers and Referer headers.
+//! The HTTP API (axum). Each route module owns its `router()`, which mounts each handler where
+//! its `#[utoipa::path]` says; this one merges them and adds the tower layers every answer gets:
+//! tracing without secrets, and headers that keep answers out of caches, sniffers and Referer
+//! headers. The same merge, read as documentation, is the OpenAPI contract (`openapi`).
 
 mod admin;
 mod audit;
@@ -9,6 +10,7 @@ mod deliveries;
 pub mod error;
 mod keys;
 mod manifests;
+mod openapi;
 mod pages;
 mod redeem;
 mod routes;
@@ -22,10 +24,31 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::gateway::Gateway;
 use crate::wire::ErrorCode;
 use error::ApiError;
+
+pub use openapi::{contract_text, document};
+
+/// Every route, with its documentation.
+fn routes() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::with_openapi(openapi::Base::openapi())
+        .merge(admin::router())
+        .merge(audit::router())
+        .merge(deliveries::router())
+        .merge(keys::router())
+        .merge(transparency::router())
+        .merge(manifests::router())
+        .merge(openapi::router())
+        .merge(pages::router())
+        .merge(redeem::router())
+        .merge(routes::router())
+        .merge(transfers::router())
+        .merge(tus::router())
+}
 
 /// The whole application, ready to serve.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -33,18 +56,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(
         |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
     );
-    Router::new()
-        .merge(admin::router())
-        .merge(audit::router())
-        .merge(deliveries::router())
-        .merge(keys::router())
-        .merge(transparency::router())
-        .merge(manifests::router())
-        .merge(pages::router())
-        .merge(redeem::router())
-        .merge(routes::router())
-        .merge(transfers::router())
-        .merge(tus::router())
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
         .method_not_allowed_fallback(async || {
             ApiError::new(

@@ -6,21 +6,30 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::gateway::Gateway;
+use crate::wire::ErrorBody;
+use crate::wire::health::{Health, HealthStatus};
 
 /// The page routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/d", get(landing)).route("/healthz", get(healthz))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(landing)).routes(routes!(healthz))
 }
 
 const CSP: &str = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The page a link opens: how to collect the bundle. Opening it uses nothing up.
+///
+/// No token needed: the link's token stays in the URL fragment, which browsers never send.
+#[utoipa::path(get, path = "/d", operation_id = "link_page", tag = "collect",
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html",
+        example = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">…<h1>A bundle is waiting for you</h1>…</html>\n")))]
 async fn landing(State(gw): State<Arc<Gateway>>) -> Response {
     let page = format!(
         r##"<!doctype html>
@@ -52,10 +61,18 @@ arrived. Never forward the link: it only works for you.</p>
     response
 }
 
-/// 200 when the gateway can reach its database, 503 otherwise.
+/// Health: whether the gateway can reach its database.
+///
+/// No token needed.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
+    responses(
+        (status = 200, description = "Ready.", body = Health),
+        (status = 503, description = "`unavailable`: the database cannot be reached.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+    ))]
 async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
     match gw.store.ping().await {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}\n").into_response(),
+        Ok(()) => Json(Health { status: HealthStatus::Ok }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
             crate::api::error::ApiError::unavailable().into_response()

@@ -4,23 +4,25 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
+use super::openapi::Binary;
 use crate::gateway::Gateway;
 use crate::lifecycle::{self, ByteRange, LinkRef};
-use crate::wire::ErrorCode;
 use crate::wire::transfers::{Inbox, RedeemRequest};
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// The retrieval routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new().route("/api/v1/redeem", post(redeem)).route("/api/v1/inbox", get(inbox))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new().routes(routes!(redeem)).routes(routes!(inbox))
 }
 
 /// Parses the `Range` header (RFC 9110 section 14.1.2): none, or a single `bytes=A-` or
@@ -54,6 +56,39 @@ fn range_asked(headers: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
     Ok(Some(ByteRange { start, last }))
 }
 
+/// Collect a bundle: the ciphertext of a one-time link, streamed to its own recipient.
+///
+/// The link's recipient, when the policies permit `download` (by default: the users a transfer
+/// is addressed to). The link is used up only when its last byte has gone out; a download that
+/// breaks off can resume with `Range`.
+#[utoipa::path(post, path = "/api/v1/redeem", operation_id = "redeem", tag = "collect",
+    security(("bearer" = [])),
+    params(("Range" = Option<String>, Header, description = "One range, `bytes=A-` or `bytes=A-B`, to resume a broken download.", example = "bytes=1048576-")),
+    request_body = RedeemRequest,
+    responses(
+        (status = 200, description = "The whole ciphertext (an age file).", body = inline(Binary), content_type = "application/octet-stream", headers(
+            ("X-Sealpost-Transfer" = String, description = "The transfer's id."),
+            ("X-Sealpost-Digest" = String, description = "SHA-256 of the whole ciphertext, `sha256:HEX`."),
+            ("Accept-Ranges" = String, description = "`bytes`."),
+            ("Content-Disposition" = String, description = "`attachment; filename=\"ID.age\"`."),
+        )),
+        (status = 206, description = "The range asked for.", body = inline(Binary), content_type = "application/octet-stream", headers(
+            ("Content-Range" = String, description = "`bytes A-B/SIZE`."),
+            ("X-Sealpost-Transfer" = String, description = "The transfer's id."),
+            ("X-Sealpost-Digest" = String, description = "SHA-256 of the whole ciphertext, `sha256:HEX`."),
+            ("Accept-Ranges" = String, description = "`bytes`."),
+            ("Content-Disposition" = String, description = "`attachment; filename=\"ID.age\"`."),
+        )),
+        (status = 400, description = "`bad_request`: the body is not a `RedeemRequest`, or `Range` is not one `bytes=A-` or `bytes=A-B` range.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits the caller to download it; `policy_denied`: a policy forbids it.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no link with that token (or of that transfer) is addressed to the caller.", body = ErrorBody),
+        (status = 409, description = "`link_in_use`: a download of this link is running; `awaiting_approval`: the transfer waits for a compliance officer's approval.", body = ErrorBody),
+        (status = 410, description = "`link_used`: the link has been used; `link_expired`: it has expired; `link_revoked`: the sender recalled the transfer, or it was rejected.", body = ErrorBody),
+        (status = 416, description = "`range_not_satisfiable`: the range starts past the end.", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */SIZE`: the size."))),
+        (status = 503, description = "`log_unavailable`: the transparency log cannot be written, so no link is used; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+    ))]
 async fn redeem(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -110,6 +145,12 @@ fn unsatisfiable(size: u64, message: String) -> Response {
     e
 }
 
+/// The bundles waiting for the caller.
+///
+/// Any valid token: the caller's own links.
+#[utoipa::path(get, path = "/api/v1/inbox", operation_id = "inbox", tag = "collect",
+    security(("bearer" = [])),
+    responses((status = 200, description = "What waits, oldest first.", body = Inbox)))]
 async fn inbox(State(gw): State<Arc<Gateway>>, Caller(caller): Caller) -> Result<Json<Inbox>, ApiError> {
     Ok(Json(lifecycle::inbox(&gw, &caller).await?))
 }

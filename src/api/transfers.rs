@@ -7,26 +7,29 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::Binary;
 use crate::gateway::Gateway;
 use crate::lifecycle;
-use crate::wire::TransferStatus;
+use crate::model::Classification;
 use crate::wire::transfers::{DecisionAnswer, RecallAnswer, TransferView, UploadAnswer};
+use crate::wire::{ErrorBody, TransferStatus};
 
 /// The transfer routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/api/v1/transfers", post(upload))
-        .route("/api/v1/transfers/{id}", get(show).delete(recall))
-        .route("/api/v1/transfers/{id}/approve", post(approve))
-        .route("/api/v1/transfers/{id}/reject", post(reject))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .routes(routes!(show, recall))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
 }
 
 /// `201 Created` for a transfer whose links work, `202 Accepted` for one held for approval.
@@ -34,6 +37,31 @@ pub(super) fn upload_status(status: TransferStatus) -> StatusCode {
     if status == TransferStatus::AwaitingApproval { StatusCode::ACCEPTED } else { StatusCode::CREATED }
 }
 
+/// Upload an age-encrypted bundle for one or more recipients.
+///
+/// Whoever the policies permit `upload` to every recipient: by default senders, to recipients
+/// of organisations their organisation has a route to, OFFICIAL or OFFICIAL-SENSITIVE, links
+/// living at most 14 days. The body is the age file itself, streamed (chunked allowed). The
+/// gateway inspects its header without any key and refuses what is not encrypted to exactly
+/// the recipients' directory keys; it never decrypts.
+#[utoipa::path(post, path = "/api/v1/transfers", operation_id = "upload", tag = "transfers",
+    security(("bearer" = [])),
+    params(
+        ("to" = Vec<String>, Query, explode, pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$", description = "A recipient, `ORG/NAME`; repeat for several, each once.", example = json!(["hmpps/alice"])),
+        ("expires" = Option<String>, Query, description = "How long the links live, such as `72h` or `7d` (the gateway's default when absent)."),
+        ("classification" = Option<Classification>, Query, description = "The transfer's marking (`OFFICIAL` when absent)."),
+    ),
+    request_body(content = inline(Binary), content_type = "application/octet-stream", description = "The age file (binary or armored), encrypted to every directory key of every recipient."),
+    responses(
+        (status = 201, description = "Accepted: the links work.", body = UploadAnswer),
+        (status = 202, description = "Accepted and held for a compliance officer's approval: the links work once it is given.", body = UploadAnswer),
+        (status = 400, description = "`bad_request`: the query string is not valid (no recipient, one named twice, an unknown parameter, a bad duration or classification), or the body broke off.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits this upload; `policy_denied`: a policy forbids it (the answer names it).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: larger than the gateway accepts.", body = ErrorBody),
+        (status = 422, description = "`not_age_encrypted`: not an age file, or a damaged one; `passphrase_not_allowed`: encrypted with a passphrase; `recipient_mismatch`: not encrypted to exactly the recipients' keys; `unknown_recipient`: an addressed user does not exist; `recipient_has_no_key`: one has no key.", body = ErrorBody),
+        (status = 503, description = "`log_unavailable`: the transparency log cannot be written, so no upload is accepted; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+    ))]
 async fn upload(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -47,6 +75,16 @@ async fn upload(
     Ok((upload_status(answer.status), Json(answer)))
 }
 
+/// Where a transfer stands, per recipient.
+///
+/// The transfer's sender, or an administrator.
+#[utoipa::path(get, path = "/api/v1/transfers/{id}", operation_id = "show_transfer", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "The transfer and its links.", body = TransferView),
+        (status = 404, description = "`not_found`: the caller sent no such transfer.", body = ErrorBody),
+    ))]
 async fn show(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -55,6 +93,18 @@ async fn show(
     Ok(Json(lifecycle::transfer_view(&gw, &caller, &id).await?))
 }
 
+/// Recall a transfer: its unused links are revoked and its ciphertext deleted.
+///
+/// Whoever the policies permit `recall`: by default the transfer's sender or an administrator.
+/// Recalling twice is harmless.
+#[utoipa::path(delete, path = "/api/v1/transfers/{id}", operation_id = "recall", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "Recalled.", body = RecallAnswer),
+        (status = 403, description = "`forbidden`: no policy permits the caller to recall it; `policy_denied`: a policy forbids it.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such transfer the caller has to do with.", body = ErrorBody),
+    ))]
 async fn recall(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -63,6 +113,19 @@ async fn recall(
     Ok(Json(lifecycle::recall(&gw, &caller, &id).await?))
 }
 
+/// Approve the release of a held transfer.
+///
+/// Whoever the policies permit `approve`: by default compliance officers, never the transfer's
+/// sender (four eyes). The release policies are asked again with the approval in place.
+#[utoipa::path(post, path = "/api/v1/transfers/{id}/approve", operation_id = "approve", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "Decided.", body = DecisionAnswer),
+        (status = 403, description = "`forbidden`: no policy permits the caller to approve it; `policy_denied`: a policy forbids it (such as four eyes).", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such transfer the caller has to do with.", body = ErrorBody),
+        (status = 409, description = "`not_awaiting_approval`: the transfer is not held (any more).", body = ErrorBody),
+    ))]
 async fn approve(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -71,6 +134,19 @@ async fn approve(
     Ok(Json(lifecycle::decide(&gw, &caller, &id, true).await?))
 }
 
+/// Reject a held transfer: its links are revoked and its ciphertext deleted.
+///
+/// Whoever the policies permit `approve`: by default compliance officers, never the transfer's
+/// sender (four eyes).
+#[utoipa::path(post, path = "/api/v1/transfers/{id}/reject", operation_id = "reject", tag = "transfers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "Decided.", body = DecisionAnswer),
+        (status = 403, description = "`forbidden`: no policy permits the caller to reject it; `policy_denied`: a policy forbids it (such as four eyes).", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such transfer the caller has to do with.", body = ErrorBody),
+        (status = 409, description = "`not_awaiting_approval`: the transfer is not held (any more).", body = ErrorBody),
+    ))]
 async fn reject(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,

@@ -11,23 +11,25 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::Binary;
 use crate::gateway::Gateway;
 use crate::lifecycle::{self, Appended, LifecycleError};
-use crate::wire::ErrorCode;
 use crate::wire::transfers::UploadLookup;
+use crate::wire::{ErrorBody, ErrorCode};
 
 /// The only protocol version spoken.
 const TUS_VERSION: &str = "1.0.0";
@@ -47,10 +49,10 @@ const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-le
 const SEALPOST_TRANSFER: HeaderName = HeaderName::from_static("sealpost-transfer");
 
 /// The upload routes.
-pub(super) fn router() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/api/v1/uploads", post(create).options(options))
-        .route("/api/v1/uploads/{id}", get(show).head(head).patch(patch).delete(terminate).options(options))
+pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new()
+        .routes(routes!(create, discover))
+        .routes(routes!(show, head, patch, terminate, discover_upload))
         .layer(middleware::from_fn(require_version))
         .layer(SetResponseHeaderLayer::overriding(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION)))
 }
@@ -68,8 +70,37 @@ async fn require_version(request: Request, next: Next) -> Response {
     ([(TUS_VERSION_HEADER, HeaderValue::from_static(TUS_VERSION))], error).into_response()
 }
 
-/// Discovery: version, extensions, largest upload.
-async fn options(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+/// tus discovery: the protocol version, extensions and largest upload.
+///
+/// No token needed.
+#[utoipa::path(options, path = "/api/v1/uploads", operation_id = "upload_options", tag = "uploads",
+    responses((status = 204, description = "What the gateway speaks.", headers(
+        ("Tus-Version" = String, description = "`1.0.0`."),
+        ("Tus-Extension" = String, description = "`creation,termination`."),
+        ("Tus-Max-Size" = u64, description = "The largest upload accepted, in bytes."),
+        ("Tus-Resumable" = String, description = "`1.0.0`."),
+    ))))]
+async fn discover(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    discovery(&gw)
+}
+
+/// tus discovery, asked of one upload: the same answer as for `/api/v1/uploads`.
+///
+/// No token needed.
+#[utoipa::path(options, path = "/api/v1/uploads/{id}", operation_id = "upload_options_of_one", tag = "uploads",
+    params(("id" = String, Path, description = "Any upload's id: discovery does not look it up.")),
+    responses((status = 204, description = "What the gateway speaks.", headers(
+        ("Tus-Version" = String, description = "`1.0.0`."),
+        ("Tus-Extension" = String, description = "`creation,termination`."),
+        ("Tus-Max-Size" = u64, description = "The largest upload accepted, in bytes."),
+        ("Tus-Resumable" = String, description = "`1.0.0`."),
+    ))))]
+async fn discover_upload(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    discovery(&gw)
+}
+
+/// The answer to discovery: version, extensions, largest upload.
+fn discovery(gw: &Gateway) -> impl IntoResponse + use<> {
     (
         StatusCode::NO_CONTENT,
         [
@@ -125,7 +156,31 @@ fn metadata_query(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(query.finish())
 }
 
-/// tus creation: checks the addressing as a one-shot upload does, then records the upload.
+/// tus creation: start a resumable upload, checked as a one-shot upload is before any byte.
+///
+/// As `POST /api/v1/transfers`: whoever the policies permit `upload` to every recipient. The
+/// recipients and options travel in `Upload-Metadata`.
+#[utoipa::path(post, path = "/api/v1/uploads", operation_id = "create_upload", tag = "uploads",
+    security(("bearer" = [])),
+    params(
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("Upload-Length" = u64, Header, description = "The size of the whole age file in bytes."),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `KEY BASE64` pairs: `to` (required: one or more `ORG/NAME` separated by spaces), `expires`, `classification`. Other keys (`filename`) are ignored and never stored.", example = "to aG1wcHMvYWxpY2U="),
+    ),
+    responses(
+        (status = 201, description = "Created: send the bytes with `PATCH` to `Location`.", headers(
+            ("Location" = String, description = "The upload's URL: `/api/v1/uploads/{id}`."),
+            ("Tus-Resumable" = String, description = "`1.0.0`."),
+        )),
+        (status = 400, description = "`bad_request`: `Upload-Length` is missing or not a number, `Upload-Defer-Length` was sent, or `Upload-Metadata` is not valid or names no recipient.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits this upload; `policy_denied`: a policy forbids it.", body = ErrorBody),
+        (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`.", body = ErrorBody,
+            headers(("Tus-Version" = String, description = "The versions spoken: `1.0.0`."))),
+        (status = 413, description = "`payload_too_large`: the declared length is larger than the gateway accepts.", body = ErrorBody),
+        (status = 422, description = "`not_age_encrypted`: a length of 0 cannot be an age file; `unknown_recipient`: an addressed user does not exist; `recipient_has_no_key`: one has no key.", body = ErrorBody),
+        (status = 503, description = "`log_unavailable`: the transparency log cannot be written; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+    ))]
 async fn create(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -142,7 +197,25 @@ async fn create(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
-/// tus `HEAD`: how much of the upload the gateway holds.
+/// tus offset: how many bytes of the upload the gateway holds.
+///
+/// The upload's sender. A `HEAD` answer has no body, errors included.
+#[utoipa::path(head, path = "/api/v1/uploads/{id}", operation_id = "upload_offset", tag = "uploads",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+    ),
+    responses(
+        (status = 200, description = "Where it stands.", headers(
+            ("Upload-Offset" = u64, description = "Bytes held durably: resume from here."),
+            ("Upload-Length" = u64, description = "Bytes declared."),
+            ("Sealpost-Transfer" = String, description = "Once complete: the transfer's id."),
+            ("Tus-Resumable" = String, description = "`1.0.0`."),
+        )),
+        (status = 404, description = "`not_found`: the caller has no such upload (it may have expired)."),
+        (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`."),
+    ))]
 async fn head(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -166,8 +239,22 @@ async fn head(
     Ok(response)
 }
 
-/// The answer of a completed upload (with the links, for an hour after completion; the
-/// transfer's view after that), or its progress.
+/// An upload's progress, or once complete its answer with the links.
+///
+/// The upload's sender. The links are shown for an hour after completion; the transfer's view
+/// after that.
+#[utoipa::path(get, path = "/api/v1/uploads/{id}", operation_id = "show_upload", tag = "uploads",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+    ),
+    responses(
+        (status = 200, description = "Where it stands.", body = UploadLookup),
+        (status = 404, description = "`not_found`: the caller has no such upload (it may have expired).", body = ErrorBody),
+        (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`.", body = ErrorBody,
+            headers(("Tus-Version" = String, description = "The versions spoken: `1.0.0`."))),
+    ))]
 async fn show(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -176,7 +263,23 @@ async fn show(
     Ok(Json(lifecycle::lookup_upload(&gw, &caller, &id).await?))
 }
 
-/// tus termination: deletes an unfinished upload.
+/// tus termination: delete an unfinished upload and the bytes it holds.
+///
+/// The upload's sender.
+#[utoipa::path(delete, path = "/api/v1/uploads/{id}", operation_id = "terminate_upload", tag = "uploads",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+    ),
+    responses(
+        (status = 204, description = "Deleted.", headers(("Tus-Resumable" = String, description = "`1.0.0`."))),
+        (status = 404, description = "`not_found`: the caller has no such upload (it may have expired).", body = ErrorBody),
+        (status = 409, description = "`upload_complete`: the upload became a transfer already (recall it instead).", body = ErrorBody),
+        (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`.", body = ErrorBody,
+            headers(("Tus-Version" = String, description = "The versions spoken: `1.0.0`."))),
+        (status = 423, description = "`upload_busy`: another request is writing to it.", body = ErrorBody),
+    ))]
 async fn terminate(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,
@@ -186,7 +289,40 @@ async fn terminate(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// tus `PATCH`: appends the body at `Upload-Offset`.
+/// tus append: send bytes of the file from `Upload-Offset` on.
+///
+/// The upload's sender. The request that brings the last byte commits the transfer exactly as
+/// a one-shot upload does (the checks are asked again first: keys and policies may have
+/// changed), and answers with its id and status.
+#[utoipa::path(patch, path = "/api/v1/uploads/{id}", operation_id = "append_upload", tag = "uploads",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The upload's id."),
+        ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
+        ("Upload-Offset" = u64, Header, description = "Where these bytes start: what the gateway holds (`HEAD` tells)."),
+    ),
+    request_body(content = inline(Binary), content_type = "application/offset+octet-stream", description = "The next bytes of the age file."),
+    responses(
+        (status = 204, description = "Appended (and, at the last byte, committed).", headers(
+            ("Upload-Offset" = u64, description = "Bytes held durably now."),
+            ("Sealpost-Transfer" = String, description = "At the last byte: the transfer's id."),
+            ("Sealpost-Status" = String, description = "At the last byte: `available`, or `awaiting_approval`."),
+            ("Tus-Resumable" = String, description = "`1.0.0`."),
+        )),
+        (status = 400, description = "`bad_request`: `Upload-Offset` is missing or not a number, the request body broke off (what arrived is kept), or the upload's request is no longer valid.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits this upload any more; `policy_denied`: a policy forbids it now.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the caller has no such upload (it may have expired).", body = ErrorBody),
+        (status = 409, description = "`offset_mismatch`: the upload holds a different number of bytes (the answer's `Upload-Offset` says how many); `upload_complete`: it became a transfer already.", body = ErrorBody,
+            headers(("Upload-Offset" = u64, description = "With `offset_mismatch`: the bytes held."))),
+        (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`.", body = ErrorBody,
+            headers(("Tus-Version" = String, description = "The versions spoken: `1.0.0`."))),
+        (status = 413, description = "`upload_length_exceeded`: more bytes than `Upload-Length` declared; `payload_too_large`: the upload is larger than the gateway accepts now.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/offset+octet-stream`.", body = ErrorBody),
+        (status = 422, description = "`not_age_encrypted`: not an age file, or a damaged one; `passphrase_not_allowed`: encrypted with a passphrase; `recipient_mismatch`: not encrypted to exactly the recipients' keys; `unknown_recipient`: an addressed user no longer exists; `recipient_has_no_key`: one has no key now. The upload is deleted.", body = ErrorBody),
+        (status = 423, description = "`upload_busy`: another request is writing to it.", body = ErrorBody),
+        (status = 503, description = "`log_unavailable`: the transparency log cannot be written; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+    ))]
 async fn patch(
     State(gw): State<Arc<Gateway>>,
     Caller(caller): Caller,

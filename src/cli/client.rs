@@ -1,6 +1,7 @@
 //! A small JSON client for the gateway's API, turning its error answers into CLI failures.
 
 use reqwest::{Method, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -35,8 +36,11 @@ impl Client {
         self.send(Method::GET, path, None).await
     }
 
-    /// POST a JSON body, returning the JSON answer as `T`.
-    pub(super) async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, Failure> {
+    /// POST a JSON body (a wire request type, or `serde_json::Value`), returning the JSON answer
+    /// as `T`.
+    pub(super) async fn post<T: DeserializeOwned>(&self, path: &str, body: impl Serialize) -> Result<T, Failure> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| Failure::new(format!("cannot write the request for the gateway: {e}")))?;
         self.send(Method::POST, path, Some(body)).await
     }
 

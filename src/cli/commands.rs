@@ -1,10 +1,20 @@
 //! Client commands: administration, the key directory, inbox, status, recall, audit.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::client::Client;
 use super::{ClientArgs, Failure};
+use crate::model::{KeyInfo, UserRef};
+use crate::wire::accounts::{
+    IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, UserList, Whoami,
+};
+use crate::wire::audit::AuditPage;
+use crate::wire::keys::{KeyRemoved, NewKey, OwnKeys, UserKeys};
+use crate::wire::log::{KeyRetired, KeyRotation, RetireKey};
+use crate::wire::routes::{NewRoute, PolicyInfo, RouteInfo, RouteList, RouteRemoved};
+use crate::wire::transfers::{DecisionAnswer, Inbox, RecallAnswer, TransferView};
 
 /// `sealpost admin …`
 #[derive(Debug, Subcommand)]
@@ -213,54 +223,64 @@ pub(super) struct AuditArgs {
     json: bool,
 }
 
-fn print_json(v: &Value) {
+fn print_json(v: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("-")
+/// A time as the API spells it (RFC 3339, UTC, `Z`).
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn rows<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+/// An optional time, or `-`.
+fn time_or_dash(t: Option<&DateTime<Utc>>) -> String {
+    t.map_or_else(|| "-".to_owned(), time)
 }
+
+/// An optional user, or `-`.
+fn user_or_dash(u: Option<&UserRef>) -> String {
+    u.map_or_else(|| "-".to_owned(), UserRef::to_string)
+}
+
+/// The body of a POST that takes none: `{}`.
+#[derive(Debug, Serialize)]
+struct NoBody {}
 
 /// Runs `sealpost admin …`.
 pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<(), Failure> {
     let client = Client::new(args)?;
     match command {
         AdminCommand::Org(OrgCommand::Add { name, kind }) => {
-            let org = client.post("/api/v1/orgs", json!({ "name": name, "kind": kind })).await?;
-            eprintln!("created organisation {} ({})", s(&org, "name"), s(&org, "kind"));
+            let org: OrgInfo = client.post("/api/v1/orgs", NewOrg { name, kind }).await?;
+            eprintln!("created organisation {} ({})", org.name, org.kind);
         }
         AdminCommand::Org(OrgCommand::List { json }) => {
-            let v = client.get("/api/v1/orgs").await?;
+            let list: OrgList = client.get("/api/v1/orgs").await?;
             if json {
-                print_json(&v);
+                print_json(&list);
             } else {
-                for o in rows(&v, "orgs") {
-                    println!("{:<32} {}", s(o, "name"), s(o, "kind"));
+                for o in &list.orgs {
+                    println!("{:<32} {}", o.name, o.kind);
                 }
             }
         }
         AdminCommand::User(UserCommand::Add { user, role, token_lifetime }) => {
-            let body = json!({ "user": user, "role": role, "token_lifetime": token_lifetime });
-            let v = client.post("/api/v1/users", body).await?;
-            println!("{}", s(&v, "token"));
+            let issued: IssuedToken = client.post("/api/v1/users", NewUser { user, role, token_lifetime }).await?;
+            println!("{}", issued.token);
         }
         AdminCommand::User(UserCommand::List { json }) => {
-            let v = client.get("/api/v1/users").await?;
+            let list: UserList = client.get("/api/v1/users").await?;
             if json {
-                print_json(&v);
+                print_json(&list);
             } else {
-                for u in rows(&v, "users") {
-                    println!("{:<48} {}", s(u, "user"), s(u, "role"));
+                for u in &list.users {
+                    println!("{:<48} {}", u.user.to_string(), u.role);
                 }
             }
         }
         AdminCommand::Token(TokenCommand::Issue { user, lifetime }) => {
-            let v = client.post("/api/v1/tokens", json!({ "user": user, "lifetime": lifetime })).await?;
-            println!("{}", s(&v, "token"));
+            let issued: IssuedToken = client.post("/api/v1/tokens", NewToken { user, lifetime }).await?;
+            println!("{}", issued.token);
         }
         AdminCommand::Token(TokenCommand::List { user, json }) => {
             let path = match &user {
@@ -269,57 +289,58 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 }
                 None => "/api/v1/tokens".to_owned(),
             };
-            let v = client.get(&path).await?;
+            let list: TokenList = client.get(&path).await?;
             if json {
-                print_json(&v);
+                print_json(&list);
             } else {
-                for t in rows(&v, "tokens") {
-                    let state = if t.get("revoked_at").is_some_and(|r| !r.is_null()) { "revoked" } else { "live" };
-                    println!("{}  {:<40} {:<8} expires {}", s(t, "id"), s(t, "user"), state, s(t, "expires_at"));
+                for t in &list.tokens {
+                    let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
+                    let expires = time_or_dash(t.expires_at.as_ref());
+                    println!("{}  {:<40} {:<8} expires {expires}", t.id, t.user.to_string(), state);
                 }
             }
         }
         AdminCommand::Route(RouteCommand::Add { from, to }) => {
-            client.post::<Value>("/api/v1/routes", json!({ "from": from, "to": to })).await?;
-            eprintln!("{from} may now send to {to}");
+            let route: RouteInfo = client.post("/api/v1/routes", NewRoute { from, to }).await?;
+            eprintln!("{} may now send to {}", route.from, route.to);
         }
         AdminCommand::Route(RouteCommand::List { json }) => {
-            let v = client.get("/api/v1/routes").await?;
+            let list: RouteList = client.get("/api/v1/routes").await?;
             if json {
-                print_json(&v);
+                print_json(&list);
             } else {
-                for r in rows(&v, "routes") {
-                    println!("{:<32} -> {}", s(r, "from"), s(r, "to"));
+                for r in &list.routes {
+                    println!("{:<32} -> {}", r.from, r.to);
                 }
             }
         }
         AdminCommand::Route(RouteCommand::Remove { from, to }) => {
-            client.delete::<Value>(&format!("/api/v1/routes/{from}/{to}")).await?;
-            eprintln!("{from} may no longer send to {to}");
+            let gone: RouteRemoved = client.delete(&format!("/api/v1/routes/{from}/{to}")).await?;
+            eprintln!("{} may no longer send to {}", gone.removed.from, gone.removed.to);
         }
         AdminCommand::Log(AdminLogCommand::RotateKey) => {
-            let v = client.post("/api/v1/log/keys/rotate", json!({})).await?;
-            println!("{}", s(&v, "current"));
+            let rotation: KeyRotation = client.post("/api/v1/log/keys/rotate", NoBody {}).await?;
+            println!("{}", rotation.current);
             eprintln!(
                 "checkpoints are now signed by every active key; retire the old one with `sealpost admin log retire-key ID`"
             );
         }
         AdminCommand::Log(AdminLogCommand::RetireKey { key_id }) => {
-            let v = client.post("/api/v1/log/keys/retire", json!({ "key_id": key_id })).await?;
-            println!("{}", s(&v, "current"));
+            let retired: KeyRetired = client.post("/api/v1/log/keys/retire", RetireKey { key_id }).await?;
+            println!("{}", retired.current);
         }
         AdminCommand::Policy(AdminPolicyCommand::Reload) => {
-            let v = client.post("/api/v1/policy/reload", json!({})).await?;
-            println!("{}", s(&v, "digest"));
-            eprintln!("policies reloaded from {}", s(&v, "source"));
+            let policy: PolicyInfo = client.post("/api/v1/policy/reload", NoBody {}).await?;
+            println!("{}", policy.digest);
+            eprintln!("policies reloaded from {}", policy.source);
         }
         AdminCommand::Policy(AdminPolicyCommand::Show) => {
-            let v = client.get("/api/v1/policy").await?;
-            println!("{}  {}", s(&v, "digest"), s(&v, "source"));
+            let policy: PolicyInfo = client.get("/api/v1/policy").await?;
+            println!("{}  {}", policy.digest, policy.source);
         }
         AdminCommand::Token(TokenCommand::Revoke { id, user }) => {
-            let v = match (id, user) {
-                (Some(id), _) => client.delete::<Value>(&format!("/api/v1/tokens/{id}")).await?,
+            let revoked: Revoked = match (id, user) {
+                (Some(id), _) => client.delete(&format!("/api/v1/tokens/{id}")).await?,
                 (None, Some(user)) => {
                     let (org, name) = user.split_once('/').ok_or_else(|| {
                         Failure::new(format!("`{user}` is not a user")).hint("write it as `ORG/NAME`")
@@ -328,10 +349,17 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 }
                 (None, None) => return Err(Failure::new("name a token id or --user")),
             };
-            eprintln!("revoked {} token(s)", v.get("revoked").and_then(Value::as_u64).unwrap_or(0));
+            eprintln!("revoked {} token(s)", revoked.revoked);
         }
     }
     Ok(())
+}
+
+/// Prints keys as `keys list` does.
+fn print_keys<'a>(keys: impl Iterator<Item = (&'a str, &'a str, &'a DateTime<Utc>)>) {
+    for (recipient, fingerprint, added_at) in keys {
+        println!("{recipient}  {fingerprint}  {}", time(added_at));
+    }
 }
 
 /// Runs `sealpost keys …`.
@@ -344,33 +372,37 @@ pub(super) async fn keys(args: &ClientArgs, command: KeysCommand) -> Result<(), 
                     .hint("register the public recipient instead: `age-keygen -y IDENTITY_FILE` prints it"));
             }
             let client = Client::new(args)?;
-            let v = client.post("/api/v1/keys", json!({ "recipient": recipient })).await?;
-            println!("{}", s(&v, "fingerprint"));
-            eprintln!("registered {} key {}", s(&v, "stanza_type"), s(&v, "recipient"));
+            let key: KeyInfo = client.post("/api/v1/keys", NewKey { recipient }).await?;
+            println!("{}", key.fingerprint);
+            eprintln!("registered {} key {}", key.stanza_type, key.recipient);
         }
-        KeysCommand::List { user, json } => {
+        KeysCommand::List { user: Some(user), json } => {
             let client = Client::new(args)?;
-            let path = match &user {
-                Some(u) => format!("/api/v1/keys/{}", u.trim_matches('/')),
-                None => "/api/v1/keys".to_owned(),
-            };
-            let v = client.get(&path).await?;
+            let list: UserKeys = client.get(&format!("/api/v1/keys/{}", user.trim_matches('/'))).await?;
             if json {
-                print_json(&v);
+                print_json(&list);
             } else {
-                for k in rows(&v, "keys") {
-                    println!("{}  {}  {}", s(k, "recipient"), s(k, "fingerprint"), s(k, "added_at"));
-                }
+                print_keys(list.keys.iter().map(|k| (k.recipient.as_str(), k.fingerprint.as_str(), &k.added_at)));
+            }
+        }
+        KeysCommand::List { user: None, json } => {
+            let client = Client::new(args)?;
+            let list: OwnKeys = client.get("/api/v1/keys").await?;
+            if json {
+                print_json(&list);
+            } else {
+                print_keys(list.keys.iter().map(|k| (k.recipient.as_str(), k.fingerprint.as_str(), &k.added_at)));
             }
         }
         KeysCommand::Remove { fingerprint, user } => {
             let client = Client::new(args)?;
             let user = match user {
                 Some(u) => u,
-                None => s(&client.get("/api/v1/whoami").await?, "user").to_owned(),
+                None => client.get::<Whoami>("/api/v1/whoami").await?.user.to_string(),
             };
-            client.delete::<Value>(&format!("/api/v1/keys/{}/{fingerprint}", user.trim_matches('/'))).await?;
-            eprintln!("removed key {fingerprint} of {user}");
+            let gone: KeyRemoved =
+                client.delete(&format!("/api/v1/keys/{}/{fingerprint}", user.trim_matches('/'))).await?;
+            eprintln!("removed key {} of {user}", gone.removed);
         }
     }
     Ok(())
@@ -383,31 +415,29 @@ pub(super) async fn transfers(args: &ClientArgs, command: TransfersCommand) -> R
         TransfersCommand::Approve { id } => (id, "approve"),
         TransfersCommand::Reject { id } => (id, "reject"),
     };
-    let v = client.post(&format!("/api/v1/transfers/{id}/{verb}"), json!({})).await?;
-    eprintln!("transfer {}: {}", s(&v, "id"), s(&v, "status"));
+    let decision: DecisionAnswer = client.post(&format!("/api/v1/transfers/{id}/{verb}"), NoBody {}).await?;
+    eprintln!("transfer {}: {}", decision.id, decision.status);
     Ok(())
 }
 
 /// Runs `sealpost inbox`.
 pub(super) async fn inbox(args: &ClientArgs, json: bool) -> Result<(), Failure> {
-    let v = Client::new(args)?.get("/api/v1/inbox").await?;
+    let inbox: Inbox = Client::new(args)?.get("/api/v1/inbox").await?;
     if json {
-        print_json(&v);
+        print_json(&inbox);
         return Ok(());
     }
-    let items = rows(&v, "transfers");
-    if items.is_empty() {
+    if inbox.transfers.is_empty() {
         eprintln!("nothing is waiting for you");
     }
-    for t in items {
-        let size = t.get("size").and_then(Value::as_u64).unwrap_or(0);
+    for t in &inbox.transfers {
         println!(
             "{}  from {:<32} {:>12} bytes  {:<18} expires {}",
-            s(t, "transfer"),
-            s(t, "from"),
-            size,
-            s(t, "classification"),
-            s(t, "expires_at")
+            t.transfer,
+            t.from.to_string(),
+            t.size,
+            t.classification.as_str(),
+            time(&t.expires_at)
         );
     }
     Ok(())
@@ -415,22 +445,22 @@ pub(super) async fn inbox(args: &ClientArgs, json: bool) -> Result<(), Failure> 
 
 /// Runs `sealpost status ID`.
 pub(super) async fn status(args: &ClientArgs, id: &str, json: bool) -> Result<(), Failure> {
-    let v = Client::new(args)?.get(&format!("/api/v1/transfers/{id}")).await?;
+    let view: TransferView = Client::new(args)?.get(&format!("/api/v1/transfers/{id}")).await?;
     if json {
-        print_json(&v);
+        print_json(&view);
         return Ok(());
     }
-    println!("transfer {}  {} bytes  {}  {}", s(&v, "id"), v["size"], s(&v, "digest"), s(&v, "classification"));
-    if v.get("recalled_at").is_some_and(|r| !r.is_null()) {
-        println!("recalled at {}", s(&v, "recalled_at"));
+    println!("transfer {}  {} bytes  {}  {}", view.id, view.size, view.digest, view.classification);
+    if let Some(at) = &view.recalled_at {
+        println!("recalled at {}", time(at));
     }
-    for l in rows(&v, "links") {
-        let acknowledged = l.get("acknowledged").and_then(Value::as_str).map(|a| format!("  delivery {a}"));
+    for l in &view.links {
+        let acknowledged = l.acknowledged.map(|a| format!("  delivery {}", a.as_str()));
         println!(
             "  {:<40} {:<8} expires {}{}",
-            s(l, "recipient"),
-            s(l, "state"),
-            s(l, "expires_at"),
+            l.recipient.to_string(),
+            l.state.as_str(),
+            time(&l.expires_at),
             acknowledged.unwrap_or_default()
         );
     }
@@ -439,12 +469,12 @@ pub(super) async fn status(args: &ClientArgs, id: &str, json: bool) -> Result<()
 
 /// Runs `sealpost recall ID`.
 pub(super) async fn recall(args: &ClientArgs, id: &str) -> Result<(), Failure> {
-    let v = Client::new(args)?.delete(&format!("/api/v1/transfers/{id}")).await?;
+    let recalled: RecallAnswer = Client::new(args)?.delete(&format!("/api/v1/transfers/{id}")).await?;
     eprintln!(
         "recalled {}: {} link(s) revoked, ciphertext {}",
-        s(&v, "id"),
-        v.get("links_revoked").and_then(Value::as_u64).unwrap_or(0),
-        if v.get("purged").and_then(Value::as_bool) == Some(true) { "deleted" } else { "queued for deletion" }
+        recalled.id,
+        recalled.links_revoked,
+        if recalled.purged { "deleted" } else { "queued for deletion" }
     );
     Ok(())
 }
@@ -460,20 +490,20 @@ pub(super) async fn audit(args: AuditArgs) -> Result<(), Failure> {
         }
     }
     query.append_pair("limit", &args.limit.to_string());
-    let v = client.get(&format!("/api/v1/audit?{}", query.finish())).await?;
+    let page: AuditPage = client.get(&format!("/api/v1/audit?{}", query.finish())).await?;
     if args.json {
-        print_json(&v);
+        print_json(&page);
         return Ok(());
     }
-    for e in rows(&v, "events") {
+    for e in &page.events {
         println!(
             "{:>6}  {}  {:<20} {:<36} {:<32} {}",
-            e["seq"],
-            s(e, "at"),
-            s(e, "event"),
-            s(e, "actor"),
-            s(e, "transfer"),
-            s(e, "code")
+            e.seq,
+            time(&e.at),
+            e.event,
+            user_or_dash(e.actor.as_ref()),
+            e.transfer.as_deref().unwrap_or("-"),
+            e.code.as_deref().unwrap_or("-")
         );
     }
     Ok(())
@@ -481,7 +511,21 @@ pub(super) async fn audit(args: AuditArgs) -> Result<(), Failure> {
 
 /// Runs `sealpost whoami`.
 pub(super) async fn whoami(args: &ClientArgs) -> Result<(), Failure> {
-    let v = Client::new(args)?.get("/api/v1/whoami").await?;
-    println!("{} ({}, {} organisation)", s(&v, "user"), s(&v, "role"), s(&v, "org_kind"));
+    let me: Whoami = Client::new(args)?.get("/api/v1/whoami").await?;
+    println!("{} ({}, {} organisation)", me.user, me.role, me.org_kind);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_the_api_spells_them() {
+        let t = DateTime::parse_from_rfc3339("2025-03-01T09:30:00.120Z").expect("time").with_timezone(&Utc);
+        let spelled = serde_json::to_value(t).expect("serialise");
+        assert_eq!(Some(time(&t).as_str()), spelled.as_str());
+        let whole = DateTime::parse_from_rfc3339("2025-03-01T09:30:00Z").expect("time").with_timezone(&Utc);
+        assert_eq!(time(&whole), "2025-03-01T09:30:00Z");
+    }
 }

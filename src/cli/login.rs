@@ -12,6 +12,7 @@ use toml_edit::{DocumentMut, Item, Table, value};
 use super::client::Client;
 use super::profile::{self, CONFIG_FILE_ENV};
 use super::{ClientArgs, EXIT_CONFIG, Failure};
+use crate::wire::accounts::Whoami;
 
 /// Options for `sealpost login`.
 #[derive(Debug, Args)]
@@ -127,7 +128,7 @@ pub(super) async fn login(args: LoginArgs, asked: Option<String>) -> Result<(), 
     })?;
     let token = read_token()?;
     let who = Client::new(&ClientArgs { url: url.clone(), token: Some(token.clone()) })?
-        .get::<serde_json::Value>("/api/v1/whoami")
+        .get::<Whoami>("/api/v1/whoami")
         .await?;
 
     let token_file = token_path(&path, &name, existing);
@@ -146,12 +147,11 @@ pub(super) async fn login(args: LoginArgs, asked: Option<String>) -> Result<(), 
     })?;
     write_private(&path, &updated)?;
 
-    let field = |k: &str| who.get(k).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
     println!(
         "logged in to {url} as {} ({}, {} organisation); profile `{name}` saved in {}",
-        field("user"),
-        field("role"),
-        field("org_kind"),
+        who.user,
+        who.role,
+        who.org_kind,
         path.display()
     );
     Ok(())

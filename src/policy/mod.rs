@@ -293,7 +293,9 @@ impl PolicyGate {
         context.insert("expires_in_seconds".into(), json!(req.expires_in.as_secs()));
         context.insert("recipient_count".into(), json!(req.recipients.len()));
         if let Some(size) = req.size {
-            context.insert("size".into(), json!(size));
+            // Cedar's integers stop at 2^63 - 1; a larger declared size is refused as too large
+            // after the policies, so it only has to stay a number here.
+            context.insert("size".into(), json!(i64::try_from(size).unwrap_or(i64::MAX)));
         }
         let mut allowed_by = Vec::new();
         for recipient in &recipient_facts {

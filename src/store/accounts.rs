@@ -1,50 +1,13 @@
 //! Organisations, users and API tokens.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Row as _;
 
 use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{OrgId, SecretHash, TokenId, UserId};
 use crate::model::{OrgKind, Principal, Role, UserRef};
-
-/// An organisation, as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct OrgInfo {
-    /// Its name.
-    pub name: String,
-    /// Its kind.
-    pub kind: OrgKind,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A user, as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct UserInfo {
-    /// `ORG/NAME`.
-    pub user: UserRef,
-    /// Its role.
-    pub role: Role,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// An API token's metadata (never the secret).
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenInfo {
-    /// The token's public id, for revocation.
-    pub id: String,
-    /// Whose token it is.
-    pub user: UserRef,
-    /// When it was issued.
-    pub created_at: DateTime<Utc>,
-    /// When it stops working, if ever.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+use crate::wire::accounts::{OrgInfo, TokenInfo, UserInfo};
 
 /// The gateway's own organisation and administrator, made on first start.
 pub(crate) const OPERATOR_ORG: &str = "sealpost";

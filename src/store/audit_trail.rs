@@ -1,12 +1,12 @@
 //! Reading the audit trail back, filtered.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Row as _;
 
 use super::{Store, StoreError, from_ms, ms};
 use crate::ids::{TransferId, UserId};
 use crate::model::UserRef;
+use crate::wire::audit::AuditRow;
 
 /// Which events to return.
 #[derive(Debug, Clone, Default)]
@@ -23,27 +23,6 @@ pub struct AuditFilter {
     pub after: Option<i64>,
     /// At most this many (capped at 1000).
     pub limit: u32,
-}
-
-/// One stored event, with parties resolved to names where they are users.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditRow {
-    /// Position in the trail (strictly increasing).
-    pub seq: i64,
-    /// When it was recorded.
-    pub at: DateTime<Utc>,
-    /// The event name.
-    pub event: String,
-    /// Who did it, if a user did.
-    pub actor: Option<UserRef>,
-    /// The transfer it concerns.
-    pub transfer: Option<String>,
-    /// The other party, when it is a user.
-    pub subject: Option<UserRef>,
-    /// Why it was refused or ended.
-    pub code: Option<String>,
-    /// The canonical entry text.
-    pub entry: String,
 }
 
 impl Store {

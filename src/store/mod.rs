@@ -31,13 +31,11 @@ use crate::audit::Event;
 use crate::model::{ParseError, UserRef};
 use crate::wire::ErrorCode;
 
-pub use accounts::{OrgInfo, TokenInfo, UserInfo};
-pub use audit_trail::{AuditFilter, AuditRow};
+pub use audit_trail::AuditFilter;
 pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use disposal::{Purge, Recall};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use manifests::{Manifest, ManifestSubject};
-pub use routes::RouteInfo;
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::UploadRow;
 

@@ -1,24 +1,13 @@
 //! Routes between organisations, and the organisation facts policies read.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Row as _;
 
 use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::UserId;
 use crate::policy::OrgFacts;
-
-/// A route: `from` may send to `to`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RouteInfo {
-    /// The sending organisation.
-    pub from: String,
-    /// The receiving organisation.
-    pub to: String,
-    /// When it was added.
-    pub created_at: DateTime<Utc>,
-}
+use crate::wire::routes::RouteInfo;
 
 /// Looks an organisation's id up by name.
 async fn org_id(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, name: &str) -> Result<String, StoreError> {

@@ -4,13 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal), )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = ($code:literal, $status:literal), )*) => {
         /// Every stable machine code an error answer can carry, with its HTTP status.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum ErrorCode {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
         }
 
         impl ErrorCode {
@@ -25,6 +25,11 @@ macro_rules! error_codes {
             /// The HTTP status an answer with this code has.
             pub fn status(self) -> u16 {
                 match self { $( ErrorCode::$variant => $status, )* }
+            }
+
+            /// What the code means, in a sentence (its documentation, for the contract).
+            pub fn meaning(self) -> &'static str {
+                match self { $( ErrorCode::$variant => concat!($($doc),*).trim_ascii(), )* }
             }
         }
     };

@@ -3,10 +3,20 @@
 //! types, and the OpenAPI contract (`GET /api/v1/openapi.json`, `docs/openapi.json`) is generated
 //! from them, so a renamed field, status or error code no longer compiles on one side only.
 //!
-//! Nothing here knows HTTP frameworks or the database: it is vocabulary.
+//! Nothing here knows HTTP frameworks or the database: it is vocabulary. One file per concern:
+//! accounts, the key directory, transfers (with their manifests and delivery reports), routes
+//! and policy, the audit trail, the transparency log's receipts and keys.
 
+pub mod accounts;
+pub mod audit;
+pub mod deliveries;
 mod digest;
 mod error;
+pub mod health;
+pub mod keys;
+pub mod log;
+pub mod manifests;
+pub mod routes;
 pub mod transfers;
 
 pub use digest::{Digest, DigestParseError};

@@ -42,6 +42,11 @@ impl std::fmt::Display for TransferStatus {
 
 /// One recipient's one-time link in the upload answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "recipient": "hmpps/alice",
+    "url": "https://sealpost.example/d#q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c",
+    "expires_at": "2025-03-04T09:30:00Z"
+}))]
 pub struct LinkAnswer {
     /// The recipient.
     pub recipient: UserRef,
@@ -54,6 +59,26 @@ pub struct LinkAnswer {
 
 /// The answer to an accepted upload (`201` available, `202` held for approval).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "status": "available",
+    "policies": [
+        "release-by-default",
+        "senders-upload"
+    ],
+    "receipt": "c2sp.org/tlog-proof@v1\nextra dXBsb2FkLmFjY2VwdGVkIHRyYW5zZmVyPTRmOWMyYTdl\nindex 41\n3hSyRztiPgABhPRqQtl2mTWqu0E0R5Y3UbxHW6YyU1E=\n\nsealpost.example/log\n42\nrPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n\n— sealpost.example/log Gqy5bUo+ed7Hn5d1yTeDGWMHzCbWDBJYkjhMsw+eb6bQExM7MoYSeaS2Z2CrrdyoRZB4MrZq8D5l8ZxtiR9VL8WzEwI=\n",
+    "size": 1048576,
+    "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "classification": "OFFICIAL",
+    "expires_at": "2025-03-04T09:30:00Z",
+    "links": [
+        {
+            "recipient": "hmpps/alice",
+            "url": "https://sealpost.example/d#q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c",
+            "expires_at": "2025-03-04T09:30:00Z"
+        }
+    ]
+}))]
 pub struct UploadAnswer {
     /// The transfer's id.
     #[schema(example = "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b")]
@@ -93,6 +118,19 @@ pub enum LinkState {
     Expired,
 }
 
+impl LinkState {
+    /// The state as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Leased => "leased",
+            Self::Used => "used",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// A recipient's delivery report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -103,8 +141,25 @@ pub enum DeliveryOutcome {
     Failed,
 }
 
+impl DeliveryOutcome {
+    /// The outcome as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decrypted => "decrypted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One link as the sender sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "recipient": "hmpps/alice",
+    "state": "used",
+    "expires_at": "2025-03-04T09:30:00Z",
+    "used_at": "2025-03-01T10:02:11Z",
+    "acknowledged": "decrypted"
+}))]
 pub struct LinkView {
     /// The recipient.
     pub recipient: UserRef,
@@ -120,6 +175,28 @@ pub struct LinkView {
 
 /// A transfer as its sender (or an administrator) sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "sender": "acme/bob",
+    "size": 1048576,
+    "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "classification": "OFFICIAL",
+    "created_at": "2025-03-01T09:30:00Z",
+    "expires_at": "2025-03-04T09:30:00Z",
+    "status": "available",
+    "decided_by": null,
+    "recalled_at": null,
+    "purged_at": null,
+    "links": [
+        {
+            "recipient": "hmpps/alice",
+            "state": "used",
+            "expires_at": "2025-03-04T09:30:00Z",
+            "used_at": "2025-03-01T10:02:11Z",
+            "acknowledged": "decrypted"
+        }
+    ]
+}))]
 pub struct TransferView {
     /// Its id.
     pub id: String,
@@ -161,6 +238,16 @@ pub enum InboxState {
 
 /// A bundle waiting for the caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "transfer": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "from": "acme/bob",
+    "size": 1048576,
+    "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "classification": "OFFICIAL",
+    "created_at": "2025-03-01T09:30:00Z",
+    "expires_at": "2025-03-04T09:30:00Z",
+    "state": "issued"
+}))]
 pub struct InboxItem {
     /// The transfer.
     pub transfer: String,
@@ -182,6 +269,20 @@ pub struct InboxItem {
 
 /// `GET /api/v1/inbox`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "transfers": [
+        {
+            "transfer": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+            "from": "acme/bob",
+            "size": 1048576,
+            "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "classification": "OFFICIAL",
+            "created_at": "2025-03-01T09:30:00Z",
+            "expires_at": "2025-03-04T09:30:00Z",
+            "state": "issued"
+        }
+    ]
+}))]
 pub struct Inbox {
     /// What waits, oldest first.
     pub transfers: Vec<InboxItem>,
@@ -189,6 +290,12 @@ pub struct Inbox {
 
 /// The answer to a recall.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "status": "recalled",
+    "links_revoked": 1,
+    "purged": true
+}))]
 pub struct RecallAnswer {
     /// The transfer.
     pub id: String,
@@ -202,6 +309,17 @@ pub struct RecallAnswer {
 
 /// The answer to an approval or rejection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "status": "available",
+    "decided_by": "dpo/olga",
+    "policies": [
+        "compliance-approves",
+        "release-by-default"
+    ],
+    "links_revoked": 0,
+    "purged": false
+}))]
 pub struct DecisionAnswer {
     /// The transfer.
     pub id: String,
@@ -220,6 +338,7 @@ pub struct DecisionAnswer {
 /// `POST /api/v1/redeem`: exactly one of `token` and `transfer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "q2w3e4r5t6y7u8i9o0p1a2s3d4f5g6h7j8k9l0z1x2c"}))]
 pub struct RedeemRequest {
     /// The link token (the part after `#`), or the whole link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,6 +360,12 @@ pub enum UploadState {
 
 /// `GET /api/v1/uploads/{id}` of an unfinished upload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "status": "uploading",
+    "offset": 67108864,
+    "length": 268435456
+}))]
 pub struct UploadProgress {
     /// The upload's id (the transfer it becomes takes it).
     pub id: String,
@@ -256,6 +381,12 @@ pub struct UploadProgress {
 /// links) for a while after completion, or the transfer's view after that.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(example = json!({
+    "id": "4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b",
+    "status": "uploading",
+    "offset": 67108864,
+    "length": 268435456
+}))]
 pub enum UploadLookup {
     /// Completed, answered with the links.
     Completed(UploadAnswer),
@@ -263,4 +394,28 @@ pub enum UploadLookup {
     Transfer(TransferView),
     /// Still uploading.
     Progress(UploadProgress),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled(v: impl Serialize) -> String {
+        serde_json::to_value(v).expect("serialise").as_str().expect("a string").to_owned()
+    }
+
+    #[test]
+    fn states_and_outcomes_print_as_they_serialise() {
+        use LinkState::*;
+        for s in [Issued, Leased, Used, Revoked, Expired] {
+            assert_eq!(s.as_str(), spelled(s));
+        }
+        for s in [DeliveryOutcome::Decrypted, DeliveryOutcome::Failed] {
+            assert_eq!(s.as_str(), spelled(s));
+        }
+        use TransferStatus::*;
+        for s in [Available, AwaitingApproval, Rejected, Recalled] {
+            assert_eq!(s.as_str(), spelled(s));
+        }
+    }
 }
