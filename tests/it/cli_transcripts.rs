@@ -1,7 +1,7 @@
 //! CLI transcripts pinned as files (`tests/cmd/*.toml`, in the style of rage's): usage errors,
 //! keys that exist or are missing, and other runs that need no gateway. Runs that need one
-//! (wrong identity, used link, swapped bundle) are in `tests/client.rs`, which asserts their
-//! exact error lines. `TRYCMD=overwrite cargo test --test cli_transcripts` rewrites the files.
+//! (wrong identity, used link, swapped bundle) are in `client.rs`, which asserts their
+//! exact error lines. `TRYCMD=overwrite cargo test --test it cli_transcripts` rewrites the files.
 
 #[test]
 fn cli_transcripts_match_their_pinned_files() {

@@ -1,12 +1,9 @@
 //! Uploads through the envelope and policy gates, over HTTP, with files from the age crate and
 //! the Go `age` CLI.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::process::Command;
 
-use common::{TestServer, code, decrypt, encrypt, keypair, noise, parties};
+use crate::common::{self, TestServer, code, decrypt, encrypt, keypair, noise, parties};
 use futures_util::StreamExt as _;
 use serde_json::json;
 

@@ -1,13 +1,10 @@
 //! The client end to end: `sealpost send` and `sealpost fetch` against the real gateway, driven
 //! as a user would, and interop with the Go `age` CLI and curl.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{TestServer, go_age, identity_file, keypair, noise, parties};
+use crate::common::{self, TestServer, go_age, identity_file, keypair, noise, parties};
 
 /// Runs the sealpost binary with `--url`/`--token` for `token`, off the async runtime.
 async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
