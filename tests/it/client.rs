@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{self, TestServer, go_age, identity_file, keypair, noise, parties};
+use crate::common::{self, TestServer, identity_file, keypair, noise, parties, require_tool};
 
 /// Runs the sealpost binary with `--url`/`--token` for `token`, off the async runtime.
 async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
@@ -270,10 +270,7 @@ async fn a_bundle_swapped_on_the_gateways_disk_is_refused_and_nothing_is_written
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_age_cli() {
-    if !go_age() {
-        eprintln!("note: the Go `age` CLI is not installed; skipping");
-        return;
-    }
+    let (Some(age_bin), Some(curl_bin)) = (require_tool("age"), require_tool("curl")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
@@ -283,7 +280,7 @@ async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_
     let ciphertext = work.path("bundle.age");
     let (url, c) = (format!("{}/api/v1/redeem", server.url), s(&ciphertext));
     let curl = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
+        std::process::Command::new(curl_bin)
             .args(["-sf", "-X", "POST", &url, "-H", &format!("Authorization: Bearer {alice}")])
             .args(["-H", "Content-Type: application/json", "--data", &format!("{{\"token\":\"{token}\"}}"), "-o", &c])
             .status()
@@ -293,7 +290,7 @@ async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_
     .unwrap();
     assert!(curl.success());
     let plain = work.path("bundle.tar");
-    let age = std::process::Command::new("age")
+    let age = std::process::Command::new(age_bin)
         .args(["-d", "-i", &s(&work.identity), "-o", &s(&plain), &s(&ciphertext)])
         .status()
         .unwrap();
@@ -310,23 +307,20 @@ async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_made_by_the_go_age_cli_and_uploaded_with_curl_is_collected_by_fetch() {
-    if !go_age() {
-        eprintln!("note: the Go `age` CLI is not installed; skipping");
-        return;
-    }
+    let (Some(age_bin), Some(curl_bin)) = (require_tool("age"), require_tool("curl")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
     let plain = work.file("plain.txt", &noise(100_000));
     let ciphertext = work.path("plain.txt.age");
-    let age = std::process::Command::new("age")
+    let age = std::process::Command::new(age_bin)
         .args(["-r", &id.to_public().to_string(), "-o", &s(&ciphertext), &plain])
         .status()
         .unwrap();
     assert!(age.success());
     let (url, c) = (format!("{}/api/v1/transfers?to=hmpps/alice", server.url), s(&ciphertext));
     let answer = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
+        std::process::Command::new(curl_bin)
             .args(["-sf", "-X", "POST", &url, "-H", &format!("Authorization: Bearer {bob}"), "--data-binary"])
             .arg(format!("@{c}"))
             .output()
@@ -385,10 +379,7 @@ async fn send_gives_one_link_per_recipient_and_refuses_a_recipient_without_a_key
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identities_from_sealpost_keygen_and_age_keygen_work_with_both_tools() {
-    if !go_age() {
-        eprintln!("note: the Go `age` CLI is not installed; skipping");
-        return;
-    }
+    let (Some(age_bin), Some(age_keygen_bin)) = (require_tool("age"), require_tool("age-keygen")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
@@ -403,14 +394,14 @@ async fn identities_from_sealpost_keygen_and_age_keygen_work_with_both_tools() {
     let ciphertext = work.path("to-ours.age");
     let plain = work.file("hello.txt", b"hello");
     let enc =
-        std::process::Command::new("age").args(["-r", &recipient, "-o", &s(&ciphertext), &plain]).status().unwrap();
+        std::process::Command::new(&age_bin).args(["-r", &recipient, "-o", &s(&ciphertext), &plain]).status().unwrap();
     assert!(enc.success());
-    let dec = std::process::Command::new("age").args(["-d", "-i", &s(&ours), &s(&ciphertext)]).output().unwrap();
+    let dec = std::process::Command::new(&age_bin).args(["-d", "-i", &s(&ours), &s(&ciphertext)]).output().unwrap();
     assert_eq!(dec.stdout, b"hello");
 
     // age-keygen: registered as a second key, it collects a bundle with sealpost fetch.
     let theirs = work.path("theirs.key");
-    let keygen = std::process::Command::new("age-keygen").args(["-o", &s(&theirs)]).output().unwrap();
+    let keygen = std::process::Command::new(age_keygen_bin).args(["-o", &s(&theirs)]).output().unwrap();
     assert!(keygen.status.success());
     let text = std::fs::read_to_string(&theirs).unwrap();
     let their_recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_owned();

@@ -2,6 +2,7 @@
 //! over HTTP.
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
@@ -240,9 +241,44 @@ pub(crate) fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// True when the Go `age` CLI is installed.
-pub(crate) fn go_age() -> bool {
-    std::process::Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success())
+/// Set to `1`, lets an interop test whose external tool is missing pass without checking
+/// anything. For a developer's machine only: CI never sets it.
+pub(crate) const ALLOW_MISSING_TOOLS: &str = "SEALPOST_TEST_ALLOW_MISSING_TOOLS";
+
+/// The path of `tool` (the Go `age` CLI, curl, a compressor) on `PATH`, for a test that runs it.
+///
+/// A missing tool fails the test with the Debian package to install, unless
+/// [`ALLOW_MISSING_TOOLS`] is `1`: then it writes a note straight to stderr (past the test
+/// harness's capture, so it shows even when the test passes) and answers `None`, and the test
+/// returns.
+#[track_caller]
+pub(crate) fn require_tool(tool: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(tool))
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0));
+    if found.is_some() {
+        return found;
+    }
+    let package = match tool {
+        "age-keygen" => "age",
+        "xz" => "xz-utils",
+        other => other,
+    };
+    if std::env::var(ALLOW_MISSING_TOOLS).is_ok_and(|v| v == "1") {
+        let test = std::thread::current().name().unwrap_or("this interop test").to_owned();
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** NOT TESTED: {test}: `{tool}` is not on PATH and {ALLOW_MISSING_TOOLS}=1, so it checks \
+             nothing (install it with `apt-get install -y {package}`) ***\n"
+        );
+        return None;
+    }
+    panic!(
+        "`{tool}` is not on PATH, and this interop test needs it: install it with `apt-get install -y {package}` \
+         (or set {ALLOW_MISSING_TOOLS}=1 to let the test pass without checking anything)"
+    );
 }
 
 /// Asserts that a `sealpost` run exited with `code`, showing both its streams if not.
