@@ -337,6 +337,37 @@ async fn a_file_made_by_the_go_age_cli_and_uploaded_with_curl_is_collected_by_fe
     assert_eq!(std::fs::read(&out_path).unwrap(), noise(100_000));
 }
 
+/// Exit 2 comes only from a gateway's `policy_denied` answer, so it is pinned here, against the
+/// real gateway, and not as a transcript in `tests/cmd`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_policy_denies_exits_2_naming_the_deciding_policy_and_uploads_nothing() {
+    let server = TestServer::start().await;
+    server.org("acme", "contractor").await;
+    server.org("hmpps", "agency").await;
+    let bob = server.user("acme/bob", "sender").await;
+    let alice = server.user("hmpps/alice", "recipient").await;
+    let (id, recipient) = keypair();
+    server.add_key(&alice, &recipient).await;
+    let work = Work::new(&id);
+    let src = work.file("report.csv", b"no route from acme to hmpps");
+
+    let out = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        failure_lines(&out),
+        vec![
+            "sealpost: error: your organisation has no route to the recipient's organisation: ask an administrator \
+             to add one with `sealpost admin route add`"
+                .to_owned(),
+            "sealpost: hint: denied by policy routes".to_owned(),
+        ]
+    );
+    assert_eq!(server.stored_files(), (0, 0), "no blob and nothing staged");
+    assert_eq!(server.events().await.last().map(String::as_str), Some("upload.refused"));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_gives_one_link_per_recipient_and_refuses_a_recipient_without_a_key() {
     let server = TestServer::start().await;
