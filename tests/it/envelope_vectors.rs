@@ -14,6 +14,7 @@
 //! against `../shared/vectors/README.md` as well.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use sealpost::envelope::{EnvelopeError, Inspector, Limits, inspect};
@@ -85,8 +86,15 @@ fn parse_vector(name: String, raw: &[u8]) -> Vector {
         compressed |= line == "compressed: zlib";
     }
     let body = &raw[split + 2..];
-    let file = if compressed { zlib::decompress(body) } else { body.to_vec() };
+    let file = if compressed { inflate(body) } else { body.to_vec() };
     Vector { name, expect, file }
+}
+
+/// Decompresses a zlib (RFC 1950) stream, its Adler-32 trailer checked.
+fn inflate(compressed: &[u8]) -> Vec<u8> {
+    let mut file = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed).read_to_end(&mut file).expect("a valid zlib stream");
+    file
 }
 
 /// All vectors, sorted by name.
@@ -200,172 +208,4 @@ fn cctv_age_vectors_are_judged_as_a_keyless_inspector_must() {
     let counts: Vec<(&str, &str, usize)> =
         tally.iter().map(|((expect, verdict), n)| (expect.as_str(), *verdict, *n)).collect();
     assert_eq!(counts, EXPECTED_TALLY, "verdicts per expectation");
-}
-
-/// A minimal zlib (RFC 1950) / DEFLATE (RFC 1951) decoder for the compressed vectors.
-mod zlib {
-    /// LSB-first bit reader.
-    struct Bits<'a> {
-        data: &'a [u8],
-        pos: usize,
-        bit: u32,
-    }
-
-    impl Bits<'_> {
-        fn bit(&mut self) -> u32 {
-            let byte = self.data[self.pos];
-            let b = u32::from(byte >> self.bit) & 1;
-            self.bit += 1;
-            if self.bit == 8 {
-                self.bit = 0;
-                self.pos += 1;
-            }
-            b
-        }
-
-        fn bits(&mut self, n: u32) -> u32 {
-            (0..n).fold(0, |acc, i| acc | (self.bit() << i))
-        }
-
-        fn align(&mut self) {
-            if self.bit != 0 {
-                self.bit = 0;
-                self.pos += 1;
-            }
-        }
-    }
-
-    /// Canonical Huffman code: counts per length and symbols in code order.
-    struct Huffman {
-        counts: [u16; 16],
-        symbols: Vec<u16>,
-    }
-
-    impl Huffman {
-        fn new(lengths: &[u8]) -> Self {
-            let mut counts = [0u16; 16];
-            for &l in lengths {
-                counts[usize::from(l)] += 1;
-            }
-            counts[0] = 0;
-            let mut offsets = [0u16; 16];
-            for l in 1..16 {
-                offsets[l] = offsets[l - 1] + counts[l - 1];
-            }
-            let mut symbols = vec![0u16; lengths.len()];
-            for (sym, &l) in lengths.iter().enumerate() {
-                if l != 0 {
-                    symbols[usize::from(offsets[usize::from(l)])] = u16::try_from(sym).expect("symbol");
-                    offsets[usize::from(l)] += 1;
-                }
-            }
-            Self { counts, symbols }
-        }
-
-        fn decode(&self, bits: &mut Bits<'_>) -> u16 {
-            let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
-            for len in 1..16 {
-                code |= i32::try_from(bits.bit()).expect("bit");
-                let count = i32::from(self.counts[len]);
-                if code - first < count {
-                    return self.symbols[usize::try_from(index + code - first).expect("index")];
-                }
-                index += count;
-                first = (first + count) << 1;
-                code <<= 1;
-            }
-            panic!("invalid Huffman code");
-        }
-    }
-
-    const LEN_BASE: [u16; 29] = [
-        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227,
-        258,
-    ];
-    const LEN_EXTRA: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
-    const DIST_BASE: [u16; 30] = [
-        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
-        6145, 8193, 12289, 16385, 24577,
-    ];
-    const DIST_EXTRA: [u8; 30] =
-        [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
-    const CLEN_ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
-
-    /// Decompresses a zlib stream (the Adler-32 trailer is not checked).
-    pub(super) fn decompress(data: &[u8]) -> Vec<u8> {
-        assert_eq!(data[0] & 0x0f, 8, "deflate method");
-        let mut bits = Bits { data, pos: 2, bit: 0 };
-        let mut out = Vec::new();
-        loop {
-            let last = bits.bit() == 1;
-            match bits.bits(2) {
-                0 => {
-                    bits.align();
-                    let len = usize::from(u16::from_le_bytes([data[bits.pos], data[bits.pos + 1]]));
-                    bits.pos += 4;
-                    out.extend_from_slice(&data[bits.pos..bits.pos + len]);
-                    bits.pos += len;
-                }
-                1 => {
-                    let mut lengths = [8u8; 288];
-                    lengths[144..256].fill(9);
-                    lengths[256..280].fill(7);
-                    inflate_block(&mut bits, &mut out, &Huffman::new(&lengths), &Huffman::new(&[5; 30]));
-                }
-                2 => {
-                    let (lit, dist) = dynamic_tables(&mut bits);
-                    inflate_block(&mut bits, &mut out, &lit, &dist);
-                }
-                _ => panic!("reserved block type"),
-            }
-            if last {
-                return out;
-            }
-        }
-    }
-
-    fn dynamic_tables(bits: &mut Bits<'_>) -> (Huffman, Huffman) {
-        let hlit = bits.bits(5) as usize + 257;
-        let hdist = bits.bits(5) as usize + 1;
-        let hclen = bits.bits(4) as usize + 4;
-        let mut clen = [0u8; 19];
-        for &i in &CLEN_ORDER[..hclen] {
-            clen[i] = u8::try_from(bits.bits(3)).expect("3 bits");
-        }
-        let clen = Huffman::new(&clen);
-        let mut lengths = Vec::with_capacity(hlit + hdist);
-        while lengths.len() < hlit + hdist {
-            match clen.decode(bits) {
-                sym @ 0..=15 => lengths.push(u8::try_from(sym).expect("length")),
-                16 => {
-                    let prev = *lengths.last().expect("a length to repeat");
-                    let n = 3 + bits.bits(2) as usize;
-                    lengths.extend(std::iter::repeat_n(prev, n));
-                }
-                17 => lengths.extend(std::iter::repeat_n(0, 3 + bits.bits(3) as usize)),
-                _ => lengths.extend(std::iter::repeat_n(0, 11 + bits.bits(7) as usize)),
-            }
-        }
-        (Huffman::new(&lengths[..hlit]), Huffman::new(&lengths[hlit..]))
-    }
-
-    fn inflate_block(bits: &mut Bits<'_>, out: &mut Vec<u8>, lit: &Huffman, dist: &Huffman) {
-        loop {
-            let sym = usize::from(lit.decode(bits));
-            match sym {
-                0..=255 => out.push(u8::try_from(sym).expect("literal")),
-                256 => return,
-                _ => {
-                    let i = sym - 257;
-                    let len = usize::from(LEN_BASE[i]) + bits.bits(u32::from(LEN_EXTRA[i])) as usize;
-                    let d = usize::from(dist.decode(bits));
-                    let back = usize::from(DIST_BASE[d]) + bits.bits(u32::from(DIST_EXTRA[d])) as usize;
-                    let start = out.len() - back;
-                    for k in 0..len {
-                        out.push(out[start + k]);
-                    }
-                }
-            }
-        }
-    }
 }

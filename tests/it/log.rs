@@ -1,9 +1,6 @@
 //! The transparency log end to end: receipts in answers, the tiles under /log/, restarts.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod common;
-
-use common::{TestServer, encrypt, noise, parties};
+use crate::common::{self, TestServer, encrypt, noise, parties};
 use sealpost::transparency::tlog::checkpoint::Checkpoint;
 use sealpost::transparency::tlog::merkle::leaf_hash;
 use sealpost::transparency::tlog::note::Verifier;

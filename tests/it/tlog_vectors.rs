@@ -2,7 +2,6 @@
 //! the RFC 6962 reference tree and proofs of transparency-dev/merkle, the Go
 //! `golang.org/x/mod/sumdb/note` example, and the examples of the C2SP signed-note and
 //! tlog-cosignature specifications.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::PathBuf;
 

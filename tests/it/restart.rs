@@ -1,8 +1,5 @@
 //! Restarts and crashes: what survives a stop, what a `kill -9` mid-upload leaves behind, and
 //! what a download broken off half-way does to its link.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -11,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use common::{TestServer, decrypt, encrypt, link_token, noise, parties, status_json};
+use crate::common::{self, TestServer, decrypt, encrypt, link_token, noise, parties, status_json};
 
 const MIB: usize = 1 << 20;
 

@@ -1,13 +1,10 @@
 //! The client end to end: `sealpost send` and `sealpost fetch` against the real gateway, driven
 //! as a user would, and interop with the Go `age` CLI and curl.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{TestServer, go_age, identity_file, keypair, noise, parties};
+use crate::common::{self, TestServer, identity_file, keypair, noise, parties, require_tool};
 
 /// Runs the sealpost binary with `--url`/`--token` for `token`, off the async runtime.
 async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
@@ -273,10 +270,7 @@ async fn a_bundle_swapped_on_the_gateways_disk_is_refused_and_nothing_is_written
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_age_cli() {
-    if !go_age() {
-        eprintln!("note: the Go `age` CLI is not installed; skipping");
-        return;
-    }
+    let (Some(age_bin), Some(curl_bin)) = (require_tool("age"), require_tool("curl")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
@@ -286,7 +280,7 @@ async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_
     let ciphertext = work.path("bundle.age");
     let (url, c) = (format!("{}/api/v1/redeem", server.url), s(&ciphertext));
     let curl = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
+        std::process::Command::new(curl_bin)
             .args(["-sf", "-X", "POST", &url, "-H", &format!("Authorization: Bearer {alice}")])
             .args(["-H", "Content-Type: application/json", "--data", &format!("{{\"token\":\"{token}\"}}"), "-o", &c])
             .status()
@@ -296,7 +290,7 @@ async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_
     .unwrap();
     assert!(curl.success());
     let plain = work.path("bundle.tar");
-    let age = std::process::Command::new("age")
+    let age = std::process::Command::new(age_bin)
         .args(["-d", "-i", &s(&work.identity), "-o", &s(&plain), &s(&ciphertext)])
         .status()
         .unwrap();
@@ -313,23 +307,20 @@ async fn a_bundle_sent_by_sealpost_downloads_with_curl_and_decrypts_with_the_go_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_made_by_the_go_age_cli_and_uploaded_with_curl_is_collected_by_fetch() {
-    if !go_age() {
-        eprintln!("note: the Go `age` CLI is not installed; skipping");
-        return;
-    }
+    let (Some(age_bin), Some(curl_bin)) = (require_tool("age"), require_tool("curl")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
     let plain = work.file("plain.txt", &noise(100_000));
     let ciphertext = work.path("plain.txt.age");
-    let age = std::process::Command::new("age")
+    let age = std::process::Command::new(age_bin)
         .args(["-r", &id.to_public().to_string(), "-o", &s(&ciphertext), &plain])
         .status()
         .unwrap();
     assert!(age.success());
     let (url, c) = (format!("{}/api/v1/transfers?to=hmpps/alice", server.url), s(&ciphertext));
     let answer = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
+        std::process::Command::new(curl_bin)
             .args(["-sf", "-X", "POST", &url, "-H", &format!("Authorization: Bearer {bob}"), "--data-binary"])
             .arg(format!("@{c}"))
             .output()
@@ -344,6 +335,37 @@ async fn a_file_made_by_the_go_age_cli_and_uploaded_with_curl_is_collected_by_fe
     let out = sealpost(&server, &alice, &["fetch", link, "-i", &s(&work.identity), "-o", &s(&out_path)]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read(&out_path).unwrap(), noise(100_000));
+}
+
+/// Exit 2 comes only from a gateway's `policy_denied` answer, so it is pinned here, against the
+/// real gateway, and not as a transcript in `tests/cmd`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_policy_denies_exits_2_naming_the_deciding_policy_and_uploads_nothing() {
+    let server = TestServer::start().await;
+    server.org("acme", "contractor").await;
+    server.org("hmpps", "agency").await;
+    let bob = server.user("acme/bob", "sender").await;
+    let alice = server.user("hmpps/alice", "recipient").await;
+    let (id, recipient) = keypair();
+    server.add_key(&alice, &recipient).await;
+    let work = Work::new(&id);
+    let src = work.file("report.csv", b"no route from acme to hmpps");
+
+    let out = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        failure_lines(&out),
+        vec![
+            "sealpost: error: your organisation has no route to the recipient's organisation: ask an administrator \
+             to add one with `sealpost admin route add`"
+                .to_owned(),
+            "sealpost: hint: denied by policy routes".to_owned(),
+        ]
+    );
+    assert_eq!(server.stored_files(), (0, 0), "no blob and nothing staged");
+    assert_eq!(server.events().await.last().map(String::as_str), Some("upload.refused"));
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,10 +410,7 @@ async fn send_gives_one_link_per_recipient_and_refuses_a_recipient_without_a_key
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identities_from_sealpost_keygen_and_age_keygen_work_with_both_tools() {
-    if !go_age() {
-        eprintln!("note: the Go `age` CLI is not installed; skipping");
-        return;
-    }
+    let (Some(age_bin), Some(age_keygen_bin)) = (require_tool("age"), require_tool("age-keygen")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let work = Work::new(&id);
@@ -406,14 +425,14 @@ async fn identities_from_sealpost_keygen_and_age_keygen_work_with_both_tools() {
     let ciphertext = work.path("to-ours.age");
     let plain = work.file("hello.txt", b"hello");
     let enc =
-        std::process::Command::new("age").args(["-r", &recipient, "-o", &s(&ciphertext), &plain]).status().unwrap();
+        std::process::Command::new(&age_bin).args(["-r", &recipient, "-o", &s(&ciphertext), &plain]).status().unwrap();
     assert!(enc.success());
-    let dec = std::process::Command::new("age").args(["-d", "-i", &s(&ours), &s(&ciphertext)]).output().unwrap();
+    let dec = std::process::Command::new(&age_bin).args(["-d", "-i", &s(&ours), &s(&ciphertext)]).output().unwrap();
     assert_eq!(dec.stdout, b"hello");
 
     // age-keygen: registered as a second key, it collects a bundle with sealpost fetch.
     let theirs = work.path("theirs.key");
-    let keygen = std::process::Command::new("age-keygen").args(["-o", &s(&theirs)]).output().unwrap();
+    let keygen = std::process::Command::new(age_keygen_bin).args(["-o", &s(&theirs)]).output().unwrap();
     assert!(keygen.status.success());
     let text = std::fs::read_to_string(&theirs).unwrap();
     let their_recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_owned();

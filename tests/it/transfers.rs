@@ -1,12 +1,9 @@
 //! Uploads through the envelope and policy gates, over HTTP, with files from the age crate and
 //! the Go `age` CLI.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::process::Command;
 
-use common::{TestServer, code, decrypt, encrypt, keypair, noise, parties};
+use crate::common::{self, TestServer, code, decrypt, encrypt, keypair, noise, parties};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
@@ -53,10 +50,7 @@ async fn an_age_file_uploads_with_one_link_per_recipient_and_collects_byte_for_b
 
 #[tokio::test]
 async fn files_from_the_go_age_cli_pass_through_and_decrypt_with_it_again() {
-    if !common::go_age() {
-        eprintln!("skipped: the Go `age` CLI is not installed (apt-get install age)");
-        return;
-    }
+    let Some(age_bin) = common::require_tool("age") else { return };
     let server = TestServer::start().await;
     let (bob, alice, alice_id) = parties(&server).await;
     let dir = tempfile::tempdir().unwrap();
@@ -71,7 +65,7 @@ async fn files_from_the_go_age_cli_pass_through_and_decrypt_with_it_again() {
     let recipient = alice_id.to_public().to_string();
     for armor in [false, true] {
         let out = dir.path().join(if armor { "bundle.age.asc" } else { "bundle.age" });
-        let mut cmd = Command::new("age");
+        let mut cmd = Command::new(&age_bin);
         cmd.arg("-r").arg(&recipient).arg("-o").arg(&out);
         if armor {
             cmd.arg("-a");
@@ -83,7 +77,7 @@ async fn files_from_the_go_age_cli_pass_through_and_decrypt_with_it_again() {
         assert_eq!(status, 200);
         let fetched = dir.path().join("fetched.age");
         std::fs::write(&fetched, &got).unwrap();
-        let decrypted = Command::new("age").arg("-d").arg("-i").arg(&identity).arg(&fetched).output().unwrap();
+        let decrypted = Command::new(&age_bin).arg("-d").arg("-i").arg(&identity).arg(&fetched).output().unwrap();
         assert!(decrypted.status.success(), "{}", String::from_utf8_lossy(&decrypted.stderr));
         assert_eq!(decrypted.stdout, csv.as_bytes());
     }
@@ -92,11 +86,8 @@ async fn files_from_the_go_age_cli_pass_through_and_decrypt_with_it_again() {
 
 #[tokio::test]
 async fn age_piped_into_curl_with_a_chunked_body_is_accepted() {
-    let has_curl = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !common::go_age() || !has_curl {
-        eprintln!("skipped: needs the Go `age` CLI and curl");
-        return;
-    }
+    // The pipe is the point (a chunked body of unknown length), so the shell finds both on PATH.
+    let (Some(_), Some(_)) = (common::require_tool("age"), common::require_tool("curl")) else { return };
     let server = TestServer::start().await;
     let (bob, alice, alice_id) = parties(&server).await;
     let recipient = alice_id.to_public().to_string();

@@ -1,14 +1,11 @@
 //! Resumable uploads (tus 1.0) over HTTP: creation, offsets, broken and resumed bodies,
 //! restarts, early refusals, termination, and the same gates as one-shot uploads.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::time::Duration;
 
+use crate::common::{self, TestServer, code, decrypt, encrypt, noise, parties};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{TestServer, code, decrypt, encrypt, noise, parties};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sha2::Digest as _;

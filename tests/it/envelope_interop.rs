@@ -2,6 +2,7 @@
 //! by real tools behind a forged header do not.
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::str::FromStr as _;
 
@@ -9,6 +10,8 @@ use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD_NO_PAD;
 use rand::{Rng as _, RngCore as _, SeedableRng as _};
 use sealpost::envelope::{Envelope, EnvelopeError, Inspector, Limits, StanzaKind, inspect};
+
+use crate::common::require_tool;
 
 /// A p256tag recipient (the `age` crate's own test key).
 const P256TAG_RECIPIENT: &str = "age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e";
@@ -95,15 +98,13 @@ fn passphrase_and_tagged_files_from_the_age_crate_are_reported_for_policy() {
 
 #[test]
 fn files_from_the_go_age_cli_pass() {
-    let Ok(version) = Command::new("age").arg("--version").output() else {
-        println!("note: the `age` command is not on PATH; skipping the Go interop test");
-        return;
-    };
+    let Some(age_bin) = require_tool("age") else { return };
+    let version = Command::new(&age_bin).arg("--version").output().expect("run age --version");
     println!("Go age {}", String::from_utf8_lossy(&version.stdout).trim());
     let recipients: Vec<String> = (0..2).map(|_| age::x25519::Identity::generate().to_public().to_string()).collect();
     for &size in &SIZES {
         for armored in [false, true] {
-            let mut cmd = Command::new("age");
+            let mut cmd = Command::new(&age_bin);
             for r in &recipients {
                 cmd.args(["-r", r]);
             }
@@ -162,21 +163,22 @@ fn csv_text(n: usize) -> Vec<u8> {
     out
 }
 
-/// Runs `tool args` with `input` on stdin; None if the tool is missing.
-fn compress(tool: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+/// Runs `tool args` with `input` on stdin and answers what it wrote.
+fn compress(tool: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
     let mut child = Command::new(tool)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
+        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    let mut stdin = child.stdin.take().expect("stdin");
     let data = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().ok()?;
-    writer.join().ok()?.ok()?;
-    out.status.success().then_some(out.stdout)
+    let out = child.wait_with_output().expect("compressor output");
+    writer.join().expect("writer thread").expect("write input");
+    assert!(out.status.success(), "{} failed: {}", tool.display(), String::from_utf8_lossy(&out.stderr));
+    out.stdout
 }
 
 #[test]
@@ -188,15 +190,17 @@ fn compressed_files_from_real_tools_behind_a_forged_header_are_refused() {
         ("zstd", &["-c", "-q"]),
         ("zip", &["-q", "-", "-"]),
     ];
+    let mut found = Vec::new();
+    for (tool, args) in tools {
+        let Some(path) = require_tool(tool) else { return };
+        found.push((tool, path, args));
+    }
     let mut refused = 0;
     let mut passed = Vec::new();
     for size in [2_000, 20_000, 200_000, 3_000_000] {
         let text = csv_text(size);
-        for (tool, args) in tools {
-            let Some(compressed) = compress(tool, args, &text) else {
-                println!("note: `{tool}` is not available; skipped");
-                continue;
-            };
+        for (tool, path, args) in &found {
+            let compressed = compress(path, args, &text);
             let mut file = forged_header();
             file.extend_from_slice(&compressed);
             match inspect(&file, Limits::default()) {

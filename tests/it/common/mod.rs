@@ -1,9 +1,8 @@
 //! Test harness: the real gateway on 127.0.0.1:0 with a temporary data directory, spoken to
 //! over HTTP.
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different part of the harness")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness")]
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
@@ -16,11 +15,11 @@ use sealpost::config::Config;
 use sealpost::gateway::{Gateway, Startup};
 
 /// A running gateway.
-pub struct TestServer {
-    pub url: String,
-    pub admin: String,
-    pub data_dir: PathBuf,
-    pub startup: Startup,
+pub(crate) struct TestServer {
+    pub(crate) url: String,
+    pub(crate) admin: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) startup: Startup,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -29,12 +28,12 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a gateway with default settings in a fresh temporary directory.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
     /// Starts a gateway in a fresh temporary directory, adjusting the configuration first.
-    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut server = Self::start_in(dir.path(), adjust).await;
         server._dir = Some(dir);
@@ -42,7 +41,7 @@ impl TestServer {
     }
 
     /// Starts a gateway on an existing data directory (for restarts).
-    pub async fn start_in(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn start_in(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
         adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -66,7 +65,7 @@ impl TestServer {
     }
 
     /// Stops the gateway gracefully and waits for it.
-    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+    pub(crate) async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -76,53 +75,53 @@ impl TestServer {
         self._dir.take()
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
-    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(token).send().await.expect("send");
         status_json(r).await
     }
 
-    pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let r =
             self.http.post(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.expect("send");
         status_json(r).await
     }
 
-    pub async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
+    pub(crate) async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self.http.delete(format!("{}{path}", self.url)).bearer_auth(token).send().await.expect("send");
         status_json(r).await
     }
 
     /// Creates an organisation as admin.
-    pub async fn org(&self, name: &str, kind: &str) {
+    pub(crate) async fn org(&self, name: &str, kind: &str) {
         let (status, body) = self.post(&self.admin, "/api/v1/orgs", json!({"name": name, "kind": kind})).await;
         assert_eq!(status, 201, "{body}");
     }
 
     /// Lets `from` send to `to`, as admin.
-    pub async fn route(&self, from: &str, to: &str) {
+    pub(crate) async fn route(&self, from: &str, to: &str) {
         let (status, body) = self.post(&self.admin, "/api/v1/routes", json!({"from": from, "to": to})).await;
         assert_eq!(status, 201, "{body}");
     }
 
     /// Creates a user as admin and returns its token.
-    pub async fn user(&self, user: &str, role: &str) -> String {
+    pub(crate) async fn user(&self, user: &str, role: &str) -> String {
         let (status, body) = self.post(&self.admin, "/api/v1/users", json!({"user": user, "role": role})).await;
         assert_eq!(status, 201, "{body}");
         body["token"].as_str().expect("token").to_owned()
     }
 
     /// Registers a key for the token's user.
-    pub async fn add_key(&self, token: &str, recipient: &str) {
+    pub(crate) async fn add_key(&self, token: &str, recipient: &str) {
         let (status, body) = self.post(token, "/api/v1/keys", json!({"recipient": recipient})).await;
         assert_eq!(status, 201, "{body}");
     }
 
     /// Uploads `body` to `to` with extra query parameters.
-    pub async fn upload(&self, token: &str, to: &[&str], extra: &str, body: Vec<u8>) -> (u16, Value) {
+    pub(crate) async fn upload(&self, token: &str, to: &[&str], extra: &str, body: Vec<u8>) -> (u16, Value) {
         let query: Vec<String> = to.iter().map(|t| format!("to={t}")).collect();
         let url = format!("{}/api/v1/transfers?{}{extra}", self.url, query.join("&"));
         let r = self.http.post(url).bearer_auth(token).body(body).send().await.expect("send");
@@ -130,7 +129,7 @@ impl TestServer {
     }
 
     /// Redeems a link token; returns the status and the raw body.
-    pub async fn redeem(&self, token: &str, link: &str) -> (u16, Vec<u8>) {
+    pub(crate) async fn redeem(&self, token: &str, link: &str) -> (u16, Vec<u8>) {
         let r = self
             .http
             .post(format!("{}/api/v1/redeem", self.url))
@@ -144,14 +143,14 @@ impl TestServer {
     }
 
     /// Every audit event name, in order.
-    pub async fn events(&self) -> Vec<String> {
+    pub(crate) async fn events(&self) -> Vec<String> {
         let (status, body) = self.get(&self.admin, "/api/v1/audit?limit=1000").await;
         assert_eq!(status, 200, "{body}");
         body["events"].as_array().expect("events").iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect()
     }
 
     /// The audit entries of `event`, in order.
-    pub async fn entries(&self, event: &str) -> Vec<String> {
+    pub(crate) async fn entries(&self, event: &str) -> Vec<String> {
         let (status, body) = self.get(&self.admin, "/api/v1/audit?limit=1000").await;
         assert_eq!(status, 200, "{body}");
         let events = body["events"].as_array().expect("events");
@@ -159,18 +158,18 @@ impl TestServer {
     }
 
     /// The `code` of every `download.failed` audit entry, in order.
-    pub async fn failure_codes(&self) -> Vec<String> {
+    pub(crate) async fn failure_codes(&self) -> Vec<String> {
         values(&self.entries("download.failed").await, "code")
     }
 
     /// Files under the blob and staging directories.
-    pub fn stored_files(&self) -> (usize, usize) {
+    pub(crate) fn stored_files(&self) -> (usize, usize) {
         let count = |d: &str| std::fs::read_dir(self.data_dir.join(d)).map(|r| r.count()).unwrap_or(0);
         (count("blobs"), count("tmp"))
     }
 }
 
-pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn status_json(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -178,24 +177,24 @@ pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
 }
 
 /// The token part of a link (`…/d#TOKEN`).
-pub fn link_token(link: &str) -> &str {
+pub(crate) fn link_token(link: &str) -> &str {
     link.rsplit_once('#').map_or(link, |(_, t)| t)
 }
 
 /// The error code of an error answer.
-pub fn code(body: &Value) -> &str {
+pub(crate) fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
 
 /// A fresh X25519 identity and its recipient string.
-pub fn keypair() -> (age::x25519::Identity, String) {
+pub(crate) fn keypair() -> (age::x25519::Identity, String) {
     let id = age::x25519::Identity::generate();
     let r = id.to_public().to_string();
     (id, r)
 }
 
 /// Encrypts with the age crate to the given recipients.
-pub fn encrypt(recipients: &[&str], plaintext: &[u8]) -> Vec<u8> {
+pub(crate) fn encrypt(recipients: &[&str], plaintext: &[u8]) -> Vec<u8> {
     let rs: Vec<age::x25519::Recipient> =
         recipients.iter().map(|r| age::x25519::Recipient::from_str(r).expect("recipient")).collect();
     let encryptor = age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient)).expect("recipients");
@@ -207,18 +206,18 @@ pub fn encrypt(recipients: &[&str], plaintext: &[u8]) -> Vec<u8> {
 }
 
 /// Decrypts with the age crate.
-pub fn decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Vec<u8> {
+pub(crate) fn decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Vec<u8> {
     age::decrypt(identity, ciphertext).expect("decrypts")
 }
 
 /// The identity file text for `age -d -i`.
-pub fn identity_file(identity: &age::x25519::Identity) -> String {
+pub(crate) fn identity_file(identity: &age::x25519::Identity) -> String {
     format!("{}\n", identity.to_string().expose_secret())
 }
 
 /// Sets up `acme` (contractor) with sender `acme/bob`, and `hmpps` (agency) with recipient
 /// `hmpps/alice` holding one key, and a route from `acme` to `hmpps`. Returns (sender token, recipient token, recipient identity).
-pub async fn parties(server: &TestServer) -> (String, String, age::x25519::Identity) {
+pub(crate) async fn parties(server: &TestServer) -> (String, String, age::x25519::Identity) {
     server.org("acme", "contractor").await;
     server.org("hmpps", "agency").await;
     server.route("acme", "hmpps").await;
@@ -230,7 +229,7 @@ pub async fn parties(server: &TestServer) -> (String, String, age::x25519::Ident
 }
 
 /// Random bytes (not cryptographic; for plaintexts).
-pub fn noise(len: usize) -> Vec<u8> {
+pub(crate) fn noise(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
     (0..len)
         .map(|_| {
@@ -242,13 +241,48 @@ pub fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// True when the Go `age` CLI is installed.
-pub fn go_age() -> bool {
-    std::process::Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success())
+/// Set to `1`, lets an interop test whose external tool is missing pass without checking
+/// anything. For a developer's machine only: CI never sets it.
+pub(crate) const ALLOW_MISSING_TOOLS: &str = "SEALPOST_TEST_ALLOW_MISSING_TOOLS";
+
+/// The path of `tool` (the Go `age` CLI, curl, a compressor) on `PATH`, for a test that runs it.
+///
+/// A missing tool fails the test with the Debian package to install, unless
+/// [`ALLOW_MISSING_TOOLS`] is `1`: then it writes a note straight to stderr (past the test
+/// harness's capture, so it shows even when the test passes) and answers `None`, and the test
+/// returns.
+#[track_caller]
+pub(crate) fn require_tool(tool: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(tool))
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0));
+    if found.is_some() {
+        return found;
+    }
+    let package = match tool {
+        "age-keygen" => "age",
+        "xz" => "xz-utils",
+        other => other,
+    };
+    if std::env::var(ALLOW_MISSING_TOOLS).is_ok_and(|v| v == "1") {
+        let test = std::thread::current().name().unwrap_or("this interop test").to_owned();
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** NOT TESTED: {test}: `{tool}` is not on PATH and {ALLOW_MISSING_TOOLS}=1, so it checks \
+             nothing (install it with `apt-get install -y {package}`) ***\n"
+        );
+        return None;
+    }
+    panic!(
+        "`{tool}` is not on PATH, and this interop test needs it: install it with `apt-get install -y {package}` \
+         (or set {ALLOW_MISSING_TOOLS}=1 to let the test pass without checking anything)"
+    );
 }
 
 /// Asserts that a `sealpost` run exited with `code`, showing both its streams if not.
-pub fn assert_exit(out: &std::process::Output, code: i32) {
+pub(crate) fn assert_exit(out: &std::process::Output, code: i32) {
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -259,7 +293,7 @@ pub fn assert_exit(out: &std::process::Output, code: i32) {
 }
 
 /// The value of `key` in each audit entry (empty where it has none).
-pub fn values(entries: &[String], key: &str) -> Vec<String> {
+pub(crate) fn values(entries: &[String], key: &str) -> Vec<String> {
     let prefix = format!("{key} ");
     entries
         .iter()

@@ -1,12 +1,9 @@
 //! Cedar policies: the shipped tests as data, and every rule over HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{TestServer, code, encrypt, noise};
+use crate::common::{self, TestServer, code, encrypt, noise};
 use sealpost::policy::testing;
 use sealpost::policy::{Policies, PolicySource};
 use serde_json::{Value, json};

@@ -1,9 +1,6 @@
 //! One-time links: redemption exactly once, only by their recipient, and recall and expiry.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod common;
-
-use common::{TestServer, code, encrypt, noise, parties, values};
+use crate::common::{self, TestServer, code, encrypt, noise, parties, values};
 use serde_json::{Value, json};
 
 /// Uploads a small bundle to alice; returns (answer, ciphertext).

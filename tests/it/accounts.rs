@@ -1,11 +1,8 @@
 //! Start-up, accounts, tokens and the key directory, over HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use common::{TestServer, code, keypair};
+use crate::common::{self, TestServer, code, keypair};
 use serde_json::json;
 
 #[tokio::test]

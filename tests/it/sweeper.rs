@@ -1,8 +1,5 @@
 //! The sweeper, driven at the library level: expiry and purge with paused tokio time, and the
 //! purge of a delivered transfer at the next sweep.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::time::Duration;
 
@@ -20,6 +17,8 @@ use sealpost::policy::{Action, Permit, PolicyGate, PolicySource, UploadRequest, 
 use sealpost::store::{AuditFilter, LeaseEnd, NewLink, NewTransfer, Store};
 use sealpost::sweeper::{self, SweepReport};
 use sealpost::wire::Digest;
+
+use crate::common;
 
 /// How long the fixture's link lives.
 const LINK_LIFETIME: Duration = Duration::from_secs(86_400);

@@ -1,15 +1,12 @@
 //! Client profiles end to end: `sealpost login` against the real gateway, then commands that
 //! take the gateway, token and identity from the config file; flags over profiles; refused
 //! config files and token files; completions and the man page.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::TestServer;
+use crate::common::{self, TestServer};
 
 /// A home directory and config file of one's own, with no gateway settings in the environment.
 struct Home {

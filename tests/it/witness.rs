@@ -1,6 +1,5 @@
 //! The witness on 127.0.0.1:0 with a temporary state directory, spoken to over HTTP by the
 //! gateway's client and by raw requests: it cosigns only checkpoints that extend what it saw.
-#![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,23 @@
+//! The integration tests, as one test binary so the sealpost crate is linked once: each module
+//! was a test crate of its own. `common` is the harness (the real gateway on 127.0.0.1:0 with a
+//! temporary data directory); test vectors and CLI transcripts stay as data under `tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+mod accounts;
+mod cli_transcripts;
+mod client;
+mod envelope_interop;
+mod envelope_vectors;
+mod links;
+mod log;
+mod log_verify;
+mod policies;
+mod profiles;
+mod restart;
+mod sweeper;
+mod tlog_vectors;
+mod transfers;
+mod tus;
+mod witness;
