@@ -14,8 +14,12 @@
 use std::io::Seek as _;
 use std::path::PathBuf;
 
+use crate::wire::accounts::Whoami;
+use crate::wire::deliveries::ReportDelivery;
+use crate::wire::keys::{OwnKeys, UserKeys};
+use crate::wire::manifests::{ManifestKey, SignedManifest};
+use crate::wire::transfers::{DeliveryOutcome, RedeemRequest};
 use clap::Args;
-use serde_json::{Value, json};
 
 use super::client::{Client, api_failure};
 use super::send::{Http, LogKeyArg, progress, upload_receipt};
@@ -79,12 +83,8 @@ async fn check_registered(api: &Client, ids: &Identities, path: &std::path::Path
     if ids.x25519.is_empty() {
         return Ok(());
     }
-    let mine = api.get::<Value>("/api/v1/keys").await?;
-    let registered: Vec<&str> = mine
-        .get("keys")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|k| k.get("recipient").and_then(Value::as_str)).collect())
-        .unwrap_or_default();
+    let mine = api.get::<OwnKeys>("/api/v1/keys").await?;
+    let registered: Vec<&str> = mine.keys.iter().map(|k| k.recipient.as_str()).collect();
     if ids.x25519.iter().any(|r| registered.contains(&r.as_str())) {
         return Ok(());
     }
@@ -131,7 +131,7 @@ async fn redeem_range(
             .post(http.url("/api/v1/redeem"))
             .bearer_auth(&http.token)
             .header(reqwest::header::RANGE, &range)
-            .json(&json!({ "token": token }));
+            .json(&RedeemRequest { token: Some(token.to_owned()), transfer: None });
         let response = request.send().await.map_err(|e| http.unreachable(&e))?;
         // Right after a break (or a killed run), the gateway may not have given the link back yet.
         if response.status() == reqwest::StatusCode::CONFLICT && attempts < 20 {
@@ -365,8 +365,8 @@ async fn report_delivery(http: &Http, transfer: &str, failed: Option<&'static st
         return;
     }
     let body = match failed {
-        None => json!({ "status": "decrypted" }),
-        Some(reason) => json!({ "status": "failed", "reason": reason }),
+        None => ReportDelivery { status: DeliveryOutcome::Decrypted, reason: None },
+        Some(reason) => ReportDelivery { status: DeliveryOutcome::Failed, reason: Some(reason.to_owned()) },
     };
     let sent = http
         .http
@@ -497,47 +497,39 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
         Failure::new(format!("sender_signature_invalid: {why}; nothing was written"))
             .hint("do not trust this bundle: tell the sender and the gateway's operators")
     };
-    let Some(signed) = api.get_optional::<Value>(&format!("/api/v1/transfers/{}/manifest", got.transfer)).await? else {
+    let path = format!("/api/v1/transfers/{}/manifest", got.transfer);
+    let Some(signed) = api.get_optional::<SignedManifest>(&path).await? else {
         if !quiet {
             eprintln!("sealpost: note: the sender did not sign a manifest for this transfer");
         }
         return Ok(());
     };
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
-    let manifest = text(signed.get("manifest"));
-    let fingerprint = text(signed.get("key").and_then(|k| k.get("fingerprint")));
-    let sender = text(signed.get("sender"));
-    let Some((org, name)) = sender.split_once('/') else {
-        return Err(invalid(format!("the manifest names no sender (`{sender}`)")));
-    };
-    let keys = api.get::<Value>(&format!("/api/v1/keys/{org}/{name}")).await?;
+    let SignedManifest { manifest, signature, key: ManifestKey { fingerprint, .. }, sender } = signed;
+    let keys = api.get::<UserKeys>(&format!("/api/v1/keys/{}/{}", sender.org, sender.name)).await?;
     let key = keys
-        .get("keys")
-        .and_then(Value::as_array)
-        .and_then(|keys| keys.iter().find(|k| k.get("fingerprint").and_then(Value::as_str) == Some(&fingerprint)))
+        .keys
+        .iter()
+        .find(|k| k.fingerprint == fingerprint)
         .ok_or_else(|| invalid(format!("`{sender}` has no signing key {fingerprint} in the directory")))?;
-    let public = text(key.get("recipient"));
-    if key.get("stanza_type").and_then(Value::as_str) != Some(crate::directory::SIGNING_TYPE)
-        || crate::directory::fingerprint(&public) != fingerprint
-    {
+    let public = key.recipient.clone();
+    if key.stanza_type != crate::directory::SIGNING_TYPE || crate::directory::fingerprint(&public) != fingerprint {
         return Err(invalid(format!("the directory's key {fingerprint} of `{sender}` is not that signing key")));
     }
     let receipt = key
-        .get("receipt")
-        .and_then(Value::as_str)
+        .receipt
+        .as_deref()
         .ok_or_else(|| invalid(format!("`{sender}`'s key {fingerprint} is not in the transparency log")))?;
     receipts::verify_key(receipt, vkey, &fingerprint)
         .map_err(|e| invalid(format!("`{sender}`'s key {fingerprint} is not the one the log recorded: {e}")))?;
     let verifying = crate::directory::signing_public_key(&public)
         .ok_or_else(|| invalid(format!("`{public}` is not a signing key")))?;
-    let signature = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text(signed.get("signature")))
+    let signature = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &signature)
         .ok()
         .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
         .ok_or_else(|| invalid("the signature is not an Ed25519 signature".to_owned()))?;
     ed25519_dalek::Verifier::verify(&verifying, manifest.as_bytes(), &signature)
         .map_err(|_| invalid(format!("the manifest's signature does not verify under {fingerprint}")))?;
-    let me = api.get::<Value>("/api/v1/whoami").await?;
-    let me = text(me.get("user"));
+    let me = api.get::<Whoami>("/api/v1/whoami").await?.user.to_string();
     let names_us = crate::manifest::parse(&manifest)
         .is_some_and(|m| m.transfer == got.transfer && m.digest == got.digest && m.recipients.contains(&me));
     if !names_us {

@@ -10,11 +10,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::wire::keys::UserKeys;
+use crate::wire::log::ReceiptList;
+use crate::wire::manifests::{ManifestSigned, SignManifest};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
 
 use crate::wire::TransferStatus;
 use crate::wire::transfers::{UploadAnswer, UploadLookup};
@@ -161,32 +163,29 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
         return Err(Failure::new(format!("`{to}` is not a recipient"))
             .hint("name recipients as ORG/NAME, such as `hmpps/alice`"));
     };
-    let mut answer = api.get::<Value>(&format!("/api/v1/keys/{org}/{name}")).await?;
+    let mut answer = api.get::<UserKeys>(&format!("/api/v1/keys/{org}/{name}")).await?;
     for _ in 0..30 {
-        let keys = answer.get("keys").and_then(Value::as_array);
-        if keys.is_none_or(|k| k.iter().all(|k| k.get("receipt").is_some_and(Value::is_string))) {
+        if answer.keys.iter().all(|k| k.receipt.is_some()) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         answer = api.get(&format!("/api/v1/keys/{org}/{name}")).await?;
     }
-    let keys: Vec<&Value> =
-        answer.get("keys").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let keys = &answer.keys;
     let mut recipients = Vec::with_capacity(keys.len());
     for key in keys {
         // Signing keys sign manifests; nothing is encrypted to them.
-        if key.get("stanza_type").and_then(Value::as_str) == Some(crate::directory::SIGNING_TYPE) {
+        if key.stanza_type == crate::directory::SIGNING_TYPE {
             continue;
         }
-        let field = |f: &str| key.get(f).and_then(Value::as_str).unwrap_or("-").to_owned();
-        let fingerprint = field("fingerprint");
-        let recipient = field("recipient");
+        let fingerprint = key.fingerprint.clone();
+        let recipient = key.recipient.clone();
         if crate::directory::fingerprint(&recipient) != fingerprint {
             return Err(Failure::new(format!("the directory's key for `{to}` does not match its own fingerprint"))
                 .hint("do not send; tell the gateway's operator")
                 .exit(EXIT_VERIFY));
         }
-        let receipt = key.get("receipt").and_then(Value::as_str).ok_or_else(|| {
+        let receipt = key.receipt.as_deref().ok_or_else(|| {
             Failure::new(format!("`{to}`'s key {fingerprint} is not in the transparency log"))
                 .hint("the key may have been registered a moment ago: try again; if it persists, tell the operator")
                 .exit(EXIT_VERIFY)
@@ -197,7 +196,7 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
                 .exit(EXIT_VERIFY)
         })?;
         if !quiet {
-            eprintln!("sealpost: {to}: {} key {fingerprint} (in the log)", field("stanza_type"));
+            eprintln!("sealpost: {to}: {} key {fingerprint} (in the log)", key.stanza_type);
         }
         recipients.push(recipient);
     }
@@ -353,12 +352,8 @@ async fn sign_manifest(
     let manifest = crate::manifest::text(id, digest, &sent.recipients);
     let signature = signer.sign(manifest.as_bytes());
     let fingerprint = crate::directory::fingerprint(&crate::client::keys::signing_public(&signer.verifying_key()));
-    let body = serde_json::json!({
-        "manifest": manifest,
-        "signature": STANDARD.encode(signature.to_bytes()),
-        "key": fingerprint,
-    });
-    api.post::<Value>(&format!("/api/v1/transfers/{id}/manifest"), body).await?;
+    let body = SignManifest { manifest, signature: STANDARD.encode(signature.to_bytes()), key: fingerprint.clone() };
+    api.post::<ManifestSigned>(&format!("/api/v1/transfers/{id}/manifest"), body).await?;
     if !quiet {
         eprintln!("sealpost: signed the manifest with {fingerprint}");
     }
@@ -432,12 +427,6 @@ async fn check_receipt(
 
 /// The `upload.accepted` receipt of transfer `id`, if the log has it.
 pub(super) async fn upload_receipt(api: &Client, id: &str) -> Result<Option<String>, Failure> {
-    let list = api.get::<Value>(&format!("/api/v1/transfers/{id}/receipts")).await?;
-    Ok(list.get("receipts").and_then(Value::as_array).and_then(|items| {
-        items
-            .iter()
-            .find(|r| r.get("event").and_then(Value::as_str) == Some(receipts::UPLOAD_EVENT))
-            .and_then(|r| r.get("receipt").and_then(Value::as_str))
-            .map(str::to_owned)
-    }))
+    let list = api.get::<ReceiptList>(&format!("/api/v1/transfers/{id}/receipts")).await?;
+    Ok(list.receipts.into_iter().find(|r| r.event == receipts::UPLOAD_EVENT).map(|r| r.receipt))
 }
