@@ -209,8 +209,8 @@ export function sendPage(): void {
 
   /** A refusal by the gateway ends the send; a network failure keeps it for resuming. */
   async function uploadFailed(error: Error, pending: Pending): Promise<void> {
-    const status = (error as tus.DetailedError).originalResponse?.getStatus() ?? 0
-    if (status >= 400 && status < 500 && ![409, 423, 429].includes(status)) {
+    const code = (error as tus.DetailedError).originalResponse?.getStatus() ?? 0
+    if (code >= 400 && code < 500 && ![409, 423, 429].includes(code)) {
       await forget(pending.id)
       return
     }

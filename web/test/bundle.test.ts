@@ -17,7 +17,7 @@ import {
 const enc = new TextEncoder()
 
 function file(name: string, content: Uint8Array | string): File {
-  return new File([typeof content === 'string' ? enc.encode(content) : content], name)
+  return new File([(typeof content === 'string' ? enc.encode(content) : content) as BlobPart], name)
 }
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
