@@ -59,8 +59,8 @@ function sentence(message: string): string {
 }
 
 /** A JSON request; rejects with an ApiError unless the answer is 2xx. */
-export async function json<T>(path: string, method = 'GET', body?: unknown): Promise<T> {
-  const init: RequestInit = { method, headers: { Accept: 'application/json' } }
+export async function json<T>(path: string, method = 'GET', body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const init: RequestInit = { method, headers: { Accept: 'application/json', ...headers } }
   if (body !== undefined) {
     init.body = JSON.stringify(body)
     init.headers = { ...init.headers, 'Content-Type': 'application/json' }

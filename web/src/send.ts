@@ -255,7 +255,8 @@ export function sendPage(): void {
   async function finish(id: string, pending: Pending): Promise<void> {
     progress.value = 100
     say(status, 'Uploaded. Fetching the links…')
-    const answer = await json<UploadAnswer>(`/api/v1/uploads/${segment(id)}`)
+    // The uploads endpoint speaks tus, even for this GET.
+    const answer = await json<UploadAnswer>(`/api/v1/uploads/${segment(id)}`, 'GET', undefined, { 'Tus-Resumable': '1.0.0' })
     await forget(pending.id)
     byId('transfer-id').textContent = answer.id
     const held = answer.status === 'awaiting_approval'
