@@ -1,0 +1,113 @@
+// Receipts checked in the browser, as `src/client/receipts.rs` and `verify_receipt` check them:
+// a C2SP tlog-proof whose checkpoint the log key signed, whose entry is included under that
+// checkpoint, and whose entry parses strictly and says what it must (the `upload.accepted` of
+// this transfer with this digest; the `key.added` of this key). The log key comes from
+// `/log/key`. Used by the collect page, the send page (key transparency) and the compliance
+// transfer page (`#verify-status`).
+
+import { json, segment, text, type Receipts } from './api.ts'
+import { type Entry, parseEntry, parseProof, parseVerifierKey, TlogError, type Verifier, verifyProof } from './tlog.ts'
+import { messageOf, say } from './ui.ts'
+
+/** What a verified receipt proves. */
+export interface ReceiptSummary {
+  entry: Entry
+  index: bigint
+  origin: string
+  treeSize: bigint
+}
+
+/** Verifies the tlog-proof `receipt` under `log`: the proof, then the entry's format, and when
+ * `expectDigest` is given, that the entry's digest is it. */
+export async function verifyReceipt(receipt: string, log: Verifier, expectDigest?: string): Promise<ReceiptSummary> {
+  const proof = parseProof(receipt)
+  const { entry: bytes, checkpoint } = await verifyProof(proof, log)
+  const entry = parseEntry(bytes)
+  if (expectDigest !== undefined) {
+    const actual = entry.fields.get('digest')
+    if (actual === undefined) throw new TlogError(`the \`${entry.event}\` entry has no digest`)
+    const expected = normaliseDigest(expectDigest)
+    if (actual !== expected) throw new TlogError(`the log records digest ${actual}, not ${expected}`)
+  }
+  return { entry, index: proof.index, origin: checkpoint.origin, treeSize: checkpoint.size }
+}
+
+function normaliseDigest(d: string): string {
+  return `sha256:${(d.startsWith('sha256:') ? d.slice(7) : d).toLowerCase()}`
+}
+
+/** The `upload.accepted` receipt of `transfer`, for ciphertext `digest` (when known). */
+export async function verifyUpload(receipt: string, log: Verifier, transfer: string, digest?: string): Promise<ReceiptSummary> {
+  const summary = await verifyReceipt(receipt, log, digest)
+  if (summary.entry.event !== 'upload.accepted') {
+    throw new TlogError(`the receipt proves \`${summary.entry.event}\`, not \`upload.accepted\``)
+  }
+  const actual = summary.entry.fields.get('transfer') ?? ''
+  if (actual !== transfer) throw new TlogError(`the receipt is for transfer \`${actual}\`, not \`${transfer}\``)
+  return summary
+}
+
+/** Key transparency: the receipt is for the `key.added` entry of the key with `fingerprint`. */
+export async function verifyKey(receipt: string, log: Verifier, fingerprint: string): Promise<ReceiptSummary> {
+  const summary = await verifyReceipt(receipt, log)
+  const logged = summary.entry.fields.get('fingerprint') ?? ''
+  if (summary.entry.event !== 'key.added' || logged !== fingerprint) {
+    throw new TlogError(`the log entry is \`${summary.entry.event}\` for key \`${logged}\`, not the registration of \`${fingerprint}\``)
+  }
+  return summary
+}
+
+/** The log's verifier key, from `/log/key`. */
+export async function logKey(): Promise<Verifier> {
+  return parseVerifierKey(await text('/log/key'))
+}
+
+/** The transfer's receipts from the gateway. */
+export async function receipts(transfer: string): Promise<Receipts> {
+  return json<Receipts>(`/api/v1/transfers/${segment(transfer)}/receipts`)
+}
+
+/**
+ * The upload as the log records it: fetches the transfer's receipts and the log key, verifies
+ * the `upload.accepted` receipt and returns the digest it logs. `undefined` when the log holds no
+ * such receipt yet.
+ */
+export async function loggedUpload(transfer: string): Promise<{ digest: string; summary: ReceiptSummary } | undefined> {
+  const [answer, log] = await Promise.all([receipts(transfer), logKey()])
+  const upload = answer.receipts.find((r) => r.event === 'upload.accepted')
+  if (!upload) return undefined
+  const summary = await verifyUpload(upload.receipt, log, transfer)
+  return { digest: summary.entry.fields.get('digest') ?? '', summary }
+}
+
+/** The compliance transfer page: `#verify-status` gets the verdict on every receipt of the
+ * transfer named by `<main data-transfer>`. */
+export async function verifyStatus(): Promise<void> {
+  const region = document.getElementById('verify-status')
+  const transfer = document.querySelector<HTMLElement>('main[data-transfer]')?.dataset.transfer
+  if (!region || !transfer) return
+  if (!region.hasAttribute('aria-live')) region.setAttribute('aria-live', 'polite')
+  say(region, 'Checking the receipts against the log key…')
+  try {
+    const [answer, log] = await Promise.all([receipts(transfer), logKey()])
+    if (answer.receipts.length === 0) {
+      say(region, 'Not verified yet: the log holds no receipt for this transfer. Reload the page in a minute.')
+      return
+    }
+    const lines: string[] = []
+    for (const r of answer.receipts) {
+      const s = await verifyReceipt(r.receipt, log)
+      const about = s.entry.fields.get('transfer')
+      if (about !== transfer) throw new TlogError(`the \`${r.event}\` receipt is for transfer \`${about ?? 'none'}\``)
+      lines.push(`${s.entry.event} (entry ${s.index})`)
+    }
+    say(
+      region,
+      `Verified: all ${answer.receipts.length} receipts are in the log ${log.name}, signed by its key ${log.keyId.toString(16).padStart(8, '0')}: ${lines.join(', ')}.`,
+    )
+    region.dataset.verified = 'true'
+  } catch (e) {
+    region.dataset.verified = 'false'
+    say(region, `Verification failed: ${messageOf(e)}. Do not rely on this transfer's record; tell the gateway's operators.`)
+  }
+}
