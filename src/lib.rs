@@ -64,5 +64,7 @@ pub mod sweeper;
 /// The transparency log, one subsystem: pure maths, the log on disk and its one writer, offline
 /// verification, and the witness.
 pub mod transparency;
+/// The browser pages: sessions, server-rendered templates, the embedded scripts and styles.
+pub mod web;
 /// The typed wire: request and response bodies shared by the gateway and its clients.
 pub mod wire;

@@ -45,6 +45,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(routes::router())
         .merge(transfers::router())
         .merge(tus::router())
+        // The browser pages (sessions, templates, assets), with their Content-Security-Policy.
+        .merge(crate::web::router())
         .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
         .method_not_allowed_fallback(async || {
             ApiError::new(

@@ -16,6 +16,7 @@ mod keys;
 mod links;
 mod manifests;
 mod routes;
+mod sessions;
 mod transfers;
 mod uploads;
 mod views;
@@ -38,6 +39,7 @@ pub use disposal::{Purge, Recall};
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use manifests::{Manifest, ManifestSubject};
 pub use routes::RouteInfo;
+pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::UploadRow;
 

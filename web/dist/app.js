@@ -1,0 +1,1 @@
+// Placeholder until the browser build (web/, esbuild) commits the page bundle here.
