@@ -6,12 +6,14 @@ mod admin;
 mod audit;
 mod auth;
 mod deliveries;
+mod directory;
 pub mod error;
 mod keys;
 mod manifests;
 mod pages;
 mod redeem;
 mod routes;
+mod sent;
 mod transfers;
 mod transparency;
 mod tus;
@@ -37,12 +39,14 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(admin::router())
         .merge(audit::router())
         .merge(deliveries::router())
+        .merge(directory::router())
         .merge(keys::router())
         .merge(transparency::router())
         .merge(manifests::router())
         .merge(pages::router())
         .merge(redeem::router())
         .merge(routes::router())
+        .merge(sent::router())
         .merge(transfers::router())
         .merge(tus::router())
         // The browser pages (sessions, templates, assets), with their Content-Security-Policy.

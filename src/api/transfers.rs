@@ -68,7 +68,7 @@ async fn approve(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
-    Ok(Json(lifecycle::decide(&gw, &caller, &id, true).await?))
+    Ok(Json(lifecycle::decide(&gw, &caller, &id, true, None).await?))
 }
 
 async fn reject(
@@ -76,5 +76,5 @@ async fn reject(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
-    Ok(Json(lifecycle::decide(&gw, &caller, &id, false).await?))
+    Ok(Json(lifecycle::decide(&gw, &caller, &id, false, None).await?))
 }

@@ -13,6 +13,8 @@
 mod assets;
 mod error;
 mod page;
+mod recipient;
+mod sender;
 pub(crate) mod session;
 mod sign_in;
 
@@ -35,6 +37,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new()
         .merge(sign_in::router())
+        .merge(recipient::router())
+        .merge(sender::router())
         .route("/assets/{*path}", get(assets::asset))
         .route("/favicon.ico", get(assets::favicon))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))

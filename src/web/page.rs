@@ -192,3 +192,38 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for SignedForm<T> {
         Ok(Self { session, form: signed.form })
     }
 }
+
+/// A size as people read it: `512 bytes`, `1.5 MB` (decimal units, as file managers show).
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} bytes");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "a size shown to one decimal place")]
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A time as people read it: `27 March 2026, 14:05 UTC`.
+pub(crate) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%-d %B %Y, %H:%M UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times_read_as_people_write_them() {
+        assert_eq!(bytes(512), "512 bytes");
+        assert_eq!(bytes(1_500_000), "1.5 MB");
+        assert_eq!(bytes(2_000_000_000), "2.0 GB");
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-27T14:05:09Z").expect("time").to_utc();
+        assert_eq!(when(t), "27 March 2026, 14:05 UTC");
+    }
+}

@@ -6,7 +6,9 @@
 //! Nothing here knows HTTP frameworks or the database: it is vocabulary.
 
 mod digest;
+pub mod directory;
 mod error;
+pub mod sent;
 pub mod transfers;
 
 pub use digest::{Digest, DigestParseError};
