@@ -11,6 +11,7 @@
 //! `Cache-Control: no-store` unless it is an asset.
 
 mod assets;
+mod compliance;
 mod error;
 mod page;
 mod recipient;
@@ -39,6 +40,7 @@ pub fn router() -> Router<Arc<Gateway>> {
         .merge(sign_in::router())
         .merge(recipient::router())
         .merge(sender::router())
+        .merge(compliance::router())
         .route("/assets/{*path}", get(assets::asset))
         .route("/favicon.ico", get(assets::favicon))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
