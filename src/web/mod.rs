@@ -10,6 +10,7 @@
 //! inline script or style, nothing from another origin), and, like every answer of the gateway,
 //! `Cache-Control: no-store` unless it is an asset.
 
+mod admin;
 mod assets;
 mod compliance;
 mod error;
@@ -41,6 +42,7 @@ pub fn router() -> Router<Arc<Gateway>> {
         .merge(recipient::router())
         .merge(sender::router())
         .merge(compliance::router())
+        .merge(admin::router())
         .route("/assets/{*path}", get(assets::asset))
         .route("/favicon.ico", get(assets::favicon))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
