@@ -19,6 +19,8 @@
 //!        open, receipt checks)  │         ├──► store (all SQL)
 //!                               │         └──► transparency::writer (sequencer, receipts)
 //!                               └──► wire (bodies, ErrorCode, Digest: shared with cli)
+//!   web: the browser pages and sessions, merged into api's router; they call the same
+//!        lifecycle and store, and api's Caller accepts their session cookie
 //!   gateway: opens the data dir and recovers; server: serves it with the sweeper and sequencer
 //!   transparency: tlog (pure maths) ◄── writer (on disk) · verify (offline) · witness
 //! ```

@@ -242,6 +242,10 @@ async fn the_link_page_consumes_nothing_and_runs_no_inline_script() {
     assert!(page.body.contains("data-page=\"collect\"") && page.body.contains("href=\"/sign-in\""));
     let head = server.http().head(format!("{}/d", server.url)).send().await.unwrap();
     assert_eq!(head.status().as_u16(), 200);
+    let missing = server.http().get(format!("{}/no-such-page", server.url)).header("accept", "text/html").send().await;
+    let missing = missing.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(missing.text().await.unwrap().contains("Page not found"), "a person gets a page, not JSON");
     let asset = browser.get("/assets/app.js").await;
     assert_eq!(asset.headers.get("content-type").unwrap(), "text/javascript; charset=utf-8");
     assert_eq!(asset.headers.get("cache-control").unwrap(), "public, max-age=3600");

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::response::IntoResponse as _;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -51,7 +52,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(tus::router())
         // The browser pages (sessions, templates, assets), with their Content-Security-Policy.
         .merge(crate::web::router())
-        .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
+        .fallback(async |req: Request<axum::body::Body>| {
+            // A person who mistypes a page's address gets a page, not JSON.
+            if crate::web::wants_page(&req) {
+                return crate::web::not_found();
+            }
+            ApiError::not_found("there is no such endpoint: see the API list in the README").into_response()
+        })
         .method_not_allowed_fallback(async || {
             ApiError::new(
                 ErrorCode::MethodNotAllowed,

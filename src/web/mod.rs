@@ -23,7 +23,9 @@ mod sign_in;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -46,4 +48,18 @@ pub fn router() -> Router<Arc<Gateway>> {
         .route("/assets/{*path}", get(assets::asset))
         .route("/favicon.ico", get(assets::favicon))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+}
+
+/// True for a browser asking for a page (not the API, not the log): it accepts HTML.
+pub fn wants_page(req: &Request) -> bool {
+    let path = req.uri().path();
+    let html = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    html && !path.starts_with("/api/") && !path.starts_with("/log/")
+}
+
+/// The "page not found" page, with the pages' CSP.
+pub fn not_found() -> Response {
+    let mut response = error::PageError::not_found("Check the address, or go back to the start page.").into_response();
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    response
 }
