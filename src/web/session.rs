@@ -123,8 +123,8 @@ pub(crate) fn sign_in_form_ok(headers: &HeaderMap, presented: &str) -> bool {
     cookie(headers, SIGN_IN_COOKIE).is_some_and(|secret| csrf_matches(&derive_csrf(secret, "sign-in"), presented))
 }
 
-/// Extracting a signed-in browser: without a live session, a `GET` is redirected to
-/// `/sign-in` (303) and anything else is refused.
+/// Extracting a signed-in browser: without a live session, the browser is sent to `/sign-in`
+/// (303), whatever the method.
 #[derive(Debug, Clone)]
 pub(crate) struct SignedIn(pub(crate) BrowserSession);
 
