@@ -83,9 +83,54 @@ pub enum EventKind {
     LogKeyRetired,
     /// The sender signed a transfer's manifest; the entry carries the key and the manifest's digest.
     ManifestSigned,
+    /// A browser session started; the entry carries the session's id and how its user
+    /// authenticated (`method token`, and the token's id).
+    SessionStarted,
+    /// A browser session ended (the code says why: `signed_out`, `idle`, `expired`,
+    /// `token_revoked`, `token_ended`, `replaced`).
+    SessionEnded,
+    /// A sign-in was refused (the code says why); no session was made.
+    SessionRefused,
 }
 
 impl EventKind {
+    /// Every kind, in the order above (the audit search offers them as a list).
+    pub const ALL: [Self; 33] = [
+        Self::UploadAccepted,
+        Self::UploadRefused,
+        Self::UploadAborted,
+        Self::LinkIssued,
+        Self::LinkRevoked,
+        Self::LinkExpired,
+        Self::DownloadStarted,
+        Self::DownloadCompleted,
+        Self::DownloadFailed,
+        Self::DownloadPartial,
+        Self::DeliveryAcknowledged,
+        Self::DownloadRefused,
+        Self::TransferRecalled,
+        Self::ObjectPurged,
+        Self::KeyAdded,
+        Self::KeyRemoved,
+        Self::OrgCreated,
+        Self::UserCreated,
+        Self::TokenIssued,
+        Self::TokenRevoked,
+        Self::RouteAdded,
+        Self::RouteRemoved,
+        Self::TransferApproved,
+        Self::TransferRejected,
+        Self::PolicyChanged,
+        Self::UploadStarted,
+        Self::UploadExpired,
+        Self::LogKeyAdded,
+        Self::LogKeyRetired,
+        Self::ManifestSigned,
+        Self::SessionStarted,
+        Self::SessionEnded,
+        Self::SessionRefused,
+    ];
+
     /// The event's stable name, as in the entry and the audit API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -119,6 +164,9 @@ impl EventKind {
             Self::LogKeyAdded => "log.key_added",
             Self::LogKeyRetired => "log.key_retired",
             Self::ManifestSigned => "manifest.signed",
+            Self::SessionStarted => "session.started",
+            Self::SessionEnded => "session.ended",
+            Self::SessionRefused => "session.refused",
         }
     }
 }

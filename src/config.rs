@@ -75,6 +75,10 @@ pub struct FileConfig {
     pub log_interval: Option<String>,
     /// See [`Config::log_public`].
     pub log_public: Option<bool>,
+    /// See [`Config::session_idle_timeout`].
+    pub session_idle_timeout: Option<String>,
+    /// See [`Config::session_lifetime`].
+    pub session_lifetime: Option<String>,
     /// See [`Config::witnesses`].
     #[serde(default)]
     pub witnesses: Vec<crate::transparency::writer::WitnessConfig>,
@@ -138,6 +142,10 @@ pub struct Config {
     pub log_public: bool,
     /// Witnesses asked to cosign each new checkpoint (default none).
     pub witnesses: Vec<crate::transparency::writer::WitnessConfig>,
+    /// A browser session ends after this long without a request (default 30 minutes).
+    pub session_idle_timeout: Duration,
+    /// A browser session ends this long after sign-in, however busy (default 12 hours).
+    pub session_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -160,6 +168,8 @@ impl Default for Config {
             log_interval: Duration::from_millis(500),
             log_public: true,
             witnesses: Vec::new(),
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -211,6 +221,12 @@ impl Config {
             c.log_public = v;
         }
         c.witnesses = file.witnesses;
+        if let Some(v) = file.session_idle_timeout {
+            c.session_idle_timeout = parse_duration("session_idle_timeout", &v)?;
+        }
+        if let Some(v) = file.session_lifetime {
+            c.session_lifetime = parse_duration("session_lifetime", &v)?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -221,6 +237,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "default_expiry",
                 message: "it is longer than `max_expiry`".to_owned(),
+            });
+        }
+        if self.session_idle_timeout < Duration::from_secs(1) || self.session_idle_timeout > self.session_lifetime {
+            return Err(ConfigError::Invalid {
+                key: "session_idle_timeout",
+                message: "use at least `1s`, and no more than `session_lifetime`".to_owned(),
             });
         }
         if self.sweep_interval < Duration::from_secs(1) {

@@ -81,6 +81,10 @@ id_type!(
     /// One recipient's link to a transfer.
     LinkId
 );
+id_type!(
+    /// A browser session's public handle (audit entries), not the cookie's secret.
+    SessionId
+);
 
 /// SHA-256 of a bearer secret: what the store keeps instead of the secret.
 #[derive(Clone, PartialEq, Eq)]

@@ -19,6 +19,8 @@
 //!        open, receipt checks)  │         ├──► store (all SQL)
 //!                               │         └──► transparency::writer (sequencer, receipts)
 //!                               └──► wire (bodies, ErrorCode, Digest: shared with cli)
+//!   web: the browser pages and sessions, merged into api's router; they call the same
+//!        lifecycle and store, and api's Caller accepts their session cookie
 //!   gateway: opens the data dir and recovers; server: serves it with the sweeper and sequencer
 //!   transparency: tlog (pure maths) ◄── writer (on disk) · verify (offline) · witness
 //! ```
@@ -64,5 +66,7 @@ pub mod sweeper;
 /// The transparency log, one subsystem: pure maths, the log on disk and its one writer, offline
 /// verification, and the witness.
 pub mod transparency;
+/// The browser pages: sessions, server-rendered templates, the embedded scripts and styles.
+pub mod web;
 /// The typed wire: request and response bodies shared by the gateway and its clients.
 pub mod wire;

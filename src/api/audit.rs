@@ -64,7 +64,15 @@ async fn audit(
         }
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let filter = AuditFilter { transfer, party, since: q.since, until: q.until, after: q.after, limit };
+    let filter = AuditFilter {
+        transfer,
+        party,
+        since: q.since,
+        until: q.until,
+        after: q.after,
+        limit,
+        ..AuditFilter::default()
+    };
     let events = gw.store.audit(&filter).await?;
     let next = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
     Ok(Json(AuditPage { events, next }))

@@ -1,10 +1,10 @@
-//! Bearer-token authentication: the `Caller` extractor.
+//! Authentication: the `Caller` extractor, from a bearer token or a browser session.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 
 use super::error::ApiError;
 use crate::gateway::Gateway;
@@ -37,7 +37,10 @@ impl FromRequestParts<Arc<Gateway>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(ApiError::unauthenticated)?;
+        // Browser pages call the API with their session cookie instead (spec-web.md).
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return from_session(parts, gw).await;
+        };
         let value = value.to_str().map_err(|_| ApiError::unauthenticated())?;
         let token = value
             .strip_prefix("Bearer ")
@@ -49,4 +52,23 @@ impl FromRequestParts<Arc<Gateway>> for Caller {
             None => Err(ApiError::unauthenticated()),
         }
     }
+}
+
+/// The header in which page scripts send their session's CSRF token.
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A caller without an `Authorization` header: a page script, with the browser's session
+/// cookie. Every method but `GET`, `HEAD` and `OPTIONS` must also carry the session's CSRF token
+/// in `X-CSRF-Token` (the page's `<meta name="csrf-token">`), or it is refused with 403.
+async fn from_session(parts: &Parts, gw: &Arc<Gateway>) -> Result<Caller, ApiError> {
+    let session = crate::web::session::current(gw, &parts.headers).await?.ok_or_else(ApiError::unauthenticated)?;
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !session.csrf_ok(presented) {
+            return Err(ApiError::forbidden(
+                "a request from a page must carry the page's CSRF token in `X-CSRF-Token`: reload the page and try again",
+            ));
+        }
+    }
+    Ok(Caller(session.session.principal))
 }

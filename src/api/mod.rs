@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod auth;
 mod deliveries;
+mod directory;
 pub mod error;
 mod keys;
 mod manifests;
@@ -14,6 +15,7 @@ mod openapi;
 mod pages;
 mod redeem;
 mod routes;
+mod sent;
 mod transfers;
 mod transparency;
 mod tus;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::response::IntoResponse as _;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
@@ -39,6 +42,7 @@ fn routes() -> OpenApiRouter<Arc<Gateway>> {
         .merge(admin::router())
         .merge(audit::router())
         .merge(deliveries::router())
+        .merge(directory::router())
         .merge(keys::router())
         .merge(transparency::router())
         .merge(manifests::router())
@@ -46,6 +50,7 @@ fn routes() -> OpenApiRouter<Arc<Gateway>> {
         .merge(pages::router())
         .merge(redeem::router())
         .merge(routes::router())
+        .merge(sent::router())
         .merge(transfers::router())
         .merge(tus::router())
 }
@@ -58,7 +63,15 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     );
     let (routes, _) = routes().split_for_parts();
     routes
-        .fallback(async || ApiError::not_found("there is no such endpoint: see the API list in the README"))
+        // The browser pages (sessions, templates, assets), with their Content-Security-Policy.
+        .merge(crate::web::router())
+        .fallback(async |req: Request<axum::body::Body>| {
+            // A person who mistypes a page's address gets a page, not JSON.
+            if crate::web::wants_page(&req) {
+                return crate::web::not_found();
+            }
+            ApiError::not_found("there is no such endpoint: see the API list in the README").into_response()
+        })
         .method_not_allowed_fallback(async || {
             ApiError::new(
                 ErrorCode::MethodNotAllowed,

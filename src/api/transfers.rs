@@ -131,7 +131,7 @@ async fn approve(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
-    Ok(Json(lifecycle::decide(&gw, &caller, &id, true).await?))
+    Ok(Json(lifecycle::decide(&gw, &caller, &id, true, None).await?))
 }
 
 /// Reject a held transfer: its links are revoked and its ciphertext deleted.
@@ -152,5 +152,5 @@ async fn reject(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
-    Ok(Json(lifecycle::decide(&gw, &caller, &id, false).await?))
+    Ok(Json(lifecycle::decide(&gw, &caller, &id, false, None).await?))
 }

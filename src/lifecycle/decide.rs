@@ -64,11 +64,13 @@ pub async fn recall(gw: &Gateway, caller: &Principal, id: &str) -> Result<Recall
 
 /// Approves or rejects a held transfer: the `approve` policy decides who may (four eyes: not
 /// the sender); on approval the `release` policy is asked again with the approval in place.
+/// The approver's `reason`, when given, is recorded in the decision's audit event.
 pub async fn decide(
     gw: &Gateway,
     caller: &Principal,
     id: &str,
     approve: bool,
+    reason: Option<&str>,
 ) -> Result<DecisionAnswer, LifecycleError> {
     let id = transfer_id(id)?;
     let verb = if approve { "approve" } else { "reject" };
@@ -81,7 +83,7 @@ pub async fn decide(
         ("recipient_stanzas".to_owned(), json!(facts.recipients.len())),
     ]);
     let release = gw.gate.release(&facts.sender, &facts, &record.orgs, context, gw.clock.now());
-    let decided = gw.store.decide_transfer(&permit, &caller.id, approve, &release, gw.clock.now()).await?;
+    let decided = gw.store.decide_transfer(&permit, &caller.id, approve, &release, reason, gw.clock.now()).await?;
     let mut purged = false;
     if let Some(key) = decided.object_key {
         let purge = Purge { transfer: id.clone(), object_key: key, reason: "rejected" };

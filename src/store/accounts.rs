@@ -219,6 +219,8 @@ impl Store {
             .await?;
         if revoked.rows_affected() > 0 {
             append(&mut tx, &Event::new(EventKind::TokenRevoked).actor(actor).subject(token.as_str()), now).await?;
+            // Browser sessions signed in with this token end with it.
+            super::sessions::end_token_sessions(&mut tx, token.as_str(), now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -242,6 +244,7 @@ impl Store {
         .await?;
         for token in &ids {
             append(&mut tx, &Event::new(EventKind::TokenRevoked).actor(actor).subject(token.as_str()), now).await?;
+            super::sessions::end_token_sessions(&mut tx, token, now).await?;
         }
         tx.commit().await?;
         Ok(ids.len() as u64)

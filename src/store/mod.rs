@@ -10,12 +10,16 @@
 mod accounts;
 mod audit_trail;
 mod deliveries;
+mod directory;
 mod disposal;
 mod group;
+mod held;
 mod keys;
 mod links;
 mod manifests;
 mod routes;
+mod sent;
+mod sessions;
 mod transfers;
 mod uploads;
 mod views;
@@ -34,8 +38,10 @@ use crate::wire::ErrorCode;
 pub use audit_trail::AuditFilter;
 pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use disposal::{Purge, Recall};
+pub use held::HeldTransfer;
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use manifests::{Manifest, ManifestSubject};
+pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::UploadRow;
 

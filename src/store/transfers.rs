@@ -191,13 +191,15 @@ impl Store {
 
     /// Records an approver's decision on a held transfer. Approval releases it when `release`
     /// is true (the policies re-decided with the approval); rejection revokes its links.
-    /// Deciding a transfer that is not held is refused with `NotHeld`.
+    /// Deciding a transfer that is not held is refused with `NotHeld`. The approver's `reason`
+    /// (one line, at most 500 characters kept) goes into the decision's audit event.
     pub async fn decide_transfer(
         &self,
         permit: &Permit,
         approver: &UserId,
         approve: bool,
         release: &Release,
+        reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Decided, StoreError> {
         debug_assert_eq!(permit.action(), Action::Approve);
@@ -222,11 +224,14 @@ impl Store {
             return Err(StoreError::NotHeld(id.to_string()));
         };
         let kind = if approve { EventKind::TransferApproved } else { EventKind::TransferRejected };
-        let event = Event::new(kind)
+        let mut event = Event::new(kind)
             .actor(approver)
             .transfer(id)
             .field("status", new_status)
             .field("release_policies", release.policies().join(","));
+        if let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) {
+            event = event.field("reason", reason.chars().take(500).collect::<String>());
+        }
         append(&mut tx, &event, now).await?;
         let mut revoked = 0;
         if !approve {

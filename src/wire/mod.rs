@@ -11,12 +11,14 @@ pub mod accounts;
 pub mod audit;
 pub mod deliveries;
 mod digest;
+pub mod directory;
 mod error;
 pub mod health;
 pub mod keys;
 pub mod log;
 pub mod manifests;
 pub mod routes;
+pub mod sent;
 pub mod transfers;
 
 pub use digest::{Digest, DigestParseError};

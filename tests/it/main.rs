@@ -20,4 +20,5 @@ mod sweeper;
 mod tlog_vectors;
 mod transfers;
 mod tus;
+mod web;
 mod witness;

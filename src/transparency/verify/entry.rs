@@ -9,7 +9,7 @@ use crate::audit::{ENTRY_VERSION, MAX_ENTRY_BYTES};
 const FIXED_KEYS: [&str; 6] = ["event", "time", "actor", "transfer", "subject", "code"];
 
 /// The facts each lifecycle event must carry, besides `event` and `time`.
-const REQUIRED: [(&str, &[&str]); 8] = [
+const REQUIRED: [(&str, &[&str]); 11] = [
     ("upload.accepted", &["transfer", "size", "digest"]),
     ("link.issued", &["transfer", "subject", "link"]),
     ("download.started", &["transfer", "link"]),
@@ -18,6 +18,9 @@ const REQUIRED: [(&str, &[&str]); 8] = [
     ("download.partial", &["transfer", "link", "range", "size"]),
     ("link.revoked", &["transfer", "link"]),
     ("link.expired", &["transfer", "link"]),
+    ("session.started", &["subject", "session", "method"]),
+    ("session.ended", &["subject", "session", "code"]),
+    ("session.refused", &["code", "method"]),
 ];
 
 /// Why an entry was refused.

@@ -1,0 +1,320 @@
+//! The browser pages and their sessions, over HTTP as a browser without JavaScript speaks it:
+//! cookies kept by hand, forms posted with their hidden CSRF field.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{TestServer, code, encrypt, parties, values};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+const SESSION: &str = "__Host-sealpost-session";
+const SIGN_IN: &str = "__Host-sealpost-sign-in";
+
+/// A browser with its cookie jar, following no redirects.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        self.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, base: server.url.clone(), cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn keep(&mut self, r: reqwest::Response) -> Page {
+        for set in r.headers().get_all(SET_COOKIE) {
+            let text = set.to_str().unwrap();
+            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !text.contains("Max-Age=0") {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        Page { status, headers, body: r.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await;
+        self.keep(r.unwrap()).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self.http.post(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).form(form);
+        self.keep(r.send().await.unwrap()).await
+    }
+
+    /// Signs in through the form; returns the answer to the post.
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let form = self.get("/sign-in").await;
+        assert_eq!(form.status, 200);
+        let csrf = form.csrf();
+        self.post("/sign-in", &[("csrf", &csrf), ("token", token)]).await
+    }
+
+    /// The CSRF token of the signed-in pages.
+    async fn csrf(&mut self) -> String {
+        let page = self.get("/keys").await;
+        let at = page.body.find("name=\"csrf-token\" content=\"").expect("meta csrf-token") + 27;
+        page.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+/// Pages carry the strict CSP, are never cached, and run no inline script or style.
+fn assert_locked_down(page: &Page) {
+    let csp = page.headers.get("content-security-policy").expect("a CSP").to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
+    assert_eq!(
+        page.body.matches("<script").count(),
+        page.body.matches("<script type=\"module\" src=\"/assets/app.js\"></script>").count()
+    );
+    assert!(!page.body.contains("<style") && !page.body.contains(" style=\""), "inline style");
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_host_only_session_cookie_and_leads_to_the_roles_page() {
+    let server = TestServer::start().await;
+    let (bob, alice, _) = parties(&server).await;
+    let (status, body) =
+        server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&alice_key(&server, &alice).await], b"x")).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&server);
+    let form = browser.get("/sign-in").await;
+    assert_locked_down(&form);
+    assert!(form.body.contains("<label class=\"govuk-label govuk-label--s\" for=\"token\">API token</label>"));
+    let signed_in = browser.sign_in(&alice).await;
+    assert_eq!((signed_in.status, signed_in.location()), (303, "/"));
+    let cookie =
+        signed_in.headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap()).find(|c| c.starts_with(SESSION));
+    let cookie = cookie.expect("a session cookie");
+    for attribute in ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert!(!browser.cookies.iter().any(|(n, _)| n == SIGN_IN), "the sign-in cookie is spent");
+
+    assert_eq!(browser.get("/").await.location(), "/inbox");
+    let inbox = browser.get("/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert_locked_down(&inbox);
+    assert!(inbox.body.contains(&format!("href=\"/inbox/{id}\"")), "{}", inbox.body);
+    assert!(inbox.body.contains("acme/bob") && inbox.body.contains("Sign out"));
+    let collect = browser.get(&format!("/inbox/{id}")).await;
+    assert!(collect.body.contains(&format!("data-page=\"collect\" data-transfer=\"{id}\"")));
+    for id in ["identity", "collect", "collect-status", "collect-error", "collected-files", "use-browser-key"] {
+        assert!(collect.body.contains(&format!("id=\"{id}\"")), "no #{id}");
+    }
+    server.stop().await;
+}
+
+/// Registers a fresh key for the recipient and returns it (the fixture's own key's identity
+/// is not needed by these tests).
+async fn alice_key(server: &TestServer, _alice: &str) -> String {
+    let (_, body) = server.get(&server.admin, "/api/v1/keys/hmpps/alice").await;
+    body["keys"][0]["recipient"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_audited_slowed_and_never_echo_the_token() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    let started = Instant::now();
+    let refused = browser.sign_in("sp_not-a-real-token").await;
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("govuk-error-summary") && refused.body.contains("href=\"#token\""));
+    assert!(!refused.body.contains("sp_not-a-real-token"));
+    // A form posted without the sign-in cookie (from another site, say) is refused too.
+    let mut stranger = Browser::new(&server);
+    let forged = stranger.post("/sign-in", &[("csrf", "x"), ("token", &server.admin)]).await;
+    assert_eq!(forged.status, 422);
+    assert!(!stranger.cookies.iter().any(|(n, _)| n == SESSION));
+    assert_eq!(values(&server.entries("session.refused").await, "code"), ["invalid_token", "csrf"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn page_scripts_use_the_session_and_need_the_csrf_header_to_change_anything() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = parties(&server).await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&alice).await;
+    let csrf = browser.csrf().await;
+    let api = |path: &str| format!("{}{path}", server.url);
+    let cookie = browser.cookie_header();
+    let me = server.http().get(api("/api/v1/whoami")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(me.json::<serde_json::Value>().await.unwrap()["user"], "hmpps/alice");
+    let (_, key) = crate::common::keypair();
+    let add = |csrf: Option<&str>| {
+        let mut r = server.http().post(api("/api/v1/keys")).header("cookie", &cookie).json(&json!({"recipient": key}));
+        if let Some(csrf) = csrf {
+            r = r.header("x-csrf-token", csrf);
+        }
+        r.send()
+    };
+    let (status, body) = crate::common::status_json(add(None).await.unwrap()).await;
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let (status, body) = crate::common::status_json(add(Some("wrong")).await.unwrap()).await;
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let (status, body) = crate::common::status_json(add(Some(&csrf)).await.unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+    let r = server.http().get(api("/api/v1/whoami")).header("cookie", format!("{SESSION}=forged")).send().await;
+    assert_eq!(r.unwrap().status().as_u16(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_the_token_ends_its_sessions_and_signing_out_ends_one_at_once() {
+    let server = TestServer::start().await;
+    server.org("acme", "contractor").await;
+    let bob = server.user("acme/bob", "sender").await;
+    let mut first = Browser::new(&server);
+    let mut second = Browser::new(&server);
+    first.sign_in(&bob).await;
+    second.sign_in(&bob).await;
+    assert_eq!(first.get("/sent").await.status, 200);
+
+    let csrf = second.csrf().await;
+    let out = second.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location()), (303, "/sign-in?signed-out"));
+    assert_eq!(second.get("/sent").await.location(), "/sign-in");
+    assert_eq!(first.get("/sent").await.status, 200, "the other session lives on");
+
+    let (_, tokens) = server.get(&server.admin, "/api/v1/tokens?user=acme/bob").await;
+    let token_id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = server.delete(&server.admin, &format!("/api/v1/tokens/{token_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(first.get("/sent").await.location(), "/sign-in");
+    assert_eq!(values(&server.entries("session.ended").await, "code"), ["signed_out", "token_revoked"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_after_the_idle_timeout() {
+    let server = TestServer::start_with(|c| c.session_idle_timeout = Duration::from_secs(1)).await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.admin.clone()).await;
+    assert_eq!(browser.get("/admin").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(browser.get("/admin").await.location(), "/sign-in");
+    assert_eq!(values(&server.entries("session.ended").await, "code"), ["idle"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_link_page_consumes_nothing_and_runs_no_inline_script() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    let page = browser.get("/d").await;
+    assert_eq!(page.status, 200);
+    assert_locked_down(&page);
+    assert!(page.body.contains("data-page=\"collect\"") && page.body.contains("href=\"/sign-in\""));
+    let head = server.http().head(format!("{}/d", server.url)).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    let missing = server.http().get(format!("{}/no-such-page", server.url)).header("accept", "text/html").send().await;
+    let missing = missing.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(missing.text().await.unwrap().contains("Page not found"), "a person gets a page, not JSON");
+    let asset = browser.get("/assets/app.js").await;
+    assert_eq!(asset.headers.get("content-type").unwrap(), "text/javascript; charset=utf-8");
+    assert_eq!(asset.headers.get("cache-control").unwrap(), "public, max-age=3600");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn senders_see_what_they_sent_and_recall_it_through_a_form() {
+    let server = TestServer::start().await;
+    let (bob, alice, _) = parties(&server).await;
+    let key = alice_key(&server, &alice).await;
+    let (_, sent) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&key], b"x")).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let (status, list) = server.get(&bob, "/api/v1/transfers").await;
+    assert_eq!((status, list["transfers"][0]["state"].as_str()), (200, Some("waiting")));
+    let (_, directory) = server.get(&bob, "/api/v1/directory").await;
+    assert_eq!(directory, json!({"orgs": [{"name": "hmpps", "kind": "agency", "users": ["alice"]}]}));
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&bob).await;
+    let send = browser.get("/send").await;
+    for id in ["recipients", "files", "drop-zone", "classification", "expires", "send", "send-progress", "send-result"]
+    {
+        assert!(send.body.contains(&format!("id=\"{id}\"")), "no #{id}");
+    }
+    assert!(send.body.contains("<option value=\"hmpps/alice\">"));
+    let page = browser.get("/sent").await;
+    assert!(page.body.contains(&format!("action=\"/sent/{id}/recall\"")));
+    let forged = browser.post(&format!("/sent/{id}/recall"), &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+    let recalled = browser.post(&format!("/sent/{id}/recall"), &[("csrf", &page.csrf())]).await;
+    assert_eq!((recalled.status, recalled.location()), (303, format!("/sent?recalled={id}").as_str()));
+    let (_, list) = server.get(&bob, "/api/v1/transfers").await;
+    assert_eq!(list["transfers"][0]["state"], "recalled");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn compliance_officers_approve_through_a_form_and_the_reason_is_audited() {
+    let server = TestServer::start().await;
+    let (bob, alice, _) = parties(&server).await;
+    server.org("oversight", "compliance").await;
+    let carol = server.user("oversight/carol", "compliance").await;
+    let key = alice_key(&server, &alice).await;
+    let (status, held) =
+        server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE", encrypt(&[&key], b"x")).await;
+    assert_eq!(status, 202, "{held}");
+    let id = held["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&carol).await;
+    assert_eq!(browser.get("/").await.location(), "/compliance/held");
+    let queue = browser.get("/compliance/held").await;
+    assert!(queue.body.contains(&format!("for=\"reason-{id}\">Reason</label>")));
+    let csrf = queue.csrf();
+    let unexplained = browser.post(&format!("/compliance/held/{id}/reject"), &[("csrf", &csrf), ("reason", "")]).await;
+    assert_eq!(unexplained.status, 422);
+    assert!(unexplained.body.contains(&format!("href=\"#reason-{id}\"")));
+    let approved = browser
+        .post(&format!("/compliance/held/{id}/approve"), &[("csrf", &csrf), ("reason", "checked the route")])
+        .await;
+    assert_eq!(approved.location(), format!("/compliance/held?approved={id}"));
+    assert_eq!(values(&server.entries("transfer.approved").await, "reason"), ["checked the route"]);
+
+    let audit = browser.get("/compliance/audit?event=transfer.approved").await;
+    assert_eq!(audit.status, 200);
+    assert!(audit.body.contains("checked the route"));
+    let record = browser.get(&format!("/compliance/transfers/{id}")).await;
+    assert!(record.body.contains("id=\"verify-status\"") && record.body.contains("four-eyes-hold"));
+    let csv = browser.get(&format!("/compliance/audit.csv?transfer={id}")).await;
+    assert_eq!(csv.headers.get("content-type").unwrap(), "text/csv; charset=utf-8");
+    assert!(csv.body.starts_with("seq,time,event,") && csv.body.contains("\"transfer.approved\""));
+    assert_eq!(browser.get("/compliance/log").await.status, 200);
+    server.stop().await;
+}
