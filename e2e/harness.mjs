@@ -562,9 +562,15 @@ export class Person {
     return `${this.base}${path}`;
   }
 
-  /** Goes to `path` (on the gateway) and checks the page it lands on. */
+  /** Goes to `path` (on the gateway), expects a page (2xx after redirects) and checks it. */
   async goto(path) {
     const response = await this.page.goto(this.url(path), { waitUntil: 'load' });
+    const status = response?.status();
+    const type = response?.headers()['content-type'] ?? '';
+    assert.ok(
+      response?.ok() && type.startsWith('text/html'),
+      `GET ${path} answered ${status} ${type}, not a page${status === 404 ? ' (the page is not there yet?)' : ''}`,
+    );
     await this.check();
     return response;
   }
@@ -585,13 +591,13 @@ export class Person {
   /** Signs in on `/sign-in` with `token`, as a person would, and checks where it lands. */
   async signIn(token) {
     await this.goto('/sign-in');
-    await this.page.getByLabel('API token').fill(token);
+    await this.page.getByLabel('API token', { exact: true }).fill(token);
     await Promise.all([
       this.page.waitForURL((u) => !u.pathname.startsWith('/sign-in')),
-      this.page.getByRole('button', { name: 'Sign in' }).click(),
+      this.page.getByRole('button', { name: 'Sign in', exact: true }).click(),
     ]);
     await this.check('after signing in');
-    await this.page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await this.page.getByRole('button', { name: 'Sign out', exact: true }).waitFor();
   }
 
   /** Waits until at least `count` downloads have been saved; returns them. */
