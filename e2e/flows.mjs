@@ -129,9 +129,30 @@ export function assertSameFiles(downloads, files) {
   }
 }
 
-/** The row of a table on the page that contains `text`. */
-export function rowWith(person, text) {
-  return person.page.getByRole('row').filter({ hasText: text });
+/** What can hold one transfer on a list page: a table row, a list item, a summary card. */
+const ENTRY = 'tr, li, .govuk-summary-card, .govuk-summary-list__row';
+/** The same, with the places a transfer's buttons may sit. */
+const ACTIONS = `${ENTRY}, form, fieldset, section, article, div`;
+
+/**
+ * The entry of a list page that shows `text` (a transfer id): the innermost table row, list item
+ * or summary card holding it. With `button`, the innermost element that holds both the text and
+ * that button (so `Approve` is the one for this transfer).
+ */
+export function entryWith(person, text, button) {
+  if (!button) return person.page.locator(ENTRY).filter({ hasText: text }).last();
+  const named = person.page.getByRole('button', { name: button, exact: true });
+  return person.page.locator(ACTIONS).filter({ hasText: text }).filter({ has: named }).last();
+}
+
+/** Presses `button` of the entry showing `text` (a form POST) and checks the page it leads to. */
+export async function pressFor(person, text, button) {
+  const entry = entryWith(person, text, button);
+  await Promise.all([
+    person.page.waitForEvent('load'),
+    entry.getByRole('button', { name: button, exact: true }).click(),
+  ]);
+  await person.check(`after ${button}`);
 }
 
 /** Reads a file (a Buffer). */

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { useSuite } from '../harness.mjs';
-import { assertSameFiles, collect, makeFiles, openFromInbox, rowWith, sendFromBrowser } from '../flows.mjs';
+import { linkToken, useSuite } from '../harness.mjs';
+import { assertSameFiles, collect, entryWith, makeFiles, openFromInbox, pressFor, sendFromBrowser } from '../flows.mjs';
 
 const suite = useSuite();
 
@@ -17,20 +17,15 @@ test('a held bundle is approved by a compliance officer and then collected by it
   await bob.signIn(cast.bob.token);
   const sent = await sendFromBrowser(bob, { to: 'hmpps/alice', files, classification: 'OFFICIAL-SENSITIVE' });
   assert.match(sent.status, /held for approval/i);
-  const held = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: sent.links[0].url.split('#')[1] } });
+  const held = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: linkToken(sent.links[0].url) } });
   assert.notEqual(held.status, 200, 'a held bundle could be collected before approval');
 
   const olga = await suite.person(t, 'olga');
   await olga.signIn(cast.olga.token);
   await olga.goto('/compliance/held');
-  const row = rowWith(olga, sent.id);
-  await row.waitFor();
-  await Promise.all([
-    olga.page.waitForEvent('load'),
-    row.getByRole('button', { name: 'Approve', exact: true }).click(),
-  ]);
-  await olga.check('after approving');
-  assert.equal(await rowWith(olga, sent.id).count(), 0, 'the approved bundle is still held');
+  await entryWith(olga, sent.id, 'Approve').waitFor();
+  await pressFor(olga, sent.id, 'Approve');
+  assert.equal(await entryWith(olga, sent.id, 'Approve').count(), 0, 'the approved bundle is still held');
   const events = (await gw.audit({ transfer: sent.id })).filter((e) => e.event === 'transfer.approved');
   assert.equal(events.length, 1, 'no transfer.approved event');
   assert.equal(events[0].actor, 'ico/olga');
@@ -50,16 +45,11 @@ test('a held bundle rejected with a reason can never be collected', async (t) =>
   const olga = await suite.person(t, 'olga');
   await olga.signIn(cast.olga.token);
   await olga.goto('/compliance/held');
-  const row = rowWith(olga, sent.id);
-  await row.getByLabel('Reason', { exact: true }).fill('not needed by the recipient');
-  await Promise.all([
-    olga.page.waitForEvent('load'),
-    row.getByRole('button', { name: 'Reject', exact: true }).click(),
-  ]);
-  await olga.check('after rejecting');
-  assert.equal(await rowWith(olga, sent.id).count(), 0, 'the rejected bundle is still held');
+  await entryWith(olga, sent.id, 'Reject').getByLabel('Reason', { exact: true }).fill('not needed by the recipient');
+  await pressFor(olga, sent.id, 'Reject');
+  assert.equal(await entryWith(olga, sent.id, 'Reject').count(), 0, 'the rejected bundle is still held');
 
-  const redeem = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: sent.links[0].url.split('#')[1] } });
+  const redeem = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: linkToken(sent.links[0].url) } });
   assert.notEqual(redeem.status, 200, 'a rejected bundle was collected');
   const rejected = (await gw.audit({ transfer: sent.id })).filter((e) => e.event === 'transfer.rejected');
   assert.equal(rejected.length, 1, 'no transfer.rejected event');

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { linkToken, useSuite } from '../harness.mjs';
-import { assertText, makeFiles, rowWith } from '../flows.mjs';
+import { assertText, entryWith, makeFiles, pressFor } from '../flows.mjs';
 
 const suite = useSuite();
 
@@ -16,15 +16,10 @@ test('a sender recalls a bundle from the sent page and its link stops working', 
   const bob = await suite.person(t, 'bob');
   await bob.signIn(cast.bob.token);
   await bob.goto('/sent');
-  const row = rowWith(bob, sent.id);
-  await assertText(row, /waiting/i);
-  await Promise.all([
-    bob.page.waitForEvent('load'),
-    row.getByRole('button', { name: 'Recall', exact: true }).click(),
-  ]);
-  await bob.check('after recalling');
-  await assertText(rowWith(bob, sent.id), /recalled/i);
-  assert.equal(await rowWith(bob, sent.id).getByRole('button', { name: 'Recall', exact: true }).count(), 0);
+  await assertText(entryWith(bob, sent.id), /waiting/i);
+  await pressFor(bob, sent.id, 'Recall');
+  await assertText(entryWith(bob, sent.id), /recalled/i);
+  assert.equal(await entryWith(bob, sent.id, 'Recall').count(), 0, 'a recalled bundle can be recalled again');
 
   const redeem = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: linkToken(sent.links[0].url) } });
   assert.equal(redeem.status, 410, `a recalled link answered ${redeem.status}`);
@@ -34,5 +29,5 @@ test('a sender recalls a bundle from the sent page and its link stops working', 
   const alice = await suite.person(t, 'alice');
   await alice.signIn(cast.alice.token);
   await alice.goto('/inbox');
-  assert.equal(await rowWith(alice, sent.id).count(), 0, 'the recalled bundle is in the inbox');
+  assert.equal(await entryWith(alice, sent.id).count(), 0, 'the recalled bundle is in the inbox');
 });

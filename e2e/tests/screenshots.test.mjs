@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
 import { repoRoot, useSuite } from '../harness.mjs';
-import { collect, makeFiles, openFromInbox, rowWith, sendFromBrowser } from '../flows.mjs';
+import { collect, makeFiles, entryWith, openFromInbox, sendFromBrowser } from '../flows.mjs';
 
 const suite = useSuite();
 const outDir = resolve(process.env.SEALPOST_SCREENSHOTS || join(repoRoot, 'docs', 'screenshots'));
@@ -43,7 +43,7 @@ test('each main page is photographed for the README', async (t) => {
   const alice = await suite.person(t, 'alice');
   await alice.signIn(cast.alice.token);
   await alice.goto('/inbox');
-  await rowWith(alice, sent.id).waitFor();
+  await entryWith(alice, sent.id).waitFor();
   await shoot(alice, 'inbox');
   await openFromInbox(alice, sent.id);
   await collect(alice, cast.alice.identity, 2);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { linkToken, useSuite } from '../harness.mjs';
-import { assertSameFiles, collect, makeFiles, openFromInbox, rowWith, sendFromBrowser } from '../flows.mjs';
+import { assertSameFiles, collect, makeFiles, entryWith, openFromInbox, sendFromBrowser } from '../flows.mjs';
 
 const suite = useSuite();
 
@@ -30,7 +30,7 @@ test('two files sent from the browser are collected from the inbox in another br
   alice.page.on('request', (r) => urls.push(r.url()));
   await alice.signIn(cast.alice.token);
   await alice.goto('/inbox');
-  await rowWith(alice, sent.id).waitFor();
+  await entryWith(alice, sent.id).waitFor();
   await openFromInbox(alice, sent.id);
   const downloads = await collect(alice, cast.alice.identity, 2);
   assertSameFiles(downloads, files);
@@ -42,7 +42,7 @@ test('two files sent from the browser are collected from the inbox in another br
   }
   // Once collected, it leaves the inbox.
   await alice.goto('/inbox');
-  assert.equal(await rowWith(alice, sent.id).count(), 0, 'the collected bundle is still in the inbox');
+  assert.equal(await entryWith(alice, sent.id).count(), 0, 'the collected bundle is still in the inbox');
 
   // Neither a file name nor the link's token travelled in a URL or reached the gateway's log.
   const secrets = [...files.map((f) => f.name), linkToken(sent.links[0].url)];
