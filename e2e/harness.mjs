@@ -157,9 +157,17 @@ export class Gateway {
     });
     this.child = child;
     this.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
-    // If the test process dies without `stop`, take the gateway with it.
+    // If the test process ends without `stop` (a crash, the runner's SIGTERM, Ctrl-C), take the
+    // gateway with it.
     this.onExit = () => child.exitCode === null && child.kill('SIGKILL');
+    this.onSignal = (signal) => {
+      this.onExit();
+      this.tmp.remove();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    };
     process.once('exit', this.onExit);
+    process.once('SIGTERM', this.onSignal);
+    process.once('SIGINT', this.onSignal);
 
     const lines = createInterface({ input: child.stderr });
     const bound = new Promise((resolveBound, rejectBound) => {
@@ -217,7 +225,11 @@ export class Gateway {
         await within(STOP_TIMEOUT_MS, this.exited, 'the gateway did not die on SIGKILL');
       }
     }
-    if (this.onExit) process.removeListener('exit', this.onExit);
+    if (this.onExit) {
+      process.removeListener('exit', this.onExit);
+      process.removeListener('SIGTERM', this.onSignal);
+      process.removeListener('SIGINT', this.onSignal);
+    }
     this.tmp.remove();
   }
 
