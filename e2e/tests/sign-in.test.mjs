@@ -26,6 +26,8 @@ test('each kind of user signs in with an API token and lands on their first page
     assert.equal(session.httpOnly, true, 'the session cookie is readable by scripts');
     assert.equal(session.sameSite, 'Strict');
     assert.equal(session.path, '/');
+    // `__Host-` cookies must be Secure (Chromium accepts that over http on loopback, too).
+    assert.equal(session.secure, true);
     // The cookie's value never shows in the page.
     assert.ok(!(await person.page.content()).includes(session.value), 'the session id is in the page');
   }
