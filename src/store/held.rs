@@ -46,13 +46,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|r| {
-                let mut recipients = r
-                    .get::<Option<String>, _>("recipients")
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::parse)
-                    .collect::<Result<Vec<UserRef>, _>>()?;
-                recipients.sort();
+                let recipients = super::recipient_list(&r)?;
                 let accepted: Option<String> = r.get("accepted");
                 let policies = accepted
                     .as_deref()

@@ -156,6 +156,19 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
+/// A row's `recipients` column (space-separated `ORG/NAME`, as `group_concat` makes it), sorted.
+fn recipient_list(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<UserRef>, StoreError> {
+    use sqlx::Row as _;
+    let mut recipients = row
+        .get::<Option<String>, _>("recipients")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<Vec<UserRef>, _>>()?;
+    recipients.sort();
+    Ok(recipients)
+}
+
 /// Milliseconds since the Unix epoch, the store's time unit.
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

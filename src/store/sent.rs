@@ -5,7 +5,6 @@ use sqlx::Row as _;
 
 use super::{Store, StoreError, from_ms, ms};
 use crate::ids::UserId;
-use crate::model::UserRef;
 use crate::wire::TransferStatus;
 use crate::wire::sent::{SentState, SentTransfer};
 
@@ -44,13 +43,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|r| {
-                let mut recipients = r
-                    .get::<Option<String>, _>("recipients")
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::parse)
-                    .collect::<Result<Vec<UserRef>, _>>()?;
-                recipients.sort();
+                let recipients = super::recipient_list(&r)?;
                 let status: String = r.get("status");
                 let recalled = r.get::<Option<i64>, _>("recalled_at").is_some();
                 Ok(SentTransfer {
