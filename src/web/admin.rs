@@ -31,6 +31,7 @@ pub(super) fn router() -> Router<Arc<Gateway>> {
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/routes", post(add_route))
         .route("/admin/routes/remove", post(remove_route))
+        .route("/admin/keys/remove", post(remove_key))
         .route("/admin/policy/reload", post(reload))
 }
 
@@ -59,9 +60,19 @@ struct Typed {
     from: String,
     #[serde(default)]
     to: String,
+    #[serde(default)]
+    fingerprint: String,
 }
 
 struct Row(Vec<String>);
+
+/// A registered key, with what its removal form needs.
+struct KeyRow {
+    user: String,
+    kind: String,
+    fingerprint: String,
+    added: String,
+}
 
 struct TokenRow {
     id: String,
@@ -89,7 +100,7 @@ struct AdminPage {
     users: Vec<Row>,
     tokens: Vec<TokenRow>,
     routes: Vec<RouteRow>,
-    keys: Vec<Row>,
+    keys: Vec<KeyRow>,
     policy_source: String,
     policy_digest: String,
 }
@@ -116,7 +127,12 @@ async fn admin_page(
     let mut keys = Vec::new();
     for u in &users {
         for k in gw.store.list_keys(&u.user).await? {
-            keys.push(Row(vec![u.user.to_string(), k.stanza_type, k.fingerprint, when(k.added_at)]));
+            keys.push(KeyRow {
+                user: u.user.to_string(),
+                kind: k.stanza_type,
+                fingerprint: k.fingerprint,
+                added: when(k.added_at),
+            });
         }
     }
     let tokens = gw
@@ -175,6 +191,7 @@ fn done_text(word: &str) -> Option<&'static str> {
         "revoked" => "The token is revoked, and the sessions signed in with it have ended.",
         "route" => "The route is added.",
         "route-removed" => "The route is removed.",
+        "key-removed" => "The key is removed: nothing new can be encrypted to it.",
         "reloaded" => "The policies are reloaded.",
         _ => return None,
     })
@@ -332,6 +349,15 @@ async fn remove_route(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>)
     require_admin(s)?;
     gw.store.remove_route(&s.session.principal.id, typed.from.trim(), typed.to.trim(), gw.clock.now()).await?;
     Ok(done("route-removed"))
+}
+
+/// Removes a user's key (a leaver's, or one reported lost); logged like any key removal.
+async fn remove_key(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
+    let (s, typed) = (&signed.session, signed.form);
+    require_admin(s)?;
+    let user: UserRef = typed.user.trim().parse().map_err(|_| PageError::not_found("There is no such user."))?;
+    gw.store.remove_key(&s.session.principal.id, &user, typed.fingerprint.trim(), gw.clock.now()).await?;
+    Ok(done("key-removed"))
 }
 
 async fn reload(State(gw): State<Arc<Gateway>>, signed: SignedForm<Nothing>) -> Result<Response, PageError> {

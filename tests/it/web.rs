@@ -318,3 +318,27 @@ async fn compliance_officers_approve_through_a_form_and_the_reason_is_audited() 
     assert_eq!(browser.get("/compliance/log").await.status, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_administrator_removes_a_users_key_through_a_form_and_the_removal_is_logged() {
+    let server = TestServer::start().await;
+    let (_bob, alice, _) = parties(&server).await;
+    let (_, keys) = server.get(&alice, "/api/v1/keys").await;
+    let fingerprint = keys["keys"][0]["fingerprint"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.admin).await;
+    let page = browser.get("/admin").await;
+    assert_locked_down(&page);
+    assert!(page.body.contains(&format!("name=\"fingerprint\" value=\"{fingerprint}\"")));
+    let form = [("user", "hmpps/alice"), ("fingerprint", fingerprint.as_str())];
+    let forged = browser.post("/admin/keys/remove", &[form[0], form[1], ("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+    let csrf = page.csrf();
+    let removed = browser.post("/admin/keys/remove", &[form[0], form[1], ("csrf", &csrf)]).await;
+    assert_eq!((removed.status, removed.location()), (303, "/admin?done=key-removed"));
+    let (_, keys) = server.get(&alice, "/api/v1/keys").await;
+    assert_eq!(keys["keys"], json!([]));
+    assert_eq!(server.events().await.last().map(String::as_str), Some("key.removed"));
+    server.stop().await;
+}
