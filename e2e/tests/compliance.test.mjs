@@ -30,6 +30,13 @@ test('a held bundle is approved by a compliance officer and then collected by it
   assert.equal(events.length, 1, 'no transfer.approved event');
   assert.equal(events[0].actor, 'ico/olga');
 
+  // The transfer's record: its receipts checked in the browser against the log key it pinned.
+  await olga.goto(`/compliance/transfers/${sent.id}`);
+  const verdict = olga.page.locator('#verify-status[data-verified]');
+  await verdict.waitFor({ timeout: 15_000 });
+  assert.equal(await verdict.getAttribute('data-verified'), 'true', await verdict.innerText());
+  assert.match(await verdict.innerText(), /^Verified: all \d+ receipts are in the log/);
+
   const alice = await suite.person(t, 'alice');
   await alice.signIn(cast.alice.token);
   await openFromInbox(alice, sent.id);

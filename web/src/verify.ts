@@ -57,9 +57,32 @@ export async function verifyKey(receipt: string, log: Verifier, fingerprint: str
   return summary
 }
 
-/** The log's verifier key, from `/log/key`. */
+/** Where this browser keeps the log key it pinned on first use of this gateway. */
+const PINNED_LOG_KEY = 'sealpost.pinned-log-key'
+
+/**
+ * The log's verifier key, pinned: the first key this browser sees at `/log/key` is kept (per
+ * gateway origin), and every later check uses it, so a gateway that starts serving another key
+ * (to hide a rewritten log behind a new one) is caught instead of trusted. A key the operators
+ * rotated is accepted only after the person clears this site's data, having confirmed the new key
+ * with them (the log page shows it).
+ */
 export async function logKey(): Promise<Verifier> {
-  return parseVerifierKey(await text('/log/key'))
+  const served = (await text('/log/key')).trim()
+  let pinned: string | null = null
+  try {
+    pinned = window.localStorage.getItem(PINNED_LOG_KEY)
+    if (pinned === null) window.localStorage.setItem(PINNED_LOG_KEY, served)
+  } catch {
+    // No storage (a locked-down profile): the key is checked against the log's own signature only.
+  }
+  if (pinned !== null && pinned !== served) {
+    throw new TlogError(
+      `the gateway now serves the log key \`${served}\`, but this browser pinned \`${pinned}\` when it first used this gateway: ` +
+        'do not rely on its receipts until the operators confirm a key rotation; then clear this site\'s data to pin the new key',
+    )
+  }
+  return parseVerifierKey(pinned ?? served)
 }
 
 /** The transfer's receipts from the gateway. */
