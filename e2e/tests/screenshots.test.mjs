@@ -12,14 +12,17 @@ import { collect, makeFiles, entryWith, openFromInbox, sendFromBrowser } from '.
 const suite = useSuite();
 const outDir = resolve(process.env.SEALPOST_SCREENSHOTS || join(repoRoot, 'docs', 'screenshots'));
 
-/** Photographs the viewport; with `focus` (a selector), scrolled so that it starts near the top. */
+/**
+ * Photographs the viewport; with `focus` (a selector), scrolled so that it ends near the bottom
+ * (the send page: its result whole, with as much of the form above it as fits).
+ */
 async function shoot(person, name, focus) {
   mkdirSync(outDir, { recursive: true });
   const path = join(outDir, `${name}.png`);
   if (focus) {
     await person.page.locator(focus).evaluate((el) => {
-      el.scrollIntoView({ block: 'start' });
-      window.scrollBy(0, -40);
+      el.scrollIntoView({ block: 'end' });
+      window.scrollBy(0, 30);
     });
   } else {
     await person.page.evaluate(() => window.scrollTo(0, 0));
