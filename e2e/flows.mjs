@@ -38,10 +38,13 @@ export async function fillSendPage(person, { to, files, classification = 'OFFICI
   if (expires) await page.getByLabel('Expires after', { exact: true }).selectOption(expires);
 }
 
-/** Waits for the send page's result and reads it: `{id, status, links: [{recipient, url}]}`. */
-export async function readSendResult(person, timeout = WORK_TIMEOUT_MS) {
+/**
+ * Waits for the send page's result and reads it: `{id, status, links: [{recipient, url}]}`.
+ * An error summary fails it at once, unless it is one of `earlier` (still showing from before).
+ */
+export async function readSendResult(person, { earlier = [], timeout = WORK_TIMEOUT_MS } = {}) {
   const { page } = person;
-  await waitUnlessRefused(person, () => page.locator('#send-result').isVisible(), 'the send result', [], timeout);
+  await waitUnlessRefused(person, () => page.locator('#send-result').isVisible(), 'the send result', earlier, timeout);
   await person.check('the send result');
   const id = (await page.locator('#transfer-id').innerText()).trim();
   assert.match(id, /^[0-9a-f]{32}$/, `the result shows no transfer id: \`${id}\``);
@@ -109,13 +112,16 @@ export async function collectRefused(person, identity, message) {
   return (await error.innerText()).trim();
 }
 
-/** The texts of the error summaries the page shows now. */
-async function shownErrors(person) {
-  const texts = [];
-  for (const error of await person.page.locator('.govuk-error-summary').all()) {
-    if (await error.isVisible()) texts.push((await error.innerText()).replace(/\s+/g, ' ').trim());
-  }
-  return texts;
+/**
+ * The texts of the error summaries the page shows now, read in one go in the page (read one
+ * call at a time, a summary could be cleared between "is it visible" and "what does it say").
+ */
+export async function shownErrors(person) {
+  return person.page.evaluate(() =>
+    [...document.querySelectorAll('.govuk-error-summary')]
+      .filter((e) => e.checkVisibility())
+      .map((e) => e.innerText.replace(/\s+/g, ' ').trim()),
+  );
 }
 
 /**
