@@ -38,11 +38,13 @@ export async function fillSendPage(person, { to, files, classification = 'OFFICI
   if (expires) await page.getByLabel('Expires after', { exact: true }).selectOption(expires);
 }
 
-/** Waits for the send page's result and reads it: `{id, status, links: [{recipient, url}]}`. */
-export async function readSendResult(person, timeout = WORK_TIMEOUT_MS) {
+/**
+ * Waits for the send page's result and reads it: `{id, status, links: [{recipient, url}]}`.
+ * An error summary fails it at once, unless it is one of `earlier` (still showing from before).
+ */
+export async function readSendResult(person, { earlier = [], timeout = WORK_TIMEOUT_MS } = {}) {
   const { page } = person;
-  const result = page.locator('#send-result');
-  await result.waitFor({ state: 'visible', timeout });
+  await waitUnlessRefused(person, () => page.locator('#send-result').isVisible(), 'the send result', earlier, timeout);
   await person.check('the send result');
   const id = (await page.locator('#transfer-id').innerText()).trim();
   assert.match(id, /^[0-9a-f]{32}$/, `the result shows no transfer id: \`${id}\``);
@@ -90,7 +92,9 @@ export async function collect(person, identity, count) {
   const { page } = person;
   const before = person.downloads.length;
   await page.getByLabel('Identity file', { exact: true }).setInputFiles(identity);
+  const earlier = await shownErrors(person);
   await page.getByRole('button', { name: 'Collect', exact: true }).click();
+  await waitUnlessRefused(person, () => person.downloads.length >= before + count, `${count} downloads`, earlier);
   await person.waitForDownloads(before + count);
   await person.check('after collecting');
   return person.downloads.slice(before);
@@ -106,6 +110,33 @@ export async function collectRefused(person, identity, message) {
   await assertText(error, message);
   await person.check('a refused collection');
   return (await error.innerText()).trim();
+}
+
+/**
+ * The texts of the error summaries the page shows now, read in one go in the page (read one
+ * call at a time, a summary could be cleared between "is it visible" and "what does it say").
+ */
+export async function shownErrors(person) {
+  return person.page.evaluate(() =>
+    [...document.querySelectorAll('.govuk-error-summary')]
+      .filter((e) => e.checkVisibility())
+      .map((e) => e.innerText.replace(/\s+/g, ' ').trim()),
+  );
+}
+
+/**
+ * Waits (bounded) until `done()` holds, failing at once with the page's words when an error
+ * summary shows instead (other than the `earlier` ones, still showing from a previous try).
+ */
+async function waitUnlessRefused(person, done, what, earlier = [], timeout = WORK_TIMEOUT_MS) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await done()) return;
+    const fresh = (await shownErrors(person)).filter((text) => !earlier.includes(text));
+    if (fresh.length) assert.fail(`the page shows an error instead of ${what}: ${fresh.join(' | ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`no ${what} after ${timeout} ms`);
 }
 
 /** Asserts that `locator`'s text matches `pattern`, waiting for it (bounded). */
@@ -131,27 +162,35 @@ export function assertSameFiles(downloads, files) {
 
 /** What can hold one transfer on a list page: a table row, a list item, a summary card. */
 const ENTRY = 'tr, li, .govuk-summary-card, .govuk-summary-list__row';
-/** The same, with the places a transfer's buttons may sit. */
+/** The same, with the places a transfer's form and buttons may sit. */
 const ACTIONS = `${ENTRY}, form, fieldset, section, article, div`;
 
 /**
- * The entry of a list page that shows `text` (a transfer id): the innermost table row, list item
- * or summary card holding it. With `button`, the innermost element that holds both the text and
- * that button (so `Approve` is the one for this transfer).
+ * A button of a list entry, by its visible text: its accessible name starts with `text` (pages
+ * add a visually hidden "transfer ID" so that screen reader users know which one it is).
  */
-export function entryWith(person, text, button) {
-  if (!button) return person.page.locator(ENTRY).filter({ hasText: text }).last();
-  const named = person.page.getByRole('button', { name: button, exact: true });
-  return person.page.locator(ACTIONS).filter({ hasText: text }).filter({ has: named }).last();
+export function buttonNamed(scope, text) {
+  const escaped = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return scope.getByRole('button', { name: new RegExp(`^${escaped}(\\s|$)`) });
+}
+
+/**
+ * The entry of a list page that shows `text` (a transfer id): the innermost table row, list item
+ * or summary card holding it. With `button` (and/or `label`), the innermost element that holds
+ * the text and that button (or labelled field), so `Approve` is the one for this transfer.
+ */
+export function entryWith(person, text, { button, label } = {}) {
+  if (!button && !label) return person.page.locator(ENTRY).filter({ hasText: text }).last();
+  let found = person.page.locator(ACTIONS).filter({ hasText: text });
+  if (button) found = found.filter({ has: buttonNamed(person.page, button) });
+  if (label) found = found.filter({ has: person.page.getByLabel(label, { exact: true }) });
+  return found.last();
 }
 
 /** Presses `button` of the entry showing `text` (a form POST) and checks the page it leads to. */
 export async function pressFor(person, text, button) {
-  const entry = entryWith(person, text, button);
-  await Promise.all([
-    person.page.waitForEvent('load'),
-    entry.getByRole('button', { name: button, exact: true }).click(),
-  ]);
+  const entry = entryWith(person, text, { button });
+  await Promise.all([person.page.waitForEvent('load'), buttonNamed(entry, button).click()]);
   await person.check(`after ${button}`);
 }
 

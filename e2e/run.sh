@@ -6,6 +6,10 @@
 #   e2e/run.sh                     builds target/debug/sealpost (cargo, --locked) and tests it
 #   SEALPOST_BIN=PATH e2e/run.sh   tests that binary instead, building nothing
 set -euo pipefail
+# A relative SEALPOST_BIN is relative to where this script was called from.
+if [ -n "${SEALPOST_BIN:-}" ] && [[ "$SEALPOST_BIN" != /* ]]; then
+    SEALPOST_BIN="$PWD/$SEALPOST_BIN"
+fi
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
 
@@ -23,8 +27,14 @@ fi
 
 if [ -z "${SEALPOST_BIN:-}" ]; then
     (cd "$root" && cargo build --locked --quiet --bin sealpost)
-    export SEALPOST_BIN="$root/target/debug/sealpost"
+    SEALPOST_BIN="$root/target/debug/sealpost"
 fi
+if [ ! -x "$SEALPOST_BIN" ]; then
+    echo "e2e: error: the gateway binary \`$SEALPOST_BIN\` does not exist" >&2
+    echo "e2e: hint: build it with \`cargo build\`, or leave SEALPOST_BIN unset and this script builds it" >&2
+    exit 1
+fi
+export SEALPOST_BIN
 
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm test

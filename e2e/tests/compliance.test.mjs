@@ -23,9 +23,9 @@ test('a held bundle is approved by a compliance officer and then collected by it
   const olga = await suite.person(t, 'olga');
   await olga.signIn(cast.olga.token);
   await olga.goto('/compliance/held');
-  await entryWith(olga, sent.id, 'Approve').waitFor();
+  await entryWith(olga, sent.id, { button: 'Approve' }).waitFor();
   await pressFor(olga, sent.id, 'Approve');
-  assert.equal(await entryWith(olga, sent.id, 'Approve').count(), 0, 'the approved bundle is still held');
+  assert.equal(await entryWith(olga, sent.id, { button: 'Approve' }).count(), 0, 'the approved bundle is still held');
   const events = (await gw.audit({ transfer: sent.id })).filter((e) => e.event === 'transfer.approved');
   assert.equal(events.length, 1, 'no transfer.approved event');
   assert.equal(events[0].actor, 'ico/olga');
@@ -52,9 +52,9 @@ test('a held bundle rejected with a reason can never be collected', async (t) =>
   const olga = await suite.person(t, 'olga');
   await olga.signIn(cast.olga.token);
   await olga.goto('/compliance/held');
-  await entryWith(olga, sent.id, 'Reject').getByLabel('Reason', { exact: true }).fill('not needed by the recipient');
+  await entryWith(olga, sent.id, { label: 'Reason' }).getByLabel('Reason', { exact: true }).fill('not needed by the recipient');
   await pressFor(olga, sent.id, 'Reject');
-  assert.equal(await entryWith(olga, sent.id, 'Reject').count(), 0, 'the rejected bundle is still held');
+  assert.equal(await entryWith(olga, sent.id, { button: 'Reject' }).count(), 0, 'the rejected bundle is still held');
 
   const redeem = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: linkToken(sent.links[0].url) } });
   assert.notEqual(redeem.status, 200, 'a rejected bundle was collected');

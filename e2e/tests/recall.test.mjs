@@ -19,7 +19,7 @@ test('a sender recalls a bundle from the sent page and its link stops working', 
   await assertText(entryWith(bob, sent.id), /waiting/i);
   await pressFor(bob, sent.id, 'Recall');
   await assertText(entryWith(bob, sent.id), /recalled/i);
-  assert.equal(await entryWith(bob, sent.id, 'Recall').count(), 0, 'a recalled bundle can be recalled again');
+  assert.equal(await entryWith(bob, sent.id, { button: 'Recall' }).count(), 0, 'a recalled bundle can be recalled again');
 
   const redeem = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: linkToken(sent.links[0].url) } });
   assert.equal(redeem.status, 410, `a recalled link answered ${redeem.status}`);

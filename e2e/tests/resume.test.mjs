@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { WORK_TIMEOUT_MS, sleep, until, useSuite } from '../harness.mjs';
-import { fillSendPage, makeFiles, readSendResult } from '../flows.mjs';
+import { fillSendPage, makeFiles, readSendResult, shownErrors } from '../flows.mjs';
 
 const suite = useSuite({ relay: true });
 
@@ -83,15 +83,18 @@ test('an upload whose connection drops mid-way resumes where it stopped and arri
   await sleep(2_000);
   await bob.context.setOffline(false);
   await send.fullSpeed();
-  // Back online, the page continues by itself or offers to; a person takes the offer.
+  // Back online, the page continues by itself or offers to (saying what went wrong); a person
+  // takes the offer.
   const result = bob.page.locator('#send-result');
   const resume = bob.page.getByRole('button', { name: /^Resume/ });
   await until(WORK_TIMEOUT_MS, async () => (await result.isVisible()) || (await resume.isVisible()), 'neither a result nor a way to resume');
+  let earlier = [];
   if (!(await result.isVisible())) {
     await bob.check('the upload interrupted');
+    earlier = await shownErrors(bob);
     await resume.click();
   }
-  await assertResumed(send, await readSendResult(bob));
+  await assertResumed(send, await readSendResult(bob, { earlier }));
 });
 
 test('a send page reloaded mid-upload resumes the upload where it stopped', async (t) => {

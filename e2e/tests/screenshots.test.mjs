@@ -12,9 +12,21 @@ import { collect, makeFiles, entryWith, openFromInbox, sendFromBrowser } from '.
 const suite = useSuite();
 const outDir = resolve(process.env.SEALPOST_SCREENSHOTS || join(repoRoot, 'docs', 'screenshots'));
 
-async function shoot(person, name) {
+/**
+ * Photographs the viewport; with `focus` (a selector), scrolled so that it ends near the bottom
+ * (the send page: its result whole, with as much of the form above it as fits).
+ */
+async function shoot(person, name, focus) {
   mkdirSync(outDir, { recursive: true });
   const path = join(outDir, `${name}.png`);
+  if (focus) {
+    await person.page.locator(focus).evaluate((el) => {
+      el.scrollIntoView({ block: 'end' });
+      window.scrollBy(0, 30);
+    });
+  } else {
+    await person.page.evaluate(() => window.scrollTo(0, 0));
+  }
   await person.page.screenshot({ path, animations: 'disabled', caret: 'hide' });
   assert.ok(statSync(path).size > 10_000, `${name}.png is nearly empty`);
 }
@@ -36,7 +48,7 @@ test('each main page is photographed for the README', async (t) => {
   await bob.signIn(cast.bob.token);
   const files = makeFiles(dir, { 'case-file-4471.pdf': 250_000, 'contacts.csv': 'name,phone\nA. Person,0100\n' });
   const sent = await sendFromBrowser(bob, { to: 'hmpps/alice', files });
-  await shoot(bob, 'send');
+  await shoot(bob, 'send', '#send-result');
   await bob.goto('/sent');
   await shoot(bob, 'sent');
 
