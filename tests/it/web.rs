@@ -340,5 +340,18 @@ async fn an_administrator_removes_a_users_key_through_a_form_and_the_removal_is_
     let (_, keys) = server.get(&alice, "/api/v1/keys").await;
     assert_eq!(keys["keys"], json!([]));
     assert_eq!(server.events().await.last().map(String::as_str), Some("key.removed"));
+
+    // The organisation form: its kind is a select, and a mistake keeps what was chosen.
+    let page = browser.get("/admin").await;
+    assert!(page.body.contains("<select class=\"govuk-select\" id=\"org_kind\" name=\"org_kind\">"));
+    let csrf = page.csrf();
+    let wrong =
+        browser.post("/admin/orgs", &[("csrf", &csrf), ("org_name", "Not A Name"), ("org_kind", "agency")]).await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("<option value=\"agency\" selected>agency</option>"), "the kind chosen is kept");
+    let added = browser.post("/admin/orgs", &[("csrf", &csrf), ("org_name", "dwp"), ("org_kind", "agency")]).await;
+    assert_eq!(added.status, 303);
+    let (_, orgs) = server.get(&server.admin, "/api/v1/orgs").await;
+    assert!(orgs["orgs"].as_array().unwrap().iter().any(|o| o["name"] == "dwp" && o["kind"] == "agency"), "{orgs}");
     server.stop().await;
 }
