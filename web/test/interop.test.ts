@@ -23,7 +23,7 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
 
 async function decrypter(): Promise<Decrypter> {
   const d = new Decrypter()
-  for (const id of await parseIdentityFile(text('send/alice.key'))) d.addIdentity(id)
+  for (const id of await parseIdentityFile(text('send/alice-test-identity.txt'))) d.addIdentity(id)
   return d
 }
 
@@ -78,7 +78,7 @@ test('a plain file encrypted with the Go `age` CLI, armoured, opens here', async
 })
 
 test('identity files are read as age reads them', async () => {
-  assert.equal((await parseIdentityFile(text('send/alice.key'))).length, 1)
+  assert.equal((await parseIdentityFile(text('send/alice-test-identity.txt'))).length, 1)
   await assert.rejects(parseIdentityFile('# only a comment\n'), /holds no age identity/)
   await assert.rejects(parseIdentityFile('age1qqqq\n'), /Line 1 of the identity file is not an age identity/)
   await assert.rejects(parseIdentityFile('AGE-SECRET-KEY-1QQQQ\n'), /damaged/)
