@@ -27,13 +27,13 @@ impl Store {
         let org = OrgId::generate();
         let user = UserId::generate();
         let name = UserRef::new(OPERATOR_ORG, BOOTSTRAP_ADMIN)?;
-        sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES (?, ?, 'operator', ?)")
+        sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES ($1, $2, 'operator', $3)")
             .bind(org.as_str())
             .bind(OPERATOR_ORG)
             .bind(ms(now))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)")
+        sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES ($1, $2, $3, 'admin', $4)")
             .bind(user.as_str())
             .bind(org.as_str())
             .bind(BOOTSTRAP_ADMIN)
@@ -53,7 +53,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT u.id, u.name, u.role, o.name AS org, o.kind FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(&token.0[..])
         .bind(ms(now))
@@ -78,7 +78,7 @@ impl Store {
     ) -> Result<OrgInfo, StoreError> {
         let mut tx = self.write().await?;
         let id = OrgId::generate();
-        let inserted = sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES (?, ?, ?, ?)")
+        let inserted = sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES ($1, $2, $3, $4)")
             .bind(id.as_str())
             .bind(name)
             .bind(kind.as_str())
@@ -121,10 +121,10 @@ impl Store {
     ) -> Result<TokenId, StoreError> {
         let mut tx = self.write().await?;
         let org: Option<String> =
-            sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?").bind(&user.org).fetch_optional(&mut *tx).await?;
+            sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1").bind(&user.org).fetch_optional(&mut *tx).await?;
         let org = org.ok_or_else(|| StoreError::UnknownOrg(user.org.clone()))?;
         let id = UserId::generate();
-        let inserted = sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)")
+        let inserted = sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.as_str())
             .bind(&org)
             .bind(&user.name)
@@ -183,7 +183,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT t.id, o.name AS org, u.name, t.created_at, t.expires_at, t.revoked_at FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE (?1 IS NULL OR (o.name = ?1 AND u.name = ?2)) ORDER BY t.created_at DESC, t.id",
+             WHERE ($1 IS NULL OR (o.name = $1 AND u.name = $2)) ORDER BY t.created_at DESC, t.id",
         )
         .bind(user.map(|u| u.org.clone()))
         .bind(user.map(|u| u.name.clone()))
@@ -205,14 +205,14 @@ impl Store {
     /// Revokes one token by id. Revoking a revoked token changes nothing and is not an error.
     pub async fn revoke_token(&self, actor: &UserId, token: &TokenId, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE id = ?")
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE id = $1")
             .bind(token.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::UnknownToken(token.to_string()));
         }
-        let revoked = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        let revoked = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(ms(now))
             .bind(token.as_str())
             .execute(&mut *tx)
@@ -236,7 +236,7 @@ impl Store {
         let mut tx = self.write().await?;
         let id = user_id(&mut tx, user).await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
         )
         .bind(ms(now))
         .bind(id.as_str())
@@ -253,11 +253,11 @@ impl Store {
 
 /// Looks a user's id up by name inside a transaction.
 pub(super) async fn user_id(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: &UserRef,
 ) -> Result<UserId, StoreError> {
     let id: Option<String> =
-        sqlx::query_scalar("SELECT u.id FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.name = ? AND u.name = ?")
+        sqlx::query_scalar("SELECT u.id FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.name = $1 AND u.name = $2")
             .bind(&user.org)
             .bind(&user.name)
             .fetch_optional(&mut **tx)
@@ -266,7 +266,7 @@ pub(super) async fn user_id(
 }
 
 async fn insert_token(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     actor: Option<&UserId>,
     user: &UserId,
     token: &SecretHash,
@@ -274,7 +274,7 @@ async fn insert_token(
     now: DateTime<Utc>,
 ) -> Result<TokenId, StoreError> {
     let id = TokenId::generate();
-    sqlx::query("INSERT INTO api_tokens (id, user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO api_tokens (id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(id.as_str())
         .bind(user.as_str())
         .bind(&token.0[..])

@@ -44,13 +44,13 @@ impl Store {
              FROM audit_events a \
              LEFT JOIN users au ON au.id = a.actor_id LEFT JOIN orgs ao ON ao.id = au.org_id \
              LEFT JOIN users su ON su.id = a.subject_id LEFT JOIN orgs so ON so.id = su.org_id \
-             WHERE (?1 IS NULL OR a.transfer_id = ?1) \
-               AND (?2 IS NULL OR a.actor_id = ?2 OR a.subject_id = ?2) \
-               AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at < ?4) AND (?5 IS NULL OR a.seq > ?5) \
-               AND (?7 IS NULL OR a.seq < ?7) AND (?8 IS NULL OR a.event = ?8) \
-               AND (?9 IS NULL OR ao.name = ?9 OR so.name = ?9 \
-                    OR a.subject_id = (SELECT id FROM orgs WHERE name = ?9)) \
-             ORDER BY a.seq {order} LIMIT ?6"
+             WHERE ($1 IS NULL OR a.transfer_id = $1) \
+               AND ($2 IS NULL OR a.actor_id = $2 OR a.subject_id = $2) \
+               AND ($3 IS NULL OR a.at >= $3) AND ($4 IS NULL OR a.at < $4) AND ($5 IS NULL OR a.seq > $5) \
+               AND ($7 IS NULL OR a.seq < $7) AND ($8 IS NULL OR a.event = $8) \
+               AND ($9 IS NULL OR ao.name = $9 OR so.name = $9 \
+                    OR a.subject_id = (SELECT id FROM orgs WHERE name = $9)) \
+             ORDER BY a.seq {order} LIMIT $6"
         );
         // `order` is one of two constants: nothing from the request reaches the SQL text.
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -58,7 +58,7 @@ impl Store {
     ) -> Result<Acknowledgement, StoreError> {
         let mut tx = self.write().await?;
         let used: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM links WHERE transfer_id = ? AND recipient_id = ? AND state = 'used'",
+            "SELECT COUNT(*) FROM links WHERE transfer_id = $1 AND recipient_id = $2 AND state = 'used'",
         )
         .bind(transfer.as_str())
         .bind(recipient.as_str())
@@ -68,7 +68,7 @@ impl Store {
             return Ok(Acknowledgement::NotRecipient);
         }
         let reported: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit_events WHERE transfer_id = ? AND actor_id = ? \
+            "SELECT COUNT(*) FROM audit_events WHERE transfer_id = $1 AND actor_id = $2 \
              AND event = 'delivery.acknowledged'",
         )
         .bind(transfer.as_str())

@@ -42,7 +42,7 @@ impl Store {
         debug_assert_eq!(permit.action(), Action::Recall);
         let id = &TransferId::from_db(permit.transfer().to_owned());
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT sender_id, object_key, recalled_at FROM transfers WHERE id = ?")
+        let row = sqlx::query("SELECT sender_id, object_key, recalled_at FROM transfers WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
@@ -53,13 +53,13 @@ impl Store {
         let object_key: Option<String> = row.get("object_key");
         let revoked: Vec<(String, String)> = sqlx::query_as(
             "UPDATE links SET state = 'revoked', lease_id = NULL \
-             WHERE transfer_id = ? AND state IN ('issued', 'leased') RETURNING id, recipient_id",
+             WHERE transfer_id = $1 AND state IN ('issued', 'leased') RETURNING id, recipient_id",
         )
         .bind(id.as_str())
         .fetch_all(&mut *tx)
         .await?;
         if row.get::<Option<i64>, _>("recalled_at").is_none() {
-            sqlx::query("UPDATE transfers SET recalled_at = ? WHERE id = ?")
+            sqlx::query("UPDATE transfers SET recalled_at = $1 WHERE id = $2")
                 .bind(ms(now))
                 .bind(id.as_str())
                 .execute(&mut *tx)
@@ -84,7 +84,7 @@ impl Store {
     pub async fn expire_links(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let expired: Vec<(String, String, String)> = sqlx::query_as(
-            "UPDATE links SET state = 'expired' WHERE state = 'issued' AND expires_at <= ? \
+            "UPDATE links SET state = 'expired' WHERE state = 'issued' AND expires_at <= $1 \
              RETURNING id, transfer_id, recipient_id",
         )
         .bind(ms(now))
@@ -110,7 +110,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT t.id, t.object_key, t.recalled_at, t.status, \
                     (SELECT COUNT(*) FROM links l WHERE l.transfer_id = t.id AND l.state = 'used') AS used \
-             FROM transfers t WHERE t.object_key IS NOT NULL AND (?1 IS NULL OR t.id = ?1) AND NOT EXISTS \
+             FROM transfers t WHERE t.object_key IS NOT NULL AND ($1 IS NULL OR t.id = $1) AND NOT EXISTS \
                 (SELECT 1 FROM links l WHERE l.transfer_id = t.id AND l.state IN ('issued', 'leased'))",
         )
         .bind(only.map(|t| t.as_str().to_owned()))
@@ -143,7 +143,7 @@ impl Store {
     pub async fn mark_purged(&self, purge: &Purge, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE transfers SET object_key = NULL, purged_at = ? WHERE id = ? AND object_key IS NOT NULL",
+            "UPDATE transfers SET object_key = NULL, purged_at = $1 WHERE id = $2 AND object_key IS NOT NULL",
         )
         .bind(ms(now))
         .bind(purge.transfer.as_str())

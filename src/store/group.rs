@@ -9,7 +9,7 @@
 //! of their own; work that arrives alone is committed at once, without waiting for company.
 
 use futures_util::future::BoxFuture;
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -18,7 +18,7 @@ use super::StoreError;
 const MAX_BATCH: usize = 128;
 
 /// The transaction a piece of work runs in.
-pub(super) type Tx = Transaction<'static, Sqlite>;
+pub(super) type Tx = Transaction<'static, Any>;
 
 /// Tells a caller how the commit went (`None`: committed), handing over its result.
 type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
@@ -34,7 +34,7 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the committing task on the current runtime.
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    pub(super) fn start(pool: AnyPool, dialect: super::Dialect) -> Self {
         let (queue, mut jobs) = mpsc::unbounded_channel::<Work>();
         tokio::spawn(async move {
             while let Some(first) = jobs.recv().await {
@@ -45,7 +45,7 @@ impl GroupCommit {
                         Err(_) => break,
                     }
                 }
-                commit(&pool, batch).await;
+                commit(&pool, dialect, batch).await;
             }
         });
         Self { queue }
@@ -91,8 +91,8 @@ fn shared(e: &StoreError) -> StoreError {
     }
 }
 
-async fn commit(pool: &SqlitePool, batch: Vec<Work>) {
-    let Ok(mut tx) = pool.begin_with("BEGIN IMMEDIATE").await else {
+async fn commit(pool: &AnyPool, dialect: super::Dialect, batch: Vec<Work>) {
+    let Ok(mut tx) = dialect.begin_write(pool).await else {
         tracing::warn!(work = batch.len(), "could not start a write transaction");
         return;
     };

@@ -38,7 +38,7 @@ impl Store {
                     (SELECT a.entry FROM audit_events a WHERE a.transfer_id = t.id \
                      AND a.event = 'upload.accepted' ORDER BY a.idx LIMIT 1) AS accepted \
              FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id \
-             WHERE t.status = 'held' AND t.recalled_at IS NULL AND t.expires_at > ? \
+             WHERE t.status = 'held' AND t.recalled_at IS NULL AND t.expires_at > $1 \
              ORDER BY t.created_at, t.id",
         )
         .bind(ms(now))

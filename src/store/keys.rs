@@ -23,7 +23,7 @@ impl Store {
         let id = KeyId::generate();
         let inserted = sqlx::query(
             "INSERT INTO recipient_keys (id, user_id, recipient, stanza_type, fingerprint, added_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id.as_str())
         .bind(owner.as_str())
@@ -72,7 +72,7 @@ impl Store {
         let mut tx = self.write().await?;
         let owner = user_id(&mut tx, user).await?;
         let removed: Option<String> = sqlx::query_scalar(
-            "UPDATE recipient_keys SET removed_at = ? WHERE user_id = ? AND fingerprint = ? AND removed_at IS NULL \
+            "UPDATE recipient_keys SET removed_at = $1 WHERE user_id = $2 AND fingerprint = $3 AND removed_at IS NULL \
              RETURNING id",
         )
         .bind(ms(now))
@@ -95,7 +95,7 @@ impl Store {
         let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT a.idx, a.entry FROM audit_events a JOIN recipient_keys k ON k.id = a.subject_id \
              JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE a.event = 'key.added' AND o.name = ? AND u.name = ? AND k.fingerprint = ? AND k.removed_at IS NULL",
+             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 AND k.removed_at IS NULL",
         )
         .bind(&user.org)
         .bind(&user.name)
@@ -112,7 +112,7 @@ impl Store {
         for user in users {
             let id = user_id(&mut tx, user).await?;
             let role: String =
-                sqlx::query_scalar("SELECT role FROM users WHERE id = ?").bind(id.as_str()).fetch_one(&mut *tx).await?;
+                sqlx::query_scalar("SELECT role FROM users WHERE id = $1").bind(id.as_str()).fetch_one(&mut *tx).await?;
             let keys = keys_of(&mut tx, &id).await?;
             out.push(Recipient { id, user: user.clone(), role: role.parse()?, keys });
         }
@@ -121,10 +121,10 @@ impl Store {
     }
 }
 
-async fn keys_of(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, user: &UserId) -> Result<Vec<KeyInfo>, StoreError> {
+async fn keys_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, user: &UserId) -> Result<Vec<KeyInfo>, StoreError> {
     let rows = sqlx::query(
         "SELECT recipient, stanza_type, fingerprint, added_at FROM recipient_keys \
-         WHERE user_id = ? AND removed_at IS NULL ORDER BY added_at, id",
+         WHERE user_id = $1 AND removed_at IS NULL ORDER BY added_at, id",
     )
     .bind(user.as_str())
     .fetch_all(&mut **tx)

@@ -122,8 +122,8 @@ async fn lease_in(
     let user = &user;
     let lease_id = LinkId::generate().to_string();
     let leased = sqlx::query(
-        "UPDATE links SET state = 'leased', lease_id = ?1 \
-         WHERE token_hash = ?2 AND recipient_id = ?3 AND state = 'issued' AND expires_at > ?4 AND transfer_id = ?5 \
+        "UPDATE links SET state = 'leased', lease_id = $1 \
+         WHERE token_hash = $2 AND recipient_id = $3 AND state = 'issued' AND expires_at > $4 AND transfer_id = $5 \
            AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
                        AND t.object_key IS NOT NULL AND t.recalled_at IS NULL AND t.status = 'released') \
          RETURNING id, transfer_id",
@@ -138,7 +138,7 @@ async fn lease_in(
     if let Some(row) = leased {
         let link = LinkId::from_db(row.get("id"));
         let transfer = TransferId::from_db(row.get("transfer_id"));
-        let t = sqlx::query("SELECT object_key, size, digest FROM transfers WHERE id = ?")
+        let t = sqlx::query("SELECT object_key, size, digest FROM transfers WHERE id = $1")
             .bind(transfer.as_str())
             .fetch_one(&mut **tx)
             .await?;
@@ -169,7 +169,7 @@ async fn refuse_in(
 ) -> Result<RedeemRefusal, StoreError> {
     let row = sqlx::query(
         "SELECT l.id, l.transfer_id, l.recipient_id, l.state, l.expires_at, t.object_key, t.recalled_at, t.status \
-         FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = ?",
+         FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.token_hash = $1",
     )
     .bind(&token.0[..])
     .fetch_optional(&mut **tx)
@@ -219,7 +219,7 @@ async fn end_lease_in(tx: &mut Tx, lease: Lease, end: LeaseEnd, now: DateTime<Ut
     let (changed, event) = match end {
         LeaseEnd::Completed => {
             let changed = sqlx::query(
-                "UPDATE links SET state = 'used', used_at = ? WHERE id = ? AND lease_id = ? AND state = 'leased'",
+                "UPDATE links SET state = 'used', used_at = $1 WHERE id = $2 AND lease_id = $3 AND state = 'leased'",
             )
             .bind(ms(now))
             .bind(lease.link.as_str())
@@ -271,9 +271,9 @@ impl Store {
 }
 
 /// Gives a leased link back (`issued`, no lease), unless a recall or a newer lease got there first.
-async fn release(tx: &mut Tx, lease: &Lease) -> Result<sqlx::sqlite::SqliteQueryResult, StoreError> {
+async fn release(tx: &mut Tx, lease: &Lease) -> Result<sqlx::any::AnyQueryResult, StoreError> {
     Ok(sqlx::query(
-        "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = ? AND lease_id = ? AND state = 'leased'",
+        "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = $1 AND lease_id = $2 AND state = 'leased'",
     )
     .bind(lease.link.as_str())
     .bind(&lease.lease_id)

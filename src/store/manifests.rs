@@ -42,7 +42,7 @@ impl Store {
     pub async fn manifest_subject(&self, id: &TransferId) -> Result<ManifestSubject, StoreError> {
         let row = sqlx::query(
             "SELECT t.digest, u.id, u.name, o.name AS org FROM transfers t JOIN users u ON u.id = t.sender_id \
-             JOIN orgs o ON o.id = u.org_id WHERE t.id = ?",
+             JOIN orgs o ON o.id = u.org_id WHERE t.id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -50,7 +50,7 @@ impl Store {
         .ok_or_else(|| StoreError::UnknownTransfer(id.to_string()))?;
         let rows = sqlx::query(
             "SELECT u.id, u.name, o.name AS org FROM links l JOIN users u ON u.id = l.recipient_id \
-             JOIN orgs o ON o.id = u.org_id WHERE l.transfer_id = ?",
+             JOIN orgs o ON o.id = u.org_id WHERE l.transfer_id = $1",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
@@ -87,7 +87,7 @@ impl Store {
         let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO manifests (transfer_id, manifest, signature, key_fingerprint, key_public, signed_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(transfer.as_str())
         .bind(&manifest.manifest)
@@ -114,7 +114,7 @@ impl Store {
     /// The manifest of `transfer`, if its sender signed one.
     pub async fn manifest(&self, transfer: &TransferId) -> Result<Option<Manifest>, StoreError> {
         let row =
-            sqlx::query("SELECT manifest, signature, key_fingerprint, key_public FROM manifests WHERE transfer_id = ?")
+            sqlx::query("SELECT manifest, signature, key_fingerprint, key_public FROM manifests WHERE transfer_id = $1")
                 .bind(transfer.as_str())
                 .fetch_optional(&self.pool)
                 .await?;

@@ -1,11 +1,19 @@
-//! The relational store: accounts, keys, transfers, links and the audit trail, in SQLite.
+//! The relational store: accounts, keys, transfers, links and the audit trail, in SQLite (the
+//! embedded default) or PostgreSQL (for several gateways at once), chosen by the database URL.
 //!
-//! All SQL lives in this module (and its children), so a PostgreSQL store can slot in behind the
-//! same methods. Every method that changes state writes its audit event in the same transaction,
-//! so a change and its record commit or vanish together. Write transactions start with
-//! `BEGIN IMMEDIATE`, so concurrent writers queue on SQLite's lock instead of failing mid-way.
-//! Accepted uploads and download leases, the writes that come in crowds, are group-committed
-//! (`group.rs`): those arriving together share one durable transaction, each in its own savepoint.
+//! All SQL lives in this module (and its children) and is written once for both databases, through
+//! sqlx's `Any` driver: `$N` parameters (SQLite reads them too), integer times, and the few
+//! functions one lacks defined by its migrations (`migrations/sqlite`, `migrations/postgres`: one
+//! schema history, one directory per backend). Every method that changes state writes its audit
+//! event in the same transaction, so a change and its record commit or vanish together.
+//!
+//! Writers take turns ([`Dialect::begin_write`]): SQLite's `BEGIN IMMEDIATE` write lock, and on
+//! PostgreSQL a transaction-scoped advisory lock, held by one transaction at a time across every
+//! gateway. So the read-then-write checks inside a write transaction (is this link still issued?
+//! is this transfer still held?) hold across gateways exactly as they do in one process, and each
+//! audit event gets the next log index with no gaps. Reads never wait for it. Accepted uploads and
+//! download leases, the writes that come in crowds, are group-committed (`group.rs`): those
+//! arriving together share one transaction, each in its own savepoint, so the turn is taken once.
 
 mod accounts;
 mod audit_trail;
@@ -28,8 +36,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Transaction};
 
 use crate::audit::Event;
 use crate::model::{ParseError, UserRef};
@@ -136,16 +144,29 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut => Self::Busy,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Self::Busy,
             sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Self::Full,
-            sqlx::Error::Database(db) => {
-                let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
-                match primary {
-                    Some(5 | 6) => Self::Busy,
-                    Some(13) => Self::Full,
+            // A database server that is restarting or unreachable: nothing was written, and the
+            // pool reconnects by itself once it is back, so "try again shortly" is the answer.
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Self::Busy,
+            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                Some(pg) => match pg.code() {
+                    "53100" => Self::Full,
+                    // Serialization failure, deadlock, lock timeout, too many connections, and
+                    // the server shutting down, starting or gone (classes 08, 57P).
+                    "40001" | "40P01" | "55P03" | "53300" | "57014" => Self::Busy,
+                    code if code.starts_with("08") || code.starts_with("57P") => Self::Busy,
                     _ => Self::Db(e),
+                },
+                None => {
+                    let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+                    match primary {
+                        Some(5 | 6) => Self::Busy,
+                        Some(13) => Self::Full,
+                        _ => Self::Db(e),
+                    }
                 }
-            }
+            },
             _ => Self::Db(e),
         }
     }
@@ -157,7 +178,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// A row's `recipients` column (space-separated `ORG/NAME`, as `group_concat` makes it), sorted.
-fn recipient_list(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<UserRef>, StoreError> {
+fn recipient_list(row: &sqlx::any::AnyRow) -> Result<Vec<UserRef>, StoreError> {
     use sqlx::Row as _;
     let mut recipients = row
         .get::<Option<String>, _>("recipients")
@@ -167,6 +188,32 @@ fn recipient_list(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<UserRef>, StoreEr
         .collect::<Result<Vec<UserRef>, _>>()?;
     recipients.sort();
     Ok(recipients)
+}
+
+/// A yes/no read from either database: SQLite keeps booleans as integers, PostgreSQL as
+/// `BOOLEAN`, and the `Any` driver will not turn one into the other by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Flag(pub(crate) bool);
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <bool as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <bool as sqlx::Type<Any>>::compatible(ty) || <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef as _;
+        if value.type_info().kind() == sqlx::any::AnyTypeInfoKind::Bool {
+            <bool as sqlx::Decode<'r, Any>>::decode(value).map(Self)
+        } else {
+            <i64 as sqlx::Decode<'r, Any>>::decode(value).map(|i| Self(i != 0))
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -179,42 +226,120 @@ fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
+/// Which database a store runs on: the few things the two do differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (the embedded default): one file, one writer at a time.
+    Sqlite,
+    /// PostgreSQL: shared by several gateways.
+    Postgres,
+}
+
+/// The advisory lock key writers take turns on in PostgreSQL (`sealpost` in ASCII).
+const WRITE_LOCK: i64 = 0x7365_616c_706f_7374;
+
+impl Dialect {
+    /// The dialect of a database URL, or `None` for one this gateway cannot use.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// Starts a write transaction that has the writers' turn from its first statement.
+    async fn begin_write(self, pool: &AnyPool) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self {
+            Self::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+            Self::Postgres => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+                Ok(tx)
+            }
+        }
+    }
+}
+
 /// The gateway's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
     /// Batches accepted uploads into shared transactions.
     group: std::sync::Arc<group::GroupCommit>,
+}
+
+/// The URL of the SQLite database file at `path` (characters URLs reserve are escaped).
+pub fn sqlite_url(path: &Path) -> String {
+    let mut url = String::from("sqlite://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => url.push_str(&format!("%{:02X}", u32::from(c))),
+            c => url.push(c),
+        }
+    }
+    url
 }
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` in WAL mode with full fsync,
     /// and applies the embedded migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect(options).await
+        Self::connect(&sqlite_url(path)).await
     }
 
-    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+    /// Opens the database at `url` (`sqlite://PATH`, created if missing, or `postgres://…`)
+    /// and applies its backend's migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url)
+            .ok_or_else(|| StoreError::Db(sqlx::Error::Configuration("unsupported database URL".into())))?;
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            })
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL with full fsync: a commit is on disk when it returns; writers
+                        // wait for each other up to 5 s instead of failing at once.
+                        sqlx::raw_sql(
+                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone()));
-        Ok(Self { pool, group })
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone(), dialect));
+        Ok(Self { pool, dialect, group })
     }
 
-    /// Starts a write transaction that holds SQLite's write lock from the start.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a write transaction that has the writers' turn from the start.
+    async fn write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self.dialect.begin_write(&self.pool).await?)
     }
 
     /// Records one event on its own (refusals and other events that change nothing else);
@@ -229,7 +354,7 @@ impl Store {
     /// Log entries from index `from` on, at most `limit`, in index order.
     pub async fn entries_from(&self, from: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
         let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT idx, entry FROM audit_events WHERE idx >= ? ORDER BY idx LIMIT ?")
+            sqlx::query_as("SELECT idx, entry FROM audit_events WHERE idx >= $1 ORDER BY idx LIMIT $2")
                 .bind(i64::try_from(from).unwrap_or(i64::MAX))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
@@ -244,7 +369,7 @@ impl Store {
         transfer: &crate::ids::TransferId,
     ) -> Result<Vec<(String, u64, String)>, StoreError> {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT event, idx, entry FROM audit_events WHERE transfer_id = ? AND event IN \
+            "SELECT event, idx, entry FROM audit_events WHERE transfer_id = $1 AND event IN \
              ('upload.accepted', 'transfer.approved', 'transfer.rejected', 'download.completed', \
               'delivery.acknowledged', 'transfer.recalled', 'object.purged') ORDER BY idx",
         )
@@ -260,17 +385,17 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the pool (checkpointing SQLite's WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
 /// Appends an audit event inside the caller's transaction; returns its log index.
-async fn append(tx: &mut Transaction<'static, Sqlite>, event: &Event, now: DateTime<Utc>) -> Result<u64, StoreError> {
+async fn append(tx: &mut Transaction<'static, Any>, event: &Event, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let idx: i64 = sqlx::query_scalar(
         "INSERT INTO audit_events (at, event, actor_id, transfer_id, subject_id, code, entry, idx) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM audit_events)) RETURNING idx",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(idx), -1) + 1 FROM audit_events)) RETURNING idx",
     )
     .bind(ms(now))
     .bind(event.kind.as_str())

@@ -10,9 +10,9 @@ use crate::policy::OrgFacts;
 use crate::wire::routes::RouteInfo;
 
 /// Looks an organisation's id up by name.
-async fn org_id(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, name: &str) -> Result<String, StoreError> {
+async fn org_id(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> Result<String, StoreError> {
     let id: Option<String> =
-        sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?").bind(name).fetch_optional(&mut **tx).await?;
+        sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
     id.ok_or_else(|| StoreError::UnknownOrg(name.to_owned()))
 }
 
@@ -27,7 +27,7 @@ impl Store {
     ) -> Result<RouteInfo, StoreError> {
         let mut tx = self.write().await?;
         let (from_id, to_id) = (org_id(&mut tx, from).await?, org_id(&mut tx, to).await?);
-        let inserted = sqlx::query("INSERT INTO routes (from_org, to_org, created_at) VALUES (?, ?, ?)")
+        let inserted = sqlx::query("INSERT INTO routes (from_org, to_org, created_at) VALUES ($1, $2, $3)")
             .bind(&from_id)
             .bind(&to_id)
             .bind(ms(now))
@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let (from_id, to_id) = (org_id(&mut tx, from).await?, org_id(&mut tx, to).await?);
-        let removed = sqlx::query("DELETE FROM routes WHERE from_org = ? AND to_org = ?")
+        let removed = sqlx::query("DELETE FROM routes WHERE from_org = $1 AND to_org = $2")
             .bind(&from_id)
             .bind(&to_id)
             .execute(&mut *tx)
@@ -89,14 +89,14 @@ impl Store {
     pub async fn org_facts(&self, names: &[&str]) -> Result<Vec<OrgFacts>, StoreError> {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM orgs WHERE name = ?")
+            let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM orgs WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?;
             let Some(kind) = kind else { continue };
             let routes: Vec<String> = sqlx::query_scalar(
                 "SELECT t.name FROM routes r JOIN orgs f ON f.id = r.from_org JOIN orgs t ON t.id = r.to_org \
-                 WHERE f.name = ? ORDER BY t.name",
+                 WHERE f.name = $1 ORDER BY t.name",
             )
             .bind(name)
             .fetch_all(&self.pool)

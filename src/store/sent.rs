@@ -32,9 +32,9 @@ impl Store {
                      JOIN users u ON u.id = l.recipient_id JOIN orgs o ON o.id = u.org_id \
                      WHERE l.transfer_id = t.id) AS recipients, \
                     (SELECT COUNT(*) FROM links l WHERE l.transfer_id = t.id \
-                     AND l.state IN ('issued', 'leased') AND l.expires_at > ?1) AS waiting, \
+                     AND l.state IN ('issued', 'leased') AND l.expires_at > $1) AS waiting, \
                     (SELECT COUNT(*) FROM links l WHERE l.transfer_id = t.id AND l.state = 'used') AS used \
-             FROM transfers t WHERE t.sender_id = ?2 ORDER BY t.created_at DESC, t.id LIMIT ?3",
+             FROM transfers t WHERE t.sender_id = $2 ORDER BY t.created_at DESC, t.id LIMIT $3",
         )
         .bind(ms(now))
         .bind(sender.as_str())

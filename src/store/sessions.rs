@@ -100,7 +100,7 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-fn principal(row: &sqlx::sqlite::SqliteRow) -> Result<Principal, StoreError> {
+fn principal(row: &sqlx::any::AnyRow) -> Result<Principal, StoreError> {
     Ok(Principal {
         id: UserId::from_db(row.get("user_id")),
         user: UserRef::new(row.get("org"), row.get("name"))?,
@@ -124,7 +124,7 @@ impl Store {
             "SELECT t.id AS token_id, t.expires_at AS token_expires, u.id AS user_id, u.name, u.role, \
                     o.name AS org, o.kind FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(&token.0[..])
         .bind(ms(now))
@@ -140,7 +140,7 @@ impl Store {
         let id = SessionId::generate();
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, user_id, method, token_id, created_at, last_seen_at, expires_at) \
-             VALUES (?, ?, ?, 'token', ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, 'token', $4, $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(&secret.0[..])
@@ -175,10 +175,10 @@ impl Store {
         let row = sqlx::query(
             "SELECT s.id, s.method, s.expires_at, s.last_seen_at, s.ended_at, s.user_id, u.name, u.role, \
                     o.name AS org, o.kind, \
-                    (s.method = 'token' AND (t.revoked_at IS NOT NULL OR t.expires_at <= ?)) AS token_dead, \
+                    (s.method = 'token' AND (t.revoked_at IS NOT NULL OR t.expires_at <= $1)) AS token_dead, \
                     (t.revoked_at IS NOT NULL) AS token_revoked \
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = u.org_id \
-             LEFT JOIN api_tokens t ON t.id = s.token_id WHERE s.secret_hash = ?",
+             LEFT JOIN api_tokens t ON t.id = s.token_id WHERE s.secret_hash = $2",
         )
         .bind(ms(now))
         .bind(&secret.0[..])
@@ -192,8 +192,8 @@ impl Store {
         let user = UserId::from_db(row.get("user_id"));
         let expires_at = from_ms(row.get("expires_at"));
         let last_seen = from_ms(row.get("last_seen_at"));
-        let end = if row.get::<Option<bool>, _>("token_dead").unwrap_or(false) {
-            Some(if row.get::<Option<bool>, _>("token_revoked").unwrap_or(false) {
+        let end = if row.get::<Option<super::Flag>, _>("token_dead").is_some_and(|f| f.0) {
+            Some(if row.get::<Option<super::Flag>, _>("token_revoked").is_some_and(|f| f.0) {
                 SessionEnd::TokenRevoked
             } else {
                 SessionEnd::TokenEnded
@@ -211,7 +211,7 @@ impl Store {
         }
         let method = AuthMethod::parse(&row.get::<String, _>("method"))?;
         let principal = principal(&row)?;
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND ended_at IS NULL AND last_seen_at < ?")
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL AND last_seen_at < $3")
             .bind(ms(now))
             .bind(id.as_str())
             .bind(ms(now))
@@ -230,7 +230,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let ended = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
+        let ended = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
             .bind(ms(now))
             .bind(end.code())
             .bind(id.as_str())
@@ -261,7 +261,7 @@ impl Store {
         let mut tx = self.write().await?;
         append(&mut tx, &Event::new(EventKind::SessionRefused).code(code).field("method", method.as_str()), now)
             .await?;
-        let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE at >= ? AND event = ?")
+        let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE at >= $1 AND event = $2")
             .bind(ms(now - chrono_duration(window)))
             .bind(EventKind::SessionRefused.as_str())
             .fetch_one(&mut *tx)
@@ -274,12 +274,12 @@ impl Store {
 /// Ends every live session started from `token`, inside the caller's transaction (a revocation);
 /// returns how many.
 pub(super) async fn end_token_sessions(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let ended: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_id = ? AND ended_at IS NULL \
+        "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE token_id = $3 AND ended_at IS NULL \
          RETURNING id, user_id",
     )
     .bind(ms(now))

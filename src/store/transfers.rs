@@ -61,7 +61,7 @@ struct InsertLink {
 async fn write_insert(tx: &mut Tx, insert: Insert) -> Result<u64, StoreError> {
     sqlx::query(
         "INSERT INTO transfers (id, sender_id, size, digest, armored, classification, created_at, expires_at, object_key, status) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&insert.id)
     .bind(&insert.sender)
@@ -79,7 +79,7 @@ async fn write_insert(tx: &mut Tx, insert: Insert) -> Result<u64, StoreError> {
     for link in &insert.links {
         sqlx::query(
             "INSERT INTO links (id, transfer_id, recipient_id, token_hash, state, expires_at) \
-             VALUES (?, ?, ?, ?, 'issued', ?)",
+             VALUES ($1, $2, $3, $4, 'issued', $5)",
         )
         .bind(&link.id)
         .bind(&insert.id)
@@ -117,7 +117,7 @@ pub struct Decided {
     pub object_key: Option<String>,
 }
 
-fn user_facts(row: &sqlx::sqlite::SqliteRow) -> UserFacts {
+fn user_facts(row: &sqlx::any::AnyRow) -> UserFacts {
     let org: String = row.get("org");
     let name: String = row.get("name");
     UserFacts { id: row.get("id"), name: format!("{org}/{name}"), role: row.get("role"), org }
@@ -129,7 +129,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT t.size, t.classification, t.status, t.armored, t.decided_by, \
                     u.id, u.name, u.role, o.name AS org \
-             FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = ?",
+             FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -137,7 +137,7 @@ impl Store {
         .ok_or_else(|| StoreError::UnknownTransfer(id.to_string()))?;
         let recipients: Vec<UserFacts> = sqlx::query(
             "SELECT u.id, u.name, u.role, o.name AS org FROM links l JOIN users u ON u.id = l.recipient_id \
-             JOIN orgs o ON o.id = u.org_id WHERE l.transfer_id = ? ORDER BY o.name, u.name",
+             JOIN orgs o ON o.id = u.org_id WHERE l.transfer_id = $1 ORDER BY o.name, u.name",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
@@ -163,14 +163,14 @@ impl Store {
             },
             orgs,
             status,
-            armored: row.get("armored"),
+            armored: row.get::<super::Flag, _>("armored").0,
         })
     }
 
     /// The recipient and transfer of the link with this token, if any.
     pub async fn link_target(&self, token: &SecretHash) -> Result<Option<(UserId, TransferId)>, StoreError> {
         let row: Option<(String, String)> =
-            sqlx::query_as("SELECT recipient_id, transfer_id FROM links WHERE token_hash = ?")
+            sqlx::query_as("SELECT recipient_id, transfer_id FROM links WHERE token_hash = $1")
                 .bind(&token.0[..])
                 .fetch_optional(&self.pool)
                 .await?;
@@ -181,7 +181,7 @@ impl Store {
     /// collects from the inbox, which holds no token).
     pub async fn link_of(&self, transfer: &TransferId, recipient: &UserId) -> Result<Option<SecretHash>, StoreError> {
         let row: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT token_hash FROM links WHERE transfer_id = ? AND recipient_id = ?")
+            sqlx::query_scalar("SELECT token_hash FROM links WHERE transfer_id = $1 AND recipient_id = $2")
                 .bind(transfer.as_str())
                 .bind(recipient.as_str())
                 .fetch_optional(&self.pool)
@@ -211,8 +211,8 @@ impl Store {
             (false, _) => "rejected",
         };
         let updated: Option<Option<String>> = sqlx::query_scalar(
-            "UPDATE transfers SET status = ?, decided_by = ?, decided_at = ? \
-             WHERE id = ? AND status = 'held' AND decided_by IS NULL RETURNING object_key",
+            "UPDATE transfers SET status = $1, decided_by = $2, decided_at = $3 \
+             WHERE id = $4 AND status = 'held' AND decided_by IS NULL RETURNING object_key",
         )
         .bind(new_status)
         .bind(approver.as_str())
@@ -237,7 +237,7 @@ impl Store {
         if !approve {
             let links: Vec<(String, String)> = sqlx::query_as(
                 "UPDATE links SET state = 'revoked', lease_id = NULL \
-                 WHERE transfer_id = ? AND state IN ('issued', 'leased') RETURNING id, recipient_id",
+                 WHERE transfer_id = $1 AND state IN ('issued', 'leased') RETURNING id, recipient_id",
             )
             .bind(id.as_str())
             .fetch_all(&mut *tx)

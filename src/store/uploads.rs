@@ -28,7 +28,7 @@ pub struct UploadRow {
     pub completed: bool,
 }
 
-type Row = (String, String, i64, i64, bool, String, i64, Option<i64>);
+type Row = (String, String, i64, i64, super::Flag, String, i64, Option<i64>);
 
 /// A query reading every column of [`Row`], in order, then `$rest`.
 macro_rules! select_uploads {
@@ -46,7 +46,7 @@ fn from_row((id, sender, length, received, header_checked, request, expires_at, 
         sender: UserId::from_db(sender),
         length: count(length),
         received: count(received),
-        header_checked,
+        header_checked: header_checked.0,
         request,
         expires_at: from_ms(expires_at),
         completed: completed_at.is_some(),
@@ -67,7 +67,7 @@ impl Store {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO uploads (id, sender_id, length, received, header_checked, request, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(upload.id.as_str())
         .bind(upload.sender.as_str())
@@ -98,7 +98,7 @@ impl Store {
         received: u64,
         header_checked: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE uploads SET received = ?, header_checked = ? WHERE id = ? AND completed_at IS NULL")
+        sqlx::query("UPDATE uploads SET received = $1, header_checked = $2 WHERE id = $3 AND completed_at IS NULL")
             .bind(int(received))
             .bind(header_checked)
             .bind(id.as_str())
@@ -109,7 +109,7 @@ impl Store {
 
     /// Marks an upload as having become its transfer.
     pub async fn complete_upload(&self, id: &TransferId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE uploads SET completed_at = ? WHERE id = ?")
+        sqlx::query("UPDATE uploads SET completed_at = $1 WHERE id = $2")
             .bind(ms(now))
             .bind(id.as_str())
             .execute(&self.pool)
@@ -125,7 +125,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM uploads WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         if let Some(event) = event {
             append(&mut tx, event, now).await?;
         }

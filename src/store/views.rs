@@ -45,7 +45,7 @@ impl Store {
                     l.expires_at, CASE WHEN t.status = 'held' THEN 'awaiting_approval' ELSE l.state END AS state \
              FROM links l JOIN transfers t ON t.id = l.transfer_id \
              JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id \
-             WHERE l.recipient_id = ? AND l.state IN ('issued', 'leased') AND l.expires_at > ? \
+             WHERE l.recipient_id = $1 AND l.state IN ('issued', 'leased') AND l.expires_at > $2 \
                    AND t.object_key IS NOT NULL \
              ORDER BY t.created_at DESC, t.id",
         )
@@ -82,7 +82,7 @@ impl Store {
                     t.expires_at, t.recalled_at, t.purged_at, t.status, \
                     (SELECT do.name || '/' || du.name FROM users du JOIN orgs do ON do.id = du.org_id \
                      WHERE du.id = t.decided_by) AS decided_by \
-             FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = ?",
+             FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -97,7 +97,7 @@ impl Store {
                      AND a.actor_id = l.recipient_id AND a.event = 'delivery.acknowledged' \
                      ORDER BY a.idx LIMIT 1) AS acknowledged FROM links l \
              JOIN users u ON u.id = l.recipient_id JOIN orgs o ON o.id = u.org_id \
-             WHERE l.transfer_id = ? ORDER BY o.name, u.name",
+             WHERE l.transfer_id = $1 ORDER BY o.name, u.name",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
