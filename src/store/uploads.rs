@@ -87,7 +87,7 @@ impl Store {
     /// The upload with this id, if any.
     pub async fn upload(&self, id: &TransferId) -> Result<Option<UploadRow>, StoreError> {
         let row: Option<Row> =
-            sqlx::query_as(select_uploads!("WHERE id = ?")).bind(id.as_str()).fetch_optional(&self.pool).await?;
+            sqlx::query_as(select_uploads!("WHERE id = $1")).bind(id.as_str()).fetch_optional(&self.pool).await?;
         Ok(row.map(from_row))
     }
 
@@ -135,7 +135,7 @@ impl Store {
 
     /// Uploads past their resume window (completed or not), for the sweeper.
     pub async fn expired_uploads(&self, now: DateTime<Utc>) -> Result<Vec<UploadRow>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select_uploads!("WHERE expires_at <= ? ORDER BY expires_at"))
+        let rows: Vec<Row> = sqlx::query_as(select_uploads!("WHERE expires_at <= $1 ORDER BY expires_at"))
             .bind(ms(now))
             .fetch_all(&self.pool)
             .await?;

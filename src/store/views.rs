@@ -80,7 +80,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT t.id, t.sender_id, o.name AS org, u.name, t.size, t.digest, t.classification, t.created_at, \
                     t.expires_at, t.recalled_at, t.purged_at, t.status, \
-                    (SELECT do.name || '/' || du.name FROM users du JOIN orgs do ON do.id = du.org_id \
+                    (SELECT dorg.name || '/' || du.name FROM users du JOIN orgs dorg ON dorg.id = du.org_id \
                      WHERE du.id = t.decided_by) AS decided_by \
              FROM transfers t JOIN users u ON u.id = t.sender_id JOIN orgs o ON o.id = u.org_id WHERE t.id = $1",
         )
