@@ -66,11 +66,19 @@ g() {
 
 pidfile() { echo "$DIR/node$1/garage.pid"; }
 
-running() {
+# The pid of node N's server, if it runs: the pid file's process, still running this node's
+# configuration (a stale pid file may name a process that has since reused the number).
+node_pid() {
     local pid
     pid=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
-    kill -0 "$pid" 2>/dev/null
+    kill -0 "$pid" 2>/dev/null || return 1
+    case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
+        *"$DIR/node$1/garage.toml server"*) echo "$pid" ;;
+        *) return 1 ;;
+    esac
 }
+
+running() { node_pid "$1" >/dev/null; }
 
 # A TCP port in 20000-32767 (below Linux's ephemeral range, so outgoing connections do not take
 # it) on which nothing listens, and not in USED.
@@ -148,9 +156,12 @@ start_daemon() {
 
 # Waits until node N answers RPC from its own CLI, or fails with the end of its log.
 wait_node() {
-    local n=$1 deadline=$((SECONDS + WAIT))
+    local n=$1 deadline=$((SECONDS + WAIT)) pid
+    pid=$(cat "$(pidfile "$n")")
     while :; do
-        if ! running "$n"; then
+        # The process we started, by pid alone: until setsid has exec'd garage, its command line
+        # is still this script's, which `running` would not recognise.
+        if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 20 "$DIR/node$n/garage.log" >&2 || true
             die "node $n exited while starting (its log is above, in full at $DIR/node$n/garage.log)" \
                 "a port may have been taken meanwhile: \`$0 start-node $DIR $n\` tries again on the same ports"
@@ -277,20 +288,24 @@ cmd_start() {
     cat "$DIR/env"
 }
 
-stop_node() {
-    local n=$1 pid
-    pid=$(cat "$(pidfile "$n")" 2>/dev/null) || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 10))
+# Stops the given nodes: SIGTERM to each (they shut down together), SIGKILL after 10s.
+stop_nodes() {
+    local n pid pids=()
+    for n in "$@"; do
+        pid=$(node_pid "$n") || continue
+        kill -TERM "$pid" 2>/dev/null && pids+=("$n:$pid")
+    done
+    local deadline=$((SECONDS + 10)) entry
+    for entry in ${pids[@]+"${pids[@]}"}; do
+        n=${entry%%:*} pid=${entry#*:}
         while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
         if kill -0 "$pid" 2>/dev/null; then
             note "node $n did not stop within 10s of SIGTERM; killing it"
             kill -KILL "$pid" 2>/dev/null || true
             while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
         fi
-    fi
-    rm -f "$(pidfile "$n")"
+    done
+    for n in "$@"; do rm -f "$(pidfile "$n")"; done
 }
 
 check_node() {
@@ -304,9 +319,9 @@ cmd_stop() {
     [ -d "$DIR" ] || die "\`$DIR\` does not exist"
     if [ -n "${1:-}" ]; then
         check_node "$1"
-        stop_node "$1"
+        stop_nodes "$1"
     else
-        for n in "${NODES[@]}"; do stop_node "$n"; done
+        stop_nodes "${NODES[@]}"
     fi
 }
 
@@ -347,6 +362,8 @@ cmd_status() {
 command=$1
 DIR=$2
 shift 2
+# Absolute, as in the nodes' configurations and command lines.
+if [ -d "$DIR" ]; then DIR=$(cd "$DIR" && pwd); fi
 find_garage
 case "$command" in
     start) [ $# -eq 0 ] || usage; cmd_start ;;
