@@ -7,7 +7,7 @@
 #   4. Schemathesis against a real gateway, every operation of the OpenAPI contract, each role;
 #   5. the browser tests: real Chromium against a real gateway, axe-core on every page.
 # Needs: cargo, the Go age CLI, curl, compressors, Node.js 20 with npm, python3, Debian's
-# chromium (.ci/run installs what is missing).
+# chromium, PostgreSQL 15 and garage 2.x (.ci/run installs what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

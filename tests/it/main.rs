@@ -6,6 +6,7 @@
 mod common;
 
 mod accounts;
+mod backends_harness;
 mod cli_transcripts;
 mod client;
 mod envelope_interop;

@@ -1,5 +1,6 @@
 //! Test harness: the real gateway on 127.0.0.1:0 with a temporary data directory, spoken to
-//! over HTTP.
+//! over HTTP; and the real backends a deployment of several gateways uses, each in a temporary
+//! directory: PostgreSQL ([`postgres`]) and a three-node Garage S3 cluster ([`garage`]).
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -13,6 +14,10 @@ use tokio::task::JoinHandle;
 
 use sealpost::config::Config;
 use sealpost::gateway::{Gateway, Startup};
+
+pub(crate) mod garage;
+pub(crate) mod postgres;
+mod watchdog;
 
 /// A running gateway.
 pub(crate) struct TestServer {
@@ -247,37 +252,58 @@ pub(crate) const ALLOW_MISSING_TOOLS: &str = "SEALPOST_TEST_ALLOW_MISSING_TOOLS"
 
 /// The path of `tool` (the Go `age` CLI, curl, a compressor) on `PATH`, for a test that runs it.
 ///
-/// A missing tool fails the test with the Debian package to install, unless
-/// [`ALLOW_MISSING_TOOLS`] is `1`: then it writes a note straight to stderr (past the test
-/// harness's capture, so it shows even when the test passes) and answers `None`, and the test
-/// returns.
+/// A missing tool fails the test with the package to install, unless [`ALLOW_MISSING_TOOLS`] is
+/// `1`: then it writes a note straight to stderr (past the test harness's capture, so it shows
+/// even when the test passes) and answers `None`, and the test returns.
 #[track_caller]
 pub(crate) fn require_tool(tool: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(tool))
-        .find(|path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0));
+        .find(|path| is_executable(path));
     if found.is_some() {
         return found;
     }
-    let package = match tool {
-        "age-keygen" => "age",
-        "xz" => "xz-utils",
-        other => other,
+    let install = match tool {
+        "age-keygen" => "apt-get install -y age".to_owned(),
+        "xz" => "apt-get install -y xz-utils".to_owned(),
+        "garage" => "cargo install garage --locked".to_owned(),
+        other => format!("apt-get install -y {other}"),
     };
+    missing_tool(&format!("`{tool}` is not on PATH"), &install)
+}
+
+/// The executable at `path` (a program outside `PATH`, such as PostgreSQL's `initdb`), for a test
+/// that runs it; missing, it fails the test naming `install`, as [`require_tool`] does.
+#[track_caller]
+pub(crate) fn require_program(path: &str, install: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
+    if is_executable(&path) {
+        return Some(path);
+    }
+    missing_tool(&format!("`{}` does not exist", path.display()), &format!("apt-get install -y {install}"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Fails the test for a missing tool, or with [`ALLOW_MISSING_TOOLS`] notes it and answers `None`.
+#[track_caller]
+fn missing_tool(what: &str, install: &str) -> Option<PathBuf> {
     if std::env::var(ALLOW_MISSING_TOOLS).is_ok_and(|v| v == "1") {
         let test = std::thread::current().name().unwrap_or("this interop test").to_owned();
         let _ = writeln!(
             std::io::stderr(),
-            "\n*** NOT TESTED: {test}: `{tool}` is not on PATH and {ALLOW_MISSING_TOOLS}=1, so it checks \
-             nothing (install it with `apt-get install -y {package}`) ***\n"
+            "\n*** NOT TESTED: {test}: {what} and {ALLOW_MISSING_TOOLS}=1, so it checks nothing (install it \
+             with `{install}`) ***\n"
         );
         return None;
     }
     panic!(
-        "`{tool}` is not on PATH, and this interop test needs it: install it with `apt-get install -y {package}` \
-         (or set {ALLOW_MISSING_TOOLS}=1 to let the test pass without checking anything)"
+        "{what}, and this test needs it: install it with `{install}` (or set {ALLOW_MISSING_TOOLS}=1 to let the \
+         test pass without checking anything)"
     );
 }
 
