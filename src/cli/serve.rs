@@ -7,7 +7,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use super::{EXIT_CONFIG, Failure};
-use crate::config::{Config, FileConfig, LogFormat, parse_log_format, parse_size};
+use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, parse_log_format, parse_size};
 
 /// Options for `sealpost serve`.
 #[derive(Debug, Args)]
@@ -18,6 +18,18 @@ pub(super) struct ServeArgs {
     /// Data directory: database, blobs, keys, admin token.
     #[arg(long, env = "SEALPOST_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Database: `sqlite://PATH` (default: `sealpost.db` in the data directory) or
+    /// `postgres://USER@HOST/DATABASE`.
+    #[arg(long, env = "SEALPOST_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Blob store: a directory (default: `blobs` in the data directory) or `s3://BUCKET`, reached
+    /// with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
+    #[arg(long, env = "SEALPOST_BLOB_STORE")]
+    blob_store: Option<String>,
+    /// The gateway's Ed25519 signing key, PKCS#8 PEM, created when missing (default: `gateway.key`
+    /// in the data directory); gateways that serve one log share it.
+    #[arg(long, env = "SEALPOST_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "SEALPOST_LISTEN")]
     listen: Option<String>,
@@ -50,6 +62,15 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     let mut config = Config::from_file(file).map_err(|e| config_failure(&e))?;
     if let Some(v) = &args.data_dir {
         config.data_dir.clone_from(v);
+    }
+    if let Some(v) = &args.database_url {
+        config.database_url = Some(DatabaseUrl::parse(v).map_err(|e| config_failure(&e))?);
+    }
+    if let Some(v) = &args.blob_store {
+        config.blob_store = Some(BlobBackend::parse(v).map_err(|e| config_failure(&e))?);
+    }
+    if let Some(v) = &args.signing_key {
+        config.signing_key = Some(v.clone());
     }
     if let Some(v) = &args.listen {
         config.listen.clone_from(v);
@@ -111,7 +132,14 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
             "recovered from an earlier stop"
         );
     }
-    tracing::info!(%bound, public_url = %gateway.public_url, data_dir = %data_dir.display(), "sealpost is listening");
+    tracing::info!(
+        %bound,
+        public_url = %gateway.public_url,
+        data_dir = %data_dir.display(),
+        database = %gateway.config.database(),
+        blobs = %gateway.config.blobs(),
+        "sealpost is listening"
+    );
     crate::server::run(listener, gateway, shutdown_signal())
         .await
         .map_err(|e| Failure::new(format!("the server stopped: {e}")))?;
