@@ -99,8 +99,8 @@ impl Gateway {
         let gate = PolicyGate::load(source, config.max_expiry)?;
         create_private_dir(&dir)?;
         let store = Store::open(&dir.join("sealpost.db")).await?;
-        let blobs = BlobStore::open(&dir).await?;
-        let signing_key = load_or_create_key(&dir.join("gateway.key"))?;
+        let blobs = BlobStore::open_at(&dir, &config.blobs()).await?;
+        let signing_key = load_or_create_key(&config.signing_key_file())?;
         let clock = Clock::system();
         let mut startup = Startup::default();
         if store.is_empty().await? {
@@ -113,7 +113,7 @@ impl Gateway {
         startup.leases_reset = store.reset_leases(clock.now()).await?;
         startup.staged_removed = blobs.sweep_staging().await?;
         let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
-        startup.orphans_removed = blobs.sweep_orphans(&known).await?;
+        startup.orphans_removed = blobs.sweep_orphans(&known, clock.now()).await?;
         let public_url = config.public_url.clone().unwrap_or(bound_url).trim_end_matches('/').to_owned();
         let default_origin = config.log_origin.clone().unwrap_or_else(|| {
             let host = public_url.split_once("://").map_or(public_url.as_str(), |(_, rest)| rest);
