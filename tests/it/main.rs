@@ -15,6 +15,7 @@ mod log;
 mod log_verify;
 mod policies;
 mod profiles;
+mod readiness;
 mod restart;
 mod sweeper;
 mod tlog_vectors;
