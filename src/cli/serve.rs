@@ -7,7 +7,9 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use super::{EXIT_CONFIG, Failure};
+use crate::blobs::BlobError;
 use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, parse_log_format, parse_size};
+use crate::gateway::StartError;
 
 /// Options for `sealpost serve`.
 #[derive(Debug, Args)]
@@ -111,11 +113,22 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
     })?;
     let bound = listener.local_addr().map_err(|e| Failure::new(format!("cannot read the bound address: {e}")))?;
     let data_dir = config.data_dir.clone();
+    let blobs = config.blobs();
     let (gateway, startup) =
         crate::gateway::Gateway::open(config, format!("http://{bound}")).await.map_err(|e| match e {
-            crate::gateway::StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
+            StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
                 .hint("fix the policy file, check it with `sealpost policy check DIR`, then start again")
                 .exit(EXIT_CONFIG),
+            StartError::Blobs(BlobError::PlainHttp { .. }) => Failure::new(e.to_string())
+                .hint("use an https:// endpoint, or set AWS_ALLOW_HTTP=true if the network to the store is private")
+                .exit(EXIT_CONFIG),
+            StartError::DatabaseUnsupported(_) => Failure::new(e.to_string()).exit(EXIT_CONFIG),
+            StartError::Blobs(_) if matches!(blobs, BlobBackend::S3 { .. }) => {
+                Failure::new(e.to_string()).hint(format!(
+                    "check that `{blobs}` exists and that AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION \
+                     (`garage` for Garage) and AWS_ENDPOINT_URL reach it with a key that may read and write"
+                ))
+            }
             other => Failure::new(other.to_string()).hint(format!("check the data directory `{}`", data_dir.display())),
         })?;
     tracing::info!(policies = %gateway.gate.source(), digest = %gateway.gate.digest(), "policies loaded");
