@@ -17,6 +17,7 @@ mod policies;
 mod profiles;
 mod readiness;
 mod restart;
+mod s3_blobs;
 mod sweeper;
 mod tlog_vectors;
 mod transfers;
