@@ -2,7 +2,11 @@
 //!
 //! Every option is documented in `deploy/sealpost.toml` and the README. Durations are written
 //! the way people say them (`72h`, `14d`, `30s`), sizes with binary or decimal units (`10GiB`).
+//! The backends are named by URL: the database by [`DatabaseUrl`] (`sqlite://PATH` or
+//! `postgres://…`), the blob store by [`BlobBackend`] (a directory or `s3://BUCKET`); both default
+//! to files in the data directory.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,6 +51,12 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// See [`Config::data_dir`].
     pub data_dir: Option<PathBuf>,
+    /// See [`Config::database_url`].
+    pub database_url: Option<String>,
+    /// See [`Config::blob_store`].
+    pub blob_store: Option<String>,
+    /// See [`Config::signing_key`].
+    pub signing_key: Option<PathBuf>,
     /// See [`Config::public_url`].
     pub public_url: Option<String>,
     /// See [`Config::max_upload_size`].
@@ -109,6 +119,14 @@ pub struct Config {
     pub listen: String,
     /// Directory for the database, blobs and keys (default `./sealpost-data`).
     pub data_dir: PathBuf,
+    /// The database (default: `sqlite://DATA_DIR/sealpost.db`; see [`Config::database`]).
+    pub database_url: Option<DatabaseUrl>,
+    /// Where committed blobs live (default: the directory `DATA_DIR/blobs`; see
+    /// [`Config::blobs`]).
+    pub blob_store: Option<BlobBackend>,
+    /// The gateway's Ed25519 signing key, PKCS#8 PEM, created on first start when missing
+    /// (default `DATA_DIR/gateway.key`; see [`Config::signing_key_file`]).
+    pub signing_key: Option<PathBuf>,
     /// Base URL in links (default `http://` + the bound address).
     pub public_url: Option<String>,
     /// Largest upload in bytes (default 10 GiB).
@@ -153,6 +171,9 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("./sealpost-data"),
+            database_url: None,
+            blob_store: None,
+            signing_key: None,
             public_url: None,
             max_upload_size: 10 << 30,
             default_expiry: Duration::from_secs(72 * 3600),
@@ -184,6 +205,9 @@ impl Config {
         if let Some(v) = file.data_dir {
             c.data_dir = v;
         }
+        c.database_url = file.database_url.as_deref().map(DatabaseUrl::parse).transpose()?;
+        c.blob_store = file.blob_store.as_deref().map(BlobBackend::parse).transpose()?;
+        c.signing_key = file.signing_key;
         c.public_url = file.public_url;
         if let Some(v) = file.max_upload_size {
             c.max_upload_size = parse_size("max_upload_size", &v)?;
@@ -259,6 +283,21 @@ impl Config {
         Ok(())
     }
 
+    /// The database: the configured one, or SQLite in the data directory.
+    pub fn database(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::Sqlite(self.data_dir.join("sealpost.db")))
+    }
+
+    /// The blob store: the configured one, or the directory `blobs` in the data directory.
+    pub fn blobs(&self) -> BlobBackend {
+        self.blob_store.clone().unwrap_or_else(|| BlobBackend::Local(self.data_dir.join("blobs")))
+    }
+
+    /// The signing key's file: the configured one, or `gateway.key` in the data directory.
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.signing_key.clone().unwrap_or_else(|| self.data_dir.join("gateway.key"))
+    }
+
     /// The listen address as a socket address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| ConfigError::Invalid {
@@ -266,6 +305,166 @@ impl Config {
             message: format!("`{}` is not an address such as `127.0.0.1:8080`", self.listen),
         })
     }
+}
+
+/// Where the database is. A PostgreSQL URL may carry a password, so this type prints (`Debug`,
+/// `Display`) only [`DatabaseUrl::redacted`]; [`DatabaseUrl::url`] is for the driver alone.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH`: a SQLite file (created on first start).
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`, as written.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH`, `postgres://…` or `postgresql://…`.
+    pub fn parse(v: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { key: "database_url", message };
+        let v = v.trim();
+        if let Some(path) = v.strip_prefix("sqlite://") {
+            if path.is_empty() || path.starts_with(':') {
+                return Err(invalid(format!(
+                    "`{v}` names no file: write `sqlite://PATH`, such as `sqlite:///var/lib/sealpost/sealpost.db`"
+                )));
+            }
+            if path.contains('?') {
+                return Err(invalid(format!(
+                    "`{v}` has options: sealpost sets SQLite's options itself, write `sqlite://PATH` alone"
+                )));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        for scheme in ["postgres://", "postgresql://"] {
+            if let Some(rest) = v.strip_prefix(scheme) {
+                if rest.is_empty() || rest == "/" {
+                    return Err(invalid(format!("`{scheme}` names no server: write `{scheme}USER@HOST/DATABASE`")));
+                }
+                return Ok(Self::Postgres(v.to_owned()));
+            }
+        }
+        Err(invalid(format!("`{}` is not `sqlite://PATH` or `postgres://USER@HOST/DATABASE`", redact_password(v))))
+    }
+
+    /// The URL as the database driver takes it (it may carry a password: never log it).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// The URL with any password replaced by `***`, for logs and messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(_) => self.url(),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+/// A URL with the password of its user part and any `password=` parameter replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let path = match path.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => path.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Where committed blobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobBackend {
+    /// A directory on this machine (the default, `DATA_DIR/blobs`).
+    Local(PathBuf),
+    /// `s3://BUCKET`: a bucket of an S3-compatible store (AWS S3, Garage, …), reached with the
+    /// standard `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and `AWS_ENDPOINT_URL`.
+    S3 {
+        /// The bucket's name.
+        bucket: String,
+    },
+}
+
+impl BlobBackend {
+    /// Parses a directory or `s3://BUCKET`.
+    pub fn parse(v: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { key: "blob_store", message };
+        if v.trim().is_empty() {
+            return Err(invalid("it is empty: give a directory or `s3://BUCKET`".to_owned()));
+        }
+        if let Some(rest) = v.strip_prefix("s3://") {
+            let bucket = rest.strip_suffix('/').unwrap_or(rest);
+            if bucket.contains('/') {
+                return Err(invalid(format!(
+                    "`{v}` names a folder inside the bucket, which sealpost does not support: give the bucket alone, `s3://BUCKET`"
+                )));
+            }
+            if !valid_bucket_name(bucket) {
+                return Err(invalid(format!(
+                    "`{bucket}` is not a bucket name: 3 to 63 lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit"
+                )));
+            }
+            return Ok(Self::S3 { bucket: bucket.to_owned() });
+        }
+        if let Some((scheme, _)) = v.split_once("://") {
+            return Err(invalid(format!(
+                "`{scheme}://` is not a blob store sealpost knows: give a directory or `s3://BUCKET`"
+            )));
+        }
+        Ok(Self::Local(PathBuf::from(v)))
+    }
+}
+
+impl fmt::Display for BlobBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(dir) => write!(f, "{}", dir.display()),
+            Self::S3 { bucket } => write!(f, "s3://{bucket}"),
+        }
+    }
+}
+
+/// S3's bucket naming rules (the general-purpose ones, which Garage follows too).
+fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !name.contains("..")
 }
 
 /// Parses `json` or `human`.
@@ -332,5 +531,126 @@ mod tests {
     fn default_expiry_cannot_exceed_the_maximum() {
         let file: FileConfig = toml::from_str("max_expiry = \"1d\"").expect("parses");
         assert!(matches!(Config::from_file(file), Err(ConfigError::Invalid { key: "default_expiry", .. })));
+    }
+
+    /// The option and message of a refusal (`ConfigError` holds an `io::Error`, so it has no
+    /// `PartialEq` of its own).
+    #[track_caller]
+    fn refused<T: fmt::Debug>(result: Result<T, ConfigError>) -> (&'static str, String) {
+        match result {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backends_default_to_files_in_the_data_directory() {
+        let c = Config { data_dir: PathBuf::from("/srv/sealpost"), ..Config::default() };
+        assert_eq!(c.database(), DatabaseUrl::Sqlite(PathBuf::from("/srv/sealpost/sealpost.db")));
+        assert_eq!(c.database().url(), "sqlite:///srv/sealpost/sealpost.db");
+        assert_eq!(c.blobs(), BlobBackend::Local(PathBuf::from("/srv/sealpost/blobs")));
+        assert_eq!(c.signing_key_file(), PathBuf::from("/srv/sealpost/gateway.key"));
+    }
+
+    #[test]
+    fn the_file_names_the_backends_and_the_signing_key() {
+        let file: FileConfig = toml::from_str(
+            "database_url = \"postgres://sealpost:hunter2@db.internal:5432/sealpost\"\n\
+             blob_store = \"s3://sealpost-blobs\"\n\
+             signing_key = \"/run/secrets/gateway.key\"",
+        )
+        .expect("parses");
+        let c = Config::from_file(file).expect("valid");
+        assert_eq!(c.database().url(), "postgres://sealpost:hunter2@db.internal:5432/sealpost");
+        assert_eq!(c.blobs(), BlobBackend::S3 { bucket: "sealpost-blobs".to_owned() });
+        assert_eq!(c.signing_key_file(), PathBuf::from("/run/secrets/gateway.key"));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://sealpost:***@db.internal:5432/sealpost"), "{printed}");
+    }
+
+    #[test]
+    fn database_urls_parse_sqlite_and_postgres() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/sealpost/s.db").expect("ok"),
+            DatabaseUrl::Sqlite("/var/lib/sealpost/s.db".into())
+        );
+        assert_eq!(DatabaseUrl::parse("sqlite://data/s.db").expect("ok"), DatabaseUrl::Sqlite("data/s.db".into()));
+        for url in ["postgres://db/sealpost", "postgresql://u@db:5433/sealpost?sslmode=require"] {
+            assert_eq!(DatabaseUrl::parse(url).expect("ok"), DatabaseUrl::Postgres(url.to_owned()));
+        }
+        let url = DatabaseUrl::parse("postgres://u:secret@db/s?password=other&sslmode=require").expect("ok");
+        assert_eq!(url.redacted(), "postgres://u:***@db/s?password=***&sslmode=require");
+        assert_eq!(url.to_string(), url.redacted());
+    }
+
+    #[test]
+    fn database_urls_of_other_kinds_are_refused() {
+        assert_eq!(
+            refused(DatabaseUrl::parse("mysql://root:pw@db/sealpost")),
+            (
+                "database_url",
+                "`mysql://root:***@db/sealpost` is not `sqlite://PATH` or `postgres://USER@HOST/DATABASE`".to_owned()
+            )
+        );
+        assert_eq!(
+            refused(DatabaseUrl::parse("/var/lib/sealpost.db")),
+            (
+                "database_url",
+                "`/var/lib/sealpost.db` is not `sqlite://PATH` or `postgres://USER@HOST/DATABASE`".to_owned()
+            )
+        );
+        assert_eq!(
+            refused(DatabaseUrl::parse("sqlite://")),
+            (
+                "database_url",
+                "`sqlite://` names no file: write `sqlite://PATH`, such as `sqlite:///var/lib/sealpost/sealpost.db`"
+                    .to_owned()
+            )
+        );
+        assert_eq!(refused(DatabaseUrl::parse("sqlite://:memory:")), ("database_url", "`sqlite://:memory:` names no file: write `sqlite://PATH`, such as `sqlite:///var/lib/sealpost/sealpost.db`".to_owned()));
+        assert_eq!(refused(DatabaseUrl::parse("sqlite://s.db?mode=ro")), ("database_url", "`sqlite://s.db?mode=ro` has options: sealpost sets SQLite's options itself, write `sqlite://PATH` alone".to_owned()));
+        assert_eq!(
+            refused(DatabaseUrl::parse("postgresql://")),
+            ("database_url", "`postgresql://` names no server: write `postgresql://USER@HOST/DATABASE`".to_owned())
+        );
+        let file: FileConfig = toml::from_str("database_url = \"redis://cache\"").expect("parses");
+        assert!(matches!(Config::from_file(file), Err(ConfigError::Invalid { key: "database_url", .. })));
+    }
+
+    #[test]
+    fn blob_stores_parse_directories_and_buckets() {
+        assert_eq!(BlobBackend::parse("/srv/blobs").expect("ok"), BlobBackend::Local("/srv/blobs".into()));
+        assert_eq!(BlobBackend::parse("blobs").expect("ok"), BlobBackend::Local("blobs".into()));
+        assert_eq!(BlobBackend::parse("s3://sealpost").expect("ok"), BlobBackend::S3 { bucket: "sealpost".to_owned() });
+        assert_eq!(BlobBackend::parse("s3://a.b-c1/").expect("ok"), BlobBackend::S3 { bucket: "a.b-c1".to_owned() });
+        assert_eq!(BlobBackend::parse("s3://sealpost").expect("ok").to_string(), "s3://sealpost");
+    }
+
+    #[test]
+    fn blob_stores_of_other_kinds_and_bad_buckets_are_refused() {
+        assert_eq!(
+            refused(BlobBackend::parse("")),
+            ("blob_store", "it is empty: give a directory or `s3://BUCKET`".to_owned())
+        );
+        assert_eq!(
+            refused(BlobBackend::parse("gs://bucket")),
+            ("blob_store", "`gs://` is not a blob store sealpost knows: give a directory or `s3://BUCKET`".to_owned())
+        );
+        assert_eq!(refused(BlobBackend::parse("s3://bucket/prefix")), ("blob_store", "`s3://bucket/prefix` names a folder inside the bucket, which sealpost does not support: give the bucket alone, `s3://BUCKET`".to_owned()));
+        for bad in ["s3://", "s3://ab", "s3://Upper", "s3://-dash", "s3://dot.", "s3://a..b", "s3://under_score"] {
+            let bucket = bad.trim_start_matches("s3://");
+            assert_eq!(
+                refused(BlobBackend::parse(bad)),
+                (
+                    "blob_store",
+                    format!(
+                        "`{bucket}` is not a bucket name: 3 to 63 lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit"
+                    )
+                )
+            );
+        }
+        let file: FileConfig = toml::from_str("blob_store = \"s3://x\"").expect("parses");
+        assert!(matches!(Config::from_file(file), Err(ConfigError::Invalid { key: "blob_store", .. })));
     }
 }

@@ -13,7 +13,7 @@ use rand::RngCore as _;
 
 use crate::blobs::{BlobError, BlobStore};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl};
 use crate::envelope;
 use crate::ids::BearerSecret;
 use crate::lifecycle::{UploadRules, Uploads};
@@ -40,6 +40,9 @@ pub enum StartError {
     /// The database failed to open or migrate.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database URL names a kind of database this build does not open yet.
+    #[error("`{0}`: this gateway opens SQLite databases only (`sqlite://PATH`)")]
+    DatabaseUnsupported(DatabaseUrl),
     /// The blob store failed to open.
     #[error(transparent)]
     Blobs(#[from] BlobError),
@@ -98,9 +101,12 @@ impl Gateway {
         let source = config.policies.clone().map_or(PolicySource::Embedded, PolicySource::Dir);
         let gate = PolicyGate::load(source, config.max_expiry)?;
         create_private_dir(&dir)?;
-        let store = Store::open(&dir.join("sealpost.db")).await?;
-        let blobs = BlobStore::open(&dir).await?;
-        let signing_key = load_or_create_key(&dir.join("gateway.key"))?;
+        let store = match config.database() {
+            DatabaseUrl::Sqlite(path) => Store::open(&path).await?,
+            other @ DatabaseUrl::Postgres(_) => return Err(StartError::DatabaseUnsupported(other)),
+        };
+        let blobs = BlobStore::open_at(&dir, &config.blobs()).await?;
+        let signing_key = load_or_create_key(&config.signing_key_file())?;
         let clock = Clock::system();
         let mut startup = Startup::default();
         if store.is_empty().await? {
@@ -113,7 +119,7 @@ impl Gateway {
         startup.leases_reset = store.reset_leases(clock.now()).await?;
         startup.staged_removed = blobs.sweep_staging().await?;
         let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
-        startup.orphans_removed = blobs.sweep_orphans(&known).await?;
+        startup.orphans_removed = blobs.sweep_orphans(&known, clock.now()).await?;
         let public_url = config.public_url.clone().unwrap_or(bound_url).trim_end_matches('/').to_owned();
         let default_origin = config.log_origin.clone().unwrap_or_else(|| {
             let host = public_url.split_once("://").map_or(public_url.as_str(), |(_, rest)| rest);

@@ -185,6 +185,10 @@ impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::Full => Self::insufficient_storage(),
+            BlobError::Unavailable(e) => {
+                tracing::warn!(error = %e, "the blob store is unavailable");
+                Self::unavailable()
+            }
             other => Self::internal(&other),
         }
     }

@@ -4,21 +4,26 @@
 //!
 //! The embedded default is `object_store`'s local filesystem under `DATA/blobs`. Uploads stage
 //! in `DATA/tmp` (same filesystem), and commit is fsync + rename + fsync of the directory, so a
-//! committed blob survives a crash and a half-written one is never under its final name. An S3
-//! store would commit by a multipart upload from the staged file instead; nothing else changes.
+//! committed blob survives a crash and a half-written one is never under its final name. With
+//! `s3://BUCKET` the committed blobs live in an S3-compatible store (`remote`): uploads still
+//! stage on this machine, and commit uploads the staged file (multipart, streamed from disk),
+//! visible under its key only once complete; reads are ranged `GET`s. A store that cannot be
+//! reached is [`BlobError::Unavailable`], which the API answers 503 with `Retry-After`.
 //! Resumable uploads grow in `DATA/uploads` instead, which start-up leaves alone: a partial
 //! upload outlives a restart and is deleted by its terminator, a refusal, or the sweeper.
-//! Every path comes from a server-made id; nothing from a request reaches the filesystem.
+//! Every path and key comes from a server-made id; nothing from a request reaches the store.
 //!
 //! | module | concern |
 //! |---|---|
-//! | this one | the store: open, commit, read, delete, sweeps |
+//! | this one | the store: open, commit, read, delete, sweeps, readiness |
 //! | `staging` | a staged upload and the writer thread that puts it on disk |
+//! | `remote` | the S3 backend: opening a bucket, committing by multipart upload |
 //! | `partial` | resumable uploads' partial files |
 //! | `read_ahead` | reading a blob back in pieces within a memory budget |
 
 mod partial;
 mod read_ahead;
+mod remote;
 mod staging;
 
 use std::collections::HashSet;
@@ -28,15 +33,17 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures_util::stream::{BoxStream, StreamExt as _};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetResultPayload, ObjectStore as _, ObjectStoreExt as _};
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt as _, PutPayload};
 
 pub use partial::PartialBlob;
-use read_ahead::read_ahead;
+use read_ahead::{Source, read_ahead};
 pub use staging::StagedBlob;
 
+use crate::config::BlobBackend;
 use crate::ids::TransferId;
 
 /// What can go wrong with blobs.
@@ -49,9 +56,25 @@ pub enum BlobError {
     /// Any other filesystem failure.
     #[error("blob storage failed: {0}")]
     Io(io::Error),
-    /// The object store failed.
+    /// No blob has that key.
+    #[error("no blob `{path}` in the store")]
+    NotFound {
+        /// The key (or for the local store, the file) asked for.
+        path: String,
+    },
+    /// The blob store cannot be reached or failed on its side (network, timeout, 5xx after
+    /// retries): nothing was changed, and trying again later may work.
+    #[error("the blob store is unavailable: {0}")]
+    Unavailable(object_store::Error),
+    /// An S3 endpoint given as plain `http://` to another machine.
+    #[error("the blob store's endpoint `{endpoint}` is plain http to another machine")]
+    PlainHttp {
+        /// `AWS_ENDPOINT_URL`.
+        endpoint: String,
+    },
+    /// The object store failed otherwise.
     #[error("object store failed: {0}")]
-    Store(#[from] object_store::Error),
+    Store(object_store::Error),
 }
 
 impl From<io::Error> for BlobError {
@@ -60,29 +83,96 @@ impl From<io::Error> for BlobError {
     }
 }
 
+impl From<object_store::Error> for BlobError {
+    /// Not found stays distinguishable; a remote store's failures to answer (after its own
+    /// retries) are [`BlobError::Unavailable`]; the rest is a plain failure.
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { path, .. } => Self::NotFound { path },
+            e if is_unavailable(&e) => Self::Unavailable(e),
+            e => Self::Store(e),
+        }
+    }
+}
+
+/// Whether a store error means the store did not answer usefully: a transport error (connect,
+/// timeout, broken response) anywhere in its causes, or a remote store's generic failure (a
+/// 5xx or throttling left after the client's retries). Refusals with a meaning of their own
+/// (not found, precondition, permission) are other variants of `object_store::Error`.
+fn is_unavailable(e: &object_store::Error) -> bool {
+    let remote = matches!(e, object_store::Error::Generic { store, .. } if *store != LOCAL_STORE);
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<object_store::client::HttpError>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    remote
+}
+
+/// The name `object_store` gives its local filesystem store in errors.
+const LOCAL_STORE: &str = "LocalFileSystem";
+
+/// The object the blob store writes at open and reads for readiness (remote stores only).
+const MARKER: &str = "sealpost-blob-store";
+/// A remote blob without a transfer is removed only when older than this: another gateway may
+/// have committed it a moment ago and not yet written its row.
+const REMOTE_ORPHAN_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Where committed blobs live.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A directory: commit is a rename from staging, reads are from the file.
+    Local {
+        /// The directory.
+        root: PathBuf,
+        /// The same store, typed, to map keys to files.
+        fs: Arc<LocalFileSystem>,
+    },
+    /// An S3-compatible store, shared with other gateways.
+    Remote,
+}
+
 /// The blob store.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    store: Arc<LocalFileSystem>,
+    store: Arc<dyn ObjectStore>,
+    backend: Backend,
     /// Downloads (and other whole-file reads) streaming now (they share
     /// [`read_ahead::DOWNLOAD_BUDGET`]).
     downloads: Arc<AtomicUsize>,
-    root: PathBuf,
     tmp: PathBuf,
     uploads: PathBuf,
 }
 
 impl BlobStore {
-    /// Opens the blob store under `data_dir`, creating its directories.
+    /// Opens the blob store in the default place, `data_dir/blobs`.
     pub async fn open(data_dir: &Path) -> Result<Self, BlobError> {
-        let root = data_dir.join("blobs");
+        Self::open_at(data_dir, &BlobBackend::Local(data_dir.join("blobs"))).await
+    }
+
+    /// Opens the blob store at `backend`, staging in `data_dir`. A remote store is written to
+    /// once (a small marker object), so that wrong credentials or a missing bucket stop the
+    /// start rather than the first upload.
+    pub async fn open_at(data_dir: &Path, backend: &BlobBackend) -> Result<Self, BlobError> {
         let tmp = data_dir.join("tmp");
-        tokio::fs::create_dir_all(&root).await?;
-        tokio::fs::create_dir_all(&tmp).await?;
         let uploads = data_dir.join("uploads");
+        tokio::fs::create_dir_all(&tmp).await?;
         tokio::fs::create_dir_all(&uploads).await?;
-        let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { store: Arc::new(store), downloads: Arc::new(AtomicUsize::new(0)), root, tmp, uploads })
+        let (store, backend): (Arc<dyn ObjectStore>, _) = match backend {
+            BlobBackend::Local(root) => {
+                tokio::fs::create_dir_all(root).await?;
+                let fs = Arc::new(LocalFileSystem::new_with_prefix(root)?);
+                (fs.clone(), Backend::Local { root: root.clone(), fs })
+            }
+            BlobBackend::S3 { bucket } => {
+                let store = Arc::new(remote::open(bucket)?);
+                store.put(&ObjectPath::from(MARKER), PutPayload::from_static(b"sealpost blob store\n")).await?;
+                (store, Backend::Remote)
+            }
+        };
+        Ok(Self { store, backend, downloads: Arc::new(AtomicUsize::new(0)), tmp, uploads })
     }
 
     /// The object key for a transfer's ciphertext.
@@ -90,23 +180,35 @@ impl BlobStore {
         format!("{transfer}.age")
     }
 
-    /// Makes a staged upload durable under `key`: flush, fsync, rename, fsync the directory.
+    /// Makes a staged upload durable under `key`. Locally: flush, fsync, rename, fsync the
+    /// directory. Remotely: flush, upload (the blob appears under `key` only when complete),
+    /// then delete the staged file.
     pub async fn commit(&self, mut staged: StagedBlob, key: &str) -> Result<(), BlobError> {
-        let dest = self.store.path_to_filesystem(&ObjectPath::from(key))?;
-        if staged.sink.is_some() {
-            let result = async {
-                staged.finish().await?;
-                staged.sink = None;
-                tokio::fs::rename(&staged.path, &dest).await?;
-                tokio::fs::File::open(&self.root).await?.sync_all().await
+        if staged.sink.is_none() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Local { root, fs } => {
+                let dest = fs.path_to_filesystem(&ObjectPath::from(key))?;
+                let result = async {
+                    staged.finish().await?;
+                    staged.sink = None;
+                    tokio::fs::rename(&staged.path, &dest).await?;
+                    tokio::fs::File::open(root).await?.sync_all().await
+                }
+                .await;
+                if let Err(e) = result {
+                    let _ = tokio::fs::remove_file(&staged.path).await;
+                    return Err(e.into());
+                }
+                Ok(())
             }
-            .await;
-            if let Err(e) = result {
-                let _ = tokio::fs::remove_file(&staged.path).await;
-                return Err(e.into());
+            // Dropping `staged` afterwards deletes the staged file, uploaded or not.
+            Backend::Remote => {
+                staged.finish().await?;
+                remote::upload(&self.store, &staged.path, &ObjectPath::from(key)).await
             }
         }
-        Ok(())
     }
 
     /// Streams a blob.
@@ -118,19 +220,32 @@ impl BlobStore {
     ///
     /// A local file is read in pieces of up to `read_ahead::READ_CHUNK`, one read ahead on the
     /// blocking pool while the previous piece goes out (object_store's own file stream reads
-    /// 8 KiB per blocking task, several times slower than the network); any other store's stream
-    /// is passed through.
+    /// 8 KiB per blocking task, several times slower than the network); a remote object is read
+    /// by ranged requests the same way.
     pub async fn get_from(
         &self,
         key: &str,
         offset: u64,
     ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let path = ObjectPath::from(key);
+        if let Backend::Remote = self.backend {
+            let size = self.store.head(&path).await?.size;
+            if offset > size {
+                return Err(BlobError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("offset {offset} is past the end of `{key}` ({size} bytes)"),
+                )));
+            }
+            return Ok(read_ahead(Source::Object(self.store.clone(), path), offset, size, &self.downloads));
+        }
         let range = (offset > 0).then_some(object_store::GetRange::Offset(offset));
         let options = object_store::GetOptions { range, ..Default::default() };
-        let result = self.store.get_opts(&ObjectPath::from(key), options).await?;
+        let result = self.store.get_opts(&path, options).await?;
         let range = result.range.clone();
         Ok(match result.payload {
-            GetResultPayload::File(file, _) => read_ahead(Arc::new(file), range.start, range.end, &self.downloads),
+            GetResultPayload::File(file, _) => {
+                read_ahead(Source::File(Arc::new(file)), range.start, range.end, &self.downloads)
+            }
             GetResultPayload::Stream(stream) => stream.map(|r| r.map_err(BlobError::from)).boxed(),
         })
     }
@@ -140,6 +255,25 @@ impl BlobStore {
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the store answers: for a directory, that it and the staging directory are
+    /// there; for a remote store, a `HEAD` of the marker object (an answer of any kind but a
+    /// failure to answer counts: the store is up).
+    pub async fn check(&self) -> Result<(), BlobError> {
+        for dir in [&self.tmp, &self.uploads] {
+            tokio::fs::metadata(dir).await?;
+        }
+        match &self.backend {
+            Backend::Local { root, .. } => {
+                tokio::fs::metadata(root).await?;
+                Ok(())
+            }
+            Backend::Remote => match self.store.head(&ObjectPath::from(MARKER)).await.map_err(BlobError::from) {
+                Ok(_) | Err(BlobError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            },
         }
     }
 
@@ -157,14 +291,18 @@ impl BlobStore {
     }
 
     /// Removes blobs no transfer refers to (a crash between commit and the database
-    /// transaction); returns how many.
-    pub async fn sweep_orphans(&self, known: &HashSet<String>) -> Result<usize, BlobError> {
+    /// transaction); returns how many. Only transfers' blobs (`ID.age`) are considered. A
+    /// remote store is shared with other gateways, so there a blob must also be older than
+    /// [`REMOTE_ORPHAN_AGE`] at `now`: younger, its transaction may still be on its way.
+    pub async fn sweep_orphans(&self, known: &HashSet<String>, now: DateTime<Utc>) -> Result<usize, BlobError> {
         let mut removed = 0;
         let mut listing = self.store.list(None);
         let mut orphans = Vec::new();
         while let Some(meta) = listing.next().await {
-            let key = meta?.location.to_string();
-            if !known.contains(&key) {
+            let meta = meta?;
+            let key = meta.location.to_string();
+            let young = matches!(self.backend, Backend::Remote) && now - meta.last_modified < REMOTE_ORPHAN_AGE;
+            if is_blob_key(&key) && !known.contains(&key) && !young {
                 orphans.push(key);
             }
         }
@@ -174,6 +312,11 @@ impl BlobStore {
         }
         Ok(removed)
     }
+}
+
+/// Whether `key` is a transfer's blob as [`BlobStore::key_for`] makes them.
+fn is_blob_key(key: &str) -> bool {
+    key.strip_suffix(".age").is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 #[cfg(test)]
@@ -197,7 +340,7 @@ mod tests {
         }
         assert_eq!(got, a.as_str().as_bytes());
         let known = HashSet::from([BlobStore::key_for(&a)]);
-        assert_eq!(blobs.sweep_orphans(&known).await.expect("sweep"), 1);
+        assert_eq!(blobs.sweep_orphans(&known, Utc::now()).await.expect("sweep"), 1);
         assert!(blobs.get(&BlobStore::key_for(&b)).await.is_err());
         blobs.delete(&BlobStore::key_for(&b)).await.expect("deleting twice is fine");
     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
 
-use super::read_ahead::read_ahead;
+use super::read_ahead::{Source, read_ahead};
 use super::{BlobError, BlobStore, StagedBlob};
 use crate::ids::TransferId;
 
@@ -72,7 +72,7 @@ impl BlobStore {
     ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
         let file = tokio::fs::File::open(self.partial_path(upload)).await?;
         let len = file.metadata().await?.len();
-        Ok(read_ahead(Arc::new(file.into_std().await), 0, len, &self.downloads))
+        Ok(read_ahead(Source::File(Arc::new(file.into_std().await)), 0, len, &self.downloads))
     }
 
     /// Takes a complete resumable upload as a staged blob, ready for [`BlobStore::commit`];

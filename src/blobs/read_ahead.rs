@@ -1,5 +1,8 @@
-//! Reading a blob back as a stream: pieces read on the blocking pool one ahead of the one being
-//! sent, sized so that all running downloads together stay within a memory budget.
+//! Reading a blob back as a stream: pieces read one ahead of the one being sent, sized so that
+//! all running downloads together stay within a memory budget. A local file's pieces are read
+//! on the blocking pool; a remote object's are ranged `GET`s, each a short request of its own
+//! (so a slow reader never holds a store connection open for long, and a failed piece is
+//! retried by itself).
 
 use std::io;
 use std::io::{Read as _, Seek as _};
@@ -8,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt as _};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 
 use super::BlobError;
 
@@ -15,52 +20,93 @@ use super::BlobError;
 /// a wake-up, a socket write) is small next to the copy, small enough that a download holds
 /// little memory (one piece being read, one being sent).
 const READ_CHUNK: usize = 1 << 20;
+/// Bytes per ranged `GET` of a remote object once a download is under way: each request costs
+/// a round trip, so pieces are larger than a file's. The first piece is [`READ_CHUNK`] (a
+/// client often asks for the age header alone first).
+const REMOTE_READ_CHUNK: usize = 8 << 20;
 /// Smallest piece of a download, however many run at once.
 const MIN_READ_CHUNK: usize = 128 << 10;
 /// Memory that all running downloads' pieces may hold together, as long as each piece is
 /// at least [`MIN_READ_CHUNK`]: up to 32 downloads read full pieces.
 const DOWNLOAD_BUDGET: usize = 64 << 20;
 
-/// Reads `file` from `start` to `end` in pieces of up to [`READ_CHUNK`], each read on the
-/// blocking pool while the one before it is being sent: one piece read ahead, never more,
-/// so memory stays flat whatever the file's size and however slow the reader. No blocking
-/// thread is held between pieces, so many slow downloads do not starve the pool. The pieces
-/// shrink (down to [`MIN_READ_CHUNK`]) when many downloads run at once, so that together
-/// they hold about [`DOWNLOAD_BUDGET`].
+/// Where a blob's pieces come from.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    /// A local file (read with a shared cursor: a stream's pieces are read one after the other).
+    File(Arc<std::fs::File>),
+    /// An object in a store, read by ranges.
+    Object(Arc<dyn ObjectStore>, ObjectPath),
+}
+
+impl Source {
+    /// The largest piece read from this source.
+    fn max_piece(&self, first: bool) -> usize {
+        match self {
+            Self::Object(..) if !first => REMOTE_READ_CHUNK,
+            _ => READ_CHUNK,
+        }
+    }
+
+    /// Starts reading `len` bytes at `at`: on the blocking pool for a file, as a task for an
+    /// object, so that it goes on while the piece before it is being sent.
+    fn read(&self, at: u64, len: usize) -> tokio::task::JoinHandle<Result<Bytes, BlobError>> {
+        match self.clone() {
+            Self::File(file) => tokio::task::spawn_blocking(move || {
+                // Read into spare capacity: no zeroing of a buffer the read overwrites anyway.
+                let mut buf = Vec::with_capacity(len);
+                let mut reader = &*file;
+                reader.seek(io::SeekFrom::Start(at))?;
+                io::Read::take(reader, len as u64).read_to_end(&mut buf)?;
+                if buf.len() < len {
+                    return Err(
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "the blob is shorter than its listing").into()
+                    );
+                }
+                Ok(Bytes::from(buf))
+            }),
+            Self::Object(store, path) => tokio::spawn(async move {
+                let piece = store.get_range(&path, at..at + len as u64).await?;
+                if piece.len() < len {
+                    return Err(
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "the blob is shorter than its listing").into()
+                    );
+                }
+                Ok(piece)
+            }),
+        }
+    }
+}
+
+/// Reads `source` from `start` to `end` in pieces of up to [`READ_CHUNK`] (a remote object's
+/// up to [`REMOTE_READ_CHUNK`]), each read while the one before it is being sent: one piece
+/// read ahead, never more, so memory stays flat whatever the blob's size and however slow the
+/// reader. No thread or task is held between pieces, so many slow downloads do not starve the
+/// pool. The pieces shrink (down to [`MIN_READ_CHUNK`]) when many downloads run at once, so
+/// that together they hold about [`DOWNLOAD_BUDGET`].
 pub(super) fn read_ahead(
-    file: Arc<std::fs::File>,
+    source: Source,
     start: u64,
     end: u64,
     downloads: &Arc<AtomicUsize>,
 ) -> BoxStream<'static, Result<Bytes, BlobError>> {
     let running = Running::start(downloads);
-    let read = move |file: Arc<std::fs::File>, at: u64, piece: usize| {
-        tokio::task::spawn_blocking(move || {
-            let len = usize::try_from(end - at).map_or(piece, |left| left.min(piece));
-            // Read into spare capacity: no zeroing of a buffer the read overwrites anyway. The
-            // shared cursor is safe: a stream's pieces are read one after the other.
-            let mut buf = Vec::with_capacity(len);
-            let mut reader = &*file;
-            reader.seek(io::SeekFrom::Start(at))?;
-            io::Read::take(reader, len as u64).read_to_end(&mut buf)?;
-            if buf.len() < len {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the blob is shorter than its listing"));
-            }
-            Ok(Bytes::from(buf))
-        })
+    let piece = move |source: &Source, at: u64, running: &Running, first: bool| {
+        let len = usize::try_from(end - at).map_or(usize::MAX, |left| left);
+        source.read(at, len.min(running.piece(source.max_piece(first))))
     };
-    let first = (start < end).then(|| read(file.clone(), start, running.piece()));
+    let first = (start < end).then(|| piece(&source, start, &running, true));
     futures_util::stream::unfold((first, start, running), move |(pending, at, running)| {
-        let file = file.clone();
+        let source = source.clone();
         async move {
-            let piece = match pending?.await {
-                Ok(Ok(piece)) => piece,
-                Ok(Err(e)) => return Some((Err(BlobError::from(e)), (None, end, running))),
+            let read = match pending?.await {
+                Ok(Ok(read)) => read,
+                Ok(Err(e)) => return Some((Err(e), (None, end, running))),
                 Err(e) => return Some((Err(BlobError::Io(io::Error::other(e))), (None, end, running))),
             };
-            let at = at + piece.len() as u64;
-            let next = (at < end).then(|| read(file, at, running.piece()));
-            Some((Ok(piece), (next, at, running)))
+            let at = at + read.len() as u64;
+            let next = (at < end).then(|| piece(&source, at, &running, false));
+            Some((Ok(read), (next, at, running)))
         }
     })
     .boxed()
@@ -76,11 +122,11 @@ impl Running {
         Self(downloads.clone())
     }
 
-    /// The piece size for the next read: the budget shared by the running downloads, each
-    /// holding about two pieces (one being sent, one read ahead).
-    fn piece(&self) -> usize {
+    /// The piece size for the next read, at most `max`: the budget shared by the running
+    /// downloads, each holding about two pieces (one being sent, one read ahead).
+    fn piece(&self, max: usize) -> usize {
         let running = self.0.load(Ordering::Relaxed).max(1);
-        (DOWNLOAD_BUDGET / (2 * running)).clamp(MIN_READ_CHUNK, READ_CHUNK)
+        (DOWNLOAD_BUDGET / (2 * running)).clamp(MIN_READ_CHUNK, max)
     }
 }
 

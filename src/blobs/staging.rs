@@ -157,7 +157,7 @@ fn into_io(e: BlobError) -> io::Error {
     match e {
         BlobError::Full => io::Error::from(io::ErrorKind::StorageFull),
         BlobError::Io(e) => e,
-        BlobError::Store(e) => io::Error::other(e),
+        other => io::Error::other(other),
     }
 }
 

@@ -7,7 +7,9 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use super::{EXIT_CONFIG, Failure};
-use crate::config::{Config, FileConfig, LogFormat, parse_log_format, parse_size};
+use crate::blobs::BlobError;
+use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, parse_log_format, parse_size};
+use crate::gateway::StartError;
 
 /// Options for `sealpost serve`.
 #[derive(Debug, Args)]
@@ -18,6 +20,18 @@ pub(super) struct ServeArgs {
     /// Data directory: database, blobs, keys, admin token.
     #[arg(long, env = "SEALPOST_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Database: `sqlite://PATH` (default: `sealpost.db` in the data directory) or
+    /// `postgres://USER@HOST/DATABASE`.
+    #[arg(long, env = "SEALPOST_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Blob store: a directory (default: `blobs` in the data directory) or `s3://BUCKET`, reached
+    /// with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
+    #[arg(long, env = "SEALPOST_BLOB_STORE")]
+    blob_store: Option<String>,
+    /// The gateway's Ed25519 signing key, PKCS#8 PEM, created when missing (default: `gateway.key`
+    /// in the data directory); gateways that serve one log share it.
+    #[arg(long, env = "SEALPOST_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "SEALPOST_LISTEN")]
     listen: Option<String>,
@@ -50,6 +64,15 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     let mut config = Config::from_file(file).map_err(|e| config_failure(&e))?;
     if let Some(v) = &args.data_dir {
         config.data_dir.clone_from(v);
+    }
+    if let Some(v) = &args.database_url {
+        config.database_url = Some(DatabaseUrl::parse(v).map_err(|e| config_failure(&e))?);
+    }
+    if let Some(v) = &args.blob_store {
+        config.blob_store = Some(BlobBackend::parse(v).map_err(|e| config_failure(&e))?);
+    }
+    if let Some(v) = &args.signing_key {
+        config.signing_key = Some(v.clone());
     }
     if let Some(v) = &args.listen {
         config.listen.clone_from(v);
@@ -90,11 +113,22 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
     })?;
     let bound = listener.local_addr().map_err(|e| Failure::new(format!("cannot read the bound address: {e}")))?;
     let data_dir = config.data_dir.clone();
+    let blobs = config.blobs();
     let (gateway, startup) =
         crate::gateway::Gateway::open(config, format!("http://{bound}")).await.map_err(|e| match e {
-            crate::gateway::StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
+            StartError::Policy(p) => Failure::new(format!("invalid policy: {p}"))
                 .hint("fix the policy file, check it with `sealpost policy check DIR`, then start again")
                 .exit(EXIT_CONFIG),
+            StartError::Blobs(BlobError::PlainHttp { .. }) => Failure::new(e.to_string())
+                .hint("use an https:// endpoint, or set AWS_ALLOW_HTTP=true if the network to the store is private")
+                .exit(EXIT_CONFIG),
+            StartError::DatabaseUnsupported(_) => Failure::new(e.to_string()).exit(EXIT_CONFIG),
+            StartError::Blobs(_) if matches!(blobs, BlobBackend::S3 { .. }) => {
+                Failure::new(e.to_string()).hint(format!(
+                    "check that `{blobs}` exists and that AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION \
+                     (`garage` for Garage) and AWS_ENDPOINT_URL reach it with a key that may read and write"
+                ))
+            }
             other => Failure::new(other.to_string()).hint(format!("check the data directory `{}`", data_dir.display())),
         })?;
     tracing::info!(policies = %gateway.gate.source(), digest = %gateway.gate.digest(), "policies loaded");
@@ -111,7 +145,14 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
             "recovered from an earlier stop"
         );
     }
-    tracing::info!(%bound, public_url = %gateway.public_url, data_dir = %data_dir.display(), "sealpost is listening");
+    tracing::info!(
+        %bound,
+        public_url = %gateway.public_url,
+        data_dir = %data_dir.display(),
+        database = %gateway.config.database(),
+        blobs = %gateway.config.blobs(),
+        "sealpost is listening"
+    );
     crate::server::run(listener, gateway, shutdown_signal())
         .await
         .map_err(|e| Failure::new(format!("the server stopped: {e}")))?;

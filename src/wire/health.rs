@@ -1,4 +1,4 @@
-//! Health on the wire: `GET /healthz`.
+//! Health on the wire: `GET /healthz` (liveness) and `GET /readyz` (readiness).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -7,14 +7,46 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
-    /// It reaches its database and serves requests.
+    /// Its process serves requests.
     Ok,
 }
 
-/// `GET /healthz` when the gateway is ready.
+/// `GET /healthz`: the gateway's process is alive (liveness; readiness is [`Readiness`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"status": "ok"}))]
 pub struct Health {
-    /// Always `ok` (a gateway that is not answers 503 `unavailable`).
+    /// Always `ok`.
     pub status: HealthStatus,
+}
+
+/// `GET /readyz`: whether this gateway can serve now, check by check. 200 when every check is
+/// `ok`, 503 (with `Retry-After`) when any is not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}}))]
+pub struct Readiness {
+    /// True when every check is `ok`.
+    pub ready: bool,
+    /// Each dependency's state.
+    pub checks: ReadinessChecks,
+}
+
+/// What each check found: `ok`, or what is wrong (the cause goes to the gateway's own log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReadinessChecks {
+    /// The database answers a query.
+    pub database: String,
+    /// The blob store answers (a `HEAD` of its marker object, or its directories are there).
+    pub blobs: String,
+    /// The transparency log's last integration round succeeded.
+    pub log: String,
+}
+
+impl ReadinessChecks {
+    /// What a check that passed says.
+    pub const OK: &'static str = "ok";
+
+    /// Whether every check passed.
+    pub fn all_ok(&self) -> bool {
+        [&self.database, &self.blobs, &self.log].iter().all(|c| c.as_str() == Self::OK)
+    }
 }

@@ -129,7 +129,7 @@ impl Fixture {
     async fn blob_is_gone(&self) -> bool {
         match self.blobs.get(&self.object_key).await {
             Ok(_) => false,
-            Err(BlobError::Store(object_store::Error::NotFound { .. })) => true,
+            Err(BlobError::NotFound { .. }) => true,
             Err(other) => panic!("reading the blob failed in an unexpected way: {other}"),
         }
     }
