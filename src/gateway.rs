@@ -40,9 +40,6 @@ pub enum StartError {
     /// The database failed to open or migrate.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The database URL names a kind of database this build does not open yet.
-    #[error("`{0}`: this gateway opens SQLite databases only (`sqlite://PATH`)")]
-    DatabaseUnsupported(DatabaseUrl),
     /// The blob store failed to open.
     #[error(transparent)]
     Blobs(#[from] BlobError),
@@ -103,7 +100,7 @@ impl Gateway {
         create_private_dir(&dir)?;
         let store = match config.database() {
             DatabaseUrl::Sqlite(path) => Store::open(&path).await?,
-            other @ DatabaseUrl::Postgres(_) => return Err(StartError::DatabaseUnsupported(other)),
+            postgres => Store::connect(&postgres.url()).await?,
         };
         let blobs = BlobStore::open_at(&dir, &config.blobs()).await?;
         let signing_key = load_or_create_key(&config.signing_key_file())?;
@@ -113,9 +110,15 @@ impl Gateway {
             let token = BearerSecret::generate("sp_");
             let path = dir.join("admin.token");
             write_private(&path, format!("{}\n", token.expose()).as_bytes())?;
-            store.bootstrap(&token.hash(), clock.now()).await?;
-            startup.admin_token = Some(path);
+            if store.bootstrap(&token.hash(), clock.now()).await?.is_some() {
+                startup.admin_token = Some(path);
+            } else {
+                // Another gateway sharing the database made the administrator first; its token
+                // is in that gateway's data directory, and this one is not a token at all.
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
         }
+        let store = store.for_gateway(&gateway_id(&dir)?);
         startup.leases_reset = store.reset_leases(clock.now()).await?;
         startup.staged_removed = blobs.sweep_staging().await?;
         let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
@@ -171,6 +174,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
     // The rename itself must survive a power loss, or the bootstrap could outlive its token.
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// This gateway's name among those sharing a database: made at first start, kept in
+/// `DATA/gateway.id`, so a restarted gateway knows its own download leases.
+fn gateway_id(dir: &Path) -> Result<String, StartError> {
+    let path = dir.join("gateway.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Ok(_) => Err(StartError::Io {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "the gateway id file is empty"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 8];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            let id = hex::encode(bytes);
+            write_private(&path, format!("{id}\n").as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(StartError::Io { path, source: e }),
+    }
 }
 
 /// Loads the gateway's signing key, creating it (0600) on first start.

@@ -27,6 +27,7 @@ pub async fn run(
         gateway.config.sweep_interval,
         stop.clone(),
     ));
+    let heartbeat = tokio::spawn(heartbeat(gateway.clone(), stop.clone()));
     let sequencer =
         tokio::spawn(gateway.log.clone().run(gateway.store.clone(), gateway.config.log_interval, stop.clone()));
     let app = crate::api::router(gateway.clone());
@@ -41,7 +42,30 @@ pub async fn run(
         .await;
     stop.cancel();
     let _ = sweeper.await;
+    let _ = heartbeat.await;
     let _ = sequencer.await;
     gateway.store.close().await;
     result
+}
+
+/// How often a gateway says it is alive to the others sharing its database.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a gateway may stay silent before the others give back its download leases.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Says this gateway is alive every [`HEARTBEAT`] and gives back the leases of gateways silent
+/// for longer than [`SILENCE`], until `stop`.
+async fn heartbeat(gateway: Arc<Gateway>, stop: CancellationToken) {
+    loop {
+        match gateway.store.heartbeat(SILENCE, gateway.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(leases = n, "gave back the download leases of a gateway that stopped"),
+            Err(e) => tracing::warn!(error = %e, "could not record this gateway's heartbeat"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    }
 }

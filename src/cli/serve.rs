@@ -122,7 +122,6 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
             StartError::Blobs(BlobError::PlainHttp { .. }) => Failure::new(e.to_string())
                 .hint("use an https:// endpoint, or set AWS_ALLOW_HTTP=true if the network to the store is private")
                 .exit(EXIT_CONFIG),
-            StartError::DatabaseUnsupported(_) => Failure::new(e.to_string()).exit(EXIT_CONFIG),
             StartError::Blobs(_) if matches!(blobs, BlobBackend::S3 { .. }) => {
                 Failure::new(e.to_string()).hint(format!(
                     "check that `{blobs}` exists and that AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION \

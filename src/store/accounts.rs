@@ -22,8 +22,14 @@ impl Store {
     }
 
     /// Makes the operator organisation and its administrator with a non-expiring token.
-    pub async fn bootstrap(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<UserRef, StoreError> {
+    /// `None` when another gateway sharing the database got there first (checked with the
+    /// writers' turn held, so exactly one bootstrap happens).
+    pub async fn bootstrap(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<Option<UserRef>, StoreError> {
         let mut tx = self.write().await?;
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+        if users > 0 {
+            return Ok(None);
+        }
         let org = OrgId::generate();
         let user = UserId::generate();
         let name = UserRef::new(OPERATOR_ORG, BOOTSTRAP_ADMIN)?;
@@ -45,7 +51,7 @@ impl Store {
         append(&mut tx, &Event::new(EventKind::UserCreated).subject(user.as_str()).field("role", "admin"), now).await?;
         insert_token(&mut tx, None, &user, token, None, now).await?;
         tx.commit().await?;
-        Ok(name)
+        Ok(Some(name))
     }
 
     /// Finds the live token with this hash and its user.

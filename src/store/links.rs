@@ -95,7 +95,8 @@ impl Store {
         debug_assert_eq!(permit.action(), Action::Download);
         let transfer = TransferId::from_db(permit.transfer().to_owned());
         let (user, token) = (user.clone(), token.clone());
-        self.group.run(move |tx| Box::pin(lease_in(tx, transfer, user, token, now))).await
+        let gateway = self.gateway.clone();
+        self.group.run(move |tx| Box::pin(lease_in(tx, transfer, user, token, gateway, now))).await
     }
 
     /// Records and explains the refusal of a token that names no link addressed to `user`
@@ -117,12 +118,13 @@ async fn lease_in(
     transfer: TransferId,
     user: UserId,
     token: SecretHash,
+    gateway: std::sync::Arc<str>,
     now: DateTime<Utc>,
 ) -> Result<Result<Lease, RedeemRefusal>, StoreError> {
     let user = &user;
     let lease_id = LinkId::generate().to_string();
     let leased = sqlx::query(
-        "UPDATE links SET state = 'leased', lease_id = $1 \
+        "UPDATE links SET state = 'leased', lease_id = $1, lease_gateway = $6 \
          WHERE token_hash = $2 AND recipient_id = $3 AND state = 'issued' AND expires_at > $4 AND transfer_id = $5 \
            AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id \
                        AND t.object_key IS NOT NULL AND t.recalled_at IS NULL AND t.status = 'released') \
@@ -133,6 +135,7 @@ async fn lease_in(
     .bind(user.as_str())
     .bind(ms(now))
     .bind(transfer.as_str())
+    .bind(gateway.as_ref())
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(row) = leased {
@@ -250,18 +253,55 @@ async fn end_lease_in(tx: &mut Tx, lease: Lease, end: LeaseEnd, now: DateTime<Ut
 impl Store {
     /// Releases every lease left by a previous process (no download survives a restart).
     pub async fn reset_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.give_back_leases(Some(self.gateway.as_ref()), "server_restart", now).await
+    }
+
+    /// Says this gateway is alive, and gives back the leases of gateways that have not said so
+    /// for `stale` (they stopped without a restart: their downloads are over). Returns how many
+    /// leases were given back.
+    pub async fn heartbeat(&self, stale: std::time::Duration, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query(
+            "INSERT INTO gateways (id, started_at, seen_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(self.gateway.as_ref())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        let cutoff = ms(now) - i64::try_from(stale.as_millis()).unwrap_or(i64::MAX);
+        let lost: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT g.id FROM gateways g JOIN links l ON l.lease_gateway = g.id \
+             WHERE l.state = 'leased' AND g.seen_at < $1 AND g.id <> $2",
+        )
+        .bind(cutoff)
+        .bind(self.gateway.as_ref())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut given = 0;
+        for (gateway,) in lost {
+            given += self.give_back_leases(Some(&gateway), "gateway_lost", now).await?;
+        }
+        Ok(given)
+    }
+
+    /// Gives back every lease `gateway` holds (`None`: leases that name no gateway, from before
+    /// gateways were named, are included with this gateway's own).
+    async fn give_back_leases(&self, gateway: Option<&str>, code: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let reset: Vec<(String, String, String)> = sqlx::query_as(
-            "UPDATE links SET state = 'issued', lease_id = NULL WHERE state = 'leased' \
+            "UPDATE links SET state = 'issued', lease_id = NULL, lease_gateway = NULL \
+             WHERE state = 'leased' AND (lease_gateway = $1 OR (lease_gateway IS NULL AND $1 = $2)) \
              RETURNING id, transfer_id, recipient_id",
         )
+        .bind(gateway)
+        .bind(self.gateway.as_ref())
         .fetch_all(&mut *tx)
         .await?;
         for (link, transfer, recipient) in &reset {
             let event = Event::new(EventKind::DownloadFailed)
                 .actor(&UserId::from_db(recipient.clone()))
                 .transfer(&TransferId::from_db(transfer.clone()))
-                .code("server_restart")
+                .code(code)
                 .field("link", link);
             append(&mut tx, &event, now).await?;
         }
@@ -273,7 +313,8 @@ impl Store {
 /// Gives a leased link back (`issued`, no lease), unless a recall or a newer lease got there first.
 async fn release(tx: &mut Tx, lease: &Lease) -> Result<sqlx::any::AnyQueryResult, StoreError> {
     Ok(sqlx::query(
-        "UPDATE links SET state = 'issued', lease_id = NULL WHERE id = $1 AND lease_id = $2 AND state = 'leased'",
+        "UPDATE links SET state = 'issued', lease_id = NULL, lease_gateway = NULL \
+         WHERE id = $1 AND lease_id = $2 AND state = 'leased'",
     )
     .bind(lease.link.as_str())
     .bind(&lease.lease_id)

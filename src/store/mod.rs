@@ -268,6 +268,8 @@ impl Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// This gateway's name among those sharing the database (it owns the leases it hands out).
+    gateway: std::sync::Arc<str>,
     /// Batches accepted uploads into shared transactions.
     group: std::sync::Arc<group::GroupCommit>,
 }
@@ -329,7 +331,15 @@ impl Store {
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone(), dialect));
-        Ok(Self { pool, dialect, group })
+        Ok(Self { pool, dialect, gateway: std::sync::Arc::from("local"), group })
+    }
+
+    /// Names the gateway using this store, for the leases it hands out (see
+    /// [`Store::heartbeat`]); `local` until named.
+    #[must_use]
+    pub fn for_gateway(mut self, id: &str) -> Self {
+        self.gateway = std::sync::Arc::from(id);
+        self
     }
 
     /// Which database this is.

@@ -310,7 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
         let token = BearerSecret::generate("sp_");
-        store.bootstrap(&token.hash(), now).await.expect("bootstrap");
+        store.bootstrap(&token.hash(), now).await.expect("bootstrap").expect("first");
         (dir, store, token)
     }
 

@@ -107,7 +107,7 @@ error_codes! {
     /// The gateway failed; nothing was changed. The body says no more.
     Internal = ("internal", 500),
     /// The gateway is busy; try again after `Retry-After`.
-    Unavailable = ("unavailable", 503),
+    Unavailable = ("service_unavailable", 503),
     /// The transparency log cannot be written, so nothing that it would record may happen.
     LogUnavailable = ("log_unavailable", 503),
     /// The gateway is out of storage space.
@@ -174,6 +174,7 @@ mod tests {
             ("recipient_mismatch", 422),
             ("bad_request", 400),
             ("insufficient_storage", 507),
+            ("service_unavailable", 503),
         ];
         for (code, status) in fixed {
             let parsed: ErrorCode = serde_json::from_value(serde_json::json!(code)).expect(code);

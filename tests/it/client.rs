@@ -495,10 +495,8 @@ async fn send_refuses_a_directory_key_that_is_not_the_one_the_log_recorded() {
     let ok = sealpost(&server, &bob, &["send", &report, "--to", "hmpps/alice", "-q"]).await;
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     let (_, swapped) = common::keypair();
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_dir.join("sealpost.db").display()))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE recipient_keys SET recipient = ?, fingerprint = ?")
+    let db = server.database().await;
+    sqlx::query("UPDATE recipient_keys SET recipient = $1, fingerprint = $2")
         .bind(&swapped)
         .bind(sealpost::directory::fingerprint(&swapped))
         .execute(&db)
@@ -1096,14 +1094,12 @@ async fn a_manifest_with_an_altered_signature_is_refused_and_nothing_is_written(
     let (key, fingerprint) = signing_key(&server, &bob, work.dir.path(), "bob.signing").await;
     let src = work.file("report.csv", &noise(3000));
     let (transfer, link) = send_signed(&server, &bob, &src, &key, &fingerprint).await;
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_dir.join("sealpost.db").display()))
-        .await
-        .unwrap();
+    let db = server.database().await;
     let forged = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode([1u8; 64])
     };
-    let changed = sqlx::query("UPDATE manifests SET signature = ? WHERE transfer_id = ?")
+    let changed = sqlx::query("UPDATE manifests SET signature = $1 WHERE transfer_id = $2")
         .bind(&forged)
         .bind(&transfer)
         .execute(&db)

@@ -19,6 +19,7 @@ mod profiles;
 mod readiness;
 mod restart;
 mod s3_blobs;
+mod scale_out;
 mod sweeper;
 mod tlog_vectors;
 mod transfers;

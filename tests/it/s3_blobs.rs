@@ -349,7 +349,7 @@ async fn a_store_that_stops_answering_makes_uploads_503_and_the_gateway_not_read
 
     garage.kill();
     let (status, retry_after, body) = gateway.upload(&bob, ciphertext.clone()).await;
-    assert_eq!((status, retry_after.as_deref(), code(&body)), (503, Some("2"), "unavailable"), "{body}");
+    assert_eq!((status, retry_after.as_deref(), code(&body)), (503, Some("2"), "service_unavailable"), "{body}");
     assert_eq!(
         gateway.probe("/readyz").await,
         (

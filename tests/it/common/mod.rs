@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use sealpost::config::Config;
+use sealpost::config::{Config, DatabaseUrl};
 use sealpost::gateway::{Gateway, Startup};
 
 pub(crate) mod garage;
@@ -24,6 +24,8 @@ pub(crate) struct TestServer {
     pub(crate) url: String,
     pub(crate) admin: String,
     pub(crate) data_dir: PathBuf,
+    /// The database's URL (SQLite in the data directory, or PostgreSQL in the PostgreSQL pass).
+    pub(crate) database: String,
     pub(crate) startup: Startup,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -32,6 +34,12 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
+    /// A connection to this gateway's database, for tests that play an intruder with access to it.
+    pub(crate) async fn database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database).await.expect("connect to the gateway's database")
+    }
+
     /// Starts a gateway with default settings in a fresh temporary directory.
     pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -49,6 +57,10 @@ impl TestServer {
     pub(crate) async fn start_in(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
         adjust(&mut config);
+        if config.database_url.is_none() && postgres_pass() {
+            config.database_url = Some(DatabaseUrl::Postgres(database_for(data_dir)));
+        }
+        let database = config.database().url();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (gateway, startup) = Gateway::open(config, url.clone()).await.expect("gateway opens");
@@ -61,6 +73,7 @@ impl TestServer {
             url,
             admin,
             data_dir: data_dir.to_owned(),
+            database,
             startup,
             http: reqwest::Client::new(),
             stop: Some(stop),
@@ -325,4 +338,24 @@ pub(crate) fn values(entries: &[String], key: &str) -> Vec<String> {
         .iter()
         .map(|entry| entry.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_default().to_owned())
         .collect()
+}
+
+/// True in the PostgreSQL pass (`SEALPOST_TEST_DATABASE=postgres`): every test gateway then runs
+/// on a database of its own in one real PostgreSQL cluster instead of SQLite.
+pub(crate) fn postgres_pass() -> bool {
+    std::env::var("SEALPOST_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+/// The PostgreSQL database of the gateway whose data directory is `data_dir` (made on first use,
+/// the same one again when the gateway restarts on that directory).
+fn database_for(data_dir: &Path) -> String {
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = DATABASES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, url)) = known.iter().find(|(dir, _)| dir == data_dir) {
+        return url.clone();
+    }
+    let pg = postgres::PgCluster::shared().expect("PostgreSQL 15 for the PostgreSQL pass");
+    let url = pg.new_database(&format!("pass_{}", known.len()));
+    known.push((data_dir.to_owned(), url.clone()));
+    url
 }

@@ -1,0 +1,10 @@
+-- Several gateways may share one database. Each records itself here (its id is kept in its own
+-- data directory) and says it is alive every few seconds. A download lease names the gateway that
+-- serves it, so a gateway that restarts gives back only its own leases, and any gateway gives back
+-- the leases of one that has stopped saying it is alive.
+CREATE TABLE gateways (
+    id          TEXT PRIMARY KEY,
+    started_at  INTEGER NOT NULL,
+    seen_at     INTEGER NOT NULL
+);
+ALTER TABLE links ADD COLUMN lease_gateway TEXT;

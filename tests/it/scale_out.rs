@@ -1,0 +1,298 @@
+//! Several gateways at once: two real `sealpost serve` processes over one real PostgreSQL and a
+//! real three-node Garage cluster, as a load balancer would see them.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::garage::GarageCluster;
+use crate::common::postgres::PgCluster;
+use crate::common::{code, decrypt, encrypt, keypair, link_token};
+
+/// One `sealpost serve` process, killed when dropped.
+struct Gateway {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts a gateway over `database` and the Garage bucket, signing with the shared `key`.
+    fn start(database: &str, garage: &GarageCluster, key: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--database-url", database, "--blob-store", garage.blob_store()])
+            .args(["--listen", "127.0.0.1:0", "--log-format", "human"])
+            .envs(garage.gateway_env())
+            .env("SEALPOST_SIGNING_KEY_FILE", key)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            // Behind one load balancer: one public URL, so one log origin for both.
+            .env("SEALPOST_PUBLIC_URL", "https://sealpost.test")
+            .env_remove("SEALPOST_CONFIG")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sealpost starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut seen = Vec::new();
+        let bound = loop {
+            let Some(Ok(line)) = lines.next() else { panic!("sealpost stopped before listening:\n{}", seen.join("\n")) };
+            if line.contains("sealpost is listening") {
+                let bound = line.split_whitespace().find_map(|w| w.strip_prefix("bound=")).expect("bound=");
+                break bound.to_owned();
+            }
+            seen.push(line);
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, url: format!("http://{bound}"), http: reqwest::Client::new(), _dir: dir }
+    }
+
+    /// The administrator token, when this gateway made the administrator.
+    fn admin_token(&self) -> Option<String> {
+        std::fs::read_to_string(self._dir.path().join("admin.token")).ok().map(|t| t.trim().to_owned())
+    }
+
+    async fn json(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = r.send().await.expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.json(self.http.post(format!("{}{path}", self.url)).bearer_auth(token).json(&body)).await
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.json(self.http.get(format!("{}{path}", self.url)).bearer_auth(token)).await
+    }
+
+    async fn user(&self, admin: &str, name: &str, role: &str) -> String {
+        let (status, body) = self.post(admin, "/api/v1/users", json!({"user": name, "role": role})).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    async fn upload(&self, token: &str, to: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self.http.post(format!("{}/api/v1/transfers?to={to}", self.url)).bearer_auth(token).body(body);
+        self.json(r).await
+    }
+
+    async fn redeem(&self, token: &str, link: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/redeem", self.url))
+            .bearer_auth(token)
+            .json(&json!({"token": link_token(link)}))
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two gateways over one database and the Garage cluster, with the parties made through the
+/// first: returns (A, B, sender token, recipient token, recipient identity).
+async fn two_gateways(
+    database: &str,
+    garage: &GarageCluster,
+    key: &Path,
+) -> (Gateway, Gateway, String, String, age::x25519::Identity) {
+    let a = Gateway::start(database, garage, key);
+    let b = Gateway::start(database, garage, key);
+    let admin = a.admin_token().expect("the first gateway made the administrator");
+    assert_eq!(b.admin_token(), None, "exactly one gateway makes the administrator");
+    for (org, kind) in [("acme", "contractor"), ("hmpps", "agency")] {
+        let (status, body) = a.post(&admin, "/api/v1/orgs", json!({"name": org, "kind": kind})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = b.post(&admin, "/api/v1/routes", json!({"from": "acme", "to": "hmpps"})).await;
+    assert_eq!(status, 201, "{body}");
+    let bob = a.user(&admin, "acme/bob", "sender").await;
+    let alice = b.user(&admin, "hmpps/alice", "recipient").await;
+    let (identity, recipient) = keypair();
+    let (status, body) = a.post(&alice, "/api/v1/keys", json!({"recipient": recipient})).await;
+    assert_eq!(status, 201, "{body}");
+    (a, b, bob, alice, identity)
+}
+
+/// A signing key shared by every gateway of a deployment (as a mounted secret would be).
+fn shared_key(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("gateway.key");
+    let out = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&path)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_uploaded_through_one_gateway_is_collected_through_the_other_once() {
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_collect");
+    let (a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+
+    for gateway in [&a, &b] {
+        let r = gateway.http.get(format!("{}/readyz", gateway.url)).send().await.expect("readyz");
+        assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+    let plaintext = b"offender records, extract 7".to_vec();
+    let (status, body) = b.upload(&bob, "hmpps/alice", plaintext.clone()).await;
+    assert_eq!((status, code(&body)), (422, "not_age_encrypted"), "plaintext is refused on either gateway");
+    let bundle = encrypt(&[&identity.to_public().to_string()], &plaintext);
+    let (status, body) = a.upload(&bob, "hmpps/alice", bundle).await;
+    assert_eq!(status, 201, "{body}");
+    let link = body["links"][0]["url"].as_str().expect("link").to_owned();
+    let id = body["id"].as_str().expect("id").to_owned();
+
+    // The recipient's inbox through B shows what was sent through A.
+    let (status, inbox) = b.get(&alice, "/api/v1/inbox").await;
+    assert_eq!(status, 200, "{inbox}");
+    assert!(inbox.to_string().contains(&id), "{inbox}");
+
+    let (status, ciphertext) = b.redeem(&alice, &link).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&ciphertext));
+    assert_eq!(decrypt(&identity, &ciphertext), plaintext);
+    let (status, again) = a.redeem(&alice, &link).await;
+    assert_eq!(status, 410, "{}", String::from_utf8_lossy(&again));
+
+    // Both gateways publish the same log: B's checkpoint covers A's upload entry.
+    let checkpoint = |g: &Gateway| {
+        let url = format!("{}/log/checkpoint", g.url);
+        let http = g.http.clone();
+        async move { http.get(url).send().await.expect("checkpoint").text().await.expect("text") }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ca, cb) = (checkpoint(&a).await, checkpoint(&b).await);
+        if ca == cb && ca.lines().nth(1).is_some_and(|size| size.parse::<u64>().is_ok_and(|n| n > 10)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the two gateways' checkpoints did not meet:\n{ca}\n{cb}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_raced_from_two_gateways_a_hundred_times_is_delivered_exactly_once() {
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_race");
+    let (a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+    let bundle = encrypt(&[&identity.to_public().to_string()], &vec![7u8; 200_000]);
+    let (status, body) = a.upload(&bob, "hmpps/alice", bundle).await;
+    assert_eq!(status, 201, "{body}");
+    let link = body["links"][0]["url"].as_str().expect("link").to_owned();
+
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let gateway = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (alice, link) = (alice.clone(), link.clone());
+        tasks.push(tokio::spawn(async move { gateway.redeem(&alice, &link).await }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        if status == 200 {
+            assert_eq!(decrypt(&identity, &body), vec![7u8; 200_000]);
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 409, 410].contains(s)), "only 200, 409 and 410: {statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_postgresql_down_requests_get_503_and_retry_after_and_service_resumes_by_itself() {
+    // A cluster of this test's own: it is stopped and started again.
+    let Some(pg) = PgCluster::start() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let (a, _b, bob, alice, identity) = two_gateways(&pg.url(), &garage, &shared_key(secrets.path())).await;
+    let bundle = || encrypt(&[&identity.to_public().to_string()], b"waiting through the outage");
+
+    pg.stop();
+    for _ in 0..3 {
+        let r = a
+            .http
+            .post(format!("{}/api/v1/transfers?to=hmpps/alice", a.url))
+            .bearer_auth(&bob)
+            .body(bundle())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 503, "an upload while the database is down");
+        assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(code(&body), "service_unavailable", "{body}");
+    }
+    let r = a.http.get(format!("{}/readyz", a.url)).send().await.expect("readyz");
+    assert_eq!(r.status().as_u16(), 503);
+    let ready: Value = r.json().await.expect("json");
+    assert!(ready.to_string().contains("database"), "{ready}");
+
+    pg.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let link = loop {
+        let (status, body) = a.upload(&bob, "hmpps/alice", bundle()).await;
+        if status == 201 {
+            break body["links"][0]["url"].as_str().expect("link").to_owned();
+        }
+        assert_eq!(status, 503, "while it comes back: {body}");
+        assert!(Instant::now() < deadline, "the gateway did not recover by itself");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (status, ciphertext) = a.redeem(&alice, &link).await;
+    assert_eq!(status, 200);
+    assert_eq!(decrypt(&identity, &ciphertext), b"waiting through the outage");
+    // Nothing half-written: every transfer in the database is one that was answered 201.
+    let out = pg.psql("sealpost", "SELECT count(*) FROM transfers");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_one_garage_node_stopped_uploads_and_downloads_go_on() {
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_garage_node");
+    let (a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+    let plaintext = vec![3u8; 3 * 1024 * 1024];
+    let (status, body) = a.upload(&bob, "hmpps/alice", encrypt(&[&identity.to_public().to_string()], &plaintext)).await;
+    assert_eq!(status, 201, "{body}");
+    let before = body["links"][0]["url"].as_str().expect("link").to_owned();
+
+    garage.stop_node(3);
+    let (status, body) = b.upload(&bob, "hmpps/alice", encrypt(&[&identity.to_public().to_string()], &plaintext)).await;
+    assert_eq!(status, 201, "an upload with one node of three down: {body}");
+    let during = body["links"][0]["url"].as_str().expect("link").to_owned();
+    for link in [&before, &during] {
+        let (status, ciphertext) = a.redeem(&alice, link).await;
+        assert_eq!(status, 200);
+        assert_eq!(decrypt(&identity, &ciphertext), plaintext);
+    }
+    garage.start_node(3);
+}
