@@ -9,8 +9,10 @@
 //! stage on this machine, and commit uploads the staged file (multipart, streamed from disk),
 //! visible under its key only once complete; reads are ranged `GET`s. A store that cannot be
 //! reached is [`BlobError::Unavailable`], which the API answers 503 with `Retry-After`.
-//! Resumable uploads grow in `DATA/uploads` instead, which start-up leaves alone: a partial
-//! upload outlives a restart and is deleted by its terminator, a refusal, or the sweeper.
+//! Resumable uploads grow in `DATA/uploads` instead, which start-up leaves alone (or, with a
+//! remote store, as piece objects beside the blobs, so that another gateway can continue them):
+//! a partial upload outlives a restart and is deleted by its terminator, a refusal, or the
+//! sweeper.
 //! Every path and key comes from a server-made id; nothing from a request reaches the store.
 //!
 //! | module | concern |
@@ -18,7 +20,7 @@
 //! | this one | the store: open, commit, read, delete, sweeps, readiness |
 //! | `staging` | a staged upload and the writer thread that puts it on disk |
 //! | `remote` | the S3 backend: opening a bucket, committing by multipart upload |
-//! | `partial` | resumable uploads' partial files |
+//! | `partial` | resumable uploads' bytes: a partial file, or pieces in a remote store |
 //! | `read_ahead` | reading a blob back in pieces within a memory budget |
 
 mod partial;
@@ -175,6 +177,18 @@ impl BlobStore {
         Ok(Self { store, backend, downloads: Arc::new(AtomicUsize::new(0)), tmp, uploads })
     }
 
+    /// A blob store whose committed blobs live in memory, as a remote store's do elsewhere (for
+    /// tests of the remote paths without a server).
+    #[cfg(test)]
+    pub(crate) async fn in_memory(data_dir: &Path) -> Result<Self, BlobError> {
+        let tmp = data_dir.join("tmp");
+        let uploads = data_dir.join("uploads");
+        tokio::fs::create_dir_all(&tmp).await?;
+        tokio::fs::create_dir_all(&uploads).await?;
+        let store = Arc::new(object_store::memory::InMemory::new());
+        Ok(Self { store, backend: Backend::Remote, downloads: Arc::new(AtomicUsize::new(0)), tmp, uploads })
+    }
+
     /// The object key for a transfer's ciphertext.
     pub fn key_for(transfer: &TransferId) -> String {
         format!("{transfer}.age")
@@ -206,7 +220,13 @@ impl BlobStore {
             // Dropping `staged` afterwards deletes the staged file, uploaded or not.
             Backend::Remote => {
                 staged.finish().await?;
-                remote::upload(&self.store, &staged.path, &ObjectPath::from(key)).await
+                remote::upload(&self.store, &staged.path, &ObjectPath::from(key)).await?;
+                if let Some(upload) = staged.pieces_of.take()
+                    && let Err(e) = self.delete_partial(&upload).await
+                {
+                    tracing::warn!(error = %e, %upload, "could not delete a committed upload's pieces");
+                }
+                Ok(())
             }
         }
     }
@@ -321,6 +341,8 @@ fn is_blob_key(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::TryStreamExt as _;
+
     use super::*;
 
     #[tokio::test]
@@ -343,5 +365,49 @@ mod tests {
         assert_eq!(blobs.sweep_orphans(&known, Utc::now()).await.expect("sweep"), 1);
         assert!(blobs.get(&BlobStore::key_for(&b)).await.is_err());
         blobs.delete(&BlobStore::key_for(&b)).await.expect("deleting twice is fine");
+    }
+
+    #[tokio::test]
+    async fn a_remote_store_commits_by_upload_reads_by_ranges_and_spares_young_orphans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = BlobStore::in_memory(dir.path()).await.expect("open");
+        let id = TransferId::generate();
+        let data: Vec<u8> = (0..(20 << 20) + 123).map(|i| (i % 251) as u8).collect();
+        let mut staged = blobs.stage(&id).await.expect("stage");
+        staged.write(&data).await.expect("write");
+        let key = BlobStore::key_for(&id);
+        blobs.commit(staged, &key).await.expect("commit: a multipart upload of three parts");
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("read").count(), 0, "the staged file is gone");
+        for offset in [0, 1, (1 << 20) - 1, 9 << 20, data.len()] {
+            let pieces: Vec<Bytes> =
+                blobs.get_from(&key, offset as u64).await.expect("get").try_collect().await.expect("read");
+            assert!(pieces.first().is_none_or(|p| p.len() <= 1 << 20), "the first piece is small: {offset}");
+            assert!(pieces.iter().all(|p| p.len() <= 8 << 20), "{offset}");
+            assert!(pieces.concat() == data[offset..], "{offset}");
+        }
+        assert!(matches!(blobs.get_from(&key, data.len() as u64 + 1).await, Err(BlobError::Io(_))), "past the end");
+        let missing = BlobStore::key_for(&TransferId::generate());
+        assert!(matches!(blobs.get(&missing).await, Err(BlobError::NotFound { .. })));
+        blobs.check().await.expect("ready");
+
+        let none = HashSet::new();
+        assert_eq!(
+            blobs.sweep_orphans(&none, Utc::now()).await.expect("sweep"),
+            0,
+            "another gateway may be committing it"
+        );
+        let later = Utc::now() + REMOTE_ORPHAN_AGE + chrono::TimeDelta::minutes(1);
+        assert_eq!(blobs.sweep_orphans(&none, later).await.expect("sweep"), 1);
+        assert!(matches!(blobs.get(&key).await, Err(BlobError::NotFound { .. })));
+    }
+
+    #[test]
+    fn a_remote_store_that_does_not_answer_is_unavailable_and_a_missing_blob_is_not_found() {
+        let unreachable = object_store::Error::Generic { store: "S3", source: "connection refused".into() };
+        assert!(matches!(BlobError::from(unreachable), BlobError::Unavailable(_)));
+        let local = object_store::Error::Generic { store: LOCAL_STORE, source: "bad file".into() };
+        assert!(matches!(BlobError::from(local), BlobError::Store(_)));
+        let missing = object_store::Error::NotFound { path: "x.age".to_owned(), source: "gone".into() };
+        assert!(matches!(BlobError::from(missing), BlobError::NotFound { path } if path == "x.age"));
     }
 }

@@ -147,6 +147,6 @@ mod tests {
         assert_eq!(part_size(MAX_PARTS * PART_SIZE), PART_SIZE);
         let huge = 200u64 << 30;
         let part = part_size(huge);
-        assert!(part > PART_SIZE && part % (1 << 20) == 0 && huge.div_ceil(part) <= MAX_PARTS, "{part}");
+        assert!(part > PART_SIZE && part.is_multiple_of(1 << 20) && huge.div_ceil(part) <= MAX_PARTS, "{part}");
     }
 }

@@ -33,6 +33,9 @@ pub struct StagedBlob {
     pub(super) path: PathBuf,
     /// Until committed or dropped.
     pub(super) sink: Option<Sink>,
+    /// The resumable upload whose pieces (in a remote store) this was assembled from: deleted
+    /// once it is committed.
+    pub(super) pieces_of: Option<TransferId>,
 }
 
 /// Where a staged upload's bytes go.
@@ -64,7 +67,7 @@ enum WriteOp {
 
 impl StagedBlob {
     pub(super) fn new(file: std::fs::File, path: PathBuf) -> Self {
-        Self { path, sink: Some(Sink { file: Some(file), buf: Vec::new(), writer: None }) }
+        Self { path, sink: Some(Sink { file: Some(file), buf: Vec::new(), writer: None }), pieces_of: None }
     }
 
     /// Appends bytes.

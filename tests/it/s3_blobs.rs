@@ -165,7 +165,11 @@ struct Gateway {
 
 impl Gateway {
     fn start(garage: &Garage) -> Self {
-        let data_dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(garage, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// Starts on an existing data directory (after [`Gateway::kill`]).
+    fn start_in(garage: &Garage, data_dir: tempfile::TempDir) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
             .arg("serve")
             .arg("--data-dir")
@@ -266,6 +270,34 @@ impl Gateway {
     /// Files the gateway keeps on its own disk under `dir` of its data directory.
     fn files_in(&self, dir: &str) -> usize {
         count_files(&self.data_dir.path().join(dir))
+    }
+}
+
+impl Gateway {
+    /// `kill -9`; hands back the data directory.
+    fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.data_dir, dir)
+    }
+
+    /// A tus request to `location`.
+    fn tus(&self, method: reqwest::Method, token: &str, location: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{location}", self.url)).bearer_auth(token).header("Tus-Resumable", "1.0.0")
+    }
+
+    /// Appends `bytes` at `offset` to a resumable upload; returns the status.
+    async fn patch(&self, token: &str, location: &str, offset: usize, bytes: &[u8]) -> u16 {
+        let r = self
+            .tus(reqwest::Method::PATCH, token, location)
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("send");
+        r.status().as_u16()
     }
 }
 
@@ -370,5 +402,44 @@ async fn a_store_that_stops_answering_makes_uploads_503_and_the_gateway_not_read
     let (status, _, body) = gateway.upload(&bob, ciphertext.clone()).await;
     assert_eq!(status, 201, "{body}");
     let (status, got) = gateway.redeem(&alice, body["links"][0]["url"].as_str().expect("link"), None).await;
+    assert_eq!((status, got == ciphertext), (200, true));
+}
+
+#[tokio::test]
+async fn a_resumable_upload_keeps_its_pieces_in_the_bucket_and_survives_the_gateway_being_killed() {
+    use base64::Engine as _;
+    let garage = Garage::start();
+    let gateway = Gateway::start(&garage);
+    let (bob, alice, identity) = gateway.parties().await;
+    let ciphertext = encrypt(&[&identity.to_public().to_string()], &noise(12 << 20));
+    let to = base64::engine::general_purpose::STANDARD.encode("hmpps/alice");
+    let r = gateway
+        .tus(reqwest::Method::POST, &bob, "/api/v1/uploads")
+        .header("Upload-Length", ciphertext.len().to_string())
+        .header("Upload-Metadata", format!("to {to}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
+    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    let id = location.rsplit('/').next().expect("an id").to_owned();
+    let half = ciphertext.len() / 2;
+    assert_eq!(gateway.patch(&bob, &location, 0, &ciphertext[..half]).await, 204);
+    assert_eq!(
+        keys(&garage).await,
+        ["sealpost-blob-store".to_owned(), format!("uploads/{id}/{:020}", 0)],
+        "the acknowledged bytes are a piece in the bucket"
+    );
+    assert_eq!((gateway.files_in("uploads"), gateway.files_in("tmp")), (0, 0), "and not on the gateway's disk");
+
+    let gateway = Gateway::start_in(&garage, gateway.kill());
+    let r = gateway.tus(reqwest::Method::HEAD, &bob, &location).send().await.expect("send");
+    assert_eq!(r.headers()["upload-offset"], half.to_string().as_str());
+    assert_eq!(gateway.patch(&bob, &location, half, &ciphertext[half..]).await, 204);
+    assert_eq!(keys(&garage).await, [format!("{id}.age"), "sealpost-blob-store".to_owned()], "the pieces are gone");
+    let r = gateway.tus(reqwest::Method::GET, &bob, &location).send().await.expect("send");
+    let (status, answer) = status_json(r).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, got) = gateway.redeem(&alice, answer["links"][0]["url"].as_str().expect("link"), None).await;
     assert_eq!((status, got == ciphertext), (200, true));
 }
