@@ -29,7 +29,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let detail = ErrorDetail { code, message: message.into(), policies: None, reason: None };
         let retry_after = match code {
-            ErrorCode::Unavailable => Some(2),
+            ErrorCode::ServiceUnavailable => Some(2),
             ErrorCode::LogUnavailable => Some(30),
             ErrorCode::InsufficientStorage => Some(300),
             _ => None,
@@ -83,7 +83,7 @@ impl ApiError {
 
     /// 503 with `Retry-After`: busy, try again shortly.
     pub fn unavailable() -> Self {
-        Self::new(ErrorCode::Unavailable, "the gateway is busy; nothing was changed, try again in a moment")
+        Self::new(ErrorCode::ServiceUnavailable, "the gateway is busy; nothing was changed, try again in a moment")
     }
 
     /// 503 with `Retry-After`: the transparency log cannot be written, so nothing may happen
@@ -140,7 +140,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e.code() {
             ErrorCode::Internal => Self::internal(&e),
-            ErrorCode::Unavailable => Self::unavailable(),
+            ErrorCode::ServiceUnavailable => Self::unavailable(),
             ErrorCode::InsufficientStorage => Self::insufficient_storage(),
             ErrorCode::NotFound if matches!(e, StoreError::UnknownOrg(_)) => {
                 Self::not_found(format!("{e}: create it first with `sealpost admin org add`"))

@@ -162,7 +162,7 @@ const SHARED: [Shared; 4] = [
     },
     Shared {
         name: "Unavailable",
-        code: ErrorCode::Unavailable,
+        code: ErrorCode::ServiceUnavailable,
         text: "the gateway is busy; nothing was changed, try again in a moment",
         retry_after: Some(2),
         writes_only: false,

@@ -124,7 +124,7 @@ impl StoreError {
     /// The stable error code an answer about this failure carries.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Busy => ErrorCode::Unavailable,
+            Self::Busy => ErrorCode::ServiceUnavailable,
             Self::Full => ErrorCode::InsufficientStorage,
             Self::OrgExists(_) | Self::UserExists(_) | Self::KeyExists(_) | Self::RouteExists(..) => {
                 ErrorCode::AlreadyExists

@@ -107,7 +107,7 @@ error_codes! {
     /// The gateway failed; nothing was changed. The body says no more.
     Internal = ("internal", 500),
     /// The gateway is busy; try again after `Retry-After`.
-    Unavailable = ("service_unavailable", 503),
+    ServiceUnavailable = ("service_unavailable", 503),
     /// The transparency log cannot be written, so nothing that it would record may happen.
     LogUnavailable = ("log_unavailable", 503),
     /// The gateway is out of storage space.
