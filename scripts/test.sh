@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, as the README's one test command and as .ci/run runs it on a clean checkout:
 #   1. lint gates: rustfmt, clippy with warnings as errors, the benchmark built (not run);
-#   2. cargo test: unit tests and the one integration-test binary (tests/it);
+#   2. cargo test: unit tests and the one integration-test binary (tests/it), then the
+#      integration tests again with every test gateway on a real PostgreSQL instead of SQLite;
 #   3. the browser code: type check, unit tests, and a rebuild that must equal the committed
 #      web/dist/ (the gateway embeds that bundle);
 #   4. Schemathesis against a real gateway, every operation of the OpenAPI contract, each role;
@@ -20,6 +21,9 @@ cargo build --benches --locked
 
 step "cargo test"
 cargo test --locked
+
+step "integration tests on PostgreSQL"
+SEALPOST_TEST_DATABASE=postgres cargo test --locked --test it
 
 step "browser code"
 (

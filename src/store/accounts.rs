@@ -130,14 +130,15 @@ impl Store {
             sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1").bind(&user.org).fetch_optional(&mut *tx).await?;
         let org = org.ok_or_else(|| StoreError::UnknownOrg(user.org.clone()))?;
         let id = UserId::generate();
-        let inserted = sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id.as_str())
-            .bind(&org)
-            .bind(&user.name)
-            .bind(role.as_str())
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await;
+        let inserted =
+            sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id.as_str())
+                .bind(&org)
+                .bind(&user.name)
+                .bind(role.as_str())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => return Err(StoreError::UserExists(user.clone())),
             other => other?,

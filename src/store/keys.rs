@@ -111,8 +111,10 @@ impl Store {
         let mut out = Vec::with_capacity(users.len());
         for user in users {
             let id = user_id(&mut tx, user).await?;
-            let role: String =
-                sqlx::query_scalar("SELECT role FROM users WHERE id = $1").bind(id.as_str()).fetch_one(&mut *tx).await?;
+            let role: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
             let keys = keys_of(&mut tx, &id).await?;
             out.push(Recipient { id, user: user.clone(), role: role.parse()?, keys });
         }

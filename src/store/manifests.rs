@@ -113,11 +113,12 @@ impl Store {
 
     /// The manifest of `transfer`, if its sender signed one.
     pub async fn manifest(&self, transfer: &TransferId) -> Result<Option<Manifest>, StoreError> {
-        let row =
-            sqlx::query("SELECT manifest, signature, key_fingerprint, key_public FROM manifests WHERE transfer_id = $1")
-                .bind(transfer.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT manifest, signature, key_fingerprint, key_public FROM manifests WHERE transfer_id = $1",
+        )
+        .bind(transfer.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| Manifest {
             manifest: r.get("manifest"),
             signature: r.get("signature"),

@@ -230,12 +230,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let ended = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
-            .bind(ms(now))
-            .bind(end.code())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let ended =
+            sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+                .bind(ms(now))
+                .bind(end.code())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
         if ended.rows_affected() == 0 {
             return Ok(false);
         }

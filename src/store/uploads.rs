@@ -125,8 +125,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
-        if let Some(event) = event {
+        let deleted = sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        // Only the call that removed the row records it: two gateways' sweepers may both find
+        // the same expired upload, and it expired once.
+        if let Some(event) = event.filter(|_| deleted.rows_affected() > 0) {
             append(&mut tx, event, now).await?;
         }
         tx.commit().await?;

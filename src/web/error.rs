@@ -70,7 +70,9 @@ impl PageError {
     fn from_code(code: ErrorCode, message: String) -> Self {
         match code {
             ErrorCode::Internal => Self::internal(&message),
-            ErrorCode::ServiceUnavailable | ErrorCode::LogUnavailable | ErrorCode::InsufficientStorage => Self::unavailable(),
+            ErrorCode::ServiceUnavailable | ErrorCode::LogUnavailable | ErrorCode::InsufficientStorage => {
+                Self::unavailable()
+            }
             ErrorCode::NotFound => Self::not_found(sentence(&message)),
             _ => Self {
                 status: StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),

@@ -46,7 +46,9 @@ impl Gateway {
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let mut seen = Vec::new();
         let bound = loop {
-            let Some(Ok(line)) = lines.next() else { panic!("sealpost stopped before listening:\n{}", seen.join("\n")) };
+            let Some(Ok(line)) = lines.next() else {
+                panic!("sealpost stopped before listening:\n{}", seen.join("\n"))
+            };
             if line.contains("sealpost is listening") {
                 let bound = line.split_whitespace().find_map(|w| w.strip_prefix("bound=")).expect("bound=");
                 break bound.to_owned();

@@ -68,6 +68,9 @@ impl TestServer {
         let task = tokio::spawn(sealpost::server::run(listener, gateway, async move {
             let _ = stopped.await;
         }));
+        if database.starts_with("postgres") {
+            assert!(!data_dir.join("sealpost.db").exists(), "a gateway on PostgreSQL made a SQLite file");
+        }
         let admin = std::fs::read_to_string(data_dir.join("admin.token")).expect("admin token").trim().to_owned();
         Self {
             url,
