@@ -54,18 +54,45 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a gateway may stay silent before the others give back its download leases.
 const SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Says this gateway is alive every [`HEARTBEAT`] and gives back the leases of gateways silent
-/// for longer than [`SILENCE`], until `stop`.
+/// Says this gateway is alive every [`HEARTBEAT`], gives back the leases of gateways silent
+/// for longer than [`SILENCE`], and follows policy reloads made on other gateways, until `stop`.
 async fn heartbeat(gateway: Arc<Gateway>, stop: CancellationToken) {
+    let mut policy_seen = gateway.store.latest_policy_change().await.ok().flatten().map(|(idx, _)| idx);
     loop {
         match gateway.store.heartbeat(SILENCE, gateway.clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(leases = n, "gave back the download leases of a gateway that stopped"),
             Err(e) => tracing::warn!(error = %e, "could not record this gateway's heartbeat"),
         }
+        follow_policy(&gateway, &mut policy_seen).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    }
+}
+
+/// Reloads this gateway's policies when another gateway sharing the database has reloaded its
+/// own since `seen` (a `policy.changed` event this gateway has not acted on). Each gateway reads
+/// its own policy directory, which a deployment gives the same files (one ConfigMap, one volume):
+/// when the result differs from the other gateway's, that is said loudly, not hidden.
+async fn follow_policy(gateway: &Gateway, seen: &mut Option<u64>) {
+    let Ok(Some((idx, digest))) = gateway.store.latest_policy_change().await else { return };
+    if seen.is_some_and(|s| s >= idx) {
+        return;
+    }
+    *seen = Some(idx);
+    if gateway.gate.digest() == digest {
+        return;
+    }
+    match gateway.gate.reload() {
+        Ok(ours) if ours == digest => tracing::info!(%digest, "policies reloaded after another gateway's reload"),
+        Ok(ours) => tracing::error!(
+            theirs = %digest, ours = %ours,
+            "another gateway reloaded policies this gateway's policy files do not match; give every gateway the same files"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "another gateway reloaded policies, and this gateway's files are invalid; the old ones stay")
         }
     }
 }

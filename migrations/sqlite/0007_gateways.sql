@@ -8,3 +8,5 @@ CREATE TABLE gateways (
     seen_at     INTEGER NOT NULL
 );
 ALTER TABLE links ADD COLUMN lease_gateway TEXT;
+-- Gateways follow each other's policy reloads by looking for the latest `policy.changed` event.
+CREATE INDEX audit_event_kind ON audit_events (event, idx);

@@ -361,6 +361,20 @@ impl Store {
         Ok(idx)
     }
 
+    /// The latest `policy.changed` event as (log index, the new policy digest), if any: how a
+    /// gateway learns that another one sharing the database reloaded its policies.
+    pub async fn latest_policy_change(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT idx, entry FROM audit_events WHERE event = 'policy.changed' ORDER BY idx DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(idx, entry)| {
+            let digest = entry.lines().find_map(|l| l.strip_prefix("digest ")).unwrap_or_default().to_owned();
+            (u64::try_from(idx).unwrap_or_default(), digest)
+        }))
+    }
+
     /// Log entries from index `from` on, at most `limit`, in index order.
     pub async fn entries_from(&self, from: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
         let rows: Vec<(i64, String)> =

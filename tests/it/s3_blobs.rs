@@ -4,7 +4,6 @@
 //! (whole and by ranges), never stay on the gateway's disk, and a store that stops answering
 //! makes uploads 503 `unavailable` and the gateway not ready, until it is back.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use object_store::ObjectStoreExt as _;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use serde_json::{Value, json};
 
-use crate::common::{code, decrypt, encrypt, keypair, link_token, noise, require_tool, status_json};
+use crate::common::{code, decrypt, encrypt, keypair, link_token, noise, require_tool, serve_process, status_json};
 
 const BUCKET: &str = "sealpost";
 const REGION: &str = "garage";
@@ -170,39 +169,20 @@ impl Gateway {
 
     /// Starts on an existing data directory (after [`Gateway::kill`]).
     fn start_in(garage: &Garage, data_dir: tempfile::TempDir) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(["--blob-store", &format!("s3://{BUCKET}"), "--listen", "127.0.0.1:0", "--log-format", "human"])
             .envs(garage.env())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env_remove("SEALPOST_CONFIG")
             .env_remove("SEALPOST_BLOB_STORE")
             .env_remove("SEALPOST_DATABASE_URL")
-            .current_dir(data_dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sealpost starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut seen = Vec::new();
-        let bound = loop {
-            let Some(Ok(line)) = lines.next() else {
-                panic!("sealpost stopped before listening:\n{}", seen.join("\n"))
-            };
-            if line.contains("sealpost is listening") {
-                let bound = line.split_whitespace().find_map(|w| w.strip_prefix("bound=")).expect("bound=");
-                break bound.to_owned();
-            }
-            seen.push(line);
-        };
-        std::thread::spawn(move || lines.for_each(drop));
+            .current_dir(data_dir.path());
+        let (child, url) = serve_process(command);
         let admin =
             std::fs::read_to_string(data_dir.path().join("admin.token")).expect("admin token").trim().to_owned();
-        Self { child, url: format!("http://{bound}"), admin, data_dir, http: reqwest::Client::new() }
+        Self { child, url, admin, data_dir, http: reqwest::Client::new() }
     }
 
     async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {

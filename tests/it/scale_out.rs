@@ -1,16 +1,15 @@
 //! Several gateways at once: two real `sealpost serve` processes over one real PostgreSQL and a
 //! real three-node Garage cluster, as a load balancer would see them.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::common::garage::GarageCluster;
 use crate::common::postgres::PgCluster;
-use crate::common::{code, decrypt, encrypt, keypair, link_token};
+use crate::common::{code, decrypt, encrypt, keypair, link_token, serve_process};
 
 /// One `sealpost serve` process, killed when dropped.
 struct Gateway {
@@ -21,42 +20,25 @@ struct Gateway {
 }
 
 impl Gateway {
-    /// Starts a gateway over `database` and the Garage bucket, signing with the shared `key`.
-    fn start(database: &str, garage: &GarageCluster, key: &Path) -> Self {
+    /// Starts a gateway over `database` and the Garage bucket, signing with the shared `key`,
+    /// with `more` arguments for `serve`.
+    fn start(database: &str, garage: &GarageCluster, key: &Path, more: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
+        command
             .arg("serve")
+            .args(more)
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--database-url", database, "--blob-store", garage.blob_store()])
             .args(["--listen", "127.0.0.1:0", "--log-format", "human"])
             .envs(garage.gateway_env())
             .env("SEALPOST_SIGNING_KEY_FILE", key)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             // Behind one load balancer: one public URL, so one log origin for both.
             .env("SEALPOST_PUBLIC_URL", "https://sealpost.test")
-            .env_remove("SEALPOST_CONFIG")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sealpost starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut seen = Vec::new();
-        let bound = loop {
-            let Some(Ok(line)) = lines.next() else {
-                panic!("sealpost stopped before listening:\n{}", seen.join("\n"))
-            };
-            if line.contains("sealpost is listening") {
-                let bound = line.split_whitespace().find_map(|w| w.strip_prefix("bound=")).expect("bound=");
-                break bound.to_owned();
-            }
-            seen.push(line);
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, url: format!("http://{bound}"), http: reqwest::Client::new(), _dir: dir }
+            .current_dir(dir.path());
+        let (child, url) = serve_process(command);
+        Self { child, url, http: reqwest::Client::new(), _dir: dir }
     }
 
     /// The administrator token, when this gateway made the administrator.
@@ -117,8 +99,18 @@ async fn two_gateways(
     garage: &GarageCluster,
     key: &Path,
 ) -> (Gateway, Gateway, String, String, age::x25519::Identity) {
-    let a = Gateway::start(database, garage, key);
-    let b = Gateway::start(database, garage, key);
+    two_gateways_with(database, garage, key, &[]).await
+}
+
+/// [`two_gateways`] with more `serve` arguments for both.
+async fn two_gateways_with(
+    database: &str,
+    garage: &GarageCluster,
+    key: &Path,
+    more: &[&str],
+) -> (Gateway, Gateway, String, String, age::x25519::Identity) {
+    let a = Gateway::start(database, garage, key, more);
+    let b = Gateway::start(database, garage, key, more);
     let admin = a.admin_token().expect("the first gateway made the administrator");
     assert_eq!(b.admin_token(), None, "exactly one gateway makes the administrator");
     for (org, kind) in [("acme", "contractor"), ("hmpps", "agency")] {
@@ -297,4 +289,46 @@ async fn with_one_garage_node_stopped_uploads_and_downloads_go_on() {
         assert_eq!(decrypt(&identity, &ciphertext), plaintext);
     }
     garage.start_node(3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_reload_on_one_gateway_reaches_the_other() {
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    // One policy directory for both, as one ConfigMap or volume would give them.
+    let policies = secrets.path().join("policies");
+    std::fs::create_dir_all(&policies).expect("mkdir");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(shipped).expect("shipped policies") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, policies.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let database = pg.new_database("scale_out_policy");
+    let dir = policies.to_str().expect("utf-8").to_owned();
+    let (a, b, bob, _alice, identity) =
+        two_gateways_with(&database, &garage, &shared_key(secrets.path()), &["--policies", &dir]).await;
+    let bundle = || encrypt(&[&identity.to_public().to_string()], b"before and after the lockdown");
+    assert_eq!(b.upload(&bob, "hmpps/alice", bundle()).await.0, 201);
+
+    std::fs::write(policies.join("local.cedar"), "@id(\"lockdown\")\nforbid (principal, action, resource);\n")
+        .expect("write");
+    let admin = a.admin_token().expect("admin");
+    let (status, body) = a.post(&admin, "/api/v1/policy/reload", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    // B has not been told anything: it follows A's reload through the database within seconds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = b.upload(&bob, "hmpps/alice", bundle()).await;
+        if status == 403 {
+            assert_eq!(code(&body), "policy_denied", "{body}");
+            assert!(body.to_string().contains("lockdown"), "{body}");
+            break;
+        }
+        assert_eq!(status, 201, "{body}");
+        assert!(Instant::now() < deadline, "gateway B never followed A's policy reload");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

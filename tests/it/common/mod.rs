@@ -362,3 +362,31 @@ fn database_for(data_dir: &Path) -> String {
     known.push((data_dir.to_owned(), url.clone()));
     url
 }
+
+/// Starts the real `sealpost serve` from `command` (its arguments and environment set by the
+/// caller; listening on `127.0.0.1:0`, `--log-format human`) and waits until it listens: the
+/// child and its base URL. Its log keeps draining so that logging never blocks.
+pub(crate) fn serve_process(mut command: std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("SEALPOST_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sealpost starts");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    let bound = loop {
+        let Some(Ok(line)) = lines.next() else { panic!("sealpost stopped before listening:\n{}", seen.join("\n")) };
+        if line.contains("sealpost is listening") {
+            let bound = line.split_whitespace().find_map(|w| w.strip_prefix("bound=")).expect("bound=");
+            break bound.to_owned();
+        }
+        seen.push(line);
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{bound}"))
+}
