@@ -71,6 +71,30 @@ impl Gateway {
         self.json(r).await
     }
 
+    /// A tus request (`Tus-Resumable: 1.0.0`) to `location`.
+    fn tus(&self, method: reqwest::Method, token: &str, location: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{location}", self.url)).bearer_auth(token).header("Tus-Resumable", "1.0.0")
+    }
+
+    /// Appends `bytes` at `offset` to a resumable upload; returns the status.
+    async fn patch(&self, token: &str, location: &str, offset: usize, bytes: &[u8]) -> u16 {
+        let r = self
+            .tus(reqwest::Method::PATCH, token, location)
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("send");
+        r.status().as_u16()
+    }
+
+    /// `kill -9`, and reap it.
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
     async fn redeem(&self, token: &str, link: &str) -> (u16, Vec<u8>) {
         let r = self
             .http
@@ -331,4 +355,40 @@ async fn a_policy_reload_on_one_gateway_reaches_the_other() {
         assert!(Instant::now() < deadline, "gateway B never followed A's policy reload");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumable_upload_begun_on_a_gateway_killed_halfway_is_finished_through_the_other() {
+    use base64::Engine as _;
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_tus");
+    let (mut a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+    let plaintext = crate::common::noise(10 << 20);
+    let ciphertext = encrypt(&[&identity.to_public().to_string()], &plaintext);
+    let to = base64::engine::general_purpose::STANDARD.encode("hmpps/alice");
+    let r = a
+        .tus(reqwest::Method::POST, &bob, "/api/v1/uploads")
+        .header("Upload-Length", ciphertext.len().to_string())
+        .header("Upload-Metadata", format!("to {to}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
+    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    let half = ciphertext.len() / 2;
+    assert_eq!(a.patch(&bob, &location, 0, &ciphertext[..half]).await, 204);
+    a.kill();
+
+    // B knows the upload and its offset from the database, and its bytes from the bucket.
+    let r = b.tus(reqwest::Method::HEAD, &bob, &location).send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["upload-offset"], half.to_string().as_str());
+    assert_eq!(b.patch(&bob, &location, half, &ciphertext[half..]).await, 204);
+    let (status, answer) = b.json(b.tus(reqwest::Method::GET, &bob, &location)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, got) = b.redeem(&alice, answer["links"][0]["url"].as_str().expect("link")).await;
+    assert_eq!(status, 200);
+    assert_eq!(decrypt(&identity, &got), plaintext);
 }
