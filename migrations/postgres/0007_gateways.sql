@@ -10,3 +10,8 @@ CREATE TABLE gateways (
 ALTER TABLE links ADD COLUMN lease_gateway TEXT;
 -- Gateways follow each other's policy reloads by looking for the latest `policy.changed` event.
 CREATE INDEX audit_event_kind ON audit_events (event, idx);
+-- One request at a time writes a resumable upload, whichever gateway it reaches: the gateway
+-- serving it holds this claim, renewed as the bytes arrive and given back at the end; a claim
+-- whose gateway died runs out at `claimed_until`.
+ALTER TABLE uploads ADD COLUMN claimed_by TEXT;
+ALTER TABLE uploads ADD COLUMN claimed_until BIGINT;

@@ -65,7 +65,29 @@ struct Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         self.gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        // Give the database claim back too, so another gateway may go on at once (if this
+        // fails, the claim runs out by itself after CLAIM_TTL).
+        let (gw, id) = (self.gw.clone(), self.id.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = gw.store.release_upload(&id).await {
+                    tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
+                }
+            });
+        }
     }
+}
+
+/// How long a gateway's claim on a resumable upload lasts without being renewed (it is renewed
+/// at every sync while bytes arrive).
+const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Claims `id` in the database for a request on this gateway: one request at a time writes an
+/// upload, whichever gateway it reaches.
+async fn claim(gw: &Gateway, id: &TransferId) -> Result<(), LifecycleError> {
+    let now = gw.clock.now();
+    let until = now + chrono::Duration::from_std(CLAIM_TTL).unwrap_or_default();
+    if gw.store.claim_upload(id, until, now).await? { Ok(()) } else { Err(LifecycleError::UploadBusy) }
 }
 
 impl Uploads {
@@ -174,6 +196,7 @@ pub async fn terminate_upload(gw: &Arc<Gateway>, caller: &Principal, id: &str) -
         return Err(LifecycleError::UploadComplete(row.id.to_string()));
     }
     let _busy = lock(gw, &row.id)?;
+    claim(gw, &row.id).await?;
     gw.blobs.delete_partial(&row.id).await?;
     let event = Event::new(EventKind::UploadAborted)
         .actor(&caller.id)
@@ -223,6 +246,7 @@ where
         return Err(LifecycleError::UploadComplete(row.id.to_string()));
     }
     let busy = lock(&gw, &row.id)?;
+    claim(&gw, &row.id).await?;
     // Read again under the lock: a request that just ended may have moved the offset.
     let row = gw.store.upload(&row.id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_owned()))?;
     if offset != row.received {
@@ -348,6 +372,9 @@ async fn save(
     header_checked: bool,
 ) -> Result<u64, LifecycleError> {
     let received = file.sync().await?;
+    // Still this gateway's request: renew the claim (a gateway that lost it, after a pause
+    // longer than the claim, stops here rather than count bytes beside another).
+    claim(gw, &row.id).await?;
     gw.store.set_upload_received(&row.id, received, header_checked).await?;
     Ok(received)
 }

@@ -107,6 +107,37 @@ impl Store {
         Ok(())
     }
 
+    /// Claims the upload for one request on this gateway until `until` (renewing this
+    /// gateway's own claim); false when a request on another gateway holds an unexpired claim.
+    pub async fn claim_upload(
+        &self,
+        id: &TransferId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE uploads SET claimed_by = $1, claimed_until = $2 \
+             WHERE id = $3 AND (claimed_by IS NULL OR claimed_by = $1 OR claimed_until <= $4)",
+        )
+        .bind(self.gateway.as_ref())
+        .bind(ms(until))
+        .bind(id.as_str())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() > 0)
+    }
+
+    /// Gives back this gateway's claim on the upload.
+    pub async fn release_upload(&self, id: &TransferId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE uploads SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2")
+            .bind(id.as_str())
+            .bind(self.gateway.as_ref())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Marks an upload as having become its transfer.
     pub async fn complete_upload(&self, id: &TransferId, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE uploads SET completed_at = $1 WHERE id = $2")

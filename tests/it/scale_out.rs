@@ -392,3 +392,68 @@ async fn a_resumable_upload_begun_on_a_gateway_killed_halfway_is_finished_throug
     assert_eq!(status, 200);
     assert_eq!(decrypt(&identity, &got), plaintext);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_one_gateway_writes_a_resumable_upload_the_other_refuses_to_write_it_too() {
+    use base64::Engine as _;
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_tus_busy");
+    let (a, b, bob, _alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+    let ciphertext = encrypt(&[&identity.to_public().to_string()], &crate::common::noise(4 << 20));
+    let to = base64::engine::general_purpose::STANDARD.encode("hmpps/alice");
+    let r = a
+        .tus(reqwest::Method::POST, &bob, "/api/v1/uploads")
+        .header("Upload-Length", ciphertext.len().to_string())
+        .header("Upload-Metadata", format!("to {to}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
+    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+
+    // A PATCH through A that is still sending (a client that timed out and retried elsewhere).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let slow = a
+        .tus(reqwest::Method::PATCH, &bob, &location)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let slow = tokio::spawn(slow);
+    tx.send(Ok(bytes::Bytes::copy_from_slice(&ciphertext[..64 << 10]))).await.expect("A reads");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let r = b
+        .tus(reqwest::Method::PATCH, &bob, &location)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(ciphertext.clone())
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!((status, code(&body)), (423, "upload_busy"), "{body}");
+
+    // A's request ends; its claim goes back, and B may go on from A's offset.
+    drop(tx);
+    let _ = slow.await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let offset = loop {
+        let r = b.tus(reqwest::Method::HEAD, &bob, &location).send().await.expect("send");
+        let offset: usize = r.headers()["upload-offset"].to_str().expect("ascii").parse().expect("number");
+        let status = b.patch(&bob, &location, offset, &ciphertext[offset..]).await;
+        if status == 204 {
+            break offset;
+        }
+        assert_eq!(status, 423, "only busy while A's claim is given back");
+        assert!(Instant::now() < deadline, "A's claim was never given back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(offset <= 64 << 10, "{offset}");
+    let (status, answer) = b.json(b.tus(reqwest::Method::GET, &bob, &location)).await;
+    assert_eq!(status, 200, "{answer}");
+}
