@@ -55,11 +55,13 @@ struct Answer {
     body: UploadAnswer,
 }
 
-/// Marks an upload busy while it lives.
+/// Marks an upload busy while it lives: in this process, and in the database through the
+/// claim named `claim` (see [`claim`]).
 #[derive(Debug)]
 struct Busy {
     gw: Arc<Gateway>,
     id: TransferId,
+    claim: String,
 }
 
 impl Drop for Busy {
@@ -67,10 +69,10 @@ impl Drop for Busy {
         self.gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
         // Give the database claim back too, so another gateway may go on at once (if this
         // fails, the claim runs out by itself after CLAIM_TTL).
-        let (gw, id) = (self.gw.clone(), self.id.clone());
+        let (gw, id, claim) = (self.gw.clone(), self.id.clone(), std::mem::take(&mut self.claim));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = gw.store.release_upload(&id).await {
+                if let Err(e) = gw.store.release_upload(&id, &claim).await {
                     tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
                 }
             });
@@ -82,12 +84,16 @@ impl Drop for Busy {
 /// at every sync while bytes arrive).
 const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Claims `id` in the database for a request on this gateway: one request at a time writes an
-/// upload, whichever gateway it reaches.
-async fn claim(gw: &Gateway, id: &TransferId) -> Result<(), LifecycleError> {
-    let now = gw.clock.now();
+/// Claims (or renews the claim on) the upload `busy` marks, in the database: one request at a
+/// time writes an upload, whichever gateway it reaches.
+async fn claim(busy: &Busy) -> Result<(), LifecycleError> {
+    let now = busy.gw.clock.now();
     let until = now + chrono::Duration::from_std(CLAIM_TTL).unwrap_or_default();
-    if gw.store.claim_upload(id, until, now).await? { Ok(()) } else { Err(LifecycleError::UploadBusy) }
+    if busy.gw.store.claim_upload(&busy.id, &busy.claim, until, now).await? {
+        Ok(())
+    } else {
+        Err(LifecycleError::UploadBusy)
+    }
 }
 
 impl Uploads {
@@ -123,7 +129,8 @@ fn lock(gw: &Arc<Gateway>, id: &TransferId) -> Result<Busy, LifecycleError> {
     if !busy.insert(id.clone()) {
         return Err(LifecycleError::UploadBusy);
     }
-    Ok(Busy { gw: gw.clone(), id: id.clone() })
+    let claim = crate::ids::LinkId::generate().to_string();
+    Ok(Busy { gw: gw.clone(), id: id.clone(), claim })
 }
 
 /// A created upload.
@@ -195,8 +202,8 @@ pub async fn terminate_upload(gw: &Arc<Gateway>, caller: &Principal, id: &str) -
     if row.completed {
         return Err(LifecycleError::UploadComplete(row.id.to_string()));
     }
-    let _busy = lock(gw, &row.id)?;
-    claim(gw, &row.id).await?;
+    let busy = lock(gw, &row.id)?;
+    claim(&busy).await?;
     gw.blobs.delete_partial(&row.id).await?;
     let event = Event::new(EventKind::UploadAborted)
         .actor(&caller.id)
@@ -246,7 +253,7 @@ where
         return Err(LifecycleError::UploadComplete(row.id.to_string()));
     }
     let busy = lock(&gw, &row.id)?;
-    claim(&gw, &row.id).await?;
+    claim(&busy).await?;
     // Read again under the lock: a request that just ended may have moved the offset.
     let row = gw.store.upload(&row.id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_owned()))?;
     if offset != row.received {
@@ -255,8 +262,15 @@ where
     if declared.is_some_and(|len| offset.saturating_add(len) > row.length) {
         return Err(LifecycleError::UploadLengthExceeded { length: row.length });
     }
-    let task = tokio::spawn(append(gw, busy, caller, row, body));
-    task.await.map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))?
+    let (id, claim) = (row.id.clone(), busy.claim.clone());
+    let task = tokio::spawn(append(gw.clone(), busy, caller, row, body));
+    let appended = task.await.map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))));
+    // Give the claim back before answering, so the client's next request may go to any gateway
+    // at once, even if this one dies right after (the drop's release is the fallback).
+    if let Err(e) = gw.store.release_upload(&id, &claim).await {
+        tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
+    }
+    appended?
 }
 
 /// How a request body ended.
@@ -270,7 +284,7 @@ enum BodyEnd {
 /// the end, whatever the end; completes the upload at its last byte.
 async fn append<S, E>(
     gw: Arc<Gateway>,
-    _busy: Busy,
+    busy: Busy,
     caller: Principal,
     row: UploadRow,
     mut body: S,
@@ -313,10 +327,10 @@ where
         file.write(&piece).await?;
         received += piece.len() as u64;
         if received - synced >= SYNC_EVERY {
-            synced = save(&gw, &row, &mut file, pipeline.header_checked()).await?;
+            synced = save(&busy, &row, &mut file, pipeline.header_checked()).await?;
         }
     };
-    let received = save(&gw, &row, &mut file, pipeline.header_checked()).await?;
+    let received = save(&busy, &row, &mut file, pipeline.header_checked()).await?;
     drop(file);
     if received < row.length {
         // Not finished: keep the pipeline for the next request (only if it saw every byte held).
@@ -366,15 +380,16 @@ async fn rebuild(
 
 /// Makes what arrived durable and records it; returns the durable offset.
 async fn save(
-    gw: &Gateway,
+    busy: &Busy,
     row: &UploadRow,
     file: &mut PartialBlob,
     header_checked: bool,
 ) -> Result<u64, LifecycleError> {
+    let gw = &busy.gw;
     let received = file.sync().await?;
     // Still this gateway's request: renew the claim (a gateway that lost it, after a pause
     // longer than the claim, stops here rather than count bytes beside another).
-    claim(gw, &row.id).await?;
+    claim(busy).await?;
     gw.store.set_upload_received(&row.id, received, header_checked).await?;
     Ok(received)
 }

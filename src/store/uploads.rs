@@ -107,11 +107,13 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the upload for one request on this gateway until `until` (renewing this
-    /// gateway's own claim); false when a request on another gateway holds an unexpired claim.
+    /// Claims the upload for the request holding `claim` (a value made for it) until `until`,
+    /// or renews that request's claim; false when another request, on any gateway, holds an
+    /// unexpired claim.
     pub async fn claim_upload(
         &self,
         id: &TransferId,
+        claim: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -119,7 +121,7 @@ impl Store {
             "UPDATE uploads SET claimed_by = $1, claimed_until = $2 \
              WHERE id = $3 AND (claimed_by IS NULL OR claimed_by = $1 OR claimed_until <= $4)",
         )
-        .bind(self.gateway.as_ref())
+        .bind(claim)
         .bind(ms(until))
         .bind(id.as_str())
         .bind(ms(now))
@@ -128,11 +130,11 @@ impl Store {
         Ok(claimed.rows_affected() > 0)
     }
 
-    /// Gives back this gateway's claim on the upload.
-    pub async fn release_upload(&self, id: &TransferId) -> Result<(), StoreError> {
+    /// Gives back the claim `claim` holds on the upload (nothing if another holds it now).
+    pub async fn release_upload(&self, id: &TransferId, claim: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE uploads SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2")
             .bind(id.as_str())
-            .bind(self.gateway.as_ref())
+            .bind(claim)
             .execute(&self.pool)
             .await?;
         Ok(())
