@@ -76,6 +76,21 @@ impl Gateway {
         self.http.request(method, format!("{}{location}", self.url)).bearer_auth(token).header("Tus-Resumable", "1.0.0")
     }
 
+    /// Creates a resumable upload of `length` bytes for `to`; returns its location.
+    async fn create_upload(&self, token: &str, to: &str, length: usize) -> String {
+        use base64::Engine as _;
+        let to = base64::engine::general_purpose::STANDARD.encode(to);
+        let r = self
+            .tus(reqwest::Method::POST, token, "/api/v1/uploads")
+            .header("Upload-Length", length.to_string())
+            .header("Upload-Metadata", format!("to {to}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 201);
+        r.headers()["location"].to_str().expect("ascii").to_owned()
+    }
+
     /// Appends `bytes` at `offset` to a resumable upload; returns the status.
     async fn patch(&self, token: &str, location: &str, offset: usize, bytes: &[u8]) -> u16 {
         let r = self
@@ -359,7 +374,6 @@ async fn a_policy_reload_on_one_gateway_reaches_the_other() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resumable_upload_begun_on_a_gateway_killed_halfway_is_finished_through_the_other() {
-    use base64::Engine as _;
     let Some(pg) = PgCluster::shared() else { return };
     let Some(garage) = GarageCluster::start() else { return };
     let secrets = tempfile::tempdir().expect("tempdir");
@@ -367,16 +381,7 @@ async fn a_resumable_upload_begun_on_a_gateway_killed_halfway_is_finished_throug
     let (mut a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
     let plaintext = crate::common::noise(10 << 20);
     let ciphertext = encrypt(&[&identity.to_public().to_string()], &plaintext);
-    let to = base64::engine::general_purpose::STANDARD.encode("hmpps/alice");
-    let r = a
-        .tus(reqwest::Method::POST, &bob, "/api/v1/uploads")
-        .header("Upload-Length", ciphertext.len().to_string())
-        .header("Upload-Metadata", format!("to {to}"))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status().as_u16(), 201);
-    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    let location = a.create_upload(&bob, "hmpps/alice", ciphertext.len()).await;
     let half = ciphertext.len() / 2;
     assert_eq!(a.patch(&bob, &location, 0, &ciphertext[..half]).await, 204);
     a.kill();
@@ -395,23 +400,13 @@ async fn a_resumable_upload_begun_on_a_gateway_killed_halfway_is_finished_throug
 
 #[tokio::test(flavor = "multi_thread")]
 async fn while_one_gateway_writes_a_resumable_upload_the_other_refuses_to_write_it_too() {
-    use base64::Engine as _;
     let Some(pg) = PgCluster::shared() else { return };
     let Some(garage) = GarageCluster::start() else { return };
     let secrets = tempfile::tempdir().expect("tempdir");
     let database = pg.new_database("scale_out_tus_busy");
     let (a, b, bob, _alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
     let ciphertext = encrypt(&[&identity.to_public().to_string()], &crate::common::noise(4 << 20));
-    let to = base64::engine::general_purpose::STANDARD.encode("hmpps/alice");
-    let r = a
-        .tus(reqwest::Method::POST, &bob, "/api/v1/uploads")
-        .header("Upload-Length", ciphertext.len().to_string())
-        .header("Upload-Metadata", format!("to {to}"))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status().as_u16(), 201);
-    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    let location = a.create_upload(&bob, "hmpps/alice", ciphertext.len()).await;
 
     // A PATCH through A that is still sending (a client that timed out and retried elsewhere).
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
