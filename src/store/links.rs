@@ -253,7 +253,7 @@ async fn end_lease_in(tx: &mut Tx, lease: Lease, end: LeaseEnd, now: DateTime<Ut
 impl Store {
     /// Releases every lease left by a previous process (no download survives a restart).
     pub async fn reset_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.give_back_leases(Some(self.gateway.as_ref()), "server_restart", now).await
+        self.give_back_leases(&self.gateway.clone(), "server_restart", now).await
     }
 
     /// Says this gateway is alive, and gives back the leases of gateways that have not said so
@@ -279,14 +279,14 @@ impl Store {
         .await?;
         let mut given = 0;
         for (gateway,) in lost {
-            given += self.give_back_leases(Some(&gateway), "gateway_lost", now).await?;
+            given += self.give_back_leases(&gateway, "gateway_lost", now).await?;
         }
         Ok(given)
     }
 
-    /// Gives back every lease `gateway` holds (`None`: leases that name no gateway, from before
-    /// gateways were named, are included with this gateway's own).
-    async fn give_back_leases(&self, gateway: Option<&str>, code: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Gives back every lease `gateway` holds (for this gateway itself, also leases that name
+    /// no gateway: those from before gateways were named).
+    async fn give_back_leases(&self, gateway: &str, code: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let reset: Vec<(String, String, String)> = sqlx::query_as(
             "UPDATE links SET state = 'issued', lease_id = NULL, lease_gateway = NULL \
