@@ -128,8 +128,9 @@ impl Gateway {
             let host = public_url.split_once("://").map_or(public_url.as_str(), |(_, rest)| rest);
             format!("{}/log", host.trim_end_matches('/'))
         });
-        let log =
-            Log::open(&dir.join("log"), &default_origin, &signing_key.to_bytes())?.with_witnesses(&config.witnesses)?;
+        let log = Log::open(store.clone(), &dir.join("log"), &default_origin, &signing_key.to_bytes())
+            .await?
+            .with_witnesses(&config.witnesses)?;
         let gateway = Self {
             gate,
             rules: UploadRules {

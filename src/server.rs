@@ -20,6 +20,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = CancellationToken::new();
+    // One round before serving: a gateway alone on its database is the sequencer from its
+    // first request, and one joining others serves their current checkpoint.
+    gateway.log.round().await;
     let sweeper = tokio::spawn(crate::sweeper::run(
         gateway.store.clone(),
         gateway.blobs.clone(),
@@ -28,8 +31,7 @@ pub async fn run(
         stop.clone(),
     ));
     let heartbeat = tokio::spawn(heartbeat(gateway.clone(), stop.clone()));
-    let sequencer =
-        tokio::spawn(gateway.log.clone().run(gateway.store.clone(), gateway.config.log_interval, stop.clone()));
+    let sequencer = tokio::spawn(gateway.log.clone().run(gateway.config.log_interval, stop.clone()));
     let app = crate::api::router(gateway.clone());
     let stop_serving = stop.clone();
     let result = axum::serve(listener, app)

@@ -55,10 +55,10 @@ pub(crate) async fn log_rates(dir: &Path, n: u64) -> anyhow::Result<(f64, f64)> 
         store.record(&event, now).await?;
     }
     let appends = n as f64 / start.elapsed().as_secs_f64();
-    let log = Log::open(&dir.path().join("log"), "bench.example/log", &[7u8; 32])?;
+    let log = Log::open(store.clone(), &dir.path().join("log"), "bench.example/log", &[7u8; 32]).await?;
     let start = Instant::now();
     while log.size() < n {
-        log.integrate(&store).await?;
+        log.step().await?;
     }
     Ok((appends, n as f64 / start.elapsed().as_secs_f64()))
 }

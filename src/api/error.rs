@@ -166,6 +166,17 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
+impl From<crate::transparency::writer::LogError> for ApiError {
+    fn from(e: crate::transparency::writer::LogError) -> Self {
+        use crate::transparency::writer::LogError;
+        match e {
+            LogError::Store(e) => e.into(),
+            LogError::UnknownKey(_) | LogError::LastKey(_) => Self::bad_request(e.to_string()),
+            other => Self::internal(&other),
+        }
+    }
+}
+
 impl From<crate::policy::Denial> for ApiError {
     /// A forbid policy's denial is `policy_denied`; a default deny (no permit applied) is
     /// `forbidden`. Both are 403 and carry the deciding policies.

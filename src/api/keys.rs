@@ -91,7 +91,7 @@ async fn user_keys(
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
         let receipt = match gw.store.key_entry(&user, &key.fingerprint).await? {
-            Some((index, entry)) => gw.log.log().receipt(index, entry.as_bytes()).ok(),
+            Some((index, entry)) => gw.log.log().receipt(index, entry.as_bytes()).await.ok(),
             None => None,
         };
         out.push(PublishedKey::new(key, receipt));

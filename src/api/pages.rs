@@ -44,7 +44,7 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
     responses(
         (status = 200, description = "Ready: every check is `ok`.", body = Readiness,
-            example = json!({"ready": true, "checks": {"database": "ok", "blobs": "ok", "log": "ok"}})),
+            example = json!({"ready": true, "checks": {"database": "ok", "blobs": "ok", "log": "ok"}, "sequencer": true})),
         (status = 503, description = "Not ready: the checks that failed say what is wrong.", body = Readiness,
             headers(("Retry-After" = u32, description = "Seconds to wait before asking again."))),
     ))]
@@ -56,12 +56,13 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     let log = if gw.log.healthy() {
         ReadinessChecks::OK.to_owned()
     } else {
-        tracing::warn!(check = "log", "not ready: the last log integration failed");
+        tracing::warn!(check = "log", "not ready: the last log round failed");
         "the transparency log cannot be written".to_owned()
     };
     let checks = ReadinessChecks { database, blobs, log };
     let ready = checks.all_ok();
-    let mut response = Json(Readiness { ready, checks }).into_response();
+    let sequencer = gw.log.log().is_sequencer();
+    let mut response = Json(Readiness { ready, checks, sequencer }).into_response();
     if !ready {
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(NOT_READY_RETRY_AFTER));

@@ -22,7 +22,6 @@ use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::model::Role;
 use crate::transparency::tlog::tiles::{self, TilePath};
-use crate::transparency::writer::LogError;
 use crate::wire::ErrorBody;
 use crate::wire::log::{KeyRetired, KeyRotation, Receipt, ReceiptList, RetireKey};
 
@@ -115,7 +114,7 @@ async fn keys(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response, 
     ))]
 async fn rotate(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<KeyRotation>, ApiError> {
     caller.require(&[Role::Admin], "rotate the log key")?;
-    let new = gw.log.log().rotate_key().map_err(|e| ApiError::internal(&e))?;
+    let new = gw.log.log().rotate_key().await?;
     let event = Event::new(EventKind::LogKeyAdded).actor(&caller.0.id).field("key", new.to_vkey());
     gw.store.record(&event, gw.clock.now()).await?;
     gw.log.nudge();
@@ -140,10 +139,7 @@ async fn retire(
     ApiJson(req): ApiJson<RetireKey>,
 ) -> Result<Json<KeyRetired>, ApiError> {
     caller.require(&[Role::Admin], "retire a log key")?;
-    let current = gw.log.log().retire_key(&req.key_id).map_err(|e| match e {
-        LogError::UnknownKey(_) | LogError::LastKey(_) => ApiError::bad_request(e.to_string()),
-        other => ApiError::internal(&other),
-    })?;
+    let current = gw.log.log().retire_key(&req.key_id).await?;
     let event = Event::new(EventKind::LogKeyRetired).actor(&caller.0.id).field("key_id", &req.key_id);
     gw.store.record(&event, gw.clock.now()).await?;
     gw.log.nudge();
@@ -169,17 +165,19 @@ pub(super) async fn tile(
 ) -> Result<Response, ApiError> {
     gate(&gw, req).await?;
     let full = format!("tile/{path}");
-    // Only canonical tile paths, within the current tree: nothing else on disk is reachable.
+    // Only canonical tile paths, within the current tree.
     let missing = || ApiError::not_found(format!("there is no `/log/{full}` in this log"));
     let size = gw.log.log().size();
-    let tile = match tiles::parse_path(&full).map_err(|_| missing())? {
-        TilePath::Hashes(t) | TilePath::Entries(t) => t,
-    };
+    let path = tiles::parse_path(&full).map_err(|_| missing())?;
+    let (TilePath::Hashes(tile) | TilePath::Entries(tile)) = path;
     let exists = tiles::tile_at(size, tile.level(), tile.index()).is_some_and(|t| t.width() >= tile.width());
     if !exists {
         return Err(missing());
     }
-    let bytes = tokio::fs::read(gw.log.log().dir().join(&full)).await.map_err(|_| missing())?;
+    let bytes = match path {
+        TilePath::Hashes(tile) => gw.log.log().hash_tile(tile).await?,
+        TilePath::Entries(tile) => gw.log.log().entry_bundle(tile).await?,
+    };
     let mut r = (StatusCode::OK, bytes).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     // Full tiles never change; partial ones are replaced by wider ones under another name.
@@ -213,7 +211,7 @@ async fn receipts(
     let log = gw.log.log();
     let mut out = Vec::new();
     for (event, index, entry) in gw.store.receipt_events(&transfer).await? {
-        if let Ok(receipt) = log.receipt(index, entry.as_bytes()) {
+        if let Ok(receipt) = log.receipt(index, entry.as_bytes()).await {
             out.push(Receipt { event, index, receipt });
         }
     }

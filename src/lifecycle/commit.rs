@@ -135,7 +135,7 @@ async fn upload_receipt(gw: &Gateway, index: u64) -> Option<String> {
         return None;
     }
     let entry = gw.store.entries_from(index, 1).await.ok()?.pop()?.1;
-    gw.log.log().receipt(index, entry.as_bytes()).ok()
+    gw.log.log().receipt(index, entry.as_bytes()).await.ok()
 }
 
 /// Reads and discards what is left of a refused body, within limits.

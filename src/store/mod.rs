@@ -24,6 +24,7 @@ mod group;
 mod held;
 mod keys;
 mod links;
+mod log_state;
 mod manifests;
 mod routes;
 mod sent;
@@ -48,6 +49,7 @@ pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use disposal::{Purge, Recall};
 pub use held::HeldTransfer;
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
+pub use log_state::{LogHead, LogKeyRow, LogLease, TileBytes};
 pub use manifests::{Manifest, ManifestSubject};
 pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
@@ -340,6 +342,11 @@ impl Store {
     pub fn for_gateway(mut self, id: &str) -> Self {
         self.gateway = std::sync::Arc::from(id);
         self
+    }
+
+    /// This gateway's name among those sharing the database.
+    pub fn gateway_id(&self) -> &str {
+        &self.gateway
     }
 
     /// Which database this is.

@@ -520,10 +520,7 @@ async fn log(State(gw): State<Arc<Gateway>>, SignedIn(s): SignedIn) -> Result<Re
     may_read_audit(&gw, &s.session.principal).await?;
     let log = gw.log.log();
     let checkpoint = log.checkpoint();
-    let written = std::fs::metadata(log.dir().join("checkpoint"))
-        .and_then(|m| m.modified())
-        .map(|t| when(DateTime::<Utc>::from(t)))
-        .unwrap_or_default();
+    let written = when(log.written_at());
     let log_keys: Vec<String> = log.verifiers().iter().map(|v| v.to_vkey()).collect();
     let is_log_key = |name: &str, id: u32| {
         let hex = format!("{id:08x}");

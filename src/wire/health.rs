@@ -22,12 +22,15 @@ pub struct Health {
 /// `GET /readyz`: whether this gateway can serve now, check by check. 200 when every check is
 /// `ok`, 503 (with `Retry-After`) when any is not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}}))]
+#[schema(example = json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}, "sequencer": true}))]
 pub struct Readiness {
     /// True when every check is `ok`.
     pub ready: bool,
     /// Each dependency's state.
     pub checks: ReadinessChecks,
+    /// True while this gateway is the log's sequencer: of the gateways sharing a database, one
+    /// at a time writes the log (the others serve it and take over when it stops).
+    pub sequencer: bool,
 }
 
 /// What each check found: `ok`, or what is wrong (the cause goes to the gateway's own log).
@@ -37,7 +40,7 @@ pub struct ReadinessChecks {
     pub database: String,
     /// The blob store answers (a `HEAD` of its marker object, or its directories are there).
     pub blobs: String,
-    /// The transparency log's last integration round succeeded.
+    /// The transparency log's last round succeeded (read, and on the sequencer, written).
     pub log: String,
 }
 

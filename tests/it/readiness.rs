@@ -17,7 +17,11 @@ async fn a_gateway_on_the_defaults_is_ready_and_says_so_check_by_check() {
     let server = TestServer::start().await;
     assert_eq!(
         probe(&server, "/readyz").await,
-        (200, None, json!({"ready": true, "checks": {"database": "ok", "blobs": "ok", "log": "ok"}}))
+        (
+            200,
+            None,
+            json!({"ready": true, "checks": {"database": "ok", "blobs": "ok", "log": "ok"}, "sequencer": true})
+        )
     );
     assert_eq!(probe(&server, "/healthz").await, (200, None, json!({"status": "ok"})));
     server.stop().await;
@@ -34,7 +38,7 @@ async fn a_missing_blob_directory_makes_the_gateway_not_ready_yet_still_alive() 
         (
             503,
             Some("5".to_owned()),
-            json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}})
+            json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}, "sequencer": true})
         )
     );
     assert_eq!(probe(&server, "/healthz").await.0, 200, "liveness does not depend on the blob store");

@@ -310,7 +310,11 @@ async fn transfers_go_up_into_garage_and_come_back_down_whole_and_by_ranges() {
     let gateway = Gateway::start(&garage);
     assert_eq!(
         gateway.probe("/readyz").await,
-        (200, None, json!({"ready": true, "checks": {"database": "ok", "blobs": "ok", "log": "ok"}}))
+        (
+            200,
+            None,
+            json!({"ready": true, "checks": {"database": "ok", "blobs": "ok", "log": "ok"}, "sequencer": true})
+        )
     );
     let (bob, alice, identity) = gateway.parties().await;
     let recipient = identity.to_public().to_string();
@@ -367,7 +371,7 @@ async fn a_store_that_stops_answering_makes_uploads_503_and_the_gateway_not_read
         (
             503,
             Some("5".to_owned()),
-            json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}})
+            json!({"ready": false, "checks": {"database": "ok", "blobs": "the blob store does not answer", "log": "ok"}, "sequencer": true})
         )
     );
     assert_eq!(gateway.probe("/healthz").await.0, 200, "alive all the same");

@@ -452,3 +452,107 @@ async fn while_one_gateway_writes_a_resumable_upload_the_other_refuses_to_write_
     let (status, answer) = b.json(b.tus(reqwest::Method::GET, &bob, &location)).await;
     assert_eq!(status, 200, "{answer}");
 }
+
+impl Gateway {
+    /// Whether this gateway says it is the log's sequencer (`/readyz`).
+    async fn is_sequencer(&self) -> bool {
+        let (_, body) = self.json(self.http.get(format!("{}/readyz", self.url))).await;
+        body["sequencer"] == json!(true)
+    }
+
+    /// `sealpost log verify` against this gateway's log, keeping its state in `state`.
+    async fn log_verify(&self, key: &str, state: &Path) -> std::process::Output {
+        let (url, key, state) = (self.url.clone(), key.to_owned(), state.to_owned());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_sealpost"))
+                .args(["log", "verify", "--url", &url, "--key", &key, "--state"])
+                .arg(&state)
+                .env_remove("SEALPOST_URL")
+                .env_remove("SEALPOST_TOKEN")
+                .output()
+                .expect("sealpost runs")
+        })
+        .await
+        .expect("task")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sequencer_killed_with_uploads_in_flight_is_replaced_and_every_answered_upload_is_logged() {
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_sequencer");
+    let (mut a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+    assert!(a.is_sequencer().await, "the first gateway took the sequencer lease");
+    assert!(!b.is_sequencer().await, "one sequencer at a time");
+    let key = a.http.get(format!("{}/log/key", a.url)).send().await.expect("key");
+    assert_eq!(key.status().as_u16(), 200);
+    let key = key.text().await.expect("text").trim().to_owned();
+
+    // A compliance officer's state, saved before the failover.
+    let state = secrets.path().join("state");
+    let out = b.log_verify(&key, &state).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Uploads through both gateways; the sequencer is killed while they are in flight.
+    let recipient = identity.to_public().to_string();
+    let (a_url, b_url) = (a.url.clone(), b.url.clone());
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let url = if i % 2 == 0 { a_url.clone() } else { b_url.clone() };
+        let (bob, bundle) = (bob.clone(), encrypt(&[&recipient], &crate::common::noise(64 << 10)));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(25 * i)).await;
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/v1/transfers?to=hmpps/alice"))
+                .bearer_auth(&bob)
+                .body(bundle)
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().as_u16() == 201 => r.json::<Value>().await.ok(),
+                _ => None,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    a.kill();
+    let mut answered = Vec::new();
+    for task in tasks {
+        if let Some(body) = task.await.expect("task") {
+            answered.push(body["id"].as_str().expect("id").to_owned());
+        }
+    }
+    assert!(answered.len() >= 12, "B answered its half: {answered:?}");
+
+    // B takes over within seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b.is_sequencer().await {
+        assert!(Instant::now() < deadline, "B never became the sequencer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every upload answered 201, through either gateway, is in the log.
+    for id in &answered {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = b.get(&bob, &format!("/api/v1/transfers/{id}/receipts")).await;
+            assert_eq!(status, 200, "{body}");
+            if body["receipts"].as_array().is_some_and(|r| r.iter().any(|r| r["event"] == "upload.accepted")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "upload {id} was answered 201 but is not in the log: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The log never forked: it verifies from the state saved before the failover.
+    let out = b.log_verify(&key, &state).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // And it goes on: a new transfer through B is logged and collected.
+    let (status, body) = b.upload(&bob, "hmpps/alice", encrypt(&[&recipient], b"after the failover")).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["receipt"].is_string(), "the new sequencer integrated it at once: {body}");
+    let (status, got) = b.redeem(&alice, body["links"][0]["url"].as_str().expect("link")).await;
+    assert_eq!(status, 200);
+    assert_eq!(decrypt(&identity, &got), b"after the failover");
+}

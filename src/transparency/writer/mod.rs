@@ -1,56 +1,76 @@
 //! The transparency log: every audit event becomes a leaf of an append-only Merkle tree,
-//! published in the C2SP tlog-tiles layout under `DATA/log/` with a signed C2SP checkpoint.
+//! published in the C2SP tlog-tiles layout (served under `/log/`) with a signed C2SP checkpoint.
 //!
-//! Events are durable in the database first (in the same transaction as what they record); the
-//! sequencer ([`sequencer`]) integrates them in index order in batches: it writes the new tiles
-//! and entry bundles (temporary file, fsync, rename), then signs and writes the checkpoint, which
-//! is the commit point. A crash at any point leaves the last checkpoint and everything it covers
-//! intact, and the next integration rewrites the same bytes. The maths and formats are the pure
-//! [`crate::transparency::tlog`] module; this one does the I/O. Two private submodules hold
-//! the parts with a life of their own: `durable` (temporary file, fsync, rename, fsync of the
-//! directory) and `keys` (the log's signing keys and their rotation).
+//! Events are durable in the database first (in the same transaction as what they record). The
+//! log itself lives in the database too (`store::log_state`): the checkpoint, the hash tiles, and
+//! the log keys, so every gateway sharing the database serves the same log; entry bundles are
+//! read from the events themselves. One gateway at a time is the sequencer: it holds a lease in
+//! the database, and taking the lease adds one to a fencing number. The sequencer integrates
+//! pending events in index order, in batches: it computes the new tiles, signs the checkpoint,
+//! asks the witnesses to cosign, and commits checkpoint and tiles in one transaction that only
+//! succeeds under its fencing number and the size it grew from. A sequencer that lost its lease
+//! (paused, cut off, killed) therefore publishes nothing, and the one that took over grows the
+//! same tree from the same events: the log never forks and no event is skipped.
+//!
+//! Private submodules: `keys` (the log's signing keys, rotation, sealing), `import` (moving a
+//! log kept in files by earlier versions into the database), `reading` (tiles read from the
+//! database, cached).
 
-mod durable;
+mod import;
 mod keys;
+mod reading;
 pub mod sequencer;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
-use durable::{write_all_atomic, write_atomic};
-use keys::load_signers;
+use chrono::{DateTime, Utc};
 
-use crate::store::{Store, StoreError};
+use crate::store::{LogHead, LogLease, Store, StoreError, TileBytes};
 use crate::transparency::tlog::checkpoint::Checkpoint;
 use crate::transparency::tlog::cosignature::CosignatureVerifier;
 use crate::transparency::tlog::frontier::Frontier;
 use crate::transparency::tlog::merkle::{Hash, leaf_hash};
 use crate::transparency::tlog::note::{Note, NoteSigner as _, NoteVerifier, Signer};
 use crate::transparency::tlog::proof::TlogProof;
-use crate::transparency::tlog::tiles::{self, Tile, TileReader};
+use crate::transparency::tlog::tiles::{self, Tile};
 use crate::transparency::witness::{self, WitnessClientError};
 
 /// Leaves integrated per batch at most (the rest waits for the next round).
 const BATCH: u32 = 4096;
 
+/// How long the sequencer lease lasts unless renewed: how soon another gateway takes over from
+/// a sequencer that died.
+pub const LEASE: Duration = Duration::from_secs(8);
+
+/// The sequencer renews its lease once less than this is left.
+const RENEW_BELOW: Duration = Duration::from_secs(6);
+
 /// What can go wrong with the log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
-    /// A log file could not be read or written.
+    /// A log file (of a log kept in files by an earlier version) could not be read or moved.
     #[error("log file `{path}`: {source}")]
     Io {
         /// The file.
-        path: PathBuf,
+        path: std::path::PathBuf,
         /// Why.
         source: std::io::Error,
     },
-    /// The database could not be read.
+    /// The database could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The stored checkpoint or tiles are damaged or not ours.
-    #[error("the log on disk is inconsistent: {0}")]
+    #[error("the log is inconsistent: {0}")]
     Corrupt(String),
+    /// The log was made with another signing key than this gateway's.
+    #[error(
+        "the log's checkpoint does not verify with this gateway's log keys: every gateway sharing a database \
+         needs the same signing key (--signing-key)"
+    )]
+    OtherSigningKey,
     /// No active log key has that id.
     #[error("no active log key has id `{0}`")]
     UnknownKey(String),
@@ -65,29 +85,40 @@ pub enum LogError {
         /// The current size.
         size: u64,
     },
+    /// Another gateway took the sequencer lease: this one's batch was not published.
+    #[error("another gateway became the log's sequencer; this gateway's batch was not published")]
+    Fenced,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
-    move |source| LogError::Io { path: path.to_owned(), source }
-}
-
-/// The log's state in memory: its size, right edge, and the signed checkpoint.
+/// The log as this gateway last saw it, and, while it is the sequencer, what it needs to write.
 #[derive(Debug)]
 struct Head {
-    frontier: Frontier,
+    size: u64,
     checkpoint: String,
+    written_at: DateTime<Utc>,
+    keys_version: u64,
+    writer: Option<Writer>,
 }
 
-/// The transparency log under a directory.
+/// The sequencer's state: its fencing number, its lease, and the tree's right edge.
+#[derive(Debug, Clone)]
+struct Writer {
+    fence: u64,
+    lease_until: DateTime<Utc>,
+    frontier: Frontier,
+}
+
+/// The transparency log, kept in the gateway's database.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
+    store: Store,
     origin: String,
     base_seed: zeroize::Zeroizing<[u8; 32]>,
     /// The active note keys, oldest first; the last is the current one. During a key rotation
     /// there are two, and every checkpoint is signed by both.
     signers: std::sync::RwLock<std::sync::Arc<Vec<Signer>>>,
     head: std::sync::Mutex<Head>,
+    tiles: reading::TileCache,
     witnesses: Vec<Witness>,
     http: reqwest::Client,
 }
@@ -112,55 +143,39 @@ pub struct WitnessConfig {
 }
 
 impl Log {
-    /// Opens (creating) the log in `dir`, signed as `origin` with the gateway's Ed25519 seed.
-    /// The origin is fixed at the first start (file `origin`), so links and ports may change.
-    pub fn open(dir: &Path, default_origin: &str, seed: &[u8; 32]) -> Result<Self, LogError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let origin_path = dir.join("origin");
-        let origin = match std::fs::read_to_string(&origin_path) {
-            Ok(o) => o.trim().to_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                write_atomic(&origin_path, format!("{default_origin}\n").as_bytes())?;
-                default_origin.to_owned()
+    /// Opens the log in `store`, signed with the gateway's Ed25519 seed; makes it on first start,
+    /// named `default_origin` (fixed from then on, so links and ports may change), or moves in
+    /// the log an earlier version kept in files under `legacy_dir`.
+    pub async fn open(
+        store: Store,
+        legacy_dir: &Path,
+        default_origin: &str,
+        seed: &[u8; 32],
+    ) -> Result<Self, LogError> {
+        let head = match store.log_head().await? {
+            Some(head) => head,
+            None => {
+                import::make_or_import(&store, legacy_dir, default_origin, seed).await?;
+                store.log_head().await?.ok_or_else(|| LogError::Corrupt("the log was not made".to_owned()))?
             }
-            Err(e) => return Err(LogError::Io { path: origin_path, source: e }),
         };
-        let signers = load_signers(dir, &origin, seed)?;
-        let current = signers.last().map(|s| s.verifier().to_vkey()).unwrap_or_default();
-        write_atomic(&dir.join("key"), format!("{current}\n").as_bytes())?;
-        let checkpoint_path = dir.join("checkpoint");
-        let (frontier, checkpoint) = match std::fs::read_to_string(&checkpoint_path) {
-            Ok(note) => {
-                let opened = signers
-                    .iter()
-                    .find_map(|signer| Checkpoint::open(&note, &signer.verifier(), &[]).ok())
-                    .ok_or_else(|| {
-                        LogError::Corrupt("checkpoint does not verify with this gateway's log keys".to_owned())
-                    })?
-                    .0;
-                let size = opened.size();
-                let frontier = reader(dir, size)
-                    .frontier()
-                    .map_err(|e| LogError::Corrupt(format!("tiles for size {size}: {e}")))?;
-                if frontier.root() != *opened.root() {
-                    return Err(LogError::Corrupt(format!("tiles do not match the checkpoint at size {size}")));
-                }
-                (frontier, note)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let frontier = Frontier::new();
-                let note = sign(&signers, &frontier)?;
-                write_atomic(&checkpoint_path, note.as_bytes())?;
-                (frontier, note)
-            }
-            Err(e) => return Err(LogError::Io { path: checkpoint_path, source: e }),
-        };
+        let signers = keys::load_signers(&store, &head.origin, seed).await?;
+        if !signers.iter().any(|s| Checkpoint::open(&head.checkpoint, &s.verifier(), &[]).is_ok()) {
+            return Err(LogError::OtherSigningKey);
+        }
         Ok(Self {
-            dir: dir.to_owned(),
-            origin,
+            store,
+            origin: head.origin,
             base_seed: zeroize::Zeroizing::new(*seed),
             signers: std::sync::RwLock::new(std::sync::Arc::new(signers)),
-            head: std::sync::Mutex::new(Head { frontier, checkpoint }),
+            head: std::sync::Mutex::new(Head {
+                size: head.size,
+                checkpoint: head.checkpoint,
+                written_at: head.written_at,
+                keys_version: head.keys_version,
+                writer: None,
+            }),
+            tiles: reading::TileCache::default(),
             witnesses: Vec::new(),
             http: reqwest::Client::new(),
         })
@@ -182,14 +197,15 @@ impl Log {
 
     /// Asks every witness to cosign the checkpoint of `size` leaves and adds the cosignatures
     /// that verify. A witness that is down or refuses is logged and skipped: the checkpoint is
-    /// published without it (a policy that requires it will then refuse receipts).
-    async fn cosign(&self, note: String, size: u64) -> String {
+    /// published without it (a policy that requires it will then refuse receipts). `unpublished`
+    /// holds the tiles of this batch, which consistency proofs need before they are committed.
+    async fn cosign(&self, note: String, size: u64, unpublished: &HashMap<(u8, u64), Vec<u8>>) -> String {
         let Ok(mut signed) = Note::parse(&note) else { return note };
         for w in &self.witnesses {
             let mut old = *w.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut result = Err(WitnessClientError::BadResponse { reason: "not asked".to_owned() });
             for _ in 0..2 {
-                let proof = match self.consistency_proof(old, size) {
+                let proof = match self.consistency_proof(old, size, unpublished).await {
                     Ok(p) => p,
                     Err(e) => {
                         result = Err(WitnessClientError::BadResponse { reason: e.to_string() });
@@ -225,45 +241,155 @@ impl Log {
         signed.to_string()
     }
 
-    /// A consistency proof from `old` to `new` leaves, from the tiles on disk.
-    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+    /// A consistency proof from `old` to `new` leaves.
+    async fn consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+        unpublished: &HashMap<(u8, u64), Vec<u8>>,
+    ) -> Result<Vec<Hash>, LogError> {
         if old == 0 || old == new {
             return Ok(Vec::new());
         }
-        reader(&self.dir, new).consistency_proof(old).map_err(|e| LogError::Corrupt(format!("consistency proof: {e}")))
+        self.read_tiles(new, unpublished, |r| r.consistency_proof(old)).await
     }
 
     fn head(&self) -> std::sync::MutexGuard<'_, Head> {
         self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The number of integrated entries.
+    /// The number of integrated entries, as this gateway last saw it.
     pub fn size(&self) -> u64 {
-        self.head().frontier.size()
+        self.head().size
     }
 
-    /// The current signed checkpoint.
+    /// The current signed checkpoint, as this gateway last saw it.
     pub fn checkpoint(&self) -> String {
         self.head().checkpoint.clone()
     }
 
-    /// The log's directory (served under `/log/`).
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// When the current checkpoint was written.
+    pub fn written_at(&self) -> DateTime<Utc> {
+        self.head().written_at
     }
 
-    /// Integrates the next batch of pending events; returns the new size. Only the sequencer
-    /// calls this (one writer).
-    pub async fn integrate(&self, store: &Store) -> Result<u64, LogError> {
-        let size = self.size();
-        let pending = store.entries_from(size, BATCH).await?;
+    /// True while this gateway is the log's sequencer.
+    pub fn is_sequencer(&self) -> bool {
+        self.head().writer.is_some()
+    }
+
+    /// One round of the log's work: reads what the database holds (other gateways' checkpoints,
+    /// key changes), takes or renews the sequencer lease when it is free or ours, and if this
+    /// gateway is the sequencer integrates the next batch. Returns the log size.
+    pub async fn step(&self) -> Result<u64, LogError> {
+        let now = Utc::now();
+        let state = self.refresh().await?;
+        if !self.lead(&state, now).await? {
+            return Ok(self.size());
+        }
+        match self.integrate(now).await {
+            Err(LogError::Fenced) => {
+                tracing::warn!("another gateway took over as the log's sequencer");
+                self.head().writer = None;
+                Ok(self.size())
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the log's state from the database and takes in what changed.
+    async fn refresh(&self) -> Result<LogHead, LogError> {
+        let state =
+            self.store.log_head().await?.ok_or_else(|| LogError::Corrupt("the log's state is gone".to_owned()))?;
+        let reload_keys = {
+            let mut head = self.head();
+            if state.size < head.size {
+                return Err(LogError::Corrupt(format!(
+                    "the database's log has {} entries where {} were published: was an old backup restored \
+                     under a running gateway?",
+                    state.size, head.size
+                )));
+            }
+            if state.size > head.size {
+                head.size = state.size;
+                head.checkpoint.clone_from(&state.checkpoint);
+                head.written_at = state.written_at;
+            }
+            head.keys_version != state.keys_version
+        };
+        if reload_keys {
+            self.reload_signers().await?;
+            self.head().keys_version = state.keys_version;
+        }
+        Ok(state)
+    }
+
+    /// Takes or renews the sequencer lease when it is free or ours; true if this gateway is the
+    /// sequencer afterwards (with its tree's right edge loaded).
+    async fn lead(&self, state: &LogHead, now: DateTime<Utc>) -> Result<bool, LogError> {
+        let me = self.store.gateway_id();
+        let ours = state.holder.as_deref() == Some(me);
+        let fresh = {
+            let head = self.head();
+            head.writer
+                .as_ref()
+                .is_some_and(|w| ours && w.fence == state.fence && w.lease_until - now > lease(RENEW_BELOW))
+        };
+        if fresh {
+            return Ok(true);
+        }
+        if !ours && state.holder.is_some() && state.lease_until > now {
+            self.head().writer = None;
+            return Ok(false);
+        }
+        let until = now + lease(LEASE);
+        let fence = match self.store.take_log_lease(now, until).await? {
+            LogLease::Held(fence) => fence,
+            LogLease::Elsewhere(_) => {
+                self.head().writer = None;
+                return Ok(false);
+            }
+        };
+        let known =
+            self.head().writer.as_ref().filter(|w| w.fence == fence && w.frontier.size() == state.size).cloned();
+        let frontier = match known {
+            Some(w) => w.frontier,
+            None => {
+                tracing::info!(fence, size = state.size, "this gateway is now the log's sequencer");
+                self.frontier_at(state).await?
+            }
+        };
+        self.head().writer = Some(Writer { fence, lease_until: until, frontier });
+        Ok(true)
+    }
+
+    /// The right edge of the published tree, checked against its checkpoint.
+    async fn frontier_at(&self, state: &LogHead) -> Result<Frontier, LogError> {
+        let frontier = self.read_tiles(state.size, &HashMap::new(), |r| r.frontier()).await?;
+        let root = self
+            .verifiers()
+            .iter()
+            .find_map(|v| Checkpoint::open(&state.checkpoint, v, &[]).ok())
+            .map(|(c, _)| *c.root())
+            .ok_or(LogError::OtherSigningKey)?;
+        if frontier.root() != root {
+            return Err(LogError::Corrupt(format!("the tiles do not match the checkpoint at size {}", state.size)));
+        }
+        Ok(frontier)
+    }
+
+    /// Integrates the next batch of pending events, as the sequencer; returns the new size.
+    async fn integrate(&self, now: DateTime<Utc>) -> Result<u64, LogError> {
+        let Some(Writer { fence, frontier, .. }) = self.head().writer.clone() else {
+            return Ok(self.size());
+        };
+        let size = frontier.size();
+        let pending = self.store.entries_from(size, BATCH).await?;
         if pending.is_empty() {
             return Ok(size);
         }
-        let dir = self.dir.clone();
-        let mut frontier = self.head().frontier.clone();
+        let mut frontier = frontier;
         let mut new_nodes: HashMap<(u8, u64), Hash> = HashMap::new();
-        let mut new_entries: HashMap<u64, Vec<u8>> = HashMap::new();
         for (expected, (idx, entry)) in (size..).zip(&pending) {
             if *idx != expected {
                 return Err(LogError::Corrupt(format!("event index {idx} where {expected} was expected")));
@@ -273,69 +399,92 @@ impl Log {
                     new_nodes.insert((level, index), *hash);
                 }
             });
-            new_entries.insert(*idx, entry.clone().into_bytes());
         }
         let new_size = frontier.size();
-        // Entries of partial bundles integrated before this batch come back from the store.
-        let first_bundle_start = (size / 256) * 256;
-        for (idx, entry) in store.entries_from(first_bundle_start, (size - first_bundle_start) as u32).await? {
-            new_entries.entry(idx).or_insert_with(|| entry.into_bytes());
-        }
-        let signers = self.signers();
-        let written = frontier.clone();
-        let note = tokio::task::spawn_blocking(move || -> Result<String, LogError> {
-            let frontier = written;
-            let mut old = reader(&dir, size);
-            let mut files = Vec::new();
-            for tile in tiles::tiles_added(size, new_size) {
-                let bytes = tile
-                    .contents(|level, index| match new_nodes.get(&(level, index)) {
-                        Some(h) => Ok(*h),
-                        None => old.perfect_hash(level, index).map_err(|e| e.to_string()),
+        let added = tiles::tiles_added(size, new_size);
+        let built: Vec<(Tile, Vec<u8>)> = self
+            .read_tiles(size, &HashMap::new(), |old| {
+                added
+                    .iter()
+                    .map(|tile| {
+                        let bytes = tile.contents(|level, index| match new_nodes.get(&(level, index)) {
+                            Some(h) => Ok(*h),
+                            None => old.perfect_hash(level, index),
+                        })?;
+                        Ok((*tile, bytes))
                     })
-                    .map_err(|e| LogError::Corrupt(format!("building {}: {e}", tile.path())))?;
-                files.push((dir.join(tile.path()), bytes));
-                if tile.level() == 0 {
-                    let start = tile.index() * 256;
-                    let entries: Vec<&Vec<u8>> = (start..start + u64::from(tile.width()))
-                        .map(|i| new_entries.get(&i).ok_or_else(|| LogError::Corrupt(format!("entry {i} missing"))))
-                        .collect::<Result<_, _>>()?;
-                    let bundle = tiles::encode_bundle(&entries).map_err(|e| LogError::Corrupt(e.to_string()))?;
-                    files.push((dir.join(tile.entries_path()), bundle));
-                }
-            }
-            write_all_atomic(&files)?;
-            sign(&signers, &frontier)
-        })
-        .await
-        .map_err(|e| LogError::Corrupt(format!("log writer task failed: {e}")))??;
-        let note = self.cosign(note, new_size).await;
-        let path = self.dir.join("checkpoint");
-        let bytes = note.clone().into_bytes();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
-            .await
-            .map_err(|e| LogError::Corrupt(format!("log writer task failed: {e}")))??;
+                    .collect()
+            })
+            .await?;
+        let unpublished: HashMap<(u8, u64), Vec<u8>> =
+            built.iter().map(|(t, b)| ((t.level(), t.index()), b.clone())).collect();
+        let signers = self.signers();
+        let note = sign(&signers, &frontier)?;
+        let note = self.cosign(note, new_size, &unpublished).await;
+        let rows: Vec<TileBytes> = built.into_iter().map(|(t, b)| (t.level(), t.index(), b)).collect();
+        if !self.store.publish_log(fence, size, new_size, &note, &rows, now).await? {
+            return Err(LogError::Fenced);
+        }
+        for (level, index, bytes) in rows {
+            self.tiles.offer(level, index, bytes);
+        }
         let mut head = self.head();
-        head.frontier = frontier;
+        head.size = new_size;
         head.checkpoint = note;
+        head.written_at = now;
+        if let Some(w) = head.writer.as_mut().filter(|w| w.fence == fence) {
+            w.frontier = frontier;
+        }
         Ok(new_size)
+    }
+
+    /// Gives the sequencer lease back, if this gateway holds it (at shutdown), so another
+    /// gateway takes over at once instead of when the lease runs out.
+    pub async fn resign(&self) {
+        let writer = self.head().writer.take();
+        if let Some(w) = writer
+            && let Err(e) = self.store.release_log_lease(w.fence).await
+        {
+            tracing::warn!(error = %e, "could not give back the log's sequencer lease; another gateway takes over when it runs out");
+        }
     }
 
     /// A C2SP tlog-proof receipt for entry `index`, whose exact bytes are `entry`, against the
     /// current checkpoint.
-    pub fn receipt(&self, index: u64, entry: &[u8]) -> Result<String, LogError> {
+    pub async fn receipt(&self, index: u64, entry: &[u8]) -> Result<String, LogError> {
         let (size, checkpoint) = {
             let head = self.head();
-            (head.frontier.size(), head.checkpoint.clone())
+            (head.size, head.checkpoint.clone())
         };
         if index >= size {
             return Err(LogError::NotYet { index, size });
         }
-        let proof = reader(&self.dir, size)
-            .inclusion_proof(index)
-            .map_err(|e| LogError::Corrupt(format!("inclusion proof for {index}: {e}")))?;
+        let proof = self.read_tiles(size, &HashMap::new(), |r| r.inclusion_proof(index)).await?;
         Ok(TlogProof { extra: Some(entry.to_vec()), index, proof, checkpoint }.to_text())
     }
+
+    /// The bytes of hash tile `tile`, which must be within the current tree.
+    pub async fn hash_tile(&self, tile: Tile) -> Result<Vec<u8>, LogError> {
+        let want = usize::from(tile.width()) * Hash::LEN;
+        let bytes = self.tile_bytes(tile.level(), tile.index(), want).await?;
+        Ok(bytes[..want].to_vec())
+    }
+
+    /// The entry bundle matching level-0 tile `tile`, which must be within the current tree.
+    pub async fn entry_bundle(&self, tile: Tile) -> Result<Vec<u8>, LogError> {
+        let start = tile.index() * 256;
+        let entries = self.store.entries_from(start, u32::from(tile.width())).await?;
+        if entries.len() != usize::from(tile.width()) {
+            return Err(LogError::NotYet { index: start + entries.len() as u64, size: self.size() });
+        }
+        let entries: Vec<&[u8]> = entries.iter().map(|(_, e)| e.as_bytes()).collect();
+        tiles::encode_bundle(&entries).map_err(|e| LogError::Corrupt(e.to_string()))
+    }
+}
+
+/// A lease duration as a chrono duration.
+fn lease(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 /// Signs the checkpoint for the tree `frontier` describes, with every active key.
@@ -347,8 +496,5 @@ fn sign(signers: &[Signer], frontier: &Frontier) -> Result<String, LogError> {
     checkpoint.sign(&refs).map_err(|e| LogError::Corrupt(e.to_string()))
 }
 
-/// A tile reader over the files of a tree of `size` leaves in `dir`.
-fn reader(dir: &Path, size: u64) -> TileReader<impl FnMut(&Tile) -> Result<Vec<u8>, std::io::Error>> {
-    let dir = dir.to_owned();
-    TileReader::new(size, move |tile: &Tile| std::fs::read(dir.join(tile.path())))
-}
+#[cfg(test)]
+mod tests;

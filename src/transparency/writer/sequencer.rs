@@ -1,6 +1,7 @@
-//! The sequencer: one task that integrates pending audit events into the log, about every
-//! `interval` or as soon as it is nudged, and publishes the log size to anyone waiting for a
-//! receipt. If integration fails it says so (`healthy() == false`), and the gateway refuses new
+//! The log's task on each gateway: about every `interval`, or as soon as it is nudged, it runs a
+//! round of [`Log::step`] (follow the database, hold or seek the sequencer lease, and as the
+//! sequencer integrate pending audit events) and publishes the log size to anyone waiting for a
+//! receipt. If a round fails it says so (`healthy() == false`), and the gateway refuses new
 //! transfers until it recovers: no transfer goes unlogged.
 
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Log;
-use crate::store::Store;
+
+/// How often a gateway waiting for an entry looks whether the sequencer has integrated it.
+const FOLLOW: Duration = Duration::from_millis(100);
 
 /// A handle to the sequencer: nudge it, wait for an index, ask whether it is healthy.
 #[derive(Debug, Clone)]
@@ -51,18 +54,26 @@ impl Sequencer {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Waits until entry `index` is integrated, at most `timeout`; true if it is.
+    /// Waits until entry `index` is integrated, at most `timeout`; true if it is. When another
+    /// gateway is the sequencer, this one looks at the database every [`FOLLOW`] meanwhile.
     pub async fn wait_for(&self, index: u64, timeout: Duration) -> bool {
-        self.nudge();
         let mut size = self.size.clone();
-        tokio::time::timeout(timeout, size.wait_for(|s| *s > index)).await.is_ok_and(|r| r.is_ok())
+        let waiting = async {
+            loop {
+                self.nudge();
+                if let Ok(r) = tokio::time::timeout(FOLLOW, size.wait_for(|s| *s > index)).await {
+                    return r.is_ok();
+                }
+            }
+        };
+        tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
     }
 
     /// Runs one integration round until nothing is pending (or it fails).
-    pub async fn round(&self, store: &Store) {
+    pub async fn round(&self) {
         loop {
             let before = self.log.size();
-            match self.log.integrate(store).await {
+            match self.log.step().await {
                 Ok(size) => {
                     self.healthy.store(true, Ordering::Relaxed);
                     self.size_tx.send_replace(size);
@@ -72,7 +83,7 @@ impl Sequencer {
                 }
                 Err(e) => {
                     if self.healthy.swap(false, Ordering::Relaxed) {
-                        tracing::error!(error = %e, "log integration failed; transfers are refused until it recovers");
+                        tracing::error!(error = %e, "the log could not be written or read; transfers are refused until it recovers");
                     }
                     return;
                 }
@@ -80,10 +91,11 @@ impl Sequencer {
         }
     }
 
-    /// Integrates every `interval` (or when nudged) until `shutdown`, then once more.
-    pub async fn run(self, store: Store, interval: Duration, shutdown: CancellationToken) {
+    /// Runs a round every `interval` (or when nudged) until `shutdown`, then once more, and
+    /// gives the sequencer lease back.
+    pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
         loop {
-            self.round(&store).await;
+            self.round().await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.nudge.notified() => {
@@ -93,6 +105,7 @@ impl Sequencer {
                 () = tokio::time::sleep(interval) => {}
             }
         }
-        self.round(&store).await;
+        self.round().await;
+        self.log.resign().await;
     }
 }
