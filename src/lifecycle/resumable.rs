@@ -445,7 +445,7 @@ async fn complete(
             return Err(e);
         }
     };
-    if let Err(e) = gw.store.complete_upload(&row.id, gw.clock.now()).await {
+    if let Err(e) = gw.store.complete_upload(&row.id, None, gw.clock.now()).await {
         tracing::error!(error = %e, upload = %row.id, "the transfer is stored but its upload is not marked complete");
     }
     let status = answer.status;
