@@ -241,23 +241,39 @@ where
     }
     let busy = lock(&gw, &row.id)?;
     claim(&busy).await?;
-    // Read again under the lock: a request that just ended may have moved the offset.
-    let row = gw.store.upload(&row.id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_owned()))?;
+    let (id, claim) = (row.id.clone(), busy.claim.clone());
+    let appended = match reread(&gw, &id, offset, declared).await {
+        Ok(row) => tokio::spawn(append(gw.clone(), busy, caller, row, body))
+            .await
+            .map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))
+            .and_then(|appended| appended),
+        Err(e) => Err(e),
+    };
+    // Give the claim back before answering, whatever the answer, so the client's next request
+    // may go to any gateway at once, even if this one dies right after (the drop's release is
+    // the fallback).
+    if let Err(e) = gw.store.release_upload(&id, &claim).await {
+        tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
+    }
+    appended
+}
+
+/// The upload read again under its claim (a request that just ended may have moved the
+/// offset), if `offset` is what it holds and `declared` more bytes fit.
+async fn reread(
+    gw: &Gateway,
+    id: &TransferId,
+    offset: u64,
+    declared: Option<u64>,
+) -> Result<UploadRow, LifecycleError> {
+    let row = gw.store.upload(id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_string()))?;
     if offset != row.received {
         return Err(LifecycleError::OffsetMismatch { held: row.received, asked: offset });
     }
     if declared.is_some_and(|len| offset.saturating_add(len) > row.length) {
         return Err(LifecycleError::UploadLengthExceeded { length: row.length });
     }
-    let (id, claim) = (row.id.clone(), busy.claim.clone());
-    let task = tokio::spawn(append(gw.clone(), busy, caller, row, body));
-    let appended = task.await.map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))));
-    // Give the claim back before answering, so the client's next request may go to any gateway
-    // at once, even if this one dies right after (the drop's release is the fallback).
-    if let Err(e) = gw.store.release_upload(&id, &claim).await {
-        tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
-    }
-    appended?
+    Ok(row)
 }
 
 /// How a request body ended.
