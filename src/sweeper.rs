@@ -1,6 +1,7 @@
 //! The background sweeper: expires links past their time and deletes ciphertext nobody can
 //! still collect (delivered, expired or recalled), with an audit event for each; deletes
-//! resumable uploads left unfinished past their resume window.
+//! resumable uploads left unfinished past their resume window, and completed uploads' answers
+//! (their links) an hour after completion.
 //!
 //! It is an owned task with a shutdown signal; tests drive it with paused tokio time.
 
@@ -48,8 +49,12 @@ pub async fn sweep_once(store: &Store, blobs: &BlobStore, clock: &Clock) -> Swee
 
 /// Deletes resumable uploads past their resume window: an unfinished one with its partial file
 /// and an `upload.expired` event (file first, so a crash in between only leaves a record the
-/// next sweep deletes), a completed one's record silently. Returns how many were unfinished.
+/// next sweep deletes), a completed one's record silently; and completed uploads' answers past
+/// their hour. Returns how many uploads were unfinished.
 pub async fn sweep_uploads(store: &Store, blobs: &BlobStore, clock: &Clock) -> u64 {
+    if let Err(e) = store.delete_expired_upload_answers(clock.now()).await {
+        tracing::warn!(error = %e, "sweeper could not delete expired upload answers; will retry");
+    }
     let expired = match store.expired_uploads(clock.now()).await {
         Ok(rows) => rows,
         Err(e) => {

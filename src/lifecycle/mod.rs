@@ -19,6 +19,7 @@ mod commit;
 mod decide;
 mod error;
 mod resumable;
+mod sealed_answer;
 
 pub use check::{Checked, TransferRequest, check_request};
 pub use collect::{ByteRange, CLOSED_RANGE_WINDOW, Download, LinkRef, RangeRefusal, inbox, redeem};

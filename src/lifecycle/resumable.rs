@@ -2,8 +2,10 @@
 //! byte the gateway holds durably. Each request runs the transfer request's checks again (keys
 //! and policies may change while a sender is away), feeds its bytes through the same intake
 //! pipeline as a one-shot upload, and the request that brings the last byte commits exactly as
-//! a one-shot upload does. An upload is visible to its sender only; the transfer it becomes
-//! takes its id.
+//! a one-shot upload does. Its answer, with the links, is kept sealed in the database for an
+//! hour ([`sealed_answer`](super::sealed_answer)), so the sender gets it again from any gateway
+//! and after a restart. An upload is visible to its sender only; the transfer it becomes takes
+//! its id.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,24 +15,25 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
 use super::commit::{commit, drain};
+use super::sealed_answer::AnswerKey;
 use super::{Checked, LifecycleError, check_request};
 use crate::audit::{Event, EventKind};
 use crate::blobs::PartialBlob;
 use crate::envelope::EnvelopeError;
 use crate::gateway::Gateway;
-use crate::ids::{TransferId, UserId};
+use crate::ids::TransferId;
 use crate::intake::{PausedPipeline, Pipeline, ReceiveError, Refusal};
 use crate::model::{Principal, Role};
 use crate::store::UploadRow;
 use crate::wire::TransferStatus;
-use crate::wire::transfers::{UploadAnswer, UploadLookup, UploadProgress, UploadState};
+use crate::wire::transfers::{UploadLookup, UploadProgress, UploadState};
 
 /// Bytes appended between two fsyncs (and offset updates) within one request. Each costs a
 /// flush and a database write; at 4 MiB they halved the upload rate. A crash loses at most this
 /// much, which the client sends again from the durable offset.
 const SYNC_EVERY: u64 = 64 << 20;
-/// How long a completed upload's answer stays available. It holds the link tokens, which are
-/// never stored, so it lives in memory only.
+/// How long a completed upload's answer stays available to its sender. It holds the link
+/// tokens, so it is stored sealed, and deleted when this runs out.
 const ANSWER_KEPT: Duration = Duration::from_secs(3600);
 /// At most this many unfinished uploads' pipelines are kept between requests (the rest are
 /// rebuilt from the partial file).
@@ -39,20 +42,11 @@ const RUNNING_MAX: usize = 1024;
 const RUNNING_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// What this process knows of resumable uploads beyond the database: which have a request
-/// running, the intake pipelines of unfinished ones, and the answers of completed ones.
+/// running, and the intake pipelines of unfinished ones.
 #[derive(Debug, Default)]
 pub struct Uploads {
     busy: Mutex<HashSet<TransferId>>,
     running: Mutex<HashMap<TransferId, (PausedPipeline, Instant)>>,
-    answers: Mutex<HashMap<TransferId, Answer>>,
-}
-
-/// A completed upload's answer, for its sender.
-#[derive(Debug)]
-struct Answer {
-    sender: UserId,
-    until: Instant,
-    body: UploadAnswer,
 }
 
 /// Marks an upload busy while it lives: in this process, and in the database through the
@@ -108,18 +102,6 @@ impl Uploads {
         if running.len() < RUNNING_MAX {
             running.insert(id, (pipeline, Instant::now()));
         }
-    }
-
-    fn keep_answer(&self, id: TransferId, sender: UserId, body: UploadAnswer) {
-        let now = Instant::now();
-        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        answers.retain(|_, a| a.until > now);
-        answers.insert(id, Answer { sender, until: now + ANSWER_KEPT, body });
-    }
-
-    fn answer(&self, id: &TransferId, sender: &UserId) -> Option<UploadAnswer> {
-        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        answers.get(id).filter(|a| &a.sender == sender && a.until > Instant::now()).map(|a| a.body.clone())
     }
 }
 
@@ -179,7 +161,7 @@ pub async fn upload_status(gw: &Gateway, caller: &Principal, id: &str) -> Result
 }
 
 /// The progress of an unfinished upload; for a completed one its answer with the links (for an
-/// hour after completion, in this process), or the transfer's view after that.
+/// hour after completion, through any gateway), or the transfer's view after that.
 pub async fn lookup_upload(gw: &Gateway, caller: &Principal, id: &str) -> Result<UploadLookup, LifecycleError> {
     let row = upload_status(gw, caller, id).await?;
     if !row.completed {
@@ -190,8 +172,13 @@ pub async fn lookup_upload(gw: &Gateway, caller: &Principal, id: &str) -> Result
             length: row.length,
         }));
     }
-    if let Some(answer) = gw.uploads.answer(&row.id, &caller.id) {
-        return Ok(UploadLookup::Completed(answer));
+    if let Some(sealed) = gw.store.upload_answer(&row.id, &caller.id, gw.clock.now()).await? {
+        match AnswerKey::derive(&gw.signing_key).open(&row.id, &caller.id, &sealed) {
+            Ok(answer) => return Ok(UploadLookup::Completed(answer)),
+            // Sealed under another signing key, or damaged: the links are lost, the transfer
+            // is not.
+            Err(e) => tracing::warn!(error = %e, upload = %row.id, "a completed upload's answer does not open"),
+        }
     }
     Ok(UploadLookup::Transfer(gw.store.transfer(&row.id, &caller.id, caller.role == Role::Admin).await?))
 }
@@ -254,23 +241,39 @@ where
     }
     let busy = lock(&gw, &row.id)?;
     claim(&busy).await?;
-    // Read again under the lock: a request that just ended may have moved the offset.
-    let row = gw.store.upload(&row.id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_owned()))?;
+    let (id, claim) = (row.id.clone(), busy.claim.clone());
+    let appended = match reread(&gw, &id, offset, declared).await {
+        Ok(row) => tokio::spawn(append(gw.clone(), busy, caller, row, body))
+            .await
+            .map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))
+            .and_then(|appended| appended),
+        Err(e) => Err(e),
+    };
+    // Give the claim back before answering, whatever the answer, so the client's next request
+    // may go to any gateway at once, even if this one dies right after (the drop's release is
+    // the fallback).
+    if let Err(e) = gw.store.release_upload(&id, &claim).await {
+        tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
+    }
+    appended
+}
+
+/// The upload read again under its claim (a request that just ended may have moved the
+/// offset), if `offset` is what it holds and `declared` more bytes fit.
+async fn reread(
+    gw: &Gateway,
+    id: &TransferId,
+    offset: u64,
+    declared: Option<u64>,
+) -> Result<UploadRow, LifecycleError> {
+    let row = gw.store.upload(id).await?.ok_or_else(|| LifecycleError::UnknownUpload(id.to_string()))?;
     if offset != row.received {
         return Err(LifecycleError::OffsetMismatch { held: row.received, asked: offset });
     }
     if declared.is_some_and(|len| offset.saturating_add(len) > row.length) {
         return Err(LifecycleError::UploadLengthExceeded { length: row.length });
     }
-    let (id, claim) = (row.id.clone(), busy.claim.clone());
-    let task = tokio::spawn(append(gw.clone(), busy, caller, row, body));
-    let appended = task.await.map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))));
-    // Give the claim back before answering, so the client's next request may go to any gateway
-    // at once, even if this one dies right after (the drop's release is the fallback).
-    if let Err(e) = gw.store.release_upload(&id, &claim).await {
-        tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
-    }
-    appended?
+    Ok(row)
 }
 
 /// How a request body ended.
@@ -445,10 +448,15 @@ async fn complete(
             return Err(e);
         }
     };
-    if let Err(e) = gw.store.complete_upload(&row.id, gw.clock.now()).await {
+    let now = gw.clock.now();
+    let until = now + chrono::Duration::from_std(ANSWER_KEPT).unwrap_or_default();
+    let sealed = AnswerKey::derive(&gw.signing_key).seal(&row.id, &caller.id, &answer);
+    if let Err(e) = &sealed {
+        tracing::error!(error = %e, upload = %row.id, "the transfer is stored but its answer cannot be kept");
+    }
+    let kept = sealed.as_deref().ok().map(|sealed| (sealed, until));
+    if let Err(e) = gw.store.complete_upload(&row.id, kept, now).await {
         tracing::error!(error = %e, upload = %row.id, "the transfer is stored but its upload is not marked complete");
     }
-    let status = answer.status;
-    gw.uploads.keep_answer(row.id.clone(), caller.id.clone(), answer);
-    Ok(Appended::Completed { offset: row.length, transfer: row.id.clone(), status })
+    Ok(Appended::Completed { offset: row.length, transfer: row.id.clone(), status: answer.status })
 }

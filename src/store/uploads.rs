@@ -1,5 +1,6 @@
 //! Resumable uploads in progress: who sends, how long the upload will be, how much of it is
-//! durably on disk, and the addressing to check again when it completes.
+//! durably on disk, and the addressing to check again when it completes; once completed, its
+//! answer for an hour, sealed (the store keeps the bytes it is given and never sees a token).
 
 use chrono::{DateTime, Utc};
 
@@ -140,14 +141,57 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an upload as having become its transfer.
-    pub async fn complete_upload(&self, id: &TransferId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Marks an upload as having become its transfer and, in the same transaction, keeps its
+    /// sealed answer (`sealed`, until `until`) for its sender to read again.
+    pub async fn complete_upload(
+        &self,
+        id: &TransferId,
+        answer: Option<(&[u8], DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE uploads SET completed_at = $1 WHERE id = $2")
             .bind(ms(now))
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some((sealed, until)) = answer {
+            sqlx::query("INSERT INTO upload_answers (upload_id, sealed, expires_at) VALUES ($1, $2, $3)")
+                .bind(id.as_str())
+                .bind(sealed)
+                .bind(ms(until))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The sealed answer of upload `id`, if `sender` sent it and it has not expired.
+    pub async fn upload_answer(
+        &self,
+        id: &TransferId,
+        sender: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed = sqlx::query_scalar(
+            "SELECT a.sealed FROM upload_answers a JOIN uploads u ON u.id = a.upload_id \
+             WHERE a.upload_id = $1 AND u.sender_id = $2 AND a.expires_at > $3",
+        )
+        .bind(id.as_str())
+        .bind(sender.as_str())
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(sealed)
+    }
+
+    /// Deletes the answers past their time, for the sweeper (any number of gateways may at
+    /// once); returns how many went.
+    pub async fn delete_expired_upload_answers(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM upload_answers WHERE expires_at <= $1").bind(ms(now)).execute(&self.pool).await?;
+        Ok(deleted.rows_affected())
     }
 
     /// Deletes an upload's record, with its audit event when one is given, in one transaction.
@@ -175,5 +219,94 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(from_row).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::EventKind;
+    use crate::ids::BearerSecret;
+    use crate::model::{Role, UserRef};
+
+    /// A store with two users (the administrator and `sealpost/carol`): their ids.
+    async fn store_with_two_users(now: DateTime<Utc>) -> (tempfile::TempDir, Store, UserId, UserId) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
+        let (admin, carol) = (BearerSecret::generate("sp_"), BearerSecret::generate("sp_"));
+        store.bootstrap(&admin.hash(), now).await.expect("bootstrap").expect("first");
+        let admin = store.authenticate(&admin.hash(), now).await.expect("authenticate").expect("admin").id;
+        let name = UserRef::new("sealpost", "carol").expect("name");
+        store.create_user(&admin, &name, Role::Sender, &carol.hash(), None, now).await.expect("carol");
+        let carol = store.authenticate(&carol.hash(), now).await.expect("authenticate").expect("carol").id;
+        (dir, store, admin, carol)
+    }
+
+    /// A completed upload by `sender` whose sealed answer is `sealed` until `until`.
+    async fn completed(store: &Store, sender: &UserId, sealed: &[u8], until: DateTime<Utc>) -> TransferId {
+        let now = until - chrono::Duration::hours(1);
+        let row = UploadRow {
+            id: TransferId::generate(),
+            sender: sender.clone(),
+            length: 10,
+            received: 10,
+            header_checked: true,
+            request: "to=hmpps/alice".into(),
+            expires_at: now + chrono::Duration::days(1),
+            completed: false,
+        };
+        let event = Event::new(EventKind::UploadStarted).actor(sender).transfer(&row.id);
+        store.create_upload(&row, &event, now).await.expect("create");
+        store.complete_upload(&row.id, Some((sealed, until)), now).await.expect("complete");
+        row.id
+    }
+
+    async fn answers_stored(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM upload_answers").fetch_one(&store.pool).await.expect("count")
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_by_its_sender_only_until_it_expires_then_swept() {
+        let t0 = Utc::now();
+        let (_dir, store, bob, carol) = store_with_two_users(t0).await;
+        let until = t0 + chrono::Duration::hours(1);
+        let id = completed(&store, &bob, b"sealed bytes", until).await;
+        assert_eq!(store.upload(&id).await.expect("read").map(|r| r.completed), Some(true));
+
+        let just_before = until - chrono::Duration::milliseconds(1);
+        assert_eq!(store.upload_answer(&id, &bob, just_before).await.expect("read"), Some(b"sealed bytes".to_vec()));
+        assert_eq!(store.upload_answer(&id, &carol, t0).await.expect("read"), None, "another user");
+        assert_eq!(store.upload_answer(&TransferId::generate(), &bob, t0).await.expect("read"), None);
+        assert_eq!(store.upload_answer(&id, &bob, until).await.expect("read"), None, "expired, not yet swept");
+
+        assert_eq!(store.delete_expired_upload_answers(just_before).await.expect("sweep"), 0);
+        assert_eq!(store.delete_expired_upload_answers(until).await.expect("sweep"), 1);
+        assert_eq!(answers_stored(&store).await, 0);
+        assert_eq!(store.upload(&id).await.expect("read").map(|r| r.completed), Some(true), "the upload stays");
+    }
+
+    #[tokio::test]
+    async fn an_answer_goes_with_its_upload_and_an_upload_may_complete_without_one() {
+        let t0 = Utc::now();
+        let (_dir, store, bob, _) = store_with_two_users(t0).await;
+        let id = completed(&store, &bob, b"sealed bytes", t0 + chrono::Duration::hours(1)).await;
+        assert_eq!(answers_stored(&store).await, 1);
+        store.delete_upload(&id, None, t0).await.expect("delete");
+        assert_eq!(answers_stored(&store).await, 0);
+
+        let row = UploadRow {
+            id: TransferId::generate(),
+            sender: bob.clone(),
+            length: 1,
+            received: 1,
+            header_checked: true,
+            request: "to=hmpps/alice".into(),
+            expires_at: t0 + chrono::Duration::days(1),
+            completed: false,
+        };
+        store.create_upload(&row, &Event::new(EventKind::UploadStarted).actor(&bob), t0).await.expect("create");
+        store.complete_upload(&row.id, None, t0).await.expect("complete");
+        assert_eq!(store.upload(&row.id).await.expect("read").map(|r| r.completed), Some(true));
+        assert_eq!(store.upload_answer(&row.id, &bob, t0).await.expect("read"), None);
     }
 }

@@ -416,3 +416,133 @@ async fn a_payload_fault_found_at_the_last_byte_is_refused_whether_followed_or_r
     }
     server.stop().await;
 }
+
+/// A fresh bundle to `hmpps/alice` sent whole as one resumable upload: the bundle and the
+/// upload's location.
+async fn completed(server: &TestServer, bob: &str, alice: &age::x25519::Identity) -> (Vec<u8>, String) {
+    let ciphertext = encrypt(&[&alice.to_public().to_string()], &noise(50_000));
+    let (status, location, body) = create(server, bob, &[("to", "hmpps/alice")], ciphertext.len()).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, headers, body) = patch(server, bob, &location, 0, &ciphertext).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(headers["sealpost-transfer"], location.rsplit('/').next().unwrap());
+    (ciphertext, location)
+}
+
+/// How many completed uploads' answers the gateway's database holds.
+async fn answers_stored(server: &TestServer) -> i64 {
+    let db = server.database().await;
+    let count = sqlx::query_scalar("SELECT COUNT(*) FROM upload_answers").fetch_one(&db).await.unwrap();
+    db.close().await;
+    count
+}
+
+/// Everything a copy of a stopped gateway's database would hold: the SQLite files in its data
+/// directory, or `pg_dump`'s output for its PostgreSQL database.
+fn database_dump(data_dir: &std::path::Path, database: &str) -> Option<Vec<u8>> {
+    if database.starts_with("postgres") {
+        let pg_dump = common::require_program("/usr/lib/postgresql/15/bin/pg_dump", "postgresql-15")?;
+        let out = std::process::Command::new(pg_dump).arg("--dbname").arg(database).output().unwrap();
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("upload_answers"),
+            "the dump is of the gateway's database"
+        );
+        return Some(out.stdout);
+    }
+    let mut dump = Vec::new();
+    for entry in std::fs::read_dir(data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("sealpost.db") {
+            dump.extend(std::fs::read(path).unwrap());
+        }
+    }
+    assert!(dump.len() > 4096, "the database files were found");
+    Some(dump)
+}
+
+#[tokio::test]
+async fn a_completed_uploads_links_are_given_again_after_a_restart_and_redeem() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let (bob, alice, alice_id) = parties(&server).await;
+    let (ciphertext, location) = completed(&server, &bob, &alice_id).await;
+    server.stop().await;
+
+    // The sender reconnects to a gateway that did not complete the upload (this one restarted).
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let r = request(&server, reqwest::Method::HEAD, &bob, &location).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["upload-offset"], ciphertext.len().to_string().as_str());
+    assert_eq!(r.headers()["sealpost-transfer"], location.rsplit('/').next().unwrap());
+    let body = answer(&server, &bob, &location).await;
+    assert_eq!(body["id"].as_str().unwrap(), location.rsplit('/').next().unwrap());
+    assert_collects(&server, &alice, &alice_id, &body, &ciphertext).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_of_the_database_holds_the_answer_sealed_and_no_link_token() {
+    let server = TestServer::start().await;
+    let (bob, _, alice_id) = parties(&server).await;
+    let (_, location) = completed(&server, &bob, &alice_id).await;
+    let body = answer(&server, &bob, &location).await;
+    let token = common::link_token(body["links"][0]["url"].as_str().unwrap()).to_owned();
+    assert_eq!(answers_stored(&server).await, 1);
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&token).unwrap();
+    assert_eq!(raw.len(), 32, "{token}");
+    // Stopped first, so that SQLite has written everything into its files.
+    let (data_dir, database) = (server.data_dir.clone(), server.database.clone());
+    let _kept = server.stop().await;
+    let Some(dump) = database_dump(&data_dir, &database) else { return };
+    let needles = [token.into_bytes(), hex::encode(&raw).into_bytes(), raw];
+    for needle in needles {
+        assert!(
+            !dump.windows(needle.len()).any(|w| w == needle),
+            "`{}` is in the database",
+            String::from_utf8_lossy(&needle)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_past_its_hour_is_gone_and_the_transfer_is_shown_instead() {
+    let server = TestServer::start_with(|c| c.sweep_interval = Duration::from_millis(200)).await;
+    let (bob, _, alice_id) = parties(&server).await;
+    let (_, location) = completed(&server, &bob, &alice_id).await;
+    assert!(answer(&server, &bob, &location).await["links"][0]["url"].is_string());
+
+    // An hour passes for the answer.
+    let db = server.database().await;
+    sqlx::query("UPDATE upload_answers SET expires_at = expires_at - 3600000").execute(&db).await.unwrap();
+    db.close().await;
+    let body = answer(&server, &bob, &location).await;
+    assert_eq!(body["sender"], "acme/bob", "the transfer's view: {body}");
+    assert_eq!(body["links"][0]["state"], "issued", "{body}");
+    assert!(body["links"][0].get("url").is_none(), "no link token any more: {body}");
+    for _ in 0..100 {
+        if answers_stored(&server).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answers_stored(&server).await, 0, "the sweeper deleted it");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_completed_uploads_answer_is_for_its_sender_only() {
+    let server = TestServer::start().await;
+    let (bob, alice, alice_id) = parties(&server).await;
+    let carol = server.user("acme/carol", "sender").await;
+    let (_, location) = completed(&server, &bob, &alice_id).await;
+    for (who, token) in [("another sender", &carol), ("the recipient", &alice), ("an administrator", &server.admin)] {
+        let r = request(&server, reqwest::Method::GET, token, &location).send().await.unwrap();
+        let (status, body) = common::status_json(r).await;
+        assert_eq!((status, code(&body)), (404, "not_found"), "{who}: {body}");
+        assert!(!body.to_string().contains("/d#"), "{who}: {body}");
+        assert_eq!(head(&server, token, &location).await, (404, None), "{who}");
+    }
+    assert!(answer(&server, &bob, &location).await["links"][0]["url"].is_string());
+    server.stop().await;
+}
