@@ -30,7 +30,9 @@ pub async fn run(
         gateway.config.sweep_interval,
         stop.clone(),
     ));
-    let heartbeat = tokio::spawn(heartbeat(gateway.clone(), stop.clone()));
+    let policy_changed = Arc::new(tokio::sync::Notify::new());
+    let wakeups = tokio::spawn(wake_ups(gateway.clone(), policy_changed.clone(), stop.clone()));
+    let heartbeat = tokio::spawn(heartbeat(gateway.clone(), policy_changed, stop.clone()));
     let sequencer = tokio::spawn(gateway.log.clone().run(gateway.config.log_interval, stop.clone()));
     let app = crate::api::router(gateway.clone());
     let stop_serving = stop.clone();
@@ -45,6 +47,7 @@ pub async fn run(
     stop.cancel();
     let _ = sweeper.await;
     let _ = heartbeat.await;
+    let _ = wakeups.await;
     let _ = sequencer.await;
     gateway.store.close().await;
     result
@@ -56,20 +59,77 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a gateway may stay silent before the others give back its download leases.
 const SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often a gateway looks for other gateways' policy reloads when nothing wakes it for them
+/// (on PostgreSQL they do, at once; this is the safety net for a wake-up lost in a reconnect).
+const POLICY_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Says this gateway is alive every [`HEARTBEAT`], gives back the leases of gateways silent
-/// for longer than [`SILENCE`], and follows policy reloads made on other gateways, until `stop`.
-async fn heartbeat(gateway: Arc<Gateway>, stop: CancellationToken) {
+/// for longer than [`SILENCE`], and follows policy reloads made on other gateways (when woken
+/// through `policy_changed`, and every [`HEARTBEAT`] on SQLite, [`POLICY_POLL`] on
+/// PostgreSQL), until `stop`.
+async fn heartbeat(gateway: Arc<Gateway>, policy_changed: Arc<tokio::sync::Notify>, stop: CancellationToken) {
     let mut policy_seen = gateway.store.latest_policy_change().await.ok().flatten().map(|(idx, _)| idx);
+    let policy_poll = match gateway.store.dialect() {
+        crate::store::Dialect::Sqlite => HEARTBEAT,
+        crate::store::Dialect::Postgres => POLICY_POLL,
+    };
+    let mut next_beat = tokio::time::Instant::now();
+    let mut next_policy_poll = next_beat;
     loop {
-        match gateway.store.heartbeat(SILENCE, gateway.clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(leases = n, "gave back the download leases of a gateway that stopped"),
-            Err(e) => tracing::warn!(error = %e, "could not record this gateway's heartbeat"),
+        let now = tokio::time::Instant::now();
+        if now >= next_beat {
+            match gateway.store.heartbeat(SILENCE, gateway.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(leases = n, "gave back the download leases of a gateway that stopped"),
+                Err(e) => tracing::warn!(error = %e, "could not record this gateway's heartbeat"),
+            }
+            next_beat = now + HEARTBEAT;
         }
-        follow_policy(&gateway, &mut policy_seen).await;
+        if now >= next_policy_poll {
+            follow_policy(&gateway, &mut policy_seen).await;
+            next_policy_poll = now + policy_poll;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep_until(next_beat.min(next_policy_poll)) => {}
+            () = policy_changed.notified() => follow_policy(&gateway, &mut policy_seen).await,
+        }
+    }
+}
+
+/// Listens for other gateways' wake-ups (PostgreSQL only) until `stop`: new events nudge this
+/// gateway's log round when it is the sequencer, a new checkpoint when it is not, and a policy
+/// reload wakes [`heartbeat`] to follow it.
+async fn wake_ups(gateway: Arc<Gateway>, policy_changed: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+    use crate::store::Wakeup;
+    let mut wakeups = loop {
+        match gateway.store.wakeups().await {
+            Ok(Some(w)) => break w,
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot listen for other gateways' wake-ups yet; polling meanwhile"),
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    };
+    loop {
+        let wakeup = tokio::select! {
+            () = stop.cancelled() => return,
+            w = wakeups.next() => w,
+        };
+        match wakeup {
+            Ok(Wakeup::Events) if gateway.log.log().is_sequencer() => gateway.log.nudge(),
+            Ok(Wakeup::Checkpoint) if !gateway.log.log().is_sequencer() => gateway.log.nudge(),
+            Ok(Wakeup::Policy) => policy_changed.notify_one(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the wake-up connection; polling until it is back");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(HEARTBEAT) => {}
+                }
+            }
         }
     }
 }

@@ -102,12 +102,26 @@ pub async fn purge(store: &Store, blobs: &BlobStore, clock: &Clock, purge: &Purg
     true
 }
 
-/// Sweeps every `interval` until `shutdown` fires.
+/// The duty a gateway holds while it sweeps (see `store::duties`).
+const DUTY: &str = "sweeper";
+
+/// Sweeps every `interval` until `shutdown` fires, when this gateway holds the sweeper duty:
+/// of the gateways sharing a database one sweeps, and another takes over when it stops.
 pub async fn run(store: Store, blobs: BlobStore, clock: Clock, interval: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
+        }
+        let now = clock.now();
+        let held_for = chrono::TimeDelta::from_std(interval.saturating_mul(3)).unwrap_or(chrono::TimeDelta::MAX);
+        match store.take_duty(DUTY, now, now + held_for).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeper could not take its duty; will retry");
+                continue;
+            }
         }
         let report = sweep_once(&store, &blobs, &clock).await;
         if report != SweepReport::default() {

@@ -20,6 +20,7 @@ mod audit_trail;
 mod deliveries;
 mod directory;
 mod disposal;
+mod duties;
 mod group;
 mod held;
 mod keys;
@@ -32,6 +33,7 @@ mod sessions;
 mod transfers;
 mod uploads;
 mod views;
+mod wakeups;
 
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +56,7 @@ pub use manifests::{Manifest, ManifestSubject};
 pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::UploadRow;
+pub use wakeups::{Wakeup, Wakeups};
 
 /// What can go wrong in the store, for callers to turn into precise answers.
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +277,26 @@ pub struct Store {
     gateway: std::sync::Arc<str>,
     /// Batches accepted uploads into shared transactions.
     group: std::sync::Arc<group::GroupCommit>,
+    /// The database URL, for the connection that listens for wake-ups (PostgreSQL).
+    url: Redacted,
+}
+
+/// A database URL, which may hold a password: kept, never printed.
+#[derive(Clone)]
+struct Redacted(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redacted")
+    }
+}
+
+impl std::ops::Deref for Redacted {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The URL of the SQLite database file at `path` (characters URLs reserve are escaped).
@@ -333,7 +356,7 @@ impl Store {
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone(), dialect));
-        Ok(Self { pool, dialect, gateway: std::sync::Arc::from("local"), group })
+        Ok(Self { pool, dialect, gateway: std::sync::Arc::from("local"), group, url: Redacted(url.into()) })
     }
 
     /// Names the gateway using this store, for the leases it hands out (see
