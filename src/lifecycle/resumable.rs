@@ -235,20 +235,21 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
     E: Send + 'static,
 {
-    let row = upload_status(&gw, &caller, id).await?;
-    if row.completed {
-        return Err(LifecycleError::UploadComplete(row.id.to_string()));
-    }
-    let busy = lock(&gw, &row.id)?;
-    claim(&busy).await?;
-    let (id, claim) = (row.id.clone(), busy.claim.clone());
-    let appended = match reread(&gw, &id, offset, declared).await {
-        Ok(row) => tokio::spawn(append(gw.clone(), busy, caller, row, body))
-            .await
-            .map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))
-            .and_then(|appended| appended),
-        Err(e) => Err(e),
+    let mut body = body;
+    let (busy, row) = match ready_to_append(&gw, &caller, id, offset, declared).await {
+        Ok(ready) => ready,
+        Err(e) => {
+            // Read what the client is sending before answering, within limits: an answer sent
+            // while it still writes would reach it as a broken pipe instead of this error.
+            drain(&mut body).await;
+            return Err(e);
+        }
     };
+    let (id, claim) = (row.id.clone(), busy.claim.clone());
+    let appended = tokio::spawn(append(gw.clone(), busy, caller, row, body))
+        .await
+        .map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))
+        .and_then(|appended| appended);
     // Give the claim back before answering, whatever the answer, so the client's next request
     // may go to any gateway at once, even if this one dies right after (the drop's release is
     // the fallback).
@@ -256,6 +257,33 @@ where
         tracing::warn!(error = %e, upload = %id, "could not give back an upload's claim; it runs out by itself");
     }
     appended
+}
+
+/// The upload `id`, claimed for this request and read again under the claim, if `offset` is what
+/// it holds and `declared` more bytes fit.
+async fn ready_to_append(
+    gw: &Arc<Gateway>,
+    caller: &Principal,
+    id: &str,
+    offset: u64,
+    declared: Option<u64>,
+) -> Result<(Busy, UploadRow), LifecycleError> {
+    let row = upload_status(gw, caller, id).await?;
+    if row.completed {
+        return Err(LifecycleError::UploadComplete(row.id.to_string()));
+    }
+    let busy = lock(gw, &row.id)?;
+    claim(&busy).await?;
+    match reread(gw, &row.id, offset, declared).await {
+        Ok(row) => Ok((busy, row)),
+        Err(e) => {
+            // Given back before the answer, as after an append (the drop's release is late).
+            if let Err(e) = gw.store.release_upload(&busy.id, &busy.claim).await {
+                tracing::warn!(error = %e, upload = %busy.id, "could not give back an upload's claim; it runs out by itself");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The upload read again under its claim (a request that just ended may have moved the

@@ -565,3 +565,54 @@ async fn the_sequencer_killed_with_uploads_in_flight_is_replaced_and_every_answe
     assert_eq!(status, 200);
     assert_eq!(decrypt(&identity, &got), b"after the failover");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_killed_in_the_middle_of_a_patch_holds_the_upload_until_its_claim_runs_out() {
+    let Some(pg) = PgCluster::shared() else { return };
+    let Some(garage) = GarageCluster::start() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let database = pg.new_database("scale_out_tus_kill");
+    let (mut a, b, bob, alice, identity) = two_gateways(&database, &garage, &shared_key(secrets.path())).await;
+    let plaintext = crate::common::noise(3 << 20);
+    let ciphertext = encrypt(&[&identity.to_public().to_string()], &plaintext);
+    let location = a.create_upload(&bob, "hmpps/alice", ciphertext.len()).await;
+
+    // A PATCH through A is still sending when A is killed.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let slow = tokio::spawn(
+        a.tus(reqwest::Method::PATCH, &bob, &location)
+            .header("Upload-Offset", "0")
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    tx.send(Ok(bytes::Bytes::copy_from_slice(&ciphertext[..1 << 20]))).await.expect("A reads");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill();
+    assert!(slow.await.expect("task").is_err(), "the killed gateway never answered");
+    drop(tx);
+
+    // B refuses to write the upload while the dead gateway's claim lasts, then goes on from the
+    // offset the database holds, and nothing half-written is left: the upload completes whole.
+    let started = Instant::now();
+    let mut refused = 0;
+    loop {
+        let r = b.tus(reqwest::Method::HEAD, &bob, &location).send().await.expect("send");
+        assert_eq!(r.status().as_u16(), 200);
+        let offset: usize = r.headers()["upload-offset"].to_str().expect("ascii").parse().expect("number");
+        match b.patch(&bob, &location, offset, &ciphertext[offset..]).await {
+            204 => break,
+            423 => refused += 1,
+            other => panic!("PATCH through B: {other}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the dead gateway's claim never ran out");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(refused > 0, "the claim of the killed request held the upload for a while");
+    let (status, answer) = b.json(b.tus(reqwest::Method::GET, &bob, &location)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, got) = b.redeem(&alice, answer["links"][0]["url"].as_str().expect("link")).await;
+    assert_eq!(status, 200);
+    assert_eq!(decrypt(&identity, &got), plaintext);
+}
