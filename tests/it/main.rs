@@ -13,6 +13,7 @@ mod envelope_interop;
 mod envelope_vectors;
 mod links;
 mod log;
+mod log_store;
 mod log_verify;
 mod policies;
 mod profiles;

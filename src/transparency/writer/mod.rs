@@ -495,6 +495,3 @@ fn sign(signers: &[Signer], frontier: &Frontier) -> Result<String, LogError> {
     let refs: Vec<&dyn crate::transparency::tlog::note::NoteSigner> = signers.iter().map(|s| s as _).collect();
     checkpoint.sign(&refs).map_err(|e| LogError::Corrupt(e.to_string()))
 }
-
-#[cfg(test)]
-mod tests;

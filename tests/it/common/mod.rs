@@ -351,6 +351,12 @@ pub(crate) fn postgres_pass() -> bool {
 
 /// The PostgreSQL database of the gateway whose data directory is `data_dir` (made on first use,
 /// the same one again when the gateway restarts on that directory).
+/// The database URL of the pass for a gateway whose data directory is `data_dir`: the SQLite file
+/// in it, or in the PostgreSQL pass a database of its own (the same one for every call).
+pub(crate) fn database_url(data_dir: &Path) -> String {
+    if postgres_pass() { database_for(data_dir) } else { sealpost::store::sqlite_url(&data_dir.join("sealpost.db")) }
+}
+
 fn database_for(data_dir: &Path) -> String {
     static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
     let mut known = DATABASES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

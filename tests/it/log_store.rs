@@ -1,28 +1,31 @@
-//! The log in the database: integration, receipts, the whole log verifying as an auditor sees
-//! it, one sequencer at a time with fencing, keys shared between gateways, and moving in a log
-//! kept in files by an earlier version.
+//! The log in the database, through the library, on the database of the pass (SQLite, or
+//! PostgreSQL with `SEALPOST_TEST_DATABASE=postgres`): integration, receipts, the whole log
+//! verifying as an auditor sees it, one sequencer at a time with fencing, keys shared between
+//! gateways, moving in a log kept in files by an earlier version; and the duties (one sweeper).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
+use sealpost::audit::{Event, EventKind};
+use sealpost::store::{LogLease, Store};
+use sealpost::transparency::tlog::checkpoint::Checkpoint;
+use sealpost::transparency::tlog::frontier::Frontier;
+use sealpost::transparency::tlog::merkle::{self, leaf_hash};
+use sealpost::transparency::tlog::note::{NoteSigner, NoteVerifier as _, Signer};
+use sealpost::transparency::tlog::quorum::Policy;
+use sealpost::transparency::tlog::tiles::{self, Tile};
+use sealpost::transparency::verify::{SavedState, verify_log, verify_receipt};
+use sealpost::transparency::writer::{Log, LogError};
 
-use super::{Log, LogError};
-use crate::audit::{Event, EventKind};
-use crate::store::Store;
-use crate::transparency::tlog::checkpoint::Checkpoint;
-use crate::transparency::tlog::frontier::Frontier;
-use crate::transparency::tlog::merkle::{self, leaf_hash};
-use crate::transparency::tlog::note::{NoteSigner as _, NoteVerifier as _, Signer};
-use crate::transparency::tlog::quorum::Policy;
-use crate::transparency::tlog::tiles::{self, Tile};
-use crate::transparency::verify::{SavedState, verify_log, verify_receipt};
+use crate::common::database_url;
 
 const SEED: [u8; 32] = [7; 32];
 const ORIGIN: &str = "test.example/log";
 
+/// The store of the pass for `dir` (every call for one `dir` opens the same database).
 async fn store(dir: &Path, gateway: &str) -> Store {
-    Store::open(&dir.join("sealpost.db")).await.expect("store").for_gateway(gateway)
+    Store::connect(&database_url(dir)).await.expect("store").for_gateway(gateway)
 }
 
 async fn open(store: &Store, dir: &Path) -> Log {
@@ -104,11 +107,8 @@ async fn a_second_gateway_follows_and_a_sequencer_that_lost_its_lease_publishes_
 
     // A stalls; its lease runs out and B takes over (as B's own round would, later).
     record(&sa, 7).await;
-    let later = Utc::now() + chrono::TimeDelta::seconds(60);
-    assert!(matches!(
-        sb.take_log_lease(later, later + chrono::TimeDelta::seconds(8)).await.expect("lease"),
-        crate::store::LogLease::Held(2)
-    ));
+    let later = Utc::now() + TimeDelta::seconds(60);
+    assert!(matches!(sb.take_log_lease(later, later + TimeDelta::seconds(8)).await.expect("lease"), LogLease::Held(2)));
     // A wakes up and tries to publish its batch: fenced, nothing written.
     assert_eq!(a.step().await.expect("a is fenced"), 10);
     assert!(!a.is_sequencer());
@@ -190,7 +190,9 @@ async fn a_log_kept_in_files_by_an_earlier_version_moves_into_the_database() {
     for leaf in &leaves {
         frontier.append(*leaf, |_, _, _| {});
     }
-    std::fs::write(old.join("checkpoint"), super::sign(&[signer], &frontier).expect("sign")).expect("checkpoint");
+    let checkpoint = Checkpoint::new("files.example/log", frontier.size(), frontier.root()).expect("checkpoint");
+    let signers: [&dyn NoteSigner; 1] = [&signer];
+    std::fs::write(old.join("checkpoint"), checkpoint.sign(&signers).expect("sign")).expect("checkpoint");
 
     let log = open(&store, dir.path()).await;
     assert_eq!(log.size(), 290);
@@ -202,4 +204,19 @@ async fn a_log_kept_in_files_by_an_earlier_version_moves_into_the_database() {
     // A tile of the moved log reads back as it was written.
     let tile = Tile::new(0, 0, 256).expect("tile");
     assert_eq!(log.hash_tile(tile).await.expect("tile"), tiles::build_tiles(&leaves)[0].1);
+}
+
+#[tokio::test]
+async fn one_gateway_at_a_time_holds_a_duty_until_it_runs_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (store(dir.path(), "a").await, store(dir.path(), "b").await);
+    let now = Utc::now();
+    let until = now + TimeDelta::seconds(30);
+    assert!(a.take_duty("sweeper", now, until).await.expect("a"));
+    assert!(!b.take_duty("sweeper", now, until).await.expect("b"), "A holds it");
+    assert!(a.take_duty("sweeper", now + TimeDelta::seconds(10), until).await.expect("a renews"));
+    assert!(b.take_duty("other", now, until).await.expect("another duty is free"));
+    let later = now + TimeDelta::seconds(31);
+    assert!(b.take_duty("sweeper", later, later + TimeDelta::seconds(30)).await.expect("b"), "A's ran out");
+    assert!(!a.take_duty("sweeper", later, later).await.expect("a"), "B holds it now");
 }
