@@ -57,6 +57,8 @@ pub mod manifest;
 pub mod model;
 /// The policy gate and its approval values.
 pub mod policy;
+/// Moving a deployment's data: `admin migrate` to PostgreSQL and S3, `admin backup` and `restore`.
+pub mod relocation;
 /// Assembling and running the gateway.
 pub mod server;
 /// The SQLite store: all SQL lives here.
