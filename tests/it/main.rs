@@ -15,6 +15,7 @@ mod links;
 mod log;
 mod log_store;
 mod log_verify;
+mod migrate;
 mod policies;
 mod profiles;
 mod readiness;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use sealpost::config::{Config, DatabaseUrl};
 use sealpost::gateway::{Gateway, Startup};
 
+pub(crate) mod deployment;
 pub(crate) mod garage;
 pub(crate) mod postgres;
 mod watchdog;
