@@ -207,6 +207,9 @@ fn failure(e: RelocationError, step: Step) -> Failure {
             EXIT_CONFIG,
         ),
         RelocationError::NotEmpty(_) => ("give a new or empty directory".into(), EXIT_CONFIG),
+        RelocationError::Exists(_) => {
+            ("a restore never overwrites a database: give a --database-url where there is none".into(), EXIT_CONFIG)
+        }
         RelocationError::NoLog => (
             "start a gateway of this version on the data directory once (it moves the log into the database), \
              stop it, and try again"

@@ -110,6 +110,9 @@ pub enum RelocationError {
     /// A destination that must be empty is not.
     #[error("`{0}` is not empty")]
     NotEmpty(PathBuf),
+    /// A file a restore would write exists already.
+    #[error("`{0}` exists already")]
+    Exists(PathBuf),
     /// The backup directory has no inventory.
     #[error("`{0}` is not a whole sealpost backup: it has no `{INVENTORY}`")]
     NotABackup(PathBuf),

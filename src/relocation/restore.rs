@@ -67,10 +67,10 @@ pub async fn restore(from: &Path, config: &Config, now: DateTime<Utc>) -> Result
         return Err(RelocationError::KeyMismatch(key_file));
     }
 
-    if db_path.exists() {
-        return Err(RelocationError::NotEmpty(db_path.clone()));
-    }
     let mut fresh = Fresh::claim(&config.data_dir).await?;
+    if db_path.exists() {
+        return Err(RelocationError::Exists(db_path.clone()));
+    }
     let _alone = lock_data_dir(&config.data_dir, Hold::Exclusive)?
         .ok_or_else(|| RelocationError::GatewayRunning(config.data_dir.clone()))?;
     let outside = !blob_dir.starts_with(&config.data_dir);
