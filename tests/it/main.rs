@@ -7,6 +7,7 @@ mod common;
 
 mod accounts;
 mod backends_harness;
+mod backup;
 mod cli_transcripts;
 mod client;
 mod envelope_interop;

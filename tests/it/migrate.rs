@@ -112,13 +112,10 @@ async fn a_migration_refuses_a_signing_key_that_does_not_open_the_log() {
     let work = tempfile::tempdir().expect("tempdir");
     let data = work.path().join("data");
     Served::start(&data, &[], &[]).stop();
-    let other = work.path().join("other.key");
-    let out = std::process::Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&other)
-        .output()
-        .expect("openssl runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Another deployment's key.
+    let elsewhere = work.path().join("elsewhere");
+    Served::start(&elsewhere, &[], &[]).stop();
+    let other = elsewhere.join("gateway.key");
 
     let target = pg.new_database("migrate_other_key");
     let (data_s, other_s) = (data.to_string_lossy().into_owned(), other.to_string_lossy().into_owned());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{keypair, link_token, serve_process, status_json};
+use super::{keypair, link_token, require_tool, serve_process, status_json};
 
 /// One `sealpost serve` process; killed when dropped, if still running.
 pub(crate) struct Served {
@@ -40,8 +40,9 @@ impl Served {
 
     /// Stops the gateway with SIGTERM and waits until it has exited.
     pub(crate) fn stop(mut self) {
+        let Some(kill) = require_tool("kill") else { return };
         if let Some(mut child) = self.child.take() {
-            let out = Command::new("kill").args(["-TERM", &child.id().to_string()]).output().expect("kill runs");
+            let out = Command::new(kill).args(["-TERM", &child.id().to_string()]).output().expect("kill runs");
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let status = child.wait().expect("reaped");
             // A SIGTERM that comes before the gateway listens for it ends the process at once,
