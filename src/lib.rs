@@ -22,6 +22,7 @@
 //!   web: the browser pages and sessions, merged into api's router; they call the same
 //!        lifecycle and store, and api's Caller accepts their session cookie
 //!   gateway: opens the data dir and recovers; server: serves it with the sweeper and sequencer
+//!   relocation: admin migrate, backup, restore (cli ──► relocation ──► store, blobs, the log)
 //!   transparency: tlog (pure maths) ◄── writer (on disk) · verify (offline) · witness
 //! ```
 
