@@ -238,6 +238,9 @@ fn failure(e: RelocationError, step: Step) -> Failure {
                 .into(),
             EXIT_VERIFY,
         ),
+        RelocationError::BlobMismatch { .. } if step == Step::Restore => {
+            ("this backup is damaged or incomplete: restore another one".into(), EXIT_VERIFY)
+        }
         RelocationError::BlobMismatch { .. } => (
             "the blob store holds a damaged blob: check its disk, and recall that transfer if it cannot be mended"
                 .into(),

@@ -63,8 +63,11 @@ pub async fn backup(
     let key = load_signing_key(&key_path)?;
     let fresh = Fresh::claim(to).await?;
 
-    snapshot_sqlite(live, &to.join(Part::Database.path())).await?;
-    let snapshot = Store::open(&to.join(Part::Database.path())).await?;
+    let snapshot_file = to.join(Part::Database.path());
+    snapshot_sqlite(live, &snapshot_file).await?;
+    std::fs::set_permissions(&snapshot_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io_err(&snapshot_file))?;
+    let snapshot = Store::open(&snapshot_file).await?;
     check_key(&snapshot, config, &key).await?;
     let head = snapshot.log_head().await?.ok_or(RelocationError::NoLog)?;
     let stored = snapshot.stored_blobs().await?;

@@ -11,10 +11,10 @@
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use super::{RelocationError, check_key, copy_blob, is_missing, next_within, same_database};
+use super::{RelocationError, alone_on, check_key, copy_blob, is_missing, next_within, same_database};
 use crate::blobs::BlobStore;
 use crate::config::{BlobBackend, Config, DatabaseUrl};
-use crate::gateway::{Hold, load_signing_key, lock_data_dir};
+use crate::gateway::load_signing_key;
 use crate::store::{CopiedTable, Store, StoreError, StoredBlob, UploadRow};
 
 /// Blobs copied at once.
@@ -54,8 +54,7 @@ pub async fn migrate(
     if !source_path.is_file() || !config.data_dir.is_dir() {
         return Err(RelocationError::NoDatabase(source_path.clone()));
     }
-    let _alone = lock_data_dir(&config.data_dir, Hold::Exclusive)?
-        .ok_or_else(|| RelocationError::GatewayRunning(config.data_dir.clone()))?;
+    let _alone = alone_on(&config.data_dir)?;
     let key = load_signing_key(&config.signing_key_file())?;
     let source = Store::open(source_path).await?;
     check_key(&source, config, &key).await?;

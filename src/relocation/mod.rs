@@ -37,7 +37,7 @@ pub use restore::{Restored, restore};
 
 use crate::blobs::{BlobError, BlobStore, StagedBlob};
 use crate::config::Config;
-use crate::gateway::StartError;
+use crate::gateway::{DataDirLock, Hold, StartError, lock_data_dir};
 use crate::store::{Store, StoreError, StoredBlob};
 use crate::transparency::writer::{Log, LogError};
 use crate::wire::Digest;
@@ -156,6 +156,16 @@ async fn check_key(store: &Store, config: &Config, key: &SigningKey) -> Result<(
         Ok(_) => Ok(()),
         Err(LogError::OtherSigningKey) => Err(RelocationError::OtherSigningKey(config.signing_key_file())),
         Err(e) => Err(RelocationError::Log(e)),
+    }
+}
+
+/// Takes the data directory `dir` for this process alone: refused while a gateway runs on it.
+fn alone_on(dir: &Path) -> Result<DataDirLock, RelocationError> {
+    match lock_data_dir(dir, Hold::Exclusive) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(RelocationError::GatewayRunning(dir.to_owned())),
+        Err(StartError::Io { path, source }) => Err(RelocationError::Io { path, source }),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::inventory::{Damage, Inventory, Part};
-use super::{Fresh, NOT_IN_BACKUP, RelocationError, check_key, copy_blob, io_err, next_within};
+use super::{Fresh, NOT_IN_BACKUP, RelocationError, alone_on, check_key, copy_blob, io_err, next_within};
 use crate::blobs::{BlobError, BlobStore};
 use crate::config::{BlobBackend, Config, DatabaseUrl};
-use crate::gateway::{Hold, load_signing_key, lock_data_dir};
+use crate::gateway::load_signing_key;
 use crate::store::Store;
 
 /// What a restore wrote.
@@ -71,8 +71,7 @@ pub async fn restore(from: &Path, config: &Config, now: DateTime<Utc>) -> Result
     if db_path.exists() {
         return Err(RelocationError::Exists(db_path.clone()));
     }
-    let _alone = lock_data_dir(&config.data_dir, Hold::Exclusive)?
-        .ok_or_else(|| RelocationError::GatewayRunning(config.data_dir.clone()))?;
+    let _alone = alone_on(&config.data_dir)?;
     let outside = !blob_dir.starts_with(&config.data_dir);
     let _blob_dir = if outside { Some(Fresh::claim(blob_dir).await?) } else { None };
     fresh.also(db_path);

@@ -82,7 +82,9 @@ async fn a_backup_taken_while_uploads_go_on_restores_into_a_gateway_that_verifie
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("metadata").permissions()) & 0o777
     };
     assert_eq!(mode(&backup), 0o700);
-    assert_eq!(mode(&backup.join("gateway.key")), 0o600);
+    for file in ["gateway.key", "admin.token", "sealpost.db"] {
+        assert_eq!(mode(&backup.join(file)), 0o600, "{file}");
+    }
 
     // Collected after the backup: the restore brings the link back (the README says so).
     let (status, _) = gateway.redeem(&alice, &waiting[0].0).await;
