@@ -8,8 +8,9 @@
 //! read in one read transaction, so the copy is of one moment; the target is written in one write
 //! transaction that first checks that every table is empty, so the copy is whole or absent, and
 //! a second copy into the same database is refused. Afterwards PostgreSQL's identity sequences
-//! are moved past the copied keys, and the log's sequencer lease, which named a gateway of the
-//! source, is let go. `_sqlx_migrations` is not copied: the target has its own schema history.
+//! are moved past the copied keys, and the log's sequencer lease and the duties (the sweeper),
+//! which named a gateway of the source, are let go. `_sqlx_migrations` is not copied: the target
+//! has its own schema history.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -191,7 +192,10 @@ impl Store {
         if target.dialect == Dialect::Postgres {
             advance_sequences(&mut tx).await?;
         }
+        // Nobody works on the new database yet: the sequencer lease and the duties the source's
+        // gateway held are free for whichever gateway starts first.
         sqlx::query("UPDATE log_state SET holder = NULL, lease_until = 0").execute(&mut *tx).await?;
+        sqlx::query("UPDATE duties SET until = 0").execute(&mut *tx).await?;
         tx.commit().await?;
         source.rollback().await?;
         Ok(copied)
