@@ -49,6 +49,9 @@ pub enum StartError {
     /// The policy set is invalid.
     #[error("invalid policy: {0}")]
     Policy(#[from] PolicyError),
+    /// Another process holds the data directory for itself (a migration or a restore).
+    #[error("`{0}` is held by a migration or a restore")]
+    Busy(PathBuf),
 }
 
 /// Everything a request handler needs, shared.
@@ -74,6 +77,8 @@ pub struct Gateway {
     pub log: Sequencer,
     /// Resumable uploads in progress in this process.
     pub uploads: Uploads,
+    /// The data directory, held shared for as long as the gateway runs.
+    _running: DataDirLock,
 }
 
 /// What start-up did that an operator should hear about.
@@ -98,6 +103,7 @@ impl Gateway {
         let source = config.policies.clone().map_or(PolicySource::Embedded, PolicySource::Dir);
         let gate = PolicyGate::load(source, config.max_expiry)?;
         create_private_dir(&dir)?;
+        let running = lock_data_dir(&dir, Hold::Shared)?.ok_or_else(|| StartError::Busy(dir.clone()))?;
         let store = match config.database() {
             DatabaseUrl::Sqlite(path) => Store::open(&path).await?,
             postgres => Store::connect(&postgres.url()).await?,
@@ -146,9 +152,58 @@ impl Gateway {
             public_url,
             log: Sequencer::new(Arc::new(log)),
             uploads: Uploads::default(),
+            _running: running,
         };
         Ok((Arc::new(gateway), startup))
     }
+}
+
+/// The data directory's lock file, `DATA/gateway.lock`, held: every running gateway holds it
+/// shared, and `sealpost admin migrate` and `restore` exclusively, so neither runs under a
+/// gateway and no gateway starts during them. The system lets go of it when the process ends,
+/// however it ends.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// How a [`DataDirLock`] is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// With other gateways (on other machines a data directory is not shared, but tests and
+    /// restarts may overlap).
+    Shared,
+    /// Alone.
+    Exclusive,
+}
+
+/// Locks the data directory `dir` (which must exist) without waiting: `None` when another
+/// process holds it in a way that excludes `hold`.
+pub fn lock_data_dir(dir: &Path, hold: Hold) -> Result<Option<DataDirLock>, StartError> {
+    let path = dir.join("gateway.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    let locked = match hold {
+        Hold::Shared => file.try_lock_shared(),
+        Hold::Exclusive => file.try_lock(),
+    };
+    match locked {
+        Ok(()) => Ok(Some(DataDirLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::Io { path, source: e }),
+    }
+}
+
+/// Loads the gateway's signing key from `path` (PKCS#8 PEM), which must exist.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, StartError> {
+    let pem = std::fs::read_to_string(path).map_err(io_err(path))?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|_| StartError::BadKey(path.to_owned()))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -200,8 +255,8 @@ fn gateway_id(dir: &Path) -> Result<String, StartError> {
 
 /// Loads the gateway's signing key, creating it (0600) on first start.
 fn load_or_create_key(path: &Path) -> Result<SigningKey, StartError> {
-    match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|_| StartError::BadKey(path.to_owned())),
+    match std::fs::metadata(path) {
+        Ok(_) => load_signing_key(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);

@@ -22,6 +22,7 @@
 //!   web: the browser pages and sessions, merged into api's router; they call the same
 //!        lifecycle and store, and api's Caller accepts their session cookie
 //!   gateway: opens the data dir and recovers; server: serves it with the sweeper and sequencer
+//!   relocation: admin migrate, backup, restore (cli ──► relocation ──► store, blobs, the log)
 //!   transparency: tlog (pure maths) ◄── writer (on disk) · verify (offline) · witness
 //! ```
 
@@ -57,6 +58,8 @@ pub mod manifest;
 pub mod model;
 /// The policy gate and its approval values.
 pub mod policy;
+/// Moving a deployment's data: `admin migrate` to PostgreSQL and S3, `admin backup` and `restore`.
+pub mod relocation;
 /// Assembling and running the gateway.
 pub mod server;
 /// The SQLite store: all SQL lives here.

@@ -270,6 +270,11 @@ impl BlobStore {
         })
     }
 
+    /// The size of a committed blob, as the store reports it (to check a copy).
+    pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        Ok(self.store.head(&ObjectPath::from(key)).await?.size)
+    }
+
     /// Deletes a blob; deleting one that is already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match self.store.delete(&ObjectPath::from(key)).await {

@@ -1,6 +1,7 @@
 //! The command line: `sealpost serve` runs the gateway; every other command is a client that
 //! talks to it over HTTP (`SEALPOST_URL`, `SEALPOST_TOKEN`), except `inspect`, which reads a file
-//! locally.
+//! locally, and `admin migrate`, `backup` and `restore`, which work on the gateway's data on its
+//! machine (`relocation`).
 //!
 //! Defaults for `--url`, `--token`, `-i` and `--log-key` come from the profile in
 //! `~/.config/sealpost/config.toml` (see `profile`); flags and environment variables win.
@@ -18,6 +19,7 @@ mod log;
 mod login;
 mod policy;
 mod profile;
+mod relocation;
 mod send;
 mod serve;
 mod witness;
@@ -86,12 +88,12 @@ pub struct ClientArgs {
 enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
-    /// Manage organisations, users and tokens (admin role).
+    /// Manage organisations, users and tokens (admin role); migrate, back up and restore the data.
     Admin {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        command: commands::AdminCommand,
+        command: AdminCommand,
     },
     /// Make an age identity (to receive) or, with --signing, a signing key (to send).
     Keygen(keygen::KeygenArgs),
@@ -169,6 +171,15 @@ enum Command {
     Man(generate::ManArgs),
 }
 
+/// `sealpost admin …`: through a gateway, or on the data itself (on the gateway's machine).
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    #[command(flatten)]
+    Gateway(commands::AdminCommand),
+    #[command(flatten)]
+    Data(relocation::DataCommand),
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     // Usage errors exit 1, not clap's 2: here 2 means "denied by policy".
@@ -191,7 +202,10 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Admin { client, command } => commands::admin(&client, command).await,
+            Command::Admin { command: AdminCommand::Data(command), .. } => relocation::run(command).await,
+            Command::Admin { client, command: AdminCommand::Gateway(command) } => {
+                commands::admin(&client, command).await
+            }
             Command::Keygen(args) => keygen::run(&args),
             Command::Send(args) => send::run(args).await,
             Command::Fetch(args) => fetch::run(args).await,

@@ -11,9 +11,10 @@ use crate::blobs::BlobError;
 use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, parse_log_format, parse_size};
 use crate::gateway::StartError;
 
-/// Options for `sealpost serve`.
+/// Where a deployment's data is: the options `serve` shares with `admin migrate`, `backup` and
+/// `restore`, which work on the data directly.
 #[derive(Debug, Args)]
-pub(super) struct ServeArgs {
+pub(super) struct StorageArgs {
     /// Configuration file (default: `./sealpost.toml` if it exists).
     #[arg(long, env = "SEALPOST_CONFIG")]
     config: Option<PathBuf>,
@@ -28,10 +29,17 @@ pub(super) struct ServeArgs {
     /// with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL.
     #[arg(long, env = "SEALPOST_BLOB_STORE")]
     blob_store: Option<String>,
-    /// The gateway's Ed25519 signing key, PKCS#8 PEM, created when missing (default: `gateway.key`
-    /// in the data directory); gateways that serve one log share it.
+    /// The gateway's Ed25519 signing key, PKCS#8 PEM (default: `gateway.key` in the data
+    /// directory; `serve` makes it when missing); gateways that serve one log share it.
     #[arg(long, env = "SEALPOST_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
+}
+
+/// Options for `sealpost serve`.
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Address to listen on.
     #[arg(long, env = "SEALPOST_LISTEN")]
     listen: Option<String>,
@@ -49,12 +57,12 @@ pub(super) struct ServeArgs {
     log_format: Option<String>,
 }
 
-fn config_failure(e: &crate::config::ConfigError) -> Failure {
+pub(super) fn config_failure(e: &crate::config::ConfigError) -> Failure {
     Failure::new(e.to_string()).hint("see deploy/sealpost.toml for every option").exit(EXIT_CONFIG)
 }
 
-/// Resolves the configuration from the file, then environment and flags over it.
-fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
+/// Resolves the configuration from the file, then the storage options over it.
+pub(super) fn resolve_storage(args: &StorageArgs) -> Result<Config, Failure> {
     let default_file = PathBuf::from("sealpost.toml");
     let file = match &args.config {
         Some(path) => FileConfig::read(path).map_err(|e| config_failure(&e))?,
@@ -74,6 +82,12 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     if let Some(v) = &args.signing_key {
         config.signing_key = Some(v.clone());
     }
+    Ok(config)
+}
+
+/// Resolves the configuration from the file, then environment and flags over it.
+fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
+    let mut config = resolve_storage(&args.storage)?;
     if let Some(v) = &args.listen {
         config.listen.clone_from(v);
     }
@@ -128,6 +142,8 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
                      (`garage` for Garage) and AWS_ENDPOINT_URL reach it with a key that may read and write"
                 ))
             }
+            StartError::Busy(_) => Failure::new(e.to_string())
+                .hint("wait for `sealpost admin migrate` or `sealpost admin restore` to finish, then start again"),
             other => Failure::new(other.to_string()).hint(format!("check the data directory `{}`", data_dir.display())),
         })?;
     tracing::info!(policies = %gateway.gate.source(), digest = %gateway.gate.digest(), "policies loaded");

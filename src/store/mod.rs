@@ -17,6 +17,8 @@
 
 mod accounts;
 mod audit_trail;
+mod backup;
+mod copy;
 mod deliveries;
 mod directory;
 mod disposal;
@@ -47,6 +49,8 @@ use crate::model::{ParseError, UserRef};
 use crate::wire::ErrorCode;
 
 pub use audit_trail::AuditFilter;
+pub use backup::{StoredBlob, snapshot_sqlite};
+pub use copy::CopiedTable;
 pub use deliveries::{Acknowledgement, DeliveryReport};
 pub use disposal::{Purge, Recall};
 pub use held::HeldTransfer;
@@ -117,6 +121,58 @@ pub enum StoreError {
         /// The value found.
         value: String,
     },
+    /// A copy's target database already holds rows.
+    #[error("the target database is not empty: table `{table}` has {rows} row(s)")]
+    NotEmpty {
+        /// The first table found holding rows.
+        table: String,
+        /// How many.
+        rows: u64,
+    },
+    /// A copy's target lacks a column the source has (the two schemas differ).
+    #[error("the target database's table `{table}` has no column `{column}`")]
+    MissingColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// A copy's target column has a type a copy does not know.
+    #[error("the target database's column `{table}.{column}` has the type `{declared}`, which a copy does not know")]
+    UnknownColumnType {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its declared type.
+        declared: String,
+    },
+    /// A source value that its target column's type cannot take.
+    #[error("column `{table}.{column}` holds a {from} value, which its target type {to} cannot take")]
+    Unconvertible {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The value's kind.
+        from: &'static str,
+        /// The target column's type.
+        to: &'static str,
+    },
+    /// The foreign keys of these tables form a cycle, so no copy order puts parents first.
+    #[error("the foreign keys of tables {0:?} form a cycle")]
+    ForeignKeyCycle(Vec<String>),
+    /// A database made by another version of sealpost than this one.
+    #[error("the database's schema is at version {found}, and this sealpost's at {expected}")]
+    OtherSchema {
+        /// The database's latest migration.
+        found: i64,
+        /// This binary's latest migration.
+        expected: i64,
+    },
+    /// SQLite's integrity check found damage.
+    #[error("the database file is damaged: {0}")]
+    Damaged(String),
     /// Applying the embedded migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -141,7 +197,17 @@ impl StoreError {
             | Self::UnknownKey { .. }
             | Self::UnknownRoute(..)
             | Self::UnknownTransfer(_) => ErrorCode::NotFound,
-            Self::Corrupt(_) | Self::Unreadable { .. } | Self::Migrate(_) | Self::Db(_) => ErrorCode::Internal,
+            Self::Corrupt(_)
+            | Self::Unreadable { .. }
+            | Self::NotEmpty { .. }
+            | Self::MissingColumn { .. }
+            | Self::UnknownColumnType { .. }
+            | Self::Unconvertible { .. }
+            | Self::ForeignKeyCycle(_)
+            | Self::OtherSchema { .. }
+            | Self::Damaged(_)
+            | Self::Migrate(_)
+            | Self::Db(_) => ErrorCode::Internal,
         }
     }
 }

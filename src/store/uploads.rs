@@ -212,6 +212,13 @@ impl Store {
         Ok(())
     }
 
+    /// Every upload not completed yet (for a backup or a migration, which copy their bytes).
+    pub async fn unfinished_uploads(&self) -> Result<Vec<UploadRow>, StoreError> {
+        let rows: Vec<Row> =
+            sqlx::query_as(select_uploads!("WHERE completed_at IS NULL ORDER BY id")).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
     /// Uploads past their resume window (completed or not), for the sweeper.
     pub async fn expired_uploads(&self, now: DateTime<Utc>) -> Result<Vec<UploadRow>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(select_uploads!("WHERE expires_at <= $1 ORDER BY expires_at"))

@@ -7,6 +7,7 @@ mod common;
 
 mod accounts;
 mod backends_harness;
+mod backup;
 mod cli_transcripts;
 mod client;
 mod envelope_interop;
@@ -15,6 +16,7 @@ mod links;
 mod log;
 mod log_store;
 mod log_verify;
+mod migrate;
 mod policies;
 mod profiles;
 mod readiness;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use sealpost::config::{Config, DatabaseUrl};
 use sealpost::gateway::{Gateway, Startup};
 
+pub(crate) mod deployment;
 pub(crate) mod garage;
 pub(crate) mod postgres;
 mod watchdog;
@@ -285,6 +286,7 @@ pub(crate) fn require_tool(tool: &str) -> Option<PathBuf> {
         "age-keygen" => "apt-get install -y age".to_owned(),
         "xz" => "apt-get install -y xz-utils".to_owned(),
         "garage" => "cargo install garage --locked".to_owned(),
+        "kill" => "apt-get install -y procps".to_owned(),
         other => format!("apt-get install -y {other}"),
     };
     missing_tool(&format!("`{tool}` is not on PATH"), &install)
