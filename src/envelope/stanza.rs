@@ -201,7 +201,7 @@ fn parse_work_factor(s: &str) -> Option<u32> {
 ///
 /// Clamping makes every scalar a multiple of the cofactor 8, so the result is zero exactly
 /// for the points of order 1, 2, 4 or 8 (and their non-canonical encodings).
-pub(super) fn is_small_order(scalar: [u8; 32], share: [u8; 32]) -> bool {
+pub(crate) fn is_small_order(scalar: [u8; 32], share: [u8; 32]) -> bool {
     x25519_dalek::x25519(scalar, share) == [0u8; 32]
 }
 
