@@ -42,6 +42,12 @@ impl Header {
         self.stanzas.iter().filter(|s| s.kind != StanzaKind::Grease)
     }
 
+    /// Whether every recipient stanza (there is at least one) is of a hybrid post-quantum type,
+    /// so that a quantum computer breaking X25519 does not open the file.
+    pub fn is_post_quantum(&self) -> bool {
+        self.recipient_stanzas().next().is_some() && self.recipient_stanzas().all(|s| s.kind.is_post_quantum())
+    }
+
     /// Whether the file is passphrase-encrypted (has an `scrypt` stanza).
     pub fn has_passphrase(&self) -> bool {
         self.stanzas.iter().any(|s| s.kind == StanzaKind::Scrypt)
