@@ -11,6 +11,7 @@ mod cli_transcripts;
 mod client;
 mod envelope_interop;
 mod envelope_vectors;
+mod hybrid_vectors;
 mod links;
 mod log;
 mod log_verify;
