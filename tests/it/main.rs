@@ -16,6 +16,7 @@ mod links;
 mod log;
 mod log_verify;
 mod policies;
+mod pq_interop;
 mod profiles;
 mod readiness;
 mod restart;
