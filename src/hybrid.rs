@@ -124,7 +124,9 @@ fn decode(s: &str, hrp: &str, prefix: &'static str) -> Result<Vec<u8>, KeyString
         return Err(KeyStringError::WrongKind { expected: prefix });
     }
     let bytes: Vec<u8> = checked.byte_iter().collect();
-    let again = bech32::encode_lower::<Bech32Long>(expected, &bytes).map_err(|_| KeyStringError::Bech32)?;
+    // For an identity this string is the secret again: wiped like the bytes when dropped.
+    let again =
+        Zeroizing::new(bech32::encode_lower::<Bech32Long>(expected, &bytes).map_err(|_| KeyStringError::Bech32)?);
     if !again.eq_ignore_ascii_case(s) {
         return Err(KeyStringError::NotCanonical);
     }
