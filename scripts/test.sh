@@ -2,7 +2,8 @@
 # Every test, as the README's one test command and as .ci/run runs it on a clean checkout:
 #   1. lint gates: rustfmt, clippy with warnings as errors, the benchmark built (not run);
 #   2. cargo test: unit tests and the one integration-test binary (tests/it), then the
-#      integration tests again with every test gateway on a real PostgreSQL instead of SQLite;
+#      integration tests again with every test gateway on a real PostgreSQL instead of SQLite
+#      (the npm packages are installed first: some interop tests run `age-encryption` under Node);
 #   3. the browser code: type check, unit tests, and a rebuild that must equal the committed
 #      web/dist/ (the gateway embeds that bundle);
 #   4. Schemathesis against a real gateway, every operation of the OpenAPI contract, each role;
@@ -19,6 +20,10 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --benches --locked
 
+step "npm packages"
+# First, as the interop tests of step 2 run the browser pages' `age-encryption` under Node.
+(cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+
 step "cargo test"
 cargo test --locked
 
@@ -28,7 +33,6 @@ SEALPOST_TEST_DATABASE=postgres cargo test --locked --test it
 step "browser code"
 (
     cd web
-    npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
     npm run check
     npm test
     npm run build

@@ -4,6 +4,10 @@
 //! spelling, so what the directory hands out is exactly what `age -r` takes. The stanza type
 //! recorded with it is what a file encrypted to it carries, which lets the envelope gate check
 //! that an upload is addressed to the keys it claims.
+//!
+//! Hybrid post-quantum recipients (`age1pq1…`, stanza `mlkem768x25519`) are parsed by our own
+//! [`crate::hybrid`], as the `age` crate does not know them yet; they are checked the same way
+//! (canonical Bech32, a valid ML-KEM-768 encapsulation key).
 
 use sha2::{Digest as _, Sha256};
 
@@ -18,7 +22,9 @@ pub enum KeyError {
     #[error("ssh keys are not allowed on this gateway: register an `age1…` recipient made by `age-keygen`")]
     SshNotAllowed,
     /// A recipient type the gateway knows of but cannot handle.
-    #[error("`{0}` recipients are not supported yet: register an X25519 `age1…` recipient")]
+    #[error(
+        "`{0}` recipients are not supported yet: register an X25519 `age1…` or a post-quantum `age1pq1…` recipient"
+    )]
     Unsupported(&'static str),
     /// Not a recipient at all, or a damaged one.
     #[error("`{0}` is not a valid age recipient: {1}")]
@@ -63,8 +69,9 @@ impl RecipientKey {
             } else if lower.starts_with("age1tag1") {
                 let r: age::tag::Recipient = lower.parse().map_err(|e: &str| invalid(&e))?;
                 (r.to_string(), "p256tag")
-            } else if lower.starts_with("age1pq1") {
-                return Err(KeyError::Unsupported("mlkem768x25519"));
+            } else if lower.starts_with(crate::hybrid::RECIPIENT_PREFIX) {
+                let r: crate::hybrid::Recipient = lower.parse().map_err(|e| invalid(&e))?;
+                (r.to_string(), crate::hybrid::STANZA_TYPE)
             } else if lower.starts_with("age1") && !lower[4..].contains('1') {
                 let r: age::x25519::Recipient = lower.parse().map_err(|e: &str| invalid(&e))?;
                 (r.to_string(), "X25519")
@@ -176,6 +183,23 @@ mod tests {
         assert!(matches!(RecipientKey::parse(&short, false), Err(KeyError::Invalid(..))));
         let padded = format!("{public}=");
         assert!(matches!(RecipientKey::parse(&padded, false), Err(KeyError::Invalid(..))));
+    }
+
+    #[test]
+    fn hybrid_post_quantum_recipients_are_accepted_in_canonical_form() {
+        let id = crate::hybrid::Identity::generate();
+        let r = id.to_public().to_string();
+        let key = RecipientKey::parse(&format!("\n{}  ", r.to_uppercase()), false).expect("valid");
+        assert_eq!(key.recipient(), r);
+        assert_eq!(key.stanza_type(), "mlkem768x25519");
+        assert_eq!(key.fingerprint(), fingerprint(&r));
+        let secret = id.to_string();
+        assert_eq!(RecipientKey::parse(secret.expose_secret(), false), Err(KeyError::PrivateKey));
+        let cut = &r[..r.len() - 1];
+        assert_eq!(
+            RecipientKey::parse(cut, false),
+            Err(KeyError::Invalid(shorten(cut), "it is not valid Bech32 (a character is wrong or missing)".into()))
+        );
     }
 
     #[test]

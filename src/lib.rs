@@ -46,6 +46,9 @@ pub mod directory;
 pub mod envelope;
 /// The gateway's state: the data directory opened and recovered, shared by every door.
 pub mod gateway;
+/// age's hybrid post-quantum recipient type (`age1pq1…`, `mlkem768x25519`), which the `age` crate
+/// lacks: key strings, and the recipient and identity the crate's encryption plugs in.
+pub mod hybrid;
 /// Server-made ids and bearer secrets.
 pub mod ids;
 /// The intake pipeline: every upload byte hashed and inspected, and the `Inspected` proof.

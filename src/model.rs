@@ -261,9 +261,10 @@ pub struct Principal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "stanza_type": "X25519", "fingerprint": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a", "added_at": "2025-03-01T09:30:00Z"}))]
 pub struct KeyInfo {
-    /// The public recipient string (`age1…`, or an SSH public key where allowed).
+    /// The public recipient string (`age1…`, `age1pq1…`, or an SSH public key where allowed).
     pub recipient: String,
-    /// The stanza type a file encrypted to this key carries (`X25519`, `ssh-ed25519`, …).
+    /// The stanza type a file encrypted to this key carries (`X25519`, `mlkem768x25519`,
+    /// `ssh-ed25519`, …).
     pub stanza_type: String,
     /// `sha256:` and the hex SHA-256 of the recipient string.
     pub fingerprint: String,

@@ -80,12 +80,12 @@ fn digest_mismatch(what: &str, expected: &str, actual: &str) -> Failure {
 
 /// Refuses, before the link is touched, an identity that is none of the caller's registered keys.
 async fn check_registered(api: &Client, ids: &Identities, path: &std::path::Path) -> Result<(), Failure> {
-    if ids.x25519.is_empty() {
+    if ids.recipients.is_empty() {
         return Ok(());
     }
     let mine = api.get::<OwnKeys>("/api/v1/keys").await?;
     let registered: Vec<&str> = mine.keys.iter().map(|k| k.recipient.as_str()).collect();
-    if ids.x25519.iter().any(|r| registered.contains(&r.as_str())) {
+    if ids.recipients.iter().any(|r| registered.contains(&r.as_str())) {
         return Ok(());
     }
     Err(Failure::new(format!("the identity in `{}` is not one of your registered keys", path.display())).hint(

@@ -52,6 +52,7 @@ pub(super) fn run(args: &InspectArgs) -> Result<(), Failure> {
             "stanzas": stanzas,
             "recipients": envelope.header.recipient_stanzas().count(),
             "passphrase": envelope.header.has_passphrase(),
+            "post_quantum": envelope.header.is_post_quantum(),
             "header_bytes": envelope.header.header_len,
             "payload_bytes": envelope.payload_len,
             "chunks": envelope.chunks,
@@ -60,6 +61,7 @@ pub(super) fn run(args: &InspectArgs) -> Result<(), Failure> {
     } else {
         println!("age-encryption.org/v1{}", if envelope.header.armored { " (armoured)" } else { "" });
         println!("recipient stanzas: {} ({})", envelope.header.recipient_stanzas().count(), stanzas.join(", "));
+        println!("post-quantum: {}", if envelope.header.is_post_quantum() { "yes" } else { "no" });
         println!("payload: {} bytes in {} chunk(s)", envelope.payload_len, envelope.chunks);
         if envelope.header.has_passphrase() {
             println!("note: passphrase-encrypted; the gateway refuses these by default");

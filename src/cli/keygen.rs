@@ -1,6 +1,7 @@
-//! `sealpost keygen`: a recipient's age X25519 identity (the format `age-keygen` writes), or with
-//! `--signing` a sender's Ed25519 signing key (PKCS#8 PEM). The file is new, mode 0600; the
-//! public half goes to standard output.
+//! `sealpost keygen`: a recipient's age X25519 identity (the format `age-keygen` writes), with
+//! `--pq` a hybrid post-quantum one (as `age-keygen -pq` writes it), or with `--signing` a
+//! sender's Ed25519 signing key (PKCS#8 PEM). The file is new, mode 0600; the public half goes to
+//! standard output.
 
 use std::path::PathBuf;
 
@@ -16,14 +17,20 @@ pub(super) struct KeygenArgs {
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
     /// Make an Ed25519 signing key for sending, instead of an age identity for receiving.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pq")]
     signing: bool,
+    /// Make a hybrid post-quantum identity (ML-KEM-768 with X25519; its recipient is `age1pq1…`),
+    /// for files that must stay secret even from a future quantum computer.
+    #[arg(long)]
+    pq: bool,
 }
 
 /// Runs `sealpost keygen`.
 pub(super) fn run(args: &KeygenArgs) -> Result<(), Failure> {
     let (secret, public) = if args.signing {
         keys::new_signing_key().map_err(|e| Failure::new(e.to_string()))?
+    } else if args.pq {
+        keys::new_pq_identity(chrono::Utc::now())
     } else {
         keys::new_identity(chrono::Utc::now())
     };
@@ -36,8 +43,9 @@ pub(super) fn run(args: &KeygenArgs) -> Result<(), Failure> {
     if args.signing {
         eprintln!("sealpost: wrote a signing key to `{}`", args.output.display());
     } else {
+        let kind = if args.pq { "a post-quantum age identity" } else { "an age identity" };
         eprintln!(
-            "sealpost: wrote an age identity to `{}`; register its recipient with `sealpost keys add`",
+            "sealpost: wrote {kind} to `{}`; register its recipient with `sealpost keys add`",
             args.output.display()
         );
     }

@@ -243,9 +243,12 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
     for to in &args.to {
         keys.extend(recipient_keys(&api, to, &vkey, args.quiet).await?);
     }
-    let recipients = keys.iter().map(|k| seal::recipient(k)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+    let recipients = seal::recipients(&keys).map_err(|e| {
         Failure::new(e.to_string()).hint("the directory holds a key this client cannot use; tell the recipient")
     })?;
+    if !args.quiet && seal::post_quantum(&keys) == seal::PostQuantum::Partly {
+        eprintln!("{PARTLY_POST_QUANTUM}");
+    }
 
     let state = match saved {
         Some(state) => {
@@ -282,6 +285,10 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
     }
     check_receipt(&api, &sent.answer, &state.digest, &vkey, args.quiet).await
 }
+
+/// What `send` tells a sender whose recipients hold post-quantum and classical keys.
+const PARTLY_POST_QUANTUM: &str = "sealpost: note: only some of the recipients' keys are post-quantum (`mlkem768x25519`): \
+    the bundle is encrypted to the classical ones too, so it is only as safe from a future quantum computer as they are";
 
 /// What `send` tells a sender whose transfer a policy holds for a compliance officer.
 const HELD_NOTICE: &str =

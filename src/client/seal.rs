@@ -11,6 +11,7 @@ use age::armor::ArmoredReader;
 
 use super::bundle::{self, BundleError, Item, PipeWriter, Target};
 use super::keys::Identities;
+use crate::hybrid;
 
 /// Why sealing or opening failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,16 +40,59 @@ pub enum SealError {
     Exists { path: PathBuf },
 }
 
-/// Parses a directory key (`age1…` or an SSH public key) into an age recipient.
+/// Parses a directory key (`age1…`, `age1pq1…` or an SSH public key) into an age recipient.
 pub fn recipient(key: &str) -> Result<Box<dyn age::Recipient + Send>, SealError> {
     let fail = |reason: String| SealError::Recipient { recipient: key.to_owned(), reason };
-    if key.starts_with("age1") {
+    if hybrid::is_recipient_string(key) {
+        let r = hybrid::Recipient::from_str(key).map_err(|e| fail(e.to_string()))?;
+        Ok(Box::new(r))
+    } else if key.starts_with("age1") {
         let r = age::x25519::Recipient::from_str(key).map_err(|e| fail(e.to_string()))?;
         Ok(Box::new(r))
     } else {
         let r = age::ssh::Recipient::from_str(key).map_err(|e| fail(format!("{e:?}")))?;
         Ok(Box::new(r))
     }
+}
+
+/// How many of a file's recipient keys resist a quantum computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostQuantum {
+    /// Every key is post-quantum: so is the file.
+    All,
+    /// Some are: the file is only as safe as its classical keys.
+    Partly,
+    /// None is.
+    None,
+}
+
+/// Whether the directory keys `keys` are post-quantum.
+pub fn post_quantum(keys: &[String]) -> PostQuantum {
+    match keys.iter().filter(|k| hybrid::is_recipient_string(k)).count() {
+        0 => PostQuantum::None,
+        n if n == keys.len() => PostQuantum::All,
+        _ => PostQuantum::Partly,
+    }
+}
+
+/// Parses the directory keys a bundle is sealed to. The gateway requires a file to be encrypted
+/// to every key of every addressed user, so a user holding a post-quantum and a classical key
+/// (say a browser key) gets both: there the hybrid recipients drop age's `postquantum` label,
+/// which would make the `age` crate refuse the mix, and the caller says what that means
+/// ([`post_quantum`] answers [`PostQuantum::Partly`]).
+pub fn recipients(keys: &[String]) -> Result<Vec<Box<dyn age::Recipient + Send>>, SealError> {
+    let partly = post_quantum(keys) == PostQuantum::Partly;
+    keys.iter()
+        .map(|key| {
+            if partly && hybrid::is_recipient_string(key) {
+                let r = hybrid::Recipient::from_str(key)
+                    .map_err(|e| SealError::Recipient { recipient: key.clone(), reason: e.to_string() })?;
+                Ok(Box::new(r.alongside_classical()) as Box<dyn age::Recipient + Send>)
+            } else {
+                recipient(key)
+            }
+        })
+        .collect()
 }
 
 /// What was sealed.
@@ -157,4 +201,50 @@ fn write_plain(mut plaintext: impl Read, path: &Path, force: bool) -> Result<u64
         }
     })?;
     Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::io::Write as _;
+
+    use age::secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    /// Encrypts to `keys` as `seal` does, and decrypts with `identity`.
+    fn round_trip(keys: &[String], identity: &dyn age::Identity) -> Vec<u8> {
+        let recipients = recipients(keys).unwrap();
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient)).unwrap();
+        let mut file = Vec::new();
+        let mut w = encryptor.wrap_output(&mut file).unwrap();
+        w.write_all(b"extract").unwrap();
+        w.finish().unwrap();
+        let mut out = Vec::new();
+        age::Decryptor::new(&file[..])
+            .unwrap()
+            .decrypt(std::iter::once(identity))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn post_quantum_and_classical_keys_seal_together_and_say_so() {
+        let pq = hybrid::Identity::generate();
+        let classical = age::x25519::Identity::generate();
+        let both = vec![pq.to_public().to_string(), classical.to_public().to_string()];
+        assert_eq!(post_quantum(&both), PostQuantum::Partly);
+        assert_eq!(round_trip(&both, &pq), b"extract");
+        assert_eq!(round_trip(&both, &classical), b"extract");
+        let only_pq = vec![pq.to_public().to_string(), hybrid::Identity::generate().to_public().to_string()];
+        assert_eq!(post_quantum(&only_pq), PostQuantum::All);
+        assert_eq!(round_trip(&only_pq, &pq), b"extract");
+        assert_eq!(post_quantum(&both[1..]), PostQuantum::None);
+        let secret = pq.to_string();
+        assert!(matches!(recipient(secret.expose_secret()), Err(SealError::Recipient { .. })));
+    }
 }

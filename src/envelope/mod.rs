@@ -57,6 +57,7 @@ mod signature;
 mod stanza;
 
 pub use error::EnvelopeError;
+pub(crate) use stanza::is_small_order;
 pub use stanza::{Header, Stanza, StanzaKind};
 
 use armor::ArmorDecoder;

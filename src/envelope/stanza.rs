@@ -42,6 +42,12 @@ impl Header {
         self.stanzas.iter().filter(|s| s.kind != StanzaKind::Grease)
     }
 
+    /// Whether every recipient stanza (there is at least one) is of a hybrid post-quantum type,
+    /// so that a quantum computer breaking X25519 does not open the file.
+    pub fn is_post_quantum(&self) -> bool {
+        self.recipient_stanzas().next().is_some() && self.recipient_stanzas().all(|s| s.kind.is_post_quantum())
+    }
+
     /// Whether the file is passphrase-encrypted (has an `scrypt` stanza).
     pub fn has_passphrase(&self) -> bool {
         self.stanzas.iter().any(|s| s.kind == StanzaKind::Scrypt)
@@ -201,7 +207,7 @@ fn parse_work_factor(s: &str) -> Option<u32> {
 ///
 /// Clamping makes every scalar a multiple of the cofactor 8, so the result is zero exactly
 /// for the points of order 1, 2, 4 or 8 (and their non-canonical encodings).
-pub(super) fn is_small_order(scalar: [u8; 32], share: [u8; 32]) -> bool {
+pub(crate) fn is_small_order(scalar: [u8; 32], share: [u8; 32]) -> bool {
     x25519_dalek::x25519(scalar, share) == [0u8; 32]
 }
 

@@ -214,7 +214,7 @@ impl Policies {
     ) -> Result<Decision, String> {
         let uid = |s: &str| EntityUid::from_str(s).map_err(|e| format!("bad entity `{s}`: {e}"));
         let action = uid(&format!("Sealpost::Action::\"{action}\""))?;
-        let context = Context::from_json_value(context, Some((&self.schema, &action))).map_err(|e| e.to_string())?;
+        let context = self.context(context, &action)?;
         let entities = Entities::from_json_value(entities, None).map_err(|e| e.to_string())?;
         let request = Request::new(uid(principal)?, action, uid(resource)?, context, Some(&self.schema))
             .map_err(|e| e.to_string())?;
@@ -228,6 +228,28 @@ impl Policies {
         })
     }
 }
+
+impl Policies {
+    /// The request's context, checked against the schema. A schema older than attributes the
+    /// gateway added since ([`LATER_CONTEXT`]) would refuse them; such a set is evaluated
+    /// without them (its policies cannot name them), so a `--policies` directory made from an
+    /// older copy of the shipped schema keeps working as before.
+    fn context(&self, context: serde_json::Value, action: &EntityUid) -> Result<Context, String> {
+        Context::from_json_value(context.clone(), Some((&self.schema, action))).or_else(|first| {
+            let mut older = context;
+            if let Some(map) = older.as_object_mut() {
+                for attr in LATER_CONTEXT {
+                    map.remove(*attr);
+                }
+            }
+            Context::from_json_value(older, Some((&self.schema, action))).map_err(|_| first.to_string())
+        })
+    }
+}
+
+/// Context attributes added to the shipped schema after its first release (the upload's key
+/// facts): left out for a set whose schema does not declare them.
+const LATER_CONTEXT: &[&str] = &["key_types", "post_quantum"];
 
 /// Reads a policy directory: its `*.cedarschema` and `*.cedar` files, sorted by name.
 fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
@@ -279,6 +301,66 @@ mod tests {
         let err =
             Policies::from_files(&with("\n@id(\"routes\")\npermit (principal, action, resource);"), "t").unwrap_err();
         assert!(err.to_string().contains("already used at routes.cedar"), "{err}");
+    }
+
+    /// An upload of `classification` from acme/bob to hmpps/alice, with `extra` in its context.
+    fn upload(p: &Policies, classification: &str, extra: serde_json::Value) -> Decision {
+        use crate::policy::{Action, OrgFacts, PolicyRequest, Resource, UserFacts};
+        let user = |id: &str, role: &str| UserFacts {
+            id: id.into(),
+            name: id.into(),
+            role: role.into(),
+            org: id.split('/').next().unwrap_or_default().into(),
+        };
+        let mut context = serde_json::json!({
+            "classification": classification, "expires_in_seconds": 3600, "recipient_count": 1,
+        });
+        if let (Some(c), Some(e)) = (context.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        let request = PolicyRequest {
+            action: Action::Upload,
+            principal: user("acme/bob", "sender"),
+            resource: Resource::User(user("hmpps/alice", "recipient")),
+            orgs: vec![
+                OrgFacts { name: "acme".into(), kind: "contractor".into(), routes: vec!["hmpps".into()] },
+                OrgFacts { name: "hmpps".into(), kind: "agency".into(), routes: vec![] },
+            ],
+            context: context.as_object().cloned().unwrap_or_default(),
+        };
+        let (principal, resource, context, entities) = request.to_cedar(0);
+        p.evaluate(&principal, "upload", &resource, context, entities).expect("evaluates")
+    }
+
+    #[test]
+    fn a_set_whose_schema_predates_the_key_facts_still_decides_uploads() {
+        let mut files = with("");
+        let schema = &mut files[0].1;
+        for line in ["      key_types?: Set<String>,\n", "      post_quantum?: Bool,\n"] {
+            assert!(schema.contains(line));
+            *schema = schema.replace(line, "");
+        }
+        let older = Policies::from_files(&files, "t").expect("valid");
+        let facts = serde_json::json!({ "key_types": ["X25519"], "post_quantum": false });
+        let decision = upload(&older, "OFFICIAL", facts.clone());
+        assert!(decision.allowed, "{decision:?}");
+        assert_eq!(decision.policies, ["senders-upload"]);
+        let shipped = Policies::load(&PolicySource::Embedded).expect("valid");
+        assert!(upload(&shipped, "OFFICIAL", facts).allowed);
+    }
+
+    #[test]
+    fn the_post_quantum_example_holds_sensitive_uploads_to_post_quantum_keys() {
+        let p = Policies::from_files(&with(include_str!("../../policies/examples/post-quantum.cedar")), "t")
+            .expect("the example validates against the shipped schema");
+        let classical = serde_json::json!({ "key_types": ["X25519", "mlkem768x25519"], "post_quantum": false });
+        let pq = serde_json::json!({ "key_types": ["mlkem768x25519"], "post_quantum": true });
+        let denied = upload(&p, "OFFICIAL-SENSITIVE", classical.clone());
+        assert!(!denied.allowed);
+        assert_eq!(denied.policies, ["post-quantum-sensitive"]);
+        assert!(!upload(&p, "OFFICIAL-SENSITIVE", serde_json::json!({})).allowed, "an absent fact fails closed");
+        assert!(upload(&p, "OFFICIAL-SENSITIVE", pq).allowed);
+        assert!(upload(&p, "OFFICIAL", classical).allowed, "OFFICIAL is left alone");
     }
 
     #[test]

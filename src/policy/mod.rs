@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 pub use engine::{Decision, Policies, PolicyError, PolicySource};
 pub use facts::{Action, OrgFacts, PolicyRequest, Resource, TransferFacts, UserFacts};
 
+use crate::envelope::StanzaKind;
 use crate::ids::UserId;
 use crate::model::Classification;
 use crate::model::{Principal, Recipient};
@@ -297,6 +298,9 @@ impl PolicyGate {
             // after the policies, so it only has to stay a number here.
             context.insert("size".into(), json!(i64::try_from(size).unwrap_or(i64::MAX)));
         }
+        let (key_types, post_quantum) = key_facts(req.recipients);
+        context.insert("key_types".into(), json!(key_types));
+        context.insert("post_quantum".into(), json!(post_quantum));
         let mut allowed_by = Vec::new();
         for recipient in &recipient_facts {
             let request = PolicyRequest {
@@ -355,6 +359,23 @@ impl PolicyGate {
             approved: false,
         }
     }
+}
+
+/// The stanza types of the addressed recipients' encryption keys (sorted, each once), and whether
+/// every one of those keys is post-quantum. Signing keys receive no stanza and are left out; a
+/// recipient without an encryption key is refused before policy.
+fn key_facts(recipients: &[Recipient]) -> (Vec<&str>, bool) {
+    let types: Vec<&str> = recipients
+        .iter()
+        .flat_map(|r| &r.keys)
+        .map(|k| k.stanza_type.as_str())
+        .filter(|t| *t != crate::directory::SIGNING_TYPE)
+        .collect();
+    let post_quantum = !types.is_empty() && types.iter().all(|t| StanzaKind::of(t).is_post_quantum());
+    let mut distinct = types;
+    distinct.sort_unstable();
+    distinct.dedup();
+    (distinct, post_quantum)
 }
 
 /// The caller as policies see it.

@@ -12,8 +12,9 @@ use crate::model::{KeyInfo, UserRef};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}))]
 pub struct NewKey {
-    /// An age recipient (`age1…`), a `sealpost-signing` key, or an SSH public key where the
-    /// gateway allows them. Never a private key: those are refused and never stored.
+    /// An age recipient (`age1…`, or a hybrid post-quantum `age1pq1…`), a `sealpost-signing` key,
+    /// or an SSH public key where the gateway allows them. Never a private key: those are refused
+    /// and never stored.
     pub recipient: String,
 }
 
@@ -47,11 +48,12 @@ pub struct OwnKeys {
     "receipt": "c2sp.org/tlog-proof@v1\nextra dXBsb2FkLmFjY2VwdGVkIHRyYW5zZmVyPTRmOWMyYTdl\nindex 41\n3hSyRztiPgABhPRqQtl2mTWqu0E0R5Y3UbxHW6YyU1E=\n\nsealpost.example/log\n42\nrPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n\n— sealpost.example/log Gqy5bUo+ed7Hn5d1yTeDGWMHzCbWDBJYkjhMsw+eb6bQExM7MoYSeaS2Z2CrrdyoRZB4MrZq8D5l8ZxtiR9VL8WzEwI=\n"
 }))]
 pub struct PublishedKey {
-    /// The public recipient string (`age1…`, or an SSH public key where allowed).
+    /// The public recipient string (`age1…`, `age1pq1…`, or an SSH public key where allowed).
     #[schema(example = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
     pub recipient: String,
-    /// The stanza type a file encrypted to this key carries (`X25519`, `ssh-ed25519`, …), or
-    /// `sealpost-signing` for a sender's signing key.
+    /// The stanza type a file encrypted to this key carries (`X25519`, `mlkem768x25519` for a
+    /// hybrid post-quantum key, `ssh-ed25519`, …), or `sealpost-signing` for a sender's signing
+    /// key.
     #[schema(example = "X25519")]
     pub stanza_type: String,
     /// `sha256:` and the hex SHA-256 of the recipient string.

@@ -292,6 +292,19 @@ pub(crate) fn require_tool(tool: &str) -> Option<PathBuf> {
     missing_tool(&format!("`{tool}` is not on PATH"), &install)
 }
 
+/// Node.js and `web/test/age-tool.mjs`, the `age-encryption` npm package (the browser pages'
+/// library) as a command, for a test that runs it; either missing, or the package not installed
+/// in `web/`, fails the test as [`require_tool`] does.
+#[track_caller]
+pub(crate) fn require_age_npm() -> Option<(PathBuf, PathBuf)> {
+    let node = require_tool("node")?;
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    if !web.join("node_modules/age-encryption/package.json").is_file() {
+        missing_tool("the `age-encryption` npm package is not installed in `web/`", "cd web && npm ci")?;
+    }
+    Some((node, web.join("test/age-tool.mjs")))
+}
+
 /// The executable at `path` (a program outside `PATH`, such as PostgreSQL's `initdb`), for a test
 /// that runs it; missing, it fails the test naming `install`, as [`require_tool`] does.
 #[track_caller]
