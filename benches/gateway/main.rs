@@ -16,6 +16,7 @@ mod micro;
 mod report;
 mod scenarios;
 mod setup;
+mod small;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
