@@ -98,6 +98,9 @@ pub(crate) fn run_all(opts: &Opts, plan: Plan, out: &Path, rt: &Runtime) -> anyh
     if wanted("micro") {
         step(&mut report, "policy and log", |r| bench.policy_and_log(r));
     }
+    if wanted("backends") {
+        bench.backends(&mut report);
+    }
 
     drop(bench);
     report.write(out)?;
