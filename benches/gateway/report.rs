@@ -135,6 +135,8 @@ pub(crate) struct Report {
     pub(crate) machine: String,
     pub(crate) versions: Vec<String>,
     pub(crate) plan: String,
+    /// The options the run was given (after `cargo bench --bench gateway --`).
+    pub(crate) options: Vec<String>,
     pub(crate) missing: Vec<String>,
     pub(crate) rows: Vec<Row>,
     /// The backends comparison, one line per configuration.
@@ -155,6 +157,8 @@ impl Report {
             machine,
             versions,
             plan: format!("{plan:?}"),
+            // What the benchmark was asked to do, without what cargo adds (`--bench`).
+            options: std::env::args().skip(1).filter(|a| a != "--bench").collect(),
             missing,
             rows: Vec::new(),
             side_by_side: Vec::new(),
@@ -213,11 +217,8 @@ impl Report {
         let _ = writeln!(md, "- Date: {}", self.date);
         let _ = writeln!(md, "- Machine: {}", self.machine);
         let _ = writeln!(md, "- Software: {}", self.versions.join(", "));
-        let _ = writeln!(
-            md,
-            "- Command: `cargo bench --bench gateway{}`",
-            if self.mode == "quick" { " -- --quick" } else { "" }
-        );
+        let options = if self.options.is_empty() { String::new() } else { format!(" -- {}", self.options.join(" ")) };
+        let _ = writeln!(md, "- Command: `cargo bench --bench gateway{options}`");
         for m in &self.missing {
             let _ = writeln!(md, "- Missing: {m}; the comparisons needing it were skipped");
         }
