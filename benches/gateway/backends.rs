@@ -13,7 +13,8 @@
 //! block it already holds only once, which would flatter it). Every upload must be answered 201
 //! with the size, digest and a log receipt; every download must bring the whole bundle, and one
 //! per configuration is hashed; the log on every gateway must grow by one entry per small
-//! transfer. While the clock runs, `usage` reads the CPU and the writes of each process group.
+//! transfer. While the clock runs, `usage` reads the CPU and the writes of each process group,
+//! and over PostgreSQL `write_lock` samples what the writers' lock is held for.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,10 +25,11 @@ use bytes::Bytes;
 
 use crate::cluster::{self, Garage, Postgres};
 use crate::measure::{Run, Samples, file_digest, mb_per_s, output, run, sync_disk};
-use crate::report::{Report, Row, SideBySide, Unit, UsageRow};
+use crate::report::{LockRow, Report, Row, SideBySide, Unit, UsageRow};
 use crate::scenarios::{Bench, check_answer, step};
 use crate::setup::{self, Backend, Gateway};
 use crate::usage::{Group, Meter, Usage};
+use crate::write_lock::{LockCounts, Sampler};
 
 /// At most this many large transfers per configuration: Garage keeps three copies of each for
 /// ten minutes after it is deleted (its block collection delay), on the one shared disk.
@@ -105,7 +107,7 @@ impl Bench<'_> {
                 &Backend::default(),
                 Some(&self.gw.recipient_key()),
             )?;
-            self.configuration(r, &SQLITE, &[&gw], &gateway_meter(&[&gw]), &bodies)
+            self.configuration(r, &SQLITE, &[&gw], &gateway_meter(&[&gw]), None, &bodies)
         });
         let mut missing = Vec::new();
         if self.tools.postgres.is_none() {
@@ -125,7 +127,7 @@ impl Bench<'_> {
             let deployment = Deployment::start(self, &root.join("pg1"))?;
             let a =
                 Gateway::start_with(&root.join("pg1/a"), self.rt, &deployment.backend, Some(&self.gw.recipient_key()))?;
-            self.configuration(r, &ONE, &[&a], &deployment.meter(&[&a]), &bodies)
+            self.configuration(r, &ONE, &[&a], &deployment.meter(&[&a]), Some(&deployment.postgres.url()), &bodies)
         });
         step(report, &format!("backends: {}", TWO.name), |r| {
             self.room_for(&root, 2)?;
@@ -133,7 +135,14 @@ impl Bench<'_> {
             let a =
                 Gateway::start_with(&root.join("pg2/a"), self.rt, &deployment.backend, Some(&self.gw.recipient_key()))?;
             let b = Gateway::join(&root.join("pg2/b"), self.rt, &deployment.backend, &a)?;
-            self.configuration(r, &TWO, &[&a, &b], &deployment.meter(&[&a, &b]), &bodies)
+            self.configuration(
+                r,
+                &TWO,
+                &[&a, &b],
+                &deployment.meter(&[&a, &b]),
+                Some(&deployment.postgres.url()),
+                &bodies,
+            )
         });
     }
 
@@ -172,6 +181,7 @@ impl Bench<'_> {
         config: &Config,
         gateways: &[&Gateway],
         meter: &Meter,
+        database: Option<&str>,
         bodies: &Arc<Vec<Bytes>>,
     ) -> anyhow::Result<()> {
         let (first, last) = (gateways[0], gateways[gateways.len() - 1]);
@@ -182,12 +192,17 @@ impl Bench<'_> {
         let (mut rate, mut p50, mut p99, mut usage) = Default::default();
         let (rate, p50, p99, usage): (&mut Samples, &mut Samples, &mut Samples, &mut Usage) =
             (&mut rate, &mut p50, &mut p99, &mut usage);
+        let mut lock = LockCounts::default();
         for _ in 0..self.plan.reps {
             let before = self.log_size(first)?;
+            let sampler = database.map(|url| Sampler::start(self.rt, url)).transpose()?;
             let start = (meter.read(), Instant::now());
             let latencies = self.small_round(gateways, bodies)?;
             let elapsed = start.1.elapsed().as_secs_f64();
             usage.add(meter, &start.0, &meter.read(), elapsed);
+            if let Some(sampler) = sampler {
+                sampler.finish(self.rt, &mut lock)?;
+            }
             for gw in gateways {
                 self.wait_for_log(gw, before + n as u64)?;
             }
@@ -224,6 +239,9 @@ impl Bench<'_> {
             measurement: format!("small transfers ({what})"),
             usage: usage.clone(),
         });
+        if database.is_some() {
+            report.write_lock.push(LockRow { configuration: config.name.to_owned(), counts: lock });
+        }
 
         let mib = self.plan.big >> 20;
         let (ingest, egress) = self.in_and_out(report, config, first, last, meter)?;

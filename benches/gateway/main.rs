@@ -20,6 +20,7 @@ mod scenarios;
 mod setup;
 mod small;
 mod usage;
+mod write_lock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ use plotters::prelude::*;
 use crate::Plan;
 use crate::measure::Samples;
 use crate::usage::{Group, Usage};
+use crate::write_lock::LockCounts;
 
 /// What a row measures, and which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -119,6 +120,13 @@ pub(crate) struct UsageRow {
     pub(crate) usage: Usage,
 }
 
+/// What PostgreSQL's write lock was held for during one configuration's small transfers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct LockRow {
+    pub(crate) configuration: String,
+    pub(crate) counts: LockCounts,
+}
+
 /// How a row fared against its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -143,6 +151,8 @@ pub(crate) struct Report {
     pub(crate) side_by_side: Vec<SideBySide>,
     /// CPU and writes per group of processes, per configuration and measurement.
     pub(crate) usage: Vec<UsageRow>,
+    /// PostgreSQL's write lock during the small transfers, per configuration.
+    pub(crate) write_lock: Vec<LockRow>,
     /// Steps that failed their own checks (the run exits non-zero).
     pub(crate) failed: Vec<String>,
     /// Steps skipped because a reference tool is missing.
@@ -163,6 +173,7 @@ impl Report {
             rows: Vec::new(),
             side_by_side: Vec::new(),
             usage: Vec::new(),
+            write_lock: Vec::new(),
             failed: Vec::new(),
             skipped: Vec::new(),
         }
@@ -261,6 +272,7 @@ impl Report {
         }
         self.side_by_side_markdown(&mut md);
         self.usage_markdown(&mut md);
+        self.write_lock_markdown(&mut md);
         md
     }
 
@@ -295,6 +307,43 @@ impl Report {
                 line.configuration,
                 cell(&line.ingest),
                 cell(&line.egress)
+            );
+        }
+    }
+
+    /// What the writers' lock was held for, over PostgreSQL.
+    fn write_lock_markdown(&self, md: &mut String) {
+        if self.write_lock.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n## PostgreSQL's write lock during the small transfers\n");
+        let _ = writeln!(
+            md,
+            "Every write transaction of every gateway holds one advisory lock, so writes take turns across \
+             the deployment. Sampled every 20 ms from `pg_locks` and `pg_stat_activity` while the clock ran: \
+             how often the lock was held, and what its holder was doing: flushing the WAL in `COMMIT`, \
+             running another statement, or idle in its transaction until its gateway sent the next statement \
+             (a loopback round trip and the gateway's turn on a CPU). Queued: sessions waiting for the lock, \
+             on average.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| Configuration | Samples | Held | of which: in COMMIT | running SQL | waiting for the gateway | Queued |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+        for row in &self.write_lock {
+            let c = &row.counts;
+            let pct = |part, of| format!("{}%", fmt(LockCounts::percent(part, of)));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.configuration,
+                c.samples,
+                pct(c.held, c.samples),
+                pct(c.commit, c.held),
+                pct(c.running, c.held),
+                pct(c.waiting_for_gateway, c.held),
+                fmt(c.queued as f64 / c.samples.max(1) as f64),
             );
         }
     }
