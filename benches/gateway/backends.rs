@@ -1,15 +1,17 @@
 //! The backends comparison (`--only backends`): the same small transfers, ingest and egress on
-//! three configurations, each started empty in a directory of its own:
+//! each configuration, each started empty in a directory of its own:
 //!
 //! 1. one gateway on the embedded default, SQLite and a local directory;
 //! 2. one gateway over PostgreSQL and a three-node Garage cluster;
 //! 3. two gateways over one PostgreSQL and one Garage cluster, sharing the signing key and the
 //!    public URL, the clients split evenly between them as a round-robin load balancer would:
 //!    a bundle is uploaded through A and redeemed through B, and then both take an upload at
-//!    once (two bundles of half the size, one per gateway), each redeemed through the other.
+//!    once (two bundles of half the size, one per gateway), each redeemed through the other;
+//! 4. and, to tell which shared backend costs what, each alone under one gateway: PostgreSQL
+//!    with a local directory, and SQLite with Garage.
 //!
-//! Every configuration registers the same recipient key, so one set of small bundles serves all
-//! three; each large upload is encrypted anew, so no two carry the same bytes (Garage stores a
+//! Every configuration registers the same recipient key, so one set of small bundles serves them
+//! all; each large upload is encrypted anew, so no two carry the same bytes (Garage stores a
 //! block it already holds only once, which would flatter it). Every upload must be answered 201
 //! with the size, digest and a log receipt; every download must bring the whole bundle, and one
 //! per configuration is hashed; the log on every gateway must grow by one entry per small
@@ -39,111 +41,141 @@ const CHECKED: u64 = 64 << 20;
 /// How long every gateway's log may take to show the small transfers' entries.
 const LOG_WAIT: Duration = Duration::from_secs(60);
 
-/// One configuration: its id in the report's rows, and its name.
+/// One configuration: its id in the report's rows, its name, what it runs on, and how many
+/// gateways.
 struct Config {
     id: &'static str,
     name: &'static str,
+    postgres: bool,
+    garage: bool,
+    gateways: usize,
 }
 
-const SQLITE: Config = Config { id: "backends.sqlite", name: "one gateway, SQLite + local directory (default)" };
-const ONE: Config = Config { id: "backends.pg1", name: "one gateway, PostgreSQL + Garage" };
-const TWO: Config = Config { id: "backends.pg2", name: "two gateways, PostgreSQL + Garage" };
+const SQLITE: Config = Config {
+    id: "backends.sqlite",
+    name: "one gateway, SQLite + local directory (default)",
+    postgres: false,
+    garage: false,
+    gateways: 1,
+};
+const ONE: Config =
+    Config { id: "backends.pg1", name: "one gateway, PostgreSQL + Garage", postgres: true, garage: true, gateways: 1 };
+const TWO: Config =
+    Config { id: "backends.pg2", name: "two gateways, PostgreSQL + Garage", postgres: true, garage: true, gateways: 2 };
+/// Each shared backend alone under one gateway, to tell which of the two costs what.
+const PG_LOCAL: Config = Config {
+    id: "backends.pg_local",
+    name: "diagnostic: one gateway, PostgreSQL + local directory",
+    postgres: true,
+    garage: false,
+    gateways: 1,
+};
+const SQLITE_GARAGE: Config = Config {
+    id: "backends.sqlite_garage",
+    name: "diagnostic: one gateway, SQLite + Garage",
+    postgres: false,
+    garage: true,
+    gateways: 1,
+};
 
-/// PostgreSQL, Garage and a signing key: what the gateways of one deployment share.
+/// The servers a configuration runs over (PostgreSQL, Garage, either or none), and with several
+/// gateways their signing key: what the gateways of one deployment share.
 struct Deployment {
     backend: Backend,
     // Dropped after the gateways that use them (which the caller declares later).
-    postgres: Postgres,
-    garage: Garage,
+    postgres: Option<Postgres>,
+    garage: Option<Garage>,
 }
 
 impl Deployment {
-    fn start(bench: &Bench<'_>, dir: &Path) -> anyhow::Result<Self> {
-        let (bin, garage) = (bench.tools.postgres.as_ref(), bench.tools.garage.as_ref());
-        let (bin, garage) = (bin.context("PostgreSQL 15 is missing")?, garage.context("garage is missing")?);
+    fn start(bench: &Bench<'_>, config: &Config, dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        eprintln!("bench: starting PostgreSQL and a three-node Garage cluster in {}", dir.display());
-        let postgres = Postgres::start(bin, &dir.join("postgres"))?;
-        let garage = Garage::start(garage, &dir.join("garage"))?;
-        let key = dir.join("gateway.key");
-        cluster::signing_key(&key)?;
-        let backend = Backend { database_url: Some(postgres.url()), env: garage.gateway_env(), signing_key: Some(key) };
+        let postgres = if config.postgres {
+            let bin = bench.tools.postgres.as_ref().context("PostgreSQL 15 is missing")?;
+            eprintln!("bench: starting PostgreSQL in {}", dir.display());
+            Some(Postgres::start(bin, &dir.join("postgres"))?)
+        } else {
+            None
+        };
+        let garage = if config.garage {
+            let garage = bench.tools.garage.as_ref().context("garage is missing")?;
+            eprintln!("bench: starting a three-node Garage cluster in {}", dir.display());
+            Some(Garage::start(garage, &dir.join("garage"))?)
+        } else {
+            None
+        };
+        // Gateways that serve one log sign with one key; a lone gateway makes its own.
+        let signing_key = if config.gateways > 1 {
+            let key = dir.join("gateway.key");
+            cluster::signing_key(&key)?;
+            Some(key)
+        } else {
+            None
+        };
+        let backend = Backend {
+            database_url: postgres.as_ref().map(Postgres::url),
+            env: garage.as_ref().map(Garage::gateway_env).unwrap_or_default(),
+            signing_key,
+        };
         Ok(Self { backend, postgres, garage })
     }
 
     /// The meter for this deployment's servers and `gateways`.
     fn meter(&self, gateways: &[&Gateway]) -> Meter {
-        let mut meter = gateway_meter(gateways);
-        if let Some(pid) = self.postgres.pid() {
+        let mut meter = Meter::default();
+        for gw in gateways {
+            meter.add(Group::Gateways, gw.pid());
+        }
+        if let Some(pid) = self.postgres.as_ref().and_then(Postgres::pid) {
             meter.add(Group::Postgres, pid);
         }
-        for pid in self.garage.pids() {
+        for pid in self.garage.iter().flat_map(Garage::pids) {
             meter.add(Group::Garage, pid);
         }
         meter
     }
 }
 
-fn gateway_meter(gateways: &[&Gateway]) -> Meter {
-    let mut meter = Meter::default();
-    for gw in gateways {
-        meter.add(Group::Gateways, gw.pid());
-    }
-    meter
-}
-
 impl Bench<'_> {
-    /// Runs the three configurations as steps of their own (one that fails does not stop the
-    /// others); the PostgreSQL ones are skipped, and said to be, when a component is missing.
+    /// Runs each configuration as a step of its own (one that fails does not stop the others);
+    /// those needing a missing PostgreSQL or garage are skipped, and said to be.
     pub(crate) fn backends(&mut self, report: &mut Report) {
         let Some(bodies) = step(report, "backends: small bundles", |_| self.small_bodies(&self.gw.public_key)) else {
             return;
         };
         let root = self.dir.join("backends");
-        step(report, &format!("backends: {}", SQLITE.name), |r| {
-            let gw = Gateway::start_with(
-                &root.join("sqlite"),
-                self.rt,
-                &Backend::default(),
-                Some(&self.gw.recipient_key()),
-            )?;
-            self.configuration(r, &SQLITE, &[&gw], &gateway_meter(&[&gw]), None, &bodies)
-        });
-        let mut missing = Vec::new();
-        if self.tools.postgres.is_none() {
-            missing.push("PostgreSQL 15");
+        for config in [&SQLITE, &ONE, &TWO, &PG_LOCAL, &SQLITE_GARAGE] {
+            let mut missing = Vec::new();
+            if config.postgres && self.tools.postgres.is_none() {
+                missing.push("PostgreSQL 15");
+            }
+            if config.garage && self.tools.garage.is_none() {
+                missing.push("garage");
+            }
+            if !missing.is_empty() {
+                let why = format!("{} missing", missing.join(" and "));
+                eprintln!("bench: skipping backends: {} ({why})", config.name);
+                report.skipped.push(format!("backends: {} ({why})", config.name));
+                continue;
+            }
+            step(report, &format!("backends: {}", config.name), |r| {
+                let dir = root.join(config.id.trim_start_matches("backends."));
+                if config.garage {
+                    self.room_for(&root, config.gateways as u64)?;
+                }
+                let deployment = Deployment::start(self, config, &dir)?;
+                let recipient = self.gw.recipient_key();
+                let a = Gateway::start_with(&dir.join("a"), self.rt, &deployment.backend, Some(&recipient))?;
+                let b = if config.gateways > 1 {
+                    Some(Gateway::join(&dir.join("b"), self.rt, &deployment.backend, &a)?)
+                } else {
+                    None
+                };
+                let gateways: Vec<&Gateway> = std::iter::once(&a).chain(b.as_ref()).collect();
+                let database = deployment.backend.database_url.clone();
+                self.configuration(r, config, &gateways, &deployment.meter(&gateways), database.as_deref(), &bodies)
+            });
         }
-        if self.tools.garage.is_none() {
-            missing.push("garage");
-        }
-        if !missing.is_empty() {
-            let why = format!("{} missing", missing.join(" and "));
-            eprintln!("bench: skipping the gateways over PostgreSQL and Garage ({why})");
-            report.skipped.push(format!("backends over PostgreSQL and Garage, one and two gateways ({why})"));
-            return;
-        }
-        step(report, &format!("backends: {}", ONE.name), |r| {
-            self.room_for(&root, 1)?;
-            let deployment = Deployment::start(self, &root.join("pg1"))?;
-            let a =
-                Gateway::start_with(&root.join("pg1/a"), self.rt, &deployment.backend, Some(&self.gw.recipient_key()))?;
-            self.configuration(r, &ONE, &[&a], &deployment.meter(&[&a]), Some(&deployment.postgres.url()), &bodies)
-        });
-        step(report, &format!("backends: {}", TWO.name), |r| {
-            self.room_for(&root, 2)?;
-            let deployment = Deployment::start(self, &root.join("pg2"))?;
-            let a =
-                Gateway::start_with(&root.join("pg2/a"), self.rt, &deployment.backend, Some(&self.gw.recipient_key()))?;
-            let b = Gateway::join(&root.join("pg2/b"), self.rt, &deployment.backend, &a)?;
-            self.configuration(
-                r,
-                &TWO,
-                &[&a, &b],
-                &deployment.meter(&[&a, &b]),
-                Some(&deployment.postgres.url()),
-                &bodies,
-            )
-        });
     }
 
     /// Fails early, rather than filling the shared disk, unless `dir` has room for the large
