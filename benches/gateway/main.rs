@@ -11,11 +11,16 @@
 //! What it measures, and why each reference is the fair one, is in `benches/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness: a failed setup step ends the run")]
 
+mod backends;
+mod cluster;
 mod measure;
 mod micro;
 mod report;
 mod scenarios;
 mod setup;
+mod small;
+mod usage;
+mod write_lock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +47,7 @@ pub(crate) struct Opts {
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Run only these steps (comma-separated: ingest, egress, e2e, uploads, client, small,
-    /// downloads, micro); the default is all of them.
+    /// downloads, micro, backends); the default is all of them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Passed by `cargo bench`; ignored.

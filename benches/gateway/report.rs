@@ -10,6 +10,8 @@ use plotters::prelude::*;
 
 use crate::Plan;
 use crate::measure::Samples;
+use crate::usage::{Group, Usage};
+use crate::write_lock::LockCounts;
 
 /// What a row measures, and which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -100,6 +102,31 @@ impl Row {
     }
 }
 
+/// One line of the backends table: a configuration and the ids of the rows it quotes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct SideBySide {
+    pub(crate) configuration: String,
+    /// The small transfers' rows are `{small}.rate`, `{small}.p50` and `{small}.p99`.
+    pub(crate) small: Option<String>,
+    pub(crate) ingest: Option<String>,
+    pub(crate) egress: Option<String>,
+}
+
+/// Where the machine's time went during one measurement of one configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct UsageRow {
+    pub(crate) configuration: String,
+    pub(crate) measurement: String,
+    pub(crate) usage: Usage,
+}
+
+/// What PostgreSQL's write lock was held for during one configuration's small transfers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct LockRow {
+    pub(crate) configuration: String,
+    pub(crate) counts: LockCounts,
+}
+
 /// How a row fared against its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -116,8 +143,16 @@ pub(crate) struct Report {
     pub(crate) machine: String,
     pub(crate) versions: Vec<String>,
     pub(crate) plan: String,
+    /// The options the run was given (after `cargo bench --bench gateway --`).
+    pub(crate) options: Vec<String>,
     pub(crate) missing: Vec<String>,
     pub(crate) rows: Vec<Row>,
+    /// The backends comparison, one line per configuration.
+    pub(crate) side_by_side: Vec<SideBySide>,
+    /// CPU and writes per group of processes, per configuration and measurement.
+    pub(crate) usage: Vec<UsageRow>,
+    /// PostgreSQL's write lock during the small transfers, per configuration.
+    pub(crate) write_lock: Vec<LockRow>,
     /// Steps that failed their own checks (the run exits non-zero).
     pub(crate) failed: Vec<String>,
     /// Steps skipped because a reference tool is missing.
@@ -132,8 +167,13 @@ impl Report {
             machine,
             versions,
             plan: format!("{plan:?}"),
+            // What the benchmark was asked to do, without what cargo adds (`--bench`).
+            options: std::env::args().skip(1).filter(|a| a != "--bench").collect(),
             missing,
             rows: Vec::new(),
+            side_by_side: Vec::new(),
+            usage: Vec::new(),
+            write_lock: Vec::new(),
             failed: Vec::new(),
             skipped: Vec::new(),
         }
@@ -188,11 +228,8 @@ impl Report {
         let _ = writeln!(md, "- Date: {}", self.date);
         let _ = writeln!(md, "- Machine: {}", self.machine);
         let _ = writeln!(md, "- Software: {}", self.versions.join(", "));
-        let _ = writeln!(
-            md,
-            "- Command: `cargo bench --bench gateway{}`",
-            if self.mode == "quick" { " -- --quick" } else { "" }
-        );
+        let options = if self.options.is_empty() { String::new() } else { format!(" -- {}", self.options.join(" ")) };
+        let _ = writeln!(md, "- Command: `cargo bench --bench gateway{options}`");
         for m in &self.missing {
             let _ = writeln!(md, "- Missing: {m}; the comparisons needing it were skipped");
         }
@@ -233,7 +270,126 @@ impl Report {
                 Self::target_text(row),
             );
         }
+        self.side_by_side_markdown(&mut md);
+        self.usage_markdown(&mut md);
+        self.write_lock_markdown(&mut md);
         md
+    }
+
+    /// The backends table: one line per configuration, the medians of its rows.
+    fn side_by_side_markdown(&self, md: &mut String) {
+        if self.side_by_side.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n## Backends side by side\n");
+        let _ = writeln!(
+            md,
+            "Medians of the rows above. Small: 4 KiB bundles from concurrent clients, split evenly between the \
+             gateways. Ingest and egress: one bundle through `curl` (two gateways: uploaded through A, redeemed \
+             through B); \"both at once\": two bundles of half the size, one uploaded through each gateway at \
+             the same time, then each redeemed through the other, aggregate rate.\n"
+        );
+        let _ = writeln!(md, "| Configuration | Small transfers/s | p50 / p99 | Ingest MB/s | Egress MB/s |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        let median = |id: &str| self.row(id).map(|r| r.samples.median());
+        let cell = |id: &Option<String>| id.as_deref().and_then(median).map_or_else(|| "–".to_owned(), fmt);
+        for line in &self.side_by_side {
+            let (rate, latency) = match &line.small {
+                Some(p) => (
+                    cell(&Some(format!("{p}.rate"))),
+                    format!("{} / {} ms", cell(&Some(format!("{p}.p50"))), cell(&Some(format!("{p}.p99")))),
+                ),
+                None => ("–".to_owned(), "–".to_owned()),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {rate} | {latency} | {} | {} |",
+                line.configuration,
+                cell(&line.ingest),
+                cell(&line.egress)
+            );
+        }
+    }
+
+    /// What the writers' lock was held for, over PostgreSQL.
+    fn write_lock_markdown(&self, md: &mut String) {
+        if self.write_lock.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n## PostgreSQL's write lock during the small transfers\n");
+        let _ = writeln!(
+            md,
+            "Every write transaction of every gateway holds one advisory lock, so writes take turns across \
+             the deployment. Sampled every 20 ms from `pg_locks` and `pg_stat_activity` while the clock ran: \
+             how often the lock was held, and what its holder was doing: flushing the WAL in `COMMIT`, \
+             running another statement, or idle in its transaction until its gateway sent the next statement \
+             (a loopback round trip and the gateway's turn on a CPU). Queued: sessions waiting for the lock, \
+             on average.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| Configuration | Samples | Held | of which: in COMMIT | running SQL | waiting for the gateway | Queued |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+        for row in &self.write_lock {
+            let c = &row.counts;
+            let pct = |part, of| format!("{}%", fmt(LockCounts::percent(part, of)));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.configuration,
+                c.samples,
+                pct(c.held, c.samples),
+                pct(c.commit, c.held),
+                pct(c.running, c.held),
+                pct(c.waiting_for_gateway, c.held),
+                fmt(c.queued as f64 / c.samples.max(1) as f64),
+            );
+        }
+    }
+
+    /// Where the time went: cores each group kept busy while the clock ran, and what it wrote.
+    fn usage_markdown(&self, md: &mut String) {
+        if self.usage.is_empty() {
+            return;
+        }
+        let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+        let _ = writeln!(md, "\n## Where the time went\n");
+        let _ = writeln!(
+            md,
+            "Cores kept busy on average while the clock ran (CPU seconds over wall seconds, all repetitions; the \
+             machine has {cores}); the machine's busy and I/O-wait time over the same windows; and MB written \
+             per repetition (counted when pages are dirtied, whether or not they are synced). `clients`: the \
+             benchmark's own HTTP clients and the `curl` it ran; `others`: the rest of the machine's busy time \
+             (the kernel's write-back threads, and anything else running on the machine).\n"
+        );
+        let groups = Group::ALL.map(Group::label).join(" | ");
+        let _ = writeln!(
+            md,
+            "| Configuration | Measurement | {groups} | others | machine busy | I/O wait | MB written: gateways / PostgreSQL / Garage |"
+        );
+        let _ = writeln!(md, "|---|---|{}---:|---:|---:|---|", "---:|".repeat(Group::ALL.len()));
+        for row in &self.usage {
+            let u = &row.usage;
+            let cores: Vec<String> =
+                Group::ALL.iter().map(|g| u.cores(*g).map_or_else(|| "–".to_owned(), fmt)).collect();
+            let per = f64::from(u.windows.max(1));
+            let written: Vec<String> = [Group::Gateways, Group::Postgres, Group::Garage]
+                .iter()
+                .map(|g| u.written_mb.get(g).map_or_else(|| "–".to_owned(), |mb| fmt(mb / per)))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.configuration,
+                row.measurement,
+                cores.join(" | "),
+                fmt(u.other_cores()),
+                fmt(u.machine_busy / u.seconds),
+                fmt(u.machine_iowait / u.seconds),
+                written.join(" / "),
+            );
+        }
     }
 
     /// Writes results.md, results.json and chart.png into `dir`.

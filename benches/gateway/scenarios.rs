@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail, ensure};
@@ -23,16 +21,16 @@ use crate::{Opts, Plan};
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// What every step needs.
-struct Bench<'a> {
-    plan: Plan,
-    dir: PathBuf,
-    tools: Tools,
-    gw: Gateway,
+pub(crate) struct Bench<'a> {
+    pub(crate) plan: Plan,
+    pub(crate) dir: PathBuf,
+    pub(crate) tools: Tools,
+    pub(crate) gw: Gateway,
     nginx: Option<Nginx>,
-    rt: &'a Runtime,
-    http: reqwest::Client,
+    pub(crate) rt: &'a Runtime,
+    pub(crate) http: reqwest::Client,
     /// The ingest file: plaintext, its age encryption, and their digests.
-    plain: PathBuf,
+    pub(crate) plain: PathBuf,
     plain_digest: String,
     sealed: PathBuf,
     sealed_size: u64,
@@ -100,6 +98,9 @@ pub(crate) fn run_all(opts: &Opts, plan: Plan, out: &Path, rt: &Runtime) -> anyh
     if wanted("micro") {
         step(&mut report, "policy and log", |r| bench.policy_and_log(r));
     }
+    if wanted("backends") {
+        bench.backends(&mut report);
+    }
 
     drop(bench);
     report.write(out)?;
@@ -107,7 +108,7 @@ pub(crate) fn run_all(opts: &Opts, plan: Plan, out: &Path, rt: &Runtime) -> anyh
 }
 
 /// Runs one step; a failure is recorded (the run will exit non-zero) and the next step runs.
-fn step<T>(report: &mut Report, name: &str, f: impl FnOnce(&mut Report) -> anyhow::Result<T>) -> Option<T> {
+pub(crate) fn step<T>(report: &mut Report, name: &str, f: impl FnOnce(&mut Report) -> anyhow::Result<T>) -> Option<T> {
     eprintln!("bench: {name}");
     match f(report) {
         Ok(v) => Some(v),
@@ -120,7 +121,7 @@ fn step<T>(report: &mut Report, name: &str, f: impl FnOnce(&mut Report) -> anyho
 }
 
 /// The transfer answer's first link, after checking its size and digest.
-fn check_answer(json: &str, size: u64, digest: &str) -> anyhow::Result<String> {
+pub(crate) fn check_answer(json: &str, size: u64, digest: &str) -> anyhow::Result<String> {
     let v: Value = serde_json::from_str(json).with_context(|| format!("not a transfer answer: {json}"))?;
     ensure!(v["size"].as_u64() == Some(size), "gateway recorded size {} for a {size}-byte upload", v["size"]);
     ensure!(v["digest"].as_str() == Some(digest), "gateway recorded digest {} for {digest}", v["digest"]);
@@ -142,23 +143,33 @@ impl Bench<'_> {
 
     /// `curl` uploading `file` to the gateway as a new transfer; prints the answer.
     fn curl_upload(&self, file: &Path) -> anyhow::Result<Command> {
+        self.curl_upload_to(&self.gw, file)
+    }
+
+    /// `curl` uploading `file` to `gw` as a new transfer; prints the answer.
+    pub(crate) fn curl_upload_to(&self, gw: &Gateway, file: &Path) -> anyhow::Result<Command> {
         let mut cmd = self.curl()?;
         cmd.args(["-X", "POST", "-T"]).arg(file).args([
             "-H",
-            &format!("Authorization: Bearer {}", self.gw.sender),
-            &self.gw.upload_url(),
+            &format!("Authorization: Bearer {}", gw.sender),
+            &gw.upload_url(),
         ]);
         Ok(cmd)
     }
 
     /// `curl` redeeming `link`, the ciphertext going to `out`; prints the byte count.
     fn curl_redeem(&self, link: &str, out: &Path) -> anyhow::Result<Command> {
+        self.curl_redeem_at(&self.gw, link, out)
+    }
+
+    /// `curl` redeeming `link` at `gw`, the ciphertext going to `out`; prints the byte count.
+    pub(crate) fn curl_redeem_at(&self, gw: &Gateway, link: &str, out: &Path) -> anyhow::Result<Command> {
         let mut cmd = self.curl()?;
-        cmd.args(["-X", "POST", "-H", &format!("Authorization: Bearer {}", self.gw.recipient)])
+        cmd.args(["-X", "POST", "-H", &format!("Authorization: Bearer {}", gw.recipient)])
             .args(["-H", "Content-Type: application/json", "-d", &format!("{{\"token\":\"{}\"}}", token_of(link))])
             .args(["-w", "%{size_download}", "-o"])
             .arg(out)
-            .arg(format!("{}/api/v1/redeem", self.gw.url));
+            .arg(format!("{}/api/v1/redeem", gw.url));
         Ok(cmd)
     }
 
@@ -421,81 +432,6 @@ impl Bench<'_> {
                 .target(Target::AtMost(64.0)),
         );
         Ok(())
-    }
-
-    /// Many small transfers from concurrent clients: each answered 201 with a log receipt, and
-    /// the log grew by at least one entry per transfer.
-    fn small_transfers(&mut self, report: &mut Report) -> anyhow::Result<()> {
-        let (n, clients) = (self.plan.small_count, self.plan.small_clients);
-        let mut rng = rand::thread_rng();
-        let bodies: Vec<Bytes> = (0..n)
-            .map(|_| {
-                let mut plain = vec![0u8; self.plan.small_size];
-                rng.fill_bytes(&mut plain);
-                setup::encrypt_bytes(&plain, &self.gw.public_key).map(Bytes::from)
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let bodies = Arc::new(bodies);
-        let (mut rate, mut p50, mut p99) = (Samples::default(), Samples::default(), Samples::default());
-        for _ in 0..self.plan.reps {
-            let before = self.log_size()?;
-            let next = Arc::new(AtomicUsize::new(0));
-            let start = Instant::now();
-            let latencies = self.rt.block_on(async {
-                let tasks: Vec<_> = (0..clients)
-                    .map(|_| {
-                        let (next, bodies, http) = (next.clone(), bodies.clone(), self.http.clone());
-                        let (url, token) = (self.gw.upload_url(), self.gw.sender.clone());
-                        tokio::spawn(async move {
-                            let mut latencies = Vec::new();
-                            loop {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(body) = bodies.get(i) else { break };
-                                let t = Instant::now();
-                                let response = http.post(&url).bearer_auth(&token).body(body.clone()).send().await?;
-                                let status = response.status();
-                                let text = response.text().await?;
-                                ensure!(status == reqwest::StatusCode::CREATED, "a small upload got {status}: {text}");
-                                let v: Value = serde_json::from_str(&text)?;
-                                ensure!(v["receipt"].as_str().is_some_and(|r| !r.is_empty()), "no receipt");
-                                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                            }
-                            anyhow::Ok(latencies)
-                        })
-                    })
-                    .collect();
-                let mut all = Samples::default();
-                for task in tasks {
-                    for l in task.await?? {
-                        all.push(l);
-                    }
-                }
-                anyhow::Ok(all)
-            })?;
-            let elapsed = start.elapsed().as_secs_f64();
-            ensure!(latencies.values.len() == n, "{} of {n} small transfers completed", latencies.values.len());
-            let after = self.log_size()?;
-            ensure!(after >= before + n as u64, "the log grew by {} entries for {n} transfers", after - before);
-            rate.push(n as f64 / elapsed);
-            p50.push(latencies.percentile(50.0));
-            p99.push(latencies.percentile(99.0));
-        }
-        let section = format!("{n} × {} KiB transfers, {clients} clients", self.plan.small_size / 1024);
-        report.push(
-            Row::new("small.rate", &section, "durable, logged transfers", Unit::PerSecond, rate)
-                .target(Target::AtLeast(300.0)),
-        );
-        report.push(Row::new("small.p50", &section, "latency p50", Unit::Millis, p50));
-        report.push(Row::new("small.p99", &section, "latency p99", Unit::Millis, p99));
-        Ok(())
-    }
-
-    /// The log's current size, from its signed checkpoint (second line).
-    fn log_size(&self) -> anyhow::Result<u64> {
-        let text = self.rt.block_on(async {
-            self.http.get(format!("{}/log/checkpoint", self.gw.url)).send().await?.error_for_status()?.text().await
-        })?;
-        text.lines().nth(1).and_then(|l| l.parse().ok()).context("unreadable checkpoint")
     }
 
     /// Many distinct bundles downloaded at once: aggregate rate, time to first byte, errors.

@@ -21,11 +21,15 @@ pub(crate) struct Tools {
     pub(crate) nginx: Option<PathBuf>,
     pub(crate) age: Option<PathBuf>,
     pub(crate) curl: Option<PathBuf>,
+    /// Debian's PostgreSQL 15 server programs (their directory), for the backends comparison.
+    pub(crate) postgres: Option<PathBuf>,
+    /// Garage 2.x, for the backends comparison.
+    pub(crate) garage: Option<PathBuf>,
     /// What could not be found or installed, for the report.
     pub(crate) missing: Vec<String>,
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     let extra = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
     std::env::split_paths(&path).chain(extra).map(|d| d.join(name)).find(|p| p.is_file())
@@ -55,16 +59,29 @@ impl Tools {
             }
             found
         };
-        Self { nginx: find("nginx"), age: find("age"), curl: find("curl"), missing }
+        let (nginx, age, curl) = (find("nginx"), find("age"), find("curl"));
+        let postgres = crate::cluster::find_postgres();
+        if postgres.is_none() {
+            missing.push(format!(
+                "PostgreSQL 15 (`{}/initdb`, `pg_ctl` and `psql`{}: `apt-get install -y postgresql-15`)",
+                crate::cluster::PG_BIN,
+                if is_root() { ", and `runuser`" } else { "" }
+            ));
+        }
+        let garage = crate::cluster::find_garage();
+        if garage.is_none() {
+            missing.push("`garage` 2.x (`cargo install garage --locked`, about 12 minutes)".to_owned());
+        }
+        Self { nginx, age, curl, postgres, garage, missing }
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -83,12 +100,41 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) -> anyhow::Result<()> {
     bail!("{what} did not listen on port {port} within 30 s")
 }
 
+/// Where a gateway keeps its metadata and ciphertext, and what it shares with other gateways.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Backend {
+    /// `--database-url` (default: SQLite in the data directory).
+    pub(crate) database_url: Option<String>,
+    /// Environment for the blob store (`SEALPOST_BLOB_STORE=s3://…` and the `AWS_*` variables;
+    /// default: a directory in the data directory).
+    pub(crate) env: Vec<(String, String)>,
+    /// `SEALPOST_SIGNING_KEY_FILE`: the key every gateway of one deployment signs with.
+    pub(crate) signing_key: Option<PathBuf>,
+}
+
+impl Backend {
+    /// Whether gateways over this backend share their state (it is not the embedded default).
+    fn shared(&self) -> bool {
+        self.database_url.is_some()
+    }
+}
+
+/// The recipient's age identity file and public key, when a gateway should register an existing
+/// one (so that a file encrypted once can go through several gateways).
+#[derive(Debug, Clone)]
+pub(crate) struct Recipient {
+    pub(crate) identity: PathBuf,
+    pub(crate) public_key: String,
+}
+
 /// The gateway, running as its own process (so its memory is its own), with a sender and a
 /// recipient who has registered a key.
 #[derive(Debug)]
 pub(crate) struct Gateway {
     child: Child,
     pub(crate) url: String,
+    /// The address links are built from (the same for every gateway of a deployment).
+    public_url: String,
     pub(crate) sender: String,
     pub(crate) recipient: String,
     /// The recipient's age identity file and public key.
@@ -98,32 +144,23 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway on the embedded default (SQLite and a local directory) in `dir`, with a new
+    /// recipient key.
     pub(crate) fn start(dir: &Path, rt: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
+        Self::start_with(dir, rt, &Backend::default(), None)
+    }
+
+    /// A gateway over `backend` whose database is new: it makes the administrator, and through
+    /// it the organisations, the route, the sender and the recipient (with `recipient`'s key, or
+    /// a new one).
+    pub(crate) fn start_with(
+        dir: &Path,
+        rt: &tokio::runtime::Runtime,
+        backend: &Backend,
+        recipient: Option<&Recipient>,
+    ) -> anyhow::Result<Self> {
         let data = dir.join("sealpost-data");
-        let port = free_port()?;
-        let url = format!("http://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("sealpost.log"))?;
-        let mut child = Command::new(SEALPOST)
-            .args(["serve", "--data-dir"])
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--max-upload-size", "16GiB"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start `sealpost serve`")?;
-        wait_ready(port, &mut child, "sealpost serve")?;
-        let healthy = rt.block_on(async {
-            for _ in 0..600 {
-                match reqwest::get(format!("{url}/healthz")).await {
-                    Ok(r) if r.status().is_success() => return true,
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-            false
-        });
-        anyhow::ensure!(healthy, "sealpost serve never reported healthy at {url}/healthz");
+        let (child, url, public_url) = spawn(dir, rt, backend, None)?;
         let admin = std::fs::read_to_string(data.join("admin.token"))
             .with_context(|| format!("no admin token in {}", data.display()))?
             .trim()
@@ -136,18 +173,44 @@ impl Gateway {
         cli(&admin, &["admin", "org", "add", "hmpps", "--kind", "agency"])?;
         cli(&admin, &["admin", "route", "add", "acme", "hmpps"])?;
         let sender = cli(&admin, &["admin", "user", "add", "acme/bob", "--role", "sender"])?;
-        let recipient = cli(&admin, &["admin", "user", "add", "hmpps/alice", "--role", "recipient"])?;
-        let id = age::x25519::Identity::generate();
-        let public_key = id.to_public().to_string();
-        let identity = dir.join("alice.key");
-        let mut f = std::fs::File::create(&identity)?;
-        writeln!(f, "# public key: {public_key}\n{}", id.to_string().expose_secret())?;
-        cli(&recipient, &["keys", "add", &public_key])?;
-        let log_key = rt
-            .block_on(async { reqwest::get(format!("{url}/log/key")).await?.error_for_status()?.text().await })?
-            .trim()
-            .to_owned();
-        Ok(Self { child, url, sender, recipient, identity, public_key, log_key })
+        let recipient_token = cli(&admin, &["admin", "user", "add", "hmpps/alice", "--role", "recipient"])?;
+        let Recipient { identity, public_key } = match recipient {
+            Some(r) => r.clone(),
+            None => new_recipient(dir)?,
+        };
+        cli(&recipient_token, &["keys", "add", &public_key])?;
+        let log_key = log_key(rt, &url)?;
+        Ok(Self { child, url, public_url, sender, recipient: recipient_token, identity, public_key, log_key })
+    }
+
+    /// Another gateway of `first`'s deployment (same `backend`, public URL and accounts), in
+    /// `dir`: as a load balancer's second upstream would be. Fails unless it signs the log with
+    /// `first`'s key.
+    pub(crate) fn join(
+        dir: &Path,
+        rt: &tokio::runtime::Runtime,
+        backend: &Backend,
+        first: &Self,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(backend.shared(), "a gateway can only join one over a shared database");
+        let (child, url, public_url) = spawn(dir, rt, backend, Some(&first.public_url))?;
+        let log_key = log_key(rt, &url)?;
+        anyhow::ensure!(log_key == first.log_key, "the second gateway signs with another key than the first");
+        Ok(Self {
+            child,
+            url,
+            public_url,
+            sender: first.sender.clone(),
+            recipient: first.recipient.clone(),
+            identity: first.identity.clone(),
+            public_key: first.public_key.clone(),
+            log_key,
+        })
+    }
+
+    /// The recipient's key, to register on another deployment.
+    pub(crate) fn recipient_key(&self) -> Recipient {
+        Recipient { identity: self.identity.clone(), public_key: self.public_key.clone() }
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -175,6 +238,78 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `sealpost serve` over `backend` with its data in `dir`, and waits until it is ready
+/// (`/readyz`: its database, blob store and log are usable). Links name `public_url`, or the
+/// gateway's own address. Returns the process, its URL and its public URL.
+fn spawn(
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+    backend: &Backend,
+    public_url: Option<&str>,
+) -> anyhow::Result<(Child, String, String)> {
+    std::fs::create_dir_all(dir)?;
+    let data = dir.join("sealpost-data");
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let public_url = public_url.unwrap_or(&url).to_owned();
+    let log = std::fs::File::create(dir.join("sealpost.log"))?;
+    let mut command = Command::new(SEALPOST);
+    command
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--max-upload-size", "16GiB"])
+        .env("RUST_LOG", "warn")
+        .env_remove("SEALPOST_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    if backend.shared() {
+        command.env("SEALPOST_PUBLIC_URL", &public_url);
+    }
+    if let Some(database) = &backend.database_url {
+        command.args(["--database-url", database]);
+    }
+    if let Some(key) = &backend.signing_key {
+        command.env("SEALPOST_SIGNING_KEY_FILE", key);
+    }
+    command.envs(backend.env.iter().map(|(k, v)| (k, v)));
+    let mut child = command.spawn().context("cannot start `sealpost serve`")?;
+    wait_ready(port, &mut child, "sealpost serve")?;
+    let ready = rt.block_on(async {
+        for _ in 0..600 {
+            match reqwest::get(format!("{url}/readyz")).await {
+                Ok(r) if r.status().is_success() => return true,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        false
+    });
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("sealpost serve never reported ready at {url}/readyz (its log: {})", dir.join("sealpost.log").display());
+    }
+    Ok((child, url, public_url))
+}
+
+/// A new age identity for the recipient, written to `dir/alice.key`.
+fn new_recipient(dir: &Path) -> anyhow::Result<Recipient> {
+    let id = age::x25519::Identity::generate();
+    let public_key = id.to_public().to_string();
+    let identity = dir.join("alice.key");
+    let mut f = std::fs::File::create(&identity)?;
+    writeln!(f, "# public key: {public_key}\n{}", id.to_string().expose_secret())?;
+    Ok(Recipient { identity, public_key })
+}
+
+/// The log's public key, as the gateway at `url` publishes it.
+fn log_key(rt: &tokio::runtime::Runtime, url: &str) -> anyhow::Result<String> {
+    Ok(rt
+        .block_on(async { reqwest::get(format!("{url}/log/key")).await?.error_for_status()?.text().await })?
+        .trim()
+        .to_owned())
 }
 
 /// nginx serving a directory with WebDAV PUT, on the same disk as the gateway's data.
@@ -315,6 +450,20 @@ pub(crate) fn versions(tools: &Tools) -> Vec<String> {
         && let Ok(out) = output(Command::new(curl).arg("--version"))
     {
         v.push(out.lines().next().unwrap_or_default().split(" (").next().unwrap_or_default().to_owned());
+    }
+    if let Some(bin) = &tools.postgres
+        && let Ok(out) = output(Command::new(bin.join("postgres")).arg("--version"))
+    {
+        // `postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)`
+        v.push(
+            out.trim().replace("postgres (PostgreSQL)", "PostgreSQL").split(" (").next().unwrap_or_default().to_owned(),
+        );
+    }
+    if let Some(garage) = &tools.garage
+        && let Ok(out) = output(Command::new(garage).arg("--version"))
+    {
+        // `garage cargo:2.5.0 [features: …]`
+        v.push(out.split(" [").next().unwrap_or_default().trim().replace("cargo:", ""));
     }
     v
 }
