@@ -408,11 +408,17 @@ impl Report {
         root.fill(&WHITE)?;
         let title = format!("sealpost benchmark ({} mode): {}", self.mode, self.machine);
         let root = root.titled(&title, ("sans-serif", 20))?;
-        let (left, right) = root.split_horizontally(820);
         let throughput: Vec<&Row> = self.rows.iter().filter(|r| r.unit == Unit::MBps).collect();
-        bars(&left, "Throughput, MB/s (median, min–max; grey: reference tools)", &throughput)?;
         let memory: Vec<&Row> = self.rows.iter().filter(|r| r.unit == Unit::MiB).collect();
-        bars(&right, "Peak resident memory, MiB (red: target)", &memory)?;
+        let caption = "Throughput, MB/s (median, min–max; grey: reference tools)";
+        if memory.is_empty() {
+            // A run of some steps only (the backends comparison): throughput takes the width.
+            bars(&root, caption, &throughput)?;
+        } else {
+            let (left, right) = root.split_horizontally(820);
+            bars(&left, caption, &throughput)?;
+            bars(&right, "Peak resident memory, MiB (red: target)", &memory)?;
+        }
         root.present()?;
         Ok(())
     }
@@ -444,7 +450,7 @@ where
         .caption(caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(30)
-        .y_label_area_size(if n > 0 { 330 } else { 0 })
+        .y_label_area_size(label_width(&labels, area.dim_in_pixel().0))
         .build_cartesian_2d(0.0..top.max(1.0), (0..n.saturating_sub(1)).into_segmented())?;
     chart
         .configure_mesh()
@@ -489,6 +495,14 @@ where
         )
     }))?;
     Ok(())
+}
+
+/// Room for the longest bar label (12 px text, about 6.5 px a character), at least 330 px and
+/// at most two thirds of the panel.
+fn label_width(labels: &[String], panel: u32) -> u32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let wanted = u32::try_from(longest * 13 / 2 + 10).unwrap_or(u32::MAX);
+    wanted.clamp(330, (panel * 2 / 3).max(330))
 }
 
 /// plotters draws text with a font we hand it: DejaVu Sans from the system (Debian package
