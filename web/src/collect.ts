@@ -3,19 +3,22 @@
 // link usable; the upload receipt is verified against the log key before the link is used up;
 // then the ciphertext streams in, is hashed, decrypted and unpacked; only when the digest matches
 // the logged one, age has authenticated every chunk and every file matches the bundle's
-// manifest are the files offered, and the delivery is reported.
+// manifest are the files offered, and the delivery is reported: signed, when this browser holds
+// a registered signing key, with a delivery statement naming the transfer, the digest checked,
+// the recipient, the time and the checkpoint the upload receipt was verified against.
 
 import { Decrypter } from 'age-encryption'
-import { ApiError, json, segment } from './api.ts'
+import { ApiError, errorOf, json, request, segment } from './api.ts'
 import { dearmorStream, isArmored } from './armor.ts'
 import { checkHeader } from './envelope.ts'
 import { BundleError, isBundle, readBundle } from './bundle.ts'
 import { loadBrowserKey, parseIdentityFile } from './keys.ts'
 import { bodyOf, ciphertextStream, type LinkRef, redeemRange } from './redeem.ts'
 import { canPickFolder, ExistsError, FolderSink, MEMORY_LIMIT, MemorySink, pickFolder, type Saved, type Sink } from './save.ts'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { bytesToHex } from '@noble/hashes/utils.js'
+import { hashing } from './hash.ts'
 import { byId, bytes, clearErrors, govukButton, messageOf, pressed, type Problem, say, showErrors } from './ui.ts'
+import { type SigningState, signingState } from './signing.ts'
+import { deliveryStatement, signText } from './statements.ts'
 import { loggedUpload } from './verify.ts'
 
 /** The first bytes asked for: fewer than any age file holds, so this never uses the link up. */
@@ -37,19 +40,18 @@ class Refusal extends Error {
   }
 }
 
-/** A stream that hashes what passes through it. */
-function hashing(): { stream: TransformStream<Uint8Array, Uint8Array>; digest: () => string } {
-  const h = sha256.create()
-  let result: string | undefined
-  return {
-    stream: new TransformStream({
-      transform(chunk, c) {
-        h.update(chunk)
-        c.enqueue(chunk)
-      },
-    }),
-    digest: () => (result ??= `sha256:${bytesToHex(h.digest())}`),
-  }
+/** The checkpoint a receipt was verified against: its size and root hash. */
+interface Checked {
+  size: bigint
+  root: Uint8Array
+}
+
+/** The gateway's answer to a delivery report. */
+interface DeliveryAnswer {
+  transfer: string
+  status: string
+  log_index?: number | null
+  signed?: boolean
 }
 
 /** The first `n` bytes of `stream`, and a stream of all of it (those bytes included). */
@@ -98,9 +100,11 @@ export function collectPage(main: HTMLElement): void {
   const status = byId('collect-status')
   const summary = byId('collect-error')
   const list = byId<HTMLUListElement>('collected-files')
+  const delivery = deliveryRegion()
   let busy = false
 
   void offerBrowserKey()
+  void announceSigning()
 
   button.addEventListener('click', async (event) => {
     event.preventDefault()
@@ -163,6 +167,8 @@ export function collectPage(main: HTMLElement): void {
 
   async function collect(link: LinkRef): Promise<void> {
     list.replaceChildren()
+    delivery.replaceChildren()
+    document.getElementById('delivery-actions')?.remove()
     const decrypter = await decrypterFor()
 
     // 1. The age header, with ranges that stop short of the last byte: the link stays usable.
@@ -196,7 +202,7 @@ export function collectPage(main: HTMLElement): void {
 
     // 2. The log's record of the upload, before the link is used up.
     say(status, 'Your identity opens the bundle. Checking its receipt in the transparency log…')
-    const logged = await loggedDigest(id)
+    const { digest: logged, checkpoint } = await loggedDigest(id)
     if (logged !== announced) {
       throw new Refusal(
         `The gateway is serving a bundle (${announced}) other than the one the log records as uploaded (${logged}). Nothing was collected and the link is still usable; tell the gateway's operators.`,
@@ -269,9 +275,8 @@ export function collectPage(main: HTMLElement): void {
       throw e
     }
 
-    // 5. The files, and the report.
+    // 5. The files, and the report (signed for when this browser can).
     offer(saved, sink.where)
-    await report(id, undefined)
     const names = saved.map((s) => `${s.name} (${bytes(s.size)})`).join(', ')
     say(
       status,
@@ -279,10 +284,12 @@ export function collectPage(main: HTMLElement): void {
         ? `Collected and checked ${saved.length} ${saved.length === 1 ? 'file' : 'files'}, saved in the folder you chose: ${names}.`
         : `Collected and checked ${saved.length} ${saved.length === 1 ? 'file' : 'files'}: ${names}. Your browser is saving ${saved.length === 1 ? 'it' : 'them'}; use the links below if a download does not start.`,
     )
+    await deliver(id, logged, checkpoint)
   }
 
-  /** The digest the verified `upload.accepted` receipt records; the log may take a moment. */
-  async function loggedDigest(id: string): Promise<string> {
+  /** The digest the verified `upload.accepted` receipt records, and the checkpoint it was
+   * verified against; the log may take a moment. */
+  async function loggedDigest(id: string): Promise<{ digest: string; checkpoint: Checked }> {
     for (let attempt = 0; ; attempt++) {
       let logged
       try {
@@ -293,7 +300,7 @@ export function collectPage(main: HTMLElement): void {
           `The upload receipt does not verify against the log key: ${messageOf(e)}. Nothing was collected and the link is still usable; tell the gateway's operators.`,
         )
       }
-      if (logged) return logged.digest
+      if (logged) return { digest: logged.digest, checkpoint: { size: logged.summary.treeSize, root: logged.summary.root } }
       if (attempt >= 10) {
         throw new Refusal(
           'The transparency log does not hold this bundle’s upload receipt yet. Nothing was collected and the link is still usable: try again in a minute.',
@@ -351,14 +358,179 @@ export function collectPage(main: HTMLElement): void {
     if (where === 'memory') list.querySelectorAll('a').forEach((a) => a.click())
   }
 
-  async function report(id: string, failed: string | undefined): Promise<void> {
+  /** Reports a failure (the link is used up; the sender sees it either way). */
+  async function report(id: string, failed: string): Promise<void> {
     if (!id) return
-    const body = failed ? { status: 'failed', reason: failed } : { status: 'decrypted' }
     try {
-      await json(`/api/v1/transfers/${segment(id)}/delivery`, 'POST', body)
+      await json(`/api/v1/transfers/${segment(id)}/delivery`, 'POST', { status: 'failed', reason: failed })
     } catch {
-      // The files are what matter; the sender sees the link used up either way.
+      // The sender sees the link used up either way.
     }
+  }
+
+  /** Reports the delivery of the checked bundle: signed for when this browser holds a registered
+   * signing key, unsigned otherwise, saying which and how to sign next time. A refused signature
+   * records nothing: the page says why and offers to sign again or to record it unsigned. */
+  async function deliver(id: string, digest: string, checkpoint: Checked): Promise<void> {
+    if (!id) return
+    let state: SigningState | undefined
+    try {
+      state = await signingState()
+    } catch {
+      state = undefined
+    }
+    if (state?.kind !== 'registered') {
+      await reportUnsigned(id, state)
+      return
+    }
+    say(delivery, `Signing for the delivery as ${state.user}…`)
+    try {
+      const answer = await reportSigned(id, digest, checkpoint, state)
+      if (answer.signed === false) {
+        say(delivery, 'The gateway recorded the delivery, but as unsigned, although this browser signed it. Tell the gateway’s operators.')
+        delivery.dataset.delivery = 'unsigned'
+        return
+      }
+      say(
+        delivery,
+        `Signed for as ${state.user}.` +
+          (typeof answer.log_index === 'number' ? ` Your signed statement is entry ${answer.log_index} of the transparency log.` : ''),
+      )
+      delivery.dataset.delivery = 'signed'
+    } catch (e) {
+      const text = deliveryRefusal(e, state.user)
+      say(delivery, text)
+      delivery.dataset.delivery = 'refused'
+      showErrors(summary, [{ text }])
+      if (!(e instanceof ApiError && e.code === 'already_reported')) offerDeliveryChoices(id, digest, checkpoint)
+    }
+  }
+
+  /** Signs the delivery statement and posts it. A `statement_late` refusal while this computer's
+   * clock and the gateway's disagree is tried once more at the gateway's time. */
+  async function reportSigned(
+    id: string,
+    digest: string,
+    checkpoint: Checked,
+    state: Extract<SigningState, { kind: 'registered' }>,
+  ): Promise<DeliveryAnswer> {
+    let time = new Date()
+    for (let attempt = 0; ; attempt++) {
+      const statement = deliveryStatement({ transfer: id, digest, recipient: state.user, time, checkpoint })
+      const signature = await signText(state.key.privateKey, statement)
+      const response = await request(`/api/v1/transfers/${segment(id)}/delivery`, {
+        method: 'POST',
+        headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ status: 'decrypted', statement, signature, key: state.key.fingerprint }),
+      })
+      if (response.ok) return (await response.json()) as DeliveryAnswer
+      const error = await errorOf(response)
+      const theirs = Date.parse(response.headers.get('Date') ?? '')
+      if (error.code === 'statement_late' && attempt === 0 && Number.isFinite(theirs) && Math.abs(theirs - Date.now()) > 50_000) {
+        time = new Date(theirs)
+        continue
+      }
+      throw error
+    }
+  }
+
+  /** Reports the delivery without a signature, and says so. */
+  async function reportUnsigned(id: string, state: SigningState | undefined): Promise<void> {
+    document.getElementById('delivery-actions')?.remove()
+    try {
+      await json(`/api/v1/transfers/${segment(id)}/delivery`, 'POST', { status: 'decrypted' })
+    } catch (e) {
+      say(delivery, `The delivery could not be reported: ${messageOf(e)} The files are collected and checked; the sender sees the link used up.`)
+      delivery.dataset.delivery = 'unreported'
+      return
+    }
+    delivery.dataset.delivery = 'unsigned'
+    const why =
+      state === undefined
+        ? 'whether this browser holds a signing key could not be checked.'
+        : state.kind === 'unregistered'
+          ? `this browser’s signing key for ${state.user} is not registered.`
+          : state.kind === 'registered'
+            ? 'you chose to record it without a signature.'
+            : `this browser holds no signing key for ${state.user}.`
+    const how = state?.kind === 'unregistered' ? 'register it on your Keys page' : 'make a signing key in this browser on your Keys page'
+    sayWithLink(
+      delivery,
+      `The delivery was recorded as unsigned: ${why} To sign for what you collect next time, `,
+      how,
+      '/keys#signing-key',
+      '.',
+    )
+  }
+
+  /** After a refused signature: sign again, or record the delivery unsigned. */
+  function offerDeliveryChoices(id: string, digest: string, checkpoint: Checked): void {
+    document.getElementById('delivery-actions')?.remove()
+    const group = document.createElement('div')
+    group.id = 'delivery-actions'
+    group.className = 'govuk-button-group'
+    const again = govukButton('sign-again', 'Sign for the delivery again')
+    const unsigned = govukButton('report-unsigned', 'Record the delivery unsigned', true)
+    group.append(again, unsigned)
+    delivery.after(group)
+    const run = async (what: () => Promise<void>) => {
+      again.disabled = true
+      unsigned.disabled = true
+      clearErrors(summary)
+      group.remove()
+      await what()
+    }
+    again.addEventListener('click', () => void run(() => deliver(id, digest, checkpoint)))
+    unsigned.addEventListener('click', () =>
+      void run(async () => {
+        let state: SigningState | undefined
+        try {
+          state = await signingState()
+        } catch {
+          state = undefined
+        }
+        await reportUnsigned(id, state)
+      }),
+    )
+  }
+
+  /** Says, before collecting, whether the delivery will be signed for. */
+  async function announceSigning(): Promise<void> {
+    const note = document.getElementById('signing-note')
+    if (!note) return
+    let state: SigningState
+    try {
+      state = await signingState()
+    } catch {
+      return // Not signed in (a `/d` link): the page asks for that first.
+    }
+    note.hidden = false
+    note.dataset.state = state.kind
+    if (state.kind === 'registered') {
+      say(note, `When the bundle has been collected and checked, this browser signs for its delivery as ${state.user}.`)
+    } else {
+      sayWithLink(
+        note,
+        state.kind === 'none'
+          ? 'This browser holds no signing key for you, so the delivery will be recorded as unsigned. To sign for it, first '
+          : 'This browser’s signing key is not registered, so the delivery will be recorded as unsigned. To sign for it, first ',
+        state.kind === 'none' ? 'make a signing key on your Keys page' : 'register it on your Keys page',
+        '/keys#signing-key',
+        '.',
+      )
+    }
+  }
+
+  function deliveryRegion(): HTMLElement {
+    const found = document.getElementById('delivery-status')
+    if (found) return found
+    const p = document.createElement('p')
+    p.id = 'delivery-status'
+    p.className = 'govuk-body'
+    p.setAttribute('role', 'status')
+    p.setAttribute('aria-live', 'polite')
+    status.after(p)
+    return p
   }
 
   /** Shows the browser-key choice when this browser keeps a key. */
@@ -409,4 +581,35 @@ function radioItem(id: string, label: string, checked: boolean): HTMLElement {
   l.textContent = label
   item.append(input, l)
   return item
+}
+
+/** Writes `before`, a link and `after` into a live region (text only, nothing parsed as HTML). */
+function sayWithLink(region: HTMLElement, before: string, link: string, href: string, after: string): void {
+  if (!region.hasAttribute('aria-live')) region.setAttribute('aria-live', 'polite')
+  const a = document.createElement('a')
+  a.className = 'govuk-link'
+  a.href = href
+  a.textContent = link
+  region.replaceChildren(before, a, after)
+}
+
+/** What the page says when the signed delivery report is refused: the refusal codes of the
+ * delivery statement, each with what to do. Nothing was recorded. */
+export function deliveryRefusal(e: unknown, user: string): string {
+  const notYet = 'Your files are collected and checked, but the delivery is not recorded yet.'
+  if (!(e instanceof ApiError)) return `The delivery could not be signed for: ${messageOf(e)}. ${notYet}`
+  switch (e.code) {
+    case 'delivery_signature_invalid':
+      return `The gateway could not verify this browser’s signature against your signing key. ${notYet} Select “Sign for the delivery again”; if it is refused again, record the delivery unsigned and tell the gateway’s operators.`
+    case 'statement_mismatch':
+      return `The gateway says the signed statement does not match this transfer, its digest, your name (${user}) or its log: ${e.message} ${notYet} Select “Sign for the delivery again”; if it is refused again, tell the gateway’s operators.`
+    case 'statement_late':
+      return `The gateway refused the signed statement because its time is too far from the gateway’s clock: this computer’s clock is wrong. ${notYet} Set the clock right, then select “Sign for the delivery again”.`
+    case 'unknown_signing_key':
+      return `The signing key kept in this browser is no longer one of your signing keys (it may have been removed from the directory). ${notYet} Register it again on your Keys page and select “Sign for the delivery again”, or record the delivery unsigned.`
+    case 'already_reported':
+      return 'The delivery of this bundle was already reported, so it cannot be signed for now. Your files are collected and checked.'
+    default:
+      return `The delivery could not be signed for: ${e.message} ${notYet}`
+  }
 }

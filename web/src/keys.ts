@@ -31,7 +31,8 @@ function open(): Promise<IDBDatabase> {
   })
 }
 
-async function transact<T>(mode: IDBTransactionMode, run: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+/** Runs one request in a transaction of the `keys` store of the `sealpost` database. */
+export async function transact<T>(mode: IDBTransactionMode, run: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
   const db = await open()
   try {
     return await new Promise<T>((resolve, reject) => {

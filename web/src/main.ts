@@ -7,6 +7,7 @@ import { initAll } from 'govuk-frontend'
 import { collectPage } from './collect.ts'
 import { keysPage } from './keys.ts'
 import { sendPage } from './send.ts'
+import { signingKeysPage } from './signing.ts'
 import { verifyStatus } from './verify.ts'
 
 document.body.classList.add('js-enabled', 'govuk-frontend-supported')
@@ -23,4 +24,5 @@ switch (main?.dataset.page) {
 }
 // Page parts that may appear on more than one page.
 if (document.getElementById('make-browser-key')) keysPage()
+if (document.getElementById('make-signing-key')) signingKeysPage()
 if (document.getElementById('verify-status')) void verifyStatus()

@@ -1,8 +1,11 @@
 // The outbox: where the ciphertext of a send waits while it uploads, so that a reload or a
 // dropped connection resumes the upload rather than encrypting again. The ciphertext is kept in
 // the origin-private file system (OPFS); a small record in localStorage names it, with the
-// addressing (never a file name: the bundle's names are inside the encryption). Browsers
-// without a writable OPFS keep the ciphertext in memory, and then a reload cannot resume.
+// addressing and the signed manifest (never a file name: the bundle's names are inside the
+// encryption). Browsers without a writable OPFS keep the ciphertext in memory, and then a
+// reload cannot resume.
+
+import { b64decode, b64encode } from './tlog.ts'
 
 /** What a send in progress is, without its files. */
 export interface Pending {
@@ -16,6 +19,17 @@ export interface Pending {
   size: number
   /** When it was encrypted (ISO 8601). */
   created: string
+  /** SHA-256 of the ciphertext, `sha256:<hex>`. */
+  digest?: string
+  /** The signed manifest v2 sent with the upload's creation, when this browser signed it. */
+  signed?: SignedManifest
+}
+
+/** A manifest v2 with its signature (standard base64) and key (`sha256:…`). */
+export interface SignedManifest {
+  manifest: string
+  signature: string
+  key: string
 }
 
 const RECORD = 'sealpost-outbox'
@@ -104,4 +118,22 @@ export async function unfinished(): Promise<{ pending: Pending; file: File } | u
 export async function forget(id: string | undefined): Promise<void> {
   localStorage.removeItem(RECORD)
   if (id && canStore()) await (await dir()).removeEntry(`${id}.age`).catch(() => {})
+}
+
+/** tus `Upload-Metadata`: `key base64` pairs. The addressing, and with a signed manifest its
+ * text, its 64 raw signature bytes and its key, each base64 as tus requires. */
+export function uploadMetadata(pending: Pick<Pending, 'to' | 'expires' | 'classification' | 'signed'>): string {
+  const text = (v: string) => b64encode(new TextEncoder().encode(v))
+  const pairs = [
+    ['to', text(pending.to.join(' '))],
+    ['expires', text(pending.expires)],
+    ['classification', text(pending.classification)],
+  ]
+  if (pending.signed) {
+    const raw = b64decode(pending.signed.signature)
+    if (!raw || raw.length !== 64) throw new Error('The manifest’s signature is not 64 bytes. Nothing was sent; try again.')
+    // The 64 raw bytes, base64: the same text as the signature's own standard base64.
+    pairs.push(['manifest', text(pending.signed.manifest)], ['manifest_signature', b64encode(raw)], ['manifest_key', text(pending.signed.key)])
+  }
+  return pairs.map(([k, v]) => `${k} ${v}`).join(',')
 }

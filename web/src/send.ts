@@ -1,15 +1,20 @@
 // The send page: recipients from the directory, files by picker or drag and drop; each
 // recipient's keys fetched and checked against the transparency log (key transparency, as
 // `sealpost send` does); the files bundled (the `sealpost send` format) and encrypted with
-// age-encryption to every key of every recipient, streaming into the outbox (OPFS); then a tus
-// upload in 8 MiB pieces that a reload or a dropped connection resumes; then the answer: the
-// transfer id, whether it is held, the links and the receipt.
+// age-encryption to every key of every recipient, streaming into the outbox (OPFS) and hashed as
+// it goes; the manifest v2 (sender, digest, classification, expiry, recipients) signed with this
+// browser's registered signing key, if it holds one; then a tus upload in 8 MiB pieces, the
+// signed manifest in its creation's `Upload-Metadata`, that a reload or a dropped connection
+// resumes; then the answer: the transfer id, whether it is held, the links and the receipt.
 
 import { Encrypter } from 'age-encryption'
 import * as tus from 'tus-js-client'
 import { ApiError, csrfToken, type Directory, json, type Keys, segment, type UploadAnswer } from './api.ts'
 import { BundleError, bundleLength, checkNames, writeBundle } from './bundle.ts'
-import { forget, newId, type Pending, remember, store, unfinished } from './outbox.ts'
+import { hashing } from './hash.ts'
+import { forget, newId, type Pending, remember, type SignedManifest, store, unfinished, uploadMetadata } from './outbox.ts'
+import { type SigningState, signingState } from './signing.ts'
+import { expirySeconds, manifestV2, signText } from './statements.ts'
 import { byId, bytes, clearErrors, govukButton, messageOf, type Problem, say, showErrors } from './ui.ts'
 import { logKey, receipts, verifyKey, verifyUpload } from './verify.ts'
 
@@ -21,6 +26,18 @@ class Invalid extends Error {
   constructor(
     message: string,
     readonly field?: string,
+  ) {
+    super(message)
+  }
+}
+
+/** A refusal of the upload by the gateway, with its code; `then` is a second problem (what to
+ * do, with a link). */
+class Refused extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly then?: Problem,
   ) {
     super(message)
   }
@@ -39,6 +56,7 @@ export function sendPage(): void {
   const status = region('send-status', progress)
   const summary = errorSummary()
   const chosen = chosenList()
+  const signingNote = document.getElementById('send-signing-note')
   let dropped: File[] = []
   let busy = false
 
@@ -50,6 +68,7 @@ export function sendPage(): void {
     void send()
   })
   void resumeUnfinished()
+  void announceSigning()
 
   function files(): File[] {
     return [...Array.from(filesInput.files ?? []), ...dropped]
@@ -95,7 +114,35 @@ export function sendPage(): void {
     const problem: Problem = { text: messageOf(e) }
     if (e instanceof Invalid && e.field) problem.field = e.field
     say(status, problem.text)
-    showErrors(summary, [problem])
+    showErrors(summary, e instanceof Refused && e.then ? [problem, e.then] : [problem])
+  }
+
+  /** Says, before sending, whether what is sent will be signed. */
+  async function announceSigning(): Promise<void> {
+    if (!signingNote) return
+    let state: SigningState
+    try {
+      state = await signingState()
+    } catch {
+      return
+    }
+    signingNote.hidden = false
+    signingNote.dataset.state = state.kind
+    if (state.kind === 'registered') {
+      say(signingNote, `This browser signs what you send as ${state.user}, before it is uploaded.`)
+      return
+    }
+    const a = document.createElement('a')
+    a.className = 'govuk-link'
+    a.href = '/keys#signing-key'
+    a.textContent = state.kind === 'none' ? 'make a signing key on your Keys page' : 'register it on your Keys page'
+    signingNote.replaceChildren(
+      state.kind === 'none'
+        ? 'This browser holds no signing key for you, so what you send goes unsigned, and OFFICIAL-SENSITIVE or above may be refused. To sign it, first '
+        : 'This browser’s signing key is not registered, so what you send goes unsigned, and OFFICIAL-SENSITIVE or above may be refused. To sign it, first ',
+      a,
+      '.',
+    )
   }
 
   async function send(): Promise<void> {
@@ -152,9 +199,10 @@ export function sendPage(): void {
     })
     const encrypted = await encrypter.encrypt(stream)
     const size = encrypted.size(tarLength)
+    const hash = hashing()
     let file: Blob
     try {
-      file = await store(pending.id, encrypted)
+      file = await store(pending.id, encrypted.pipeThrough(hash.stream))
       await manifest
     } catch (e) {
       await forget(pending.id)
@@ -166,8 +214,36 @@ export function sendPage(): void {
       throw new Error(`The encrypted bundle has ${file.size} bytes where ${size} were expected. Nothing was sent; try again.`)
     }
     pending.size = size
+    pending.digest = hash.digest()
+    try {
+      pending.signed = await signManifest(pending)
+    } catch (e) {
+      await forget(pending.id)
+      throw e
+    }
     remember(pending)
     return file
+  }
+
+  /** The manifest v2 of this send, signed with this browser's registered signing key; without
+   * one, nothing (the upload goes unsigned). */
+  async function signManifest(pending: Pending): Promise<SignedManifest | undefined> {
+    let state: SigningState
+    try {
+      state = await signingState()
+    } catch (e) {
+      throw new Error(`Whether this browser holds your signing key cannot be checked: ${messageOf(e)} Nothing was sent; try again.`)
+    }
+    if (state.kind !== 'registered' || !pending.digest) return undefined
+    say(status, `Signing the manifest as ${state.user}…`)
+    const manifest = manifestV2({
+      sender: state.user,
+      digest: pending.digest,
+      classification: pending.classification,
+      expires: expirySeconds(pending.expires),
+      recipients: pending.to,
+    })
+    return { manifest, signature: await signText(state.key.privateKey, manifest), key: state.key.fingerprint }
   }
 
   /** Uploads the ciphertext with tus, resuming an earlier upload of the same send. */
@@ -176,9 +252,15 @@ export function sendPage(): void {
       say(status, `Uploading the encrypted bundle (${bytes(pending.size)})…`)
       progress.max = 100
       progress.value = 0
+      // The metadata is written here, not by tus-js-client: `manifest_signature` is raw bytes,
+      // which its metadata (UTF-8 text only) cannot carry. Only the creation (POST) carries it.
+      const metadata = uploadMetadata(pending)
       const up = new tus.Upload(file, {
         endpoint: '/api/v1/uploads',
-        metadata: { to: pending.to.join(' '), expires: pending.expires, classification: pending.classification },
+        metadata: {},
+        onBeforeRequest: (req) => {
+          if (req.getMethod() === 'POST') req.setHeader('Upload-Metadata', metadata)
+        },
         chunkSize: CHUNK,
         headers: { 'X-CSRF-Token': csrfToken() },
         fingerprint: async () => `sealpost-outbox-${pending.id}`,
@@ -196,7 +278,7 @@ export function sendPage(): void {
           void finish(id, pending).then(resolve, reject)
         },
         onError: (error) => {
-          void uploadFailed(error, pending).then(() => reject(uploadError(error)))
+          void uploadFailed(error, pending).then(() => reject(uploadError(error, pending)))
         },
       })
       void up.findPreviousUploads().then((previous) => {
@@ -448,22 +530,59 @@ async function recipientKeys(to: string[]): Promise<string[]> {
   return all
 }
 
-/** The message of a failed upload: the gateway's own when it sent one. */
-function uploadError(error: Error): Error {
+/** The message of a failed upload: the gateway's own when it sent one, and what to do for the
+ * refusals of a signed manifest and of an unsigned upload the policies require signed. */
+function uploadError(error: Error, pending: Pending): Error {
   const res = (error as tus.DetailedError).originalResponse
   if (res) {
+    if (res.getStatus() === 401) return new Error('Your session has ended. Sign in again, then come back to this page: the upload resumes.')
     try {
-      const body = JSON.parse(res.getBody()) as { error?: { message?: string } }
+      const body = JSON.parse(res.getBody()) as { error?: { code?: string; message?: string } }
       if (body.error?.message) {
         const m = body.error.message
-        return new Error(`The gateway refused the upload: ${m}${/[.!?]$/.test(m) ? '' : '.'}`)
+        const said = `${m.charAt(0).toUpperCase()}${m.slice(1)}${/[.!?]$/.test(m) ? '' : '.'}`
+        return refusal(body.error.code ?? `http_${res.getStatus()}`, said, pending)
       }
     } catch {
       // Not JSON.
     }
-    if (res.getStatus() === 401) return new Error('Your session has ended. Sign in again, then come back to this page: the upload resumes.')
   }
   return new Error('The upload stopped: the gateway could not be reached. Select “Resume the upload” when the connection is back; what was sent is kept.')
+}
+
+/** What to do when an upload needed a signature this browser could not give. */
+const SIGN_THEN_SEND: Problem = {
+  text: 'To sign what you send, make a signing key in this browser (or register it again) on your Keys page, then send again',
+  field: '/keys#signing-key',
+}
+
+/** A refusal of the upload as the page says it: the gateway's words, and for the manifest's
+ * codes and an unsigned upload the policies refused, what to do. */
+function refusal(code: string, said: string, pending: Pending): Refused {
+  switch (code) {
+    case 'policy_denied':
+      return pending.signed
+        ? new Refused(`The gateway refused the upload: ${said}`, code)
+        : new Refused(`The gateway refused the upload: ${said} It was not signed: this browser holds no registered signing key for you.`, code, SIGN_THEN_SEND)
+    case 'manifest_mismatch':
+      return new Refused(
+        `The gateway refused the signed manifest because it does not match the upload: ${said} Nothing was kept. Send again; if it is refused again, tell the gateway’s operators.`,
+        code,
+      )
+    case 'unknown_signing_key':
+      return new Refused(
+        `The gateway does not hold this browser’s signing key as one of your keys (it may have been removed): ${said} Nothing was kept.`,
+        code,
+        SIGN_THEN_SEND,
+      )
+    case 'sender_signature_invalid':
+      return new Refused(
+        `The gateway could not verify the manifest’s signature against your signing key: ${said} Nothing was kept. Send again; if it is refused again, tell the gateway’s operators.`,
+        code,
+      )
+    default:
+      return new Refused(`The gateway refused the upload: ${said}`, code)
+  }
 }
 
 /** Fills the recipients' datalist from the directory (unless the page did), suggesting the

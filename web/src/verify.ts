@@ -15,6 +15,8 @@ export interface ReceiptSummary {
   index: bigint
   origin: string
   treeSize: bigint
+  /** The root hash of the checkpoint the receipt was verified against. */
+  root: Uint8Array
 }
 
 /** Verifies the tlog-proof `receipt` under `log`: the proof, then the entry's format, and when
@@ -29,7 +31,7 @@ export async function verifyReceipt(receipt: string, log: Verifier, expectDigest
     const expected = normaliseDigest(expectDigest)
     if (actual !== expected) throw new TlogError(`the log records digest ${actual}, not ${expected}`)
   }
-  return { entry, index: proof.index, origin: checkpoint.origin, treeSize: checkpoint.size }
+  return { entry, index: proof.index, origin: checkpoint.origin, treeSize: checkpoint.size, root: checkpoint.root }
 }
 
 function normaliseDigest(d: string): string {
