@@ -194,5 +194,29 @@ export async function pressFor(person, text, button) {
   await person.check(`after ${button}`);
 }
 
+/**
+ * On the keys page: makes a signing key in this browser and registers it, as a person would;
+ * returns the page's words, which name the key (`sealpost-signing1…`) and its fingerprint.
+ */
+export async function makeSigningKey(person) {
+  const { page } = person;
+  await person.goto('/keys');
+  const status = page.locator('#signing-key-status');
+  await assertText(status, /holds no signing key/);
+  await page.getByRole('button', { name: 'Make a signing key in this browser', exact: true }).click();
+  await page.locator('#signing-key-status[data-state="registered"]').waitFor({ timeout: WORK_TIMEOUT_MS });
+  const text = await assertText(status, /holds a registered signing key for [^:]+: sealpost-signing1[A-Za-z0-9_-]{43} \(sha256:[0-9a-f]{64}\)/);
+  await person.check('after making a signing key');
+  return text;
+}
+
+/** On a collect page after collecting: waits for the delivery report's outcome (`signed`,
+ * `unsigned`, `refused`, `unreported`) and returns it with the page's words. */
+export async function deliveryOutcome(person) {
+  const region = person.page.locator('#delivery-status[data-delivery]');
+  await region.waitFor({ timeout: WORK_TIMEOUT_MS });
+  return { outcome: await region.getAttribute('data-delivery'), text: (await region.innerText()).trim() };
+}
+
 /** Reads a file (a Buffer). */
 export const bytesOf = (path) => readFileSync(path);

@@ -268,6 +268,15 @@ export class Gateway {
     return recipient;
   }
 
+  /** Makes an Ed25519 signing key at `path` with `sealpost keygen --signing`; returns its
+   * `sealpost-signing1…` public key. */
+  async signingKeygen(path) {
+    const { stdout } = await this.cli(['keygen', '--signing', '-o', path]);
+    const key = stdout.trim();
+    assert.match(key, /^sealpost-signing1[A-Za-z0-9_-]{43}$/, `\`keygen --signing\` printed no signing key: ${stdout}`);
+    return key;
+  }
+
   /** Registers `recipient` as a key of the user holding `token`. */
   async addKey(token, recipient) {
     await this.cli(['keys', 'add', recipient], { token });
@@ -286,14 +295,16 @@ export class Gateway {
   }
 
   /**
-   * Sends `files` (paths) with `sealpost send` as `token` to `to` (one or more `ORG/NAME`);
-   * returns the gateway's answer (`id`, `status`, `links`…).
+   * Sends `files` (paths) with `sealpost send` as `token` to `to` (one or more `ORG/NAME`),
+   * signed with the key file `signingKey` when given; returns the gateway's answer (`id`,
+   * `status`, `links`…).
    */
-  async send(token, files, { to, expires, classification } = {}) {
+  async send(token, files, { to, expires, classification, signingKey } = {}) {
     const args = ['send', '--json', '-q'];
     for (const r of [].concat(to)) args.push('--to', r);
     if (expires) args.push('--expires', expires);
     if (classification) args.push('--classification', classification);
+    if (signingKey) args.push('--signing-key', signingKey);
     const { stdout } = await this.cli([...args, ...files], { token });
     return JSON.parse(stdout);
   }
@@ -450,7 +461,8 @@ export async function tarList(file) {
 
 /**
  * The people most tests need, made with the CLI: organisations `acme` (contractor, with a route
- * to `hmpps`), `hmpps` (agency) and `ico` (compliance); `acme/bob` (sender), `hmpps/alice` and
+ * to `hmpps`), `hmpps` (agency) and `ico` (compliance); `acme/bob` (sender, with a registered
+ * signing key file `signingKey` for `sealpost send --signing-key`), `hmpps/alice` and
  * `hmpps/carol` (recipients with keys), `ico/olga` (compliance), and the admin.
  */
 export async function makeCast(gw, dir) {
@@ -459,6 +471,9 @@ export async function makeCast(gw, dir) {
   await gw.org('ico', 'compliance');
   await gw.route('acme', 'hmpps');
   const bob = { ref: 'acme/bob', token: await gw.user('acme/bob', 'sender') };
+  bob.signingKey = join(dir, 'acme-bob.sign');
+  bob.signingPublic = await gw.signingKeygen(bob.signingKey);
+  await gw.addKey(bob.token, bob.signingPublic);
   const alice = await gw.recipient('hmpps/alice', dir);
   const carol = await gw.recipient('hmpps/carol', dir);
   const olga = { ref: 'ico/olga', token: await gw.user('ico/olga', 'compliance') };

@@ -1,11 +1,11 @@
-// Four eyes: an OFFICIAL-SENSITIVE bundle waits for a compliance officer, who approves (or
-// rejects) it on the held page.
+// Four eyes: an OFFICIAL-SENSITIVE bundle (signed by its sender, as the shipped policies require)
+// waits for a compliance officer, who approves (or rejects) it on the held page.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { linkToken, useSuite } from '../harness.mjs';
-import { assertSameFiles, collect, entryWith, makeFiles, openFromInbox, pressFor, sendFromBrowser } from '../flows.mjs';
+import { assertSameFiles, collect, entryWith, makeFiles, makeSigningKey, openFromInbox, pressFor, sendFromBrowser } from '../flows.mjs';
 
 const suite = useSuite();
 
@@ -15,6 +15,7 @@ test('a held bundle is approved by a compliance officer and then collected by it
 
   const bob = await suite.person(t, 'bob');
   await bob.signIn(cast.bob.token);
+  await makeSigningKey(bob);
   const sent = await sendFromBrowser(bob, { to: 'hmpps/alice', files, classification: 'OFFICIAL-SENSITIVE' });
   assert.match(sent.status, /held for approval/i);
   const held = await gw.api('POST', '/api/v1/redeem', { token: cast.alice.token, json: { token: linkToken(sent.links[0].url) } });
@@ -46,7 +47,11 @@ test('a held bundle is approved by a compliance officer and then collected by it
 test('a held bundle rejected with a reason can never be collected', async (t) => {
   const { gw, cast, dir } = suite;
   const [file] = makeFiles(dir, { 'rejected.txt': 'should not travel\n' });
-  const sent = await gw.send(cast.bob.token, [file.path], { to: 'hmpps/alice', classification: 'OFFICIAL-SENSITIVE' });
+  const sent = await gw.send(cast.bob.token, [file.path], {
+    to: 'hmpps/alice',
+    classification: 'OFFICIAL-SENSITIVE',
+    signingKey: cast.bob.signingKey,
+  });
   assert.equal(sent.status, 'awaiting_approval');
 
   const olga = await suite.person(t, 'olga');

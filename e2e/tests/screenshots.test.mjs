@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
 import { repoRoot, useSuite } from '../harness.mjs';
-import { collect, makeFiles, entryWith, openFromInbox, sendFromBrowser } from '../flows.mjs';
+import { collect, deliveryOutcome, makeFiles, makeSigningKey, entryWith, openFromInbox, sendFromBrowser } from '../flows.mjs';
 
 const suite = useSuite();
 const outDir = resolve(process.env.SEALPOST_SCREENSHOTS || join(repoRoot, 'docs', 'screenshots'));
@@ -42,7 +42,11 @@ test('each main page is photographed for the README', async (t) => {
   const [older] = makeFiles(dir, { 'monthly-return.csv': 'month,cases\n2026-10,41\n' });
   await gw.send(cast.bob.token, [older.path], { to: 'hmpps/alice' });
   const [sensitive] = makeFiles(dir, { 'incident-report.pdf': 80_000 });
-  await gw.send(cast.bob.token, [sensitive.path], { to: 'hmpps/carol', classification: 'OFFICIAL-SENSITIVE' });
+  await gw.send(cast.bob.token, [sensitive.path], {
+    to: 'hmpps/carol',
+    classification: 'OFFICIAL-SENSITIVE',
+    signingKey: cast.bob.signingKey,
+  });
 
   const bob = await suite.person(t, 'bob');
   await bob.signIn(cast.bob.token);
@@ -57,8 +61,10 @@ test('each main page is photographed for the README', async (t) => {
   await alice.goto('/inbox');
   await entryWith(alice, sent.id).waitFor();
   await shoot(alice, 'inbox');
+  await makeSigningKey(alice);
   await openFromInbox(alice, sent.id);
   await collect(alice, cast.alice.identity, 2);
+  assert.equal((await deliveryOutcome(alice)).outcome, 'signed');
   await shoot(alice, 'collect');
 
   const olga = await suite.person(t, 'olga');
