@@ -26,6 +26,7 @@ mod restart;
 mod s3_blobs;
 mod scale_out;
 mod sweeper;
+mod tagged_recipients;
 mod tlog_vectors;
 mod transfers;
 mod tus;
