@@ -276,4 +276,17 @@ mod tests {
         let secret = pq.to_string();
         assert!(matches!(recipient(secret.expose_secret()), Err(SealError::Recipient { .. })));
     }
+
+    #[test]
+    fn tagged_keys_seal_and_a_tagged_post_quantum_key_mixes_with_classical_ones() {
+        let tagpq = include_str!("../tagged/npm_mlkem768p256tag.txt").lines().next().unwrap().to_owned();
+        let p256 = "age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e".to_owned();
+        let classical = age::x25519::Identity::generate();
+        let mixed = vec![tagpq, p256, classical.to_public().to_string()];
+        assert_eq!(post_quantum(&mixed[..1]), PostQuantum::All);
+        assert_eq!(post_quantum(&mixed), PostQuantum::Partly);
+        // With age's `postquantum` label kept, the `age` crate would refuse this mix.
+        assert_eq!(round_trip(&mixed, &classical), b"extract");
+        assert!(matches!(recipient("age1tag1qqqq"), Err(SealError::Recipient { .. })));
+    }
 }
