@@ -73,6 +73,9 @@ pub mod server;
 pub mod store;
 /// The background expiry and purge task.
 pub mod sweeper;
+/// The recipient types whose stanzas carry a tag of their key (`ssh-*`, `p256tag`,
+/// `mlkem768p256tag`): tags computed from directory keys, and the matching of stanzas to keys.
+pub mod tagged;
 /// The transparency log, one subsystem: pure maths, the log on disk and its one writer, offline
 /// verification, and the witness.
 pub mod transparency;

@@ -27,6 +27,7 @@ mod s3_blobs;
 mod scale_out;
 mod signed_delivery;
 mod sweeper;
+mod tagged_recipients;
 mod tlog_vectors;
 mod transfers;
 mod tus;
