@@ -43,10 +43,14 @@ pub enum EventKind {
     /// A ranged read that stopped short of the last byte (a client reading the age header
     /// first); the link stays usable. The entry carries the `range` served and the bundle `size`.
     DownloadPartial,
-    /// A recipient reported whether the bundle decrypted (code `decrypted` or `failed`).
+    /// A recipient reported whether the bundle decrypted (code `decrypted` or `failed`); a
+    /// signed report carries the recipient's signed delivery statement ([`crate::delivery`]).
     DeliveryAcknowledged,
     /// A redemption was refused (the code says why); the link is untouched.
     DownloadRefused,
+    /// A delivery report was refused (the code says why: a signature that does not verify, a
+    /// statement for another transfer, digest or name, a late statement, a removed key).
+    DeliveryRefused,
     /// The sender or an admin recalled a transfer.
     TransferRecalled,
     /// A transfer's ciphertext was deleted (delivered, expired or recalled).
@@ -95,7 +99,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order above (the audit search offers them as a list).
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 34] = [
         Self::UploadAccepted,
         Self::UploadRefused,
         Self::UploadAborted,
@@ -108,6 +112,7 @@ impl EventKind {
         Self::DownloadPartial,
         Self::DeliveryAcknowledged,
         Self::DownloadRefused,
+        Self::DeliveryRefused,
         Self::TransferRecalled,
         Self::ObjectPurged,
         Self::KeyAdded,
@@ -146,6 +151,7 @@ impl EventKind {
             Self::DownloadPartial => "download.partial",
             Self::DeliveryAcknowledged => "delivery.acknowledged",
             Self::DownloadRefused => "download.refused",
+            Self::DeliveryRefused => "delivery.refused",
             Self::TransferRecalled => "transfer.recalled",
             Self::ObjectPurged => "object.purged",
             Self::KeyAdded => "key.added",

@@ -203,6 +203,20 @@ mod tests {
     }
 
     #[test]
+    fn tagged_recipients_are_accepted_in_canonical_form_with_their_stanza_types() {
+        // The age spec's example keys (c2sp.org/age, "The tagged recipient types").
+        let p256tag = "age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e";
+        let key = RecipientKey::parse(&format!(" {}\n", p256tag.to_uppercase()), false).expect("valid");
+        assert_eq!((key.recipient(), key.stanza_type()), (p256tag, "p256tag"));
+        let tagpq = include_str!("tagged/npm_mlkem768p256tag.txt").lines().next().expect("recipient line");
+        let key = RecipientKey::parse(tagpq, false).expect("valid");
+        assert_eq!((key.recipient(), key.stanza_type()), (tagpq, "mlkem768p256tag"));
+        // One character changed: refused.
+        let damaged = p256tag.replace("qt8l", "qt8m");
+        assert!(matches!(RecipientKey::parse(&damaged, false), Err(KeyError::Invalid(..))));
+    }
+
+    #[test]
     fn garbage_is_invalid() {
         assert!(matches!(RecipientKey::parse("age1qqqq", false), Err(KeyError::Invalid(..))));
         assert!(matches!(RecipientKey::parse("hello", false), Err(KeyError::Invalid(..))));

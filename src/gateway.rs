@@ -92,6 +92,8 @@ pub struct Startup {
     pub orphans_removed: usize,
     /// Downloads that were running when the last process stopped.
     pub leases_reset: u64,
+    /// Keys registered by an earlier version, now bound to their owners' names in the log.
+    pub keys_bound: u64,
 }
 
 impl Gateway {
@@ -137,6 +139,7 @@ impl Gateway {
         let log = Log::open(store.clone(), &dir.join("log"), &default_origin, &signing_key.to_bytes())
             .await?
             .with_witnesses(&config.witnesses)?;
+        startup.keys_bound = store.bind_key_owners(clock.now()).await?;
         let gateway = Self {
             gate,
             rules: UploadRules {

@@ -75,7 +75,7 @@ const BODY_LEN: usize = FILE_KEY_BYTES + 16;
 /// Bech32 (BIP 173) without its 90-character limit on the whole string, as age uses it for
 /// these long keys: the same checksum, only the length check is lifted.
 #[derive(Debug)]
-enum Bech32Long {}
+pub(crate) enum Bech32Long {}
 
 impl bech32::Checksum for Bech32Long {
     type MidstateRepr = u32;
@@ -117,7 +117,8 @@ pub enum KeyStringError {
 
 /// Decodes a key string of `hrp` (either case, not mixed) to bytes, requiring the canonical
 /// encoding: the bytes must encode back to the same string, so there is one spelling per key.
-fn decode(s: &str, hrp: &str, prefix: &'static str) -> Result<Vec<u8>, KeyStringError> {
+/// Also reads the tagged types' keys (`crate::tagged`), which age writes the same way.
+pub(crate) fn decode(s: &str, hrp: &str, prefix: &'static str) -> Result<Vec<u8>, KeyStringError> {
     let checked = CheckedHrpstring::new::<Bech32Long>(s).map_err(|_| KeyStringError::Bech32)?;
     let expected = Hrp::parse_unchecked(hrp);
     if checked.hrp() != expected {

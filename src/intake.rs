@@ -3,7 +3,9 @@
 //!
 //! Order of checks: the size cap on every chunk; the envelope header as soon as it is complete
 //! (passphrase stanzas, unknown stanza types, and whether the stanzas match the addressed
-//! recipients' directory keys); then, at the end, the payload (STREAM length, randomness).
+//! recipients' directory keys: one stanza of the right type per key and, for the types whose
+//! stanzas carry a tag of their key, the right tags); then, at the end, the payload (STREAM
+//! length, randomness).
 //! Nothing here touches the database: the caller commits only what comes back accepted.
 
 use bytes::Bytes;
@@ -11,7 +13,10 @@ use futures_util::{Stream, StreamExt as _};
 use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{BlobError, StagedBlob};
+use crate::directory::SIGNING_TYPE;
 use crate::envelope::{self, Envelope, EnvelopeError, Inspector, StanzaKind};
+use crate::model::Recipient;
+use crate::tagged::{self, KeyTag, Mismatch};
 use crate::wire::{Digest, ErrorCode};
 
 /// Limits and switches for uploads.
@@ -61,6 +66,29 @@ pub enum Refusal {
         /// Their types.
         found_types: String,
     },
+    /// A stanza of a tagged type whose tag is that of none of the addressed keys.
+    #[error(
+        "the file's `{stanza_type}` stanza (stanza {stanza} of the header) carries a tag that matches no key of the addressed recipients: it was encrypted to someone else's key"
+    )]
+    StrangerStanza {
+        /// Its place in the header, from 1.
+        stanza: usize,
+        /// Its type.
+        stanza_type: String,
+    },
+    /// An addressed key of a tagged type without a stanza of its own: the stanzas carrying its
+    /// tag are all needed by other keys (say, two stanzas for one key and none for another).
+    #[error(
+        "the file has no `{stanza_type}` stanza for {owner}'s key {fingerprint}: the stanzas of that type carry the tags of other keys"
+    )]
+    KeyWithoutStanza {
+        /// Who holds the key, `ORG/NAME`.
+        owner: String,
+        /// Its stanza type.
+        stanza_type: String,
+        /// Its fingerprint.
+        fingerprint: String,
+    },
 }
 
 impl Refusal {
@@ -70,7 +98,9 @@ impl Refusal {
             Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::Envelope(_) | Self::UnknownStanza { .. } => ErrorCode::NotAgeEncrypted,
             Self::Passphrase => ErrorCode::PassphraseNotAllowed,
-            Self::RecipientMismatch { .. } => ErrorCode::RecipientMismatch,
+            Self::RecipientMismatch { .. } | Self::StrangerStanza { .. } | Self::KeyWithoutStanza { .. } => {
+                ErrorCode::RecipientMismatch
+            }
         }
     }
 
@@ -82,6 +112,8 @@ impl Refusal {
             Self::TooLarge { .. } => "too_large",
             Self::Passphrase => "passphrase",
             Self::RecipientMismatch { .. } => "recipient_mismatch",
+            Self::StrangerStanza { .. } => "stanza_for_another_key",
+            Self::KeyWithoutStanza { .. } => "key_without_stanza",
         }
     }
 }
@@ -128,8 +160,41 @@ impl Inspected {
     }
 }
 
-/// Checks a parsed header against the rules and the addressed recipients' key types.
-pub fn check_header(header: &envelope::Header, expected_types: &[&str], rules: &UploadRules) -> Result<(), Refusal> {
+/// One directory key of an addressed recipient, as the addressee check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressee {
+    /// Who holds it, `ORG/NAME`.
+    pub owner: String,
+    /// The stanza type a file encrypted to it carries.
+    pub stanza_type: String,
+    /// `sha256:` and the hex SHA-256 of the key string.
+    pub fingerprint: String,
+    /// What its stanzas' tags derive from, for a type whose stanzas carry one; `None` for the
+    /// other types (and for a key of a tagged type that cannot be read, which then matches no
+    /// stanza).
+    pub tag: Option<KeyTag>,
+}
+
+/// The keys a file to `recipients` must be encrypted to, each once: every live directory key of
+/// every recipient but signing keys (which sign manifests and receive no stanza).
+pub fn addressees(recipients: &[Recipient]) -> Vec<Addressee> {
+    recipients
+        .iter()
+        .flat_map(|r| r.keys.iter().map(move |k| (r, k)))
+        .filter(|(_, k)| k.stanza_type != SIGNING_TYPE)
+        .map(|(r, k)| Addressee {
+            owner: r.user.to_string(),
+            stanza_type: k.stanza_type.clone(),
+            fingerprint: k.fingerprint.clone(),
+            tag: KeyTag::of(&k.stanza_type, &k.recipient),
+        })
+        .collect()
+}
+
+/// Checks a parsed header against the rules and the addressed recipients' keys: one stanza of
+/// the right type per key, and for tagged types ([`tagged`]) each stanza carrying the tag of an
+/// addressed key, each key its own stanza.
+pub fn check_header(header: &envelope::Header, addressees: &[Addressee], rules: &UploadRules) -> Result<(), Refusal> {
     if header.has_passphrase() {
         return Err(Refusal::Passphrase);
     }
@@ -139,7 +204,7 @@ pub fn check_header(header: &envelope::Header, expected_types: &[&str], rules: &
         return Err(Refusal::UnknownStanza { tag: s.tag.clone() });
     }
     let mut found: Vec<&str> = header.recipient_stanzas().map(|s| s.tag.as_str()).collect();
-    let mut expected = expected_types.to_vec();
+    let mut expected: Vec<&str> = addressees.iter().map(|a| a.stanza_type.as_str()).collect();
     found.sort_unstable();
     expected.sort_unstable();
     if found != expected {
@@ -150,7 +215,21 @@ pub fn check_header(header: &envelope::Header, expected_types: &[&str], rules: &
             found_types: if found.is_empty() { "none".to_owned() } else { found.join(", ") },
         });
     }
-    Ok(())
+    let keys = addressees.iter().map(|a| (a.stanza_type.as_str(), a.tag));
+    tagged::match_stanzas(&header.stanzas, keys).map_err(|mismatch| match mismatch {
+        Mismatch::Stranger { stanza } => {
+            let stanza_type = header.stanzas.get(stanza - 1).map(|s| s.tag.clone()).unwrap_or_default();
+            Refusal::StrangerStanza { stanza, stanza_type }
+        }
+        Mismatch::Unserved { key } => {
+            let a = &addressees[key];
+            Refusal::KeyWithoutStanza {
+                owner: a.owner.clone(),
+                stanza_type: a.stanza_type.clone(),
+                fingerprint: a.fingerprint.clone(),
+            }
+        }
+    })
 }
 
 /// The one receive-and-inspect pipeline, whatever the door: every byte of an upload goes
@@ -200,9 +279,9 @@ impl Pipeline {
         self.header_checked
     }
 
-    /// Feeds the next piece. `expected_types` are the stanza types the addressed recipients'
-    /// directory keys need, one per key.
-    pub async fn feed(&mut self, piece: &Bytes, expected_types: &[&str]) -> Result<(), Refusal> {
+    /// Feeds the next piece. `addressees` are the addressed recipients' directory keys
+    /// ([`addressees`]).
+    pub async fn feed(&mut self, piece: &Bytes, addressees: &[Addressee]) -> Result<(), Refusal> {
         self.size += piece.len() as u64;
         if self.size > self.rules.max_size {
             return Err(Refusal::TooLarge { limit: self.rules.max_size });
@@ -212,17 +291,17 @@ impl Pipeline {
         if !self.header_checked
             && let Some(header) = self.inspector.header()
         {
-            check_header(header, expected_types, &self.rules)?;
+            check_header(header, addressees, &self.rules)?;
             self.header_checked = true;
         }
         Ok(())
     }
 
-    /// The end of the upload: the payload checks, the header against `expected_types` again
-    /// (the directory may have changed while a resumable upload was paused), the digest.
-    pub async fn finish(self, expected_types: &[&str]) -> Result<Inspected, ReceiveError> {
+    /// The end of the upload: the payload checks, the header against `addressees` again (the
+    /// directory may have changed while a resumable upload was paused), the digest.
+    pub async fn finish(self, addressees: &[Addressee]) -> Result<Inspected, ReceiveError> {
         let envelope = self.inspector.finish().map_err(|e| ReceiveError::Refused(Refusal::Envelope(e)))?;
-        check_header(&envelope.header, expected_types, &self.rules).map_err(ReceiveError::Refused)?;
+        check_header(&envelope.header, addressees, &self.rules).map_err(ReceiveError::Refused)?;
         let digest = self.hashing.finish().await.map_err(|e| ReceiveError::Blob(BlobError::Io(e)))?;
         Ok(Inspected { size: self.size, digest: Digest::from_bytes(digest), envelope })
     }
@@ -265,7 +344,7 @@ impl PausedPipeline {
 pub async fn receive<S, E>(
     body: &mut S,
     mut staged: StagedBlob,
-    expected_types: &[&str],
+    addressees: &[Addressee],
     rules: &UploadRules,
 ) -> Result<(StagedBlob, Inspected), (ReceiveError, u64)>
 where
@@ -274,11 +353,11 @@ where
     let mut pipeline = Pipeline::new(rules);
     while let Some(piece) = body.next().await {
         let Ok(piece) = piece else { return Err((ReceiveError::Aborted, pipeline.size())) };
-        pipeline.feed(&piece, expected_types).await.map_err(|r| (ReceiveError::Refused(r), pipeline.size()))?;
+        pipeline.feed(&piece, addressees).await.map_err(|r| (ReceiveError::Refused(r), pipeline.size()))?;
         staged.write_bytes(piece).await.map_err(|e| (e.into(), pipeline.size()))?;
     }
     let size = pipeline.size();
-    let inspected = pipeline.finish(expected_types).await.map_err(|e| (e, size))?;
+    let inspected = pipeline.finish(addressees).await.map_err(|e| (e, size))?;
     Ok((staged, inspected))
 }
 
@@ -374,6 +453,12 @@ mod tests {
     use crate::blobs::BlobStore;
     use crate::ids::TransferId;
 
+    /// One addressed X25519 key: its stanzas name no key, so only the count is checked.
+    fn x25519_key() -> Vec<Addressee> {
+        let owner = "hmpps/alice".to_owned();
+        vec![Addressee { owner, stanza_type: "X25519".into(), fingerprint: "sha256:00".into(), tag: None }]
+    }
+
     /// A file with a well-formed X25519 header and `payload_len` random payload bytes.
     fn age_like(payload_len: usize) -> Vec<u8> {
         let mut random = vec![0u8; 64 + payload_len];
@@ -406,7 +491,7 @@ mod tests {
                 file.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
             let mut body = futures_util::stream::iter(pieces);
             let staged = blobs.stage(&id).await.expect("stage");
-            let (staged, inspected) = receive(&mut body, staged, &["X25519"], &rules).await.expect("accepted");
+            let (staged, inspected) = receive(&mut body, staged, &x25519_key(), &rules).await.expect("accepted");
             assert_eq!(inspected.size(), file.len() as u64);
             assert_eq!(inspected.digest(), Digest::of(&file));
             let key = BlobStore::key_for(&id);
@@ -428,7 +513,7 @@ mod tests {
             file.chunks(100_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
         let mut body = futures_util::stream::iter(pieces);
         let staged = blobs.stage(&TransferId::generate()).await.expect("stage");
-        let refused = receive(&mut body, staged, &["X25519"], &rules).await.expect_err("too large");
+        let refused = receive(&mut body, staged, &x25519_key(), &rules).await.expect_err("too large");
         assert!(matches!(refused.0, ReceiveError::Refused(Refusal::TooLarge { .. })));
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("read").count(), 0);
     }

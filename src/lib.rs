@@ -40,6 +40,8 @@ pub mod client;
 pub mod clock;
 /// Server configuration (flags, environment, `sealpost.toml`).
 pub mod config;
+/// The recipient's signed delivery statement: its canonical text and strict parsing.
+pub mod delivery;
 /// Recipient key parsing and fingerprints for the key directory.
 pub mod directory;
 /// Keyless inspection of age files: header grammar, payload length, randomness.
@@ -59,6 +61,8 @@ pub mod lifecycle;
 pub mod manifest;
 /// Organisations, roles, user names, classifications.
 pub mod model;
+/// Names in the log as keyed commitments, so that erasure never breaks the log.
+pub mod names;
 /// The policy gate and its approval values.
 pub mod policy;
 /// Moving a deployment's data: `admin migrate` to PostgreSQL and S3, `admin backup` and `restore`.
@@ -69,6 +73,9 @@ pub mod server;
 pub mod store;
 /// The background expiry and purge task.
 pub mod sweeper;
+/// The recipient types whose stanzas carry a tag of their key (`ssh-*`, `p256tag`,
+/// `mlkem768p256tag`): tags computed from directory keys, and the matching of stanzas to keys.
+pub mod tagged;
 /// The transparency log, one subsystem: pure maths, the log on disk and its one writer, offline
 /// verification, and the witness.
 pub mod transparency;

@@ -39,7 +39,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
     responses((status = 200, description = "The token's owner.", body = Whoami)))]
 async fn whoami(caller: Caller) -> Json<Whoami> {
     let p = caller.0;
-    Json(Whoami { user: p.user, role: p.role, org_kind: p.org_kind })
+    Json(Whoami { id: p.id.to_string(), user: p.user, role: p.role, org_kind: p.org_kind })
 }
 
 /// Create an organisation.

@@ -18,7 +18,10 @@ use crate::wire::{ErrorBody, ErrorCode};
 
 /// The key directory routes.
 pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
-    OpenApiRouter::new().routes(routes!(add_key, my_keys)).routes(routes!(user_keys)).routes(routes!(remove_key))
+    OpenApiRouter::new()
+        .routes(routes!(add_key, my_keys))
+        .routes(routes!(user_keys, add_user_key))
+        .routes(routes!(remove_key))
 }
 
 /// Register one of the caller's own public keys.
@@ -39,14 +42,52 @@ async fn add_key(
     caller: Caller,
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<KeyInfo>), ApiError> {
-    let key = RecipientKey::parse(&req.recipient, gw.config.allow_ssh_recipients).map_err(|e| {
+    let key = parse_key(&gw, &req)?;
+    let info = gw.store.add_key(&caller.0.id, &caller.0.user, &key, gw.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+fn parse_key(gw: &Gateway, req: &NewKey) -> Result<RecipientKey, ApiError> {
+    RecipientKey::parse(&req.recipient, gw.config.allow_ssh_recipients).map_err(|e| {
         let code = match e {
             KeyError::PrivateKey => ErrorCode::PrivateKeyRefused,
             _ => ErrorCode::InvalidKey,
         };
         ApiError::new(code, e.to_string())
-    })?;
-    let info = gw.store.add_key(&caller.0.id, &caller.0.user, &key, gw.clock.now()).await?;
+    })
+}
+
+/// Register a key for another user (administrators).
+///
+/// Logged like any key (`key.added`, naming the owner by commitment and the administrator as
+/// actor), so the owner's `sealpost keys monitor` reports it.
+#[utoipa::path(post, path = "/api/v1/keys/{org}/{name}", operation_id = "add_user_key", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The owner's organisation."),
+        ("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The owner's name in it."),
+    ),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "Registered.", body = KeyInfo),
+        (status = 400, description = "`bad_request`: the organisation or the name is not valid, or the body is not a `NewKey`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such user.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the user has that key already.", body = ErrorBody),
+        (status = 422, description = "`invalid_key`: not a public key the directory accepts; `private_key_refused`: a private key, which is never stored.", body = ErrorBody),
+    ))]
+async fn add_user_key(
+    State(gw): State<Arc<Gateway>>,
+    caller: Caller,
+    Path((org, name)): Path<(String, String)>,
+    ApiJson(req): ApiJson<NewKey>,
+) -> Result<(StatusCode, Json<KeyInfo>), ApiError> {
+    let user = user_ref(&org, &name)?;
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden("only an administrator can register a key for another user"));
+    }
+    let key = parse_key(&gw, &req)?;
+    let info = gw.store.add_key(&caller.0.id, &user, &key, gw.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -62,7 +103,8 @@ fn user_ref(org: &str, name: &str) -> Result<UserRef, ApiError> {
     responses((status = 200, description = "The caller's keys, oldest first.", body = OwnKeys)))]
 async fn my_keys(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<OwnKeys>, ApiError> {
     let keys = gw.store.list_keys(&caller.0.user).await?;
-    Ok(Json(OwnKeys { user: caller.0.user, keys }))
+    let name_salt = gw.store.name_salt(&caller.0.user).await?;
+    Ok(Json(OwnKeys { user: caller.0.user, name_salt, keys }))
 }
 
 /// Look up a user's live keys, each with the receipt of its registration.
@@ -96,7 +138,8 @@ async fn user_keys(
         };
         out.push(PublishedKey::new(key, receipt));
     }
-    Ok(Json(UserKeys { user, keys: out }))
+    let name_salt = gw.store.name_salt(&user).await?;
+    Ok(Json(UserKeys { user, name_salt, keys: out }))
 }
 
 /// Remove a key by its fingerprint.

@@ -20,10 +20,10 @@ use super::openapi::Binary;
 use crate::audit::{Event, EventKind};
 use crate::gateway::Gateway;
 use crate::ids::TransferId;
-use crate::model::Role;
+use crate::model::{Role, UserRef};
 use crate::transparency::tlog::tiles::{self, TilePath};
 use crate::wire::ErrorBody;
-use crate::wire::log::{KeyRetired, KeyRotation, Receipt, ReceiptList, RetireKey};
+use crate::wire::log::{KeyRetired, KeyRotation, Receipt, ReceiptList, RetireKey, SignerProof};
 
 /// The log routes.
 ///
@@ -185,6 +185,27 @@ pub(super) async fn tile(
     Ok(r)
 }
 
+/// For a signed delivery entry: who signed, their name salt and their key's receipt.
+async fn signer_proof(
+    gw: &Gateway,
+    recipients: &[crate::policy::UserFacts],
+    entry: &str,
+) -> Result<Option<SignerProof>, ApiError> {
+    let Ok(parsed) = crate::transparency::verify::parse_entry(entry.as_bytes()) else { return Ok(None) };
+    let (Some(key), Some(actor)) = (parsed.fact("signing_key"), parsed.actor()) else { return Ok(None) };
+    if parsed.event() != "delivery.acknowledged" {
+        return Ok(None);
+    }
+    let Some(signer) = recipients.iter().find(|r| r.id == actor) else { return Ok(None) };
+    let by: UserRef = signer.name.parse()?;
+    let Some((index, key_entry)) = gw.store.key_registration(&by, &crate::directory::fingerprint(key)).await? else {
+        return Ok(None);
+    };
+    let Ok(key_receipt) = gw.log.log().receipt(index, key_entry.as_bytes()).await else { return Ok(None) };
+    let name_salt = gw.store.name_salt(&by).await?;
+    Ok(Some(SignerProof { by, name_salt, key_receipt }))
+}
+
 /// A log receipt for each of a transfer's recorded events.
 ///
 /// The transfer's sender and recipients, compliance officers and administrators.
@@ -212,7 +233,8 @@ async fn receipts(
     let mut out = Vec::new();
     for (event, index, entry) in gw.store.receipt_events(&transfer).await? {
         if let Ok(receipt) = log.receipt(index, entry.as_bytes()).await {
-            out.push(Receipt { event, index, receipt });
+            let signed_for = signer_proof(&gw, &record.facts.recipients, &entry).await?;
+            out.push(Receipt { event, index, receipt, signed_for });
         }
     }
     Ok(Json(ReceiptList { receipts: out, log_size: log.size() }))

@@ -14,7 +14,7 @@ use crate::wire::audit::AuditPage;
 use crate::wire::keys::{KeyRemoved, NewKey, OwnKeys, UserKeys};
 use crate::wire::log::{KeyRetired, KeyRotation, RetireKey};
 use crate::wire::routes::{NewRoute, PolicyInfo, RouteInfo, RouteList, RouteRemoved};
-use crate::wire::transfers::{DecisionAnswer, Inbox, RecallAnswer, TransferView};
+use crate::wire::transfers::{DecisionAnswer, DeliveryOutcome, Inbox, RecallAnswer, TransferView};
 
 /// `sealpost admin …`
 #[derive(Debug, Subcommand)]
@@ -37,6 +37,21 @@ pub(super) enum AdminCommand {
     /// The transparency log's signing keys.
     #[command(subcommand)]
     Log(AdminLogCommand),
+    /// Users' keys in the key directory.
+    #[command(subcommand)]
+    Key(AdminKeyCommand),
+}
+
+/// `sealpost admin key …`
+#[derive(Debug, Subcommand)]
+pub(super) enum AdminKeyCommand {
+    /// Register a key for a user (logged like any key: the owner's `keys monitor` reports it).
+    Add {
+        /// The owner, `ORG/NAME`.
+        user: String,
+        /// The public key: an age recipient (`age1…`, `age1pq1…`) or a `sealpost-signing1…` key.
+        recipient: String,
+    },
 }
 
 /// `sealpost admin log …`
@@ -188,6 +203,9 @@ pub(super) enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Follow the log and print every key registered or removed under your name since the
+    /// last run (one line each, with the key string), so a key you did not add is noticed.
+    Monitor(super::monitor::MonitorArgs),
     /// Remove a key by fingerprint (your own, or any user's as admin).
     Remove {
         /// The key's fingerprint (`sha256:…`, from `keys list`).
@@ -267,6 +285,16 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
         AdminCommand::User(UserCommand::Add { user, role, token_lifetime }) => {
             let issued: IssuedToken = client.post("/api/v1/users", NewUser { user, role, token_lifetime }).await?;
             println!("{}", issued.token);
+        }
+        AdminCommand::Key(AdminKeyCommand::Add { user, recipient }) => {
+            if recipient.trim().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                return Err(Failure::new("that is a private key: it must never be sent anywhere")
+                    .hint("register the public recipient instead: `age-keygen -y IDENTITY_FILE` prints it"));
+            }
+            let user = user.trim_matches('/');
+            let key: KeyInfo = client.post(&format!("/api/v1/keys/{user}"), NewKey { recipient }).await?;
+            println!("{}", key.fingerprint);
+            eprintln!("registered {} key {} for {user}", key.stanza_type, key.recipient);
         }
         AdminCommand::User(UserCommand::List { json }) => {
             let list: UserList = client.get("/api/v1/users").await?;
@@ -394,6 +422,7 @@ pub(super) async fn keys(args: &ClientArgs, command: KeysCommand) -> Result<(), 
                 print_keys(list.keys.iter().map(|k| (k.recipient.as_str(), k.fingerprint.as_str(), &k.added_at)));
             }
         }
+        KeysCommand::Monitor(monitor) => super::monitor::run(args, monitor).await?,
         KeysCommand::Remove { fingerprint, user } => {
             let client = Client::new(args)?;
             let user = match user {
@@ -455,7 +484,11 @@ pub(super) async fn status(args: &ClientArgs, id: &str, json: bool) -> Result<()
         println!("recalled at {}", time(at));
     }
     for l in &view.links {
-        let acknowledged = l.acknowledged.map(|a| format!("  delivery {}", a.as_str()));
+        let acknowledged = match (&l.signed_for, l.acknowledged) {
+            (Some(signed), _) => Some(format!("  signed for by {} at {}", signed.by, time(&signed.at))),
+            (None, Some(DeliveryOutcome::Decrypted)) => Some("  delivery decrypted (not signed for)".to_owned()),
+            (None, a) => a.map(|a| format!("  delivery {}", a.as_str())),
+        };
         println!(
             "  {:<40} {:<8} expires {}{}",
             l.recipient.to_string(),

@@ -14,6 +14,10 @@
 use std::io::Seek as _;
 use std::path::PathBuf;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Timelike as _;
+
 use crate::wire::accounts::Whoami;
 use crate::wire::deliveries::ReportDelivery;
 use crate::wire::keys::{OwnKeys, UserKeys};
@@ -28,6 +32,7 @@ use crate::client::bundle::Target;
 use crate::client::keys::{self, Identities};
 use crate::client::receipts::{self, UploadReceiptError};
 use crate::client::seal::{self, HeaderCheck, Opened, SealError};
+use crate::delivery::Statement;
 use crate::transparency::verify::ReceiptError;
 
 mod part;
@@ -66,8 +71,29 @@ pub(super) struct FetchArgs {
     /// No progress bar and no notes on standard error (errors still print).
     #[arg(short, long)]
     quiet: bool,
+    /// Your Ed25519 signing key (from `sealpost keygen --signing`, registered with `sealpost keys
+    /// add`): sign for the delivery once the bundle decrypted and checked out. Without one the
+    /// delivery is recorded as unsigned.
+    #[arg(long, env = "SEALPOST_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     #[command(flatten)]
     log: LogKeyArg,
+}
+
+/// What a delivery is signed with, and against: loaded and checked before the link is used.
+struct Signer {
+    key: ed25519_dalek::SigningKey,
+    /// The key's directory fingerprint.
+    fingerprint: String,
+    /// Who signs: the caller.
+    user: crate::model::UserRef,
+}
+
+/// What the checks before decryption established, for the delivery statement.
+struct Checked {
+    digest: String,
+    tree_size: u64,
+    root: String,
 }
 
 fn digest_mismatch(what: &str, expected: &str, actual: &str) -> Failure {
@@ -76,6 +102,26 @@ fn digest_mismatch(what: &str, expected: &str, actual: &str) -> Failure {
     ))
     .hint("the bundle may have been swapped on the gateway: do not use it, and tell the sender and the gateway's operators")
     .exit(EXIT_VERIFY)
+}
+
+/// Loads the signing key and refuses, before the link is touched, one that is not among the
+/// caller's registered keys (the gateway would refuse the signed delivery).
+async fn load_signer(api: &Client, path: &std::path::Path) -> Result<Signer, Failure> {
+    let key = keys::read_signing_key(path).map_err(|e| {
+        Failure::new(e.to_string())
+            .hint("pass the key from `sealpost keygen --signing -o FILE` with --signing-key, or leave it out to report unsigned")
+    })?;
+    let public = keys::signing_public(&key.verifying_key());
+    let fingerprint = crate::directory::fingerprint(&public);
+    let mine = api.get::<OwnKeys>("/api/v1/keys").await?;
+    if !mine.keys.iter().any(|k| k.fingerprint == fingerprint) {
+        return Err(Failure::new(format!(
+            "the signing key in `{}` is not one of your registered keys",
+            path.display()
+        ))
+        .hint(format!("the link was not used: register it with `sealpost keys add {public}` and fetch again")));
+    }
+    Ok(Signer { key, fingerprint, user: mine.user })
 }
 
 /// Refuses, before the link is touched, an identity that is none of the caller's registered keys.
@@ -273,7 +319,7 @@ async fn download(http: &Http, token: &str, ids: &Identities, args: &FetchArgs) 
         };
         let complete = part.have() >= size;
         if complete {
-            report_delivery(http, &of.transfer, Some(code), args.quiet).await;
+            report_delivery(http, &of.transfer, Report::Failed(code), args.quiet).await;
         }
         return Err(refused(refusal, part, complete));
     }
@@ -349,25 +395,72 @@ pub(super) async fn run(mut args: FetchArgs) -> Result<(), Failure> {
     if !args.skip_key_check {
         check_registered(&api, &ids, &args.identity).await?;
     }
+    let signer = match &args.signing_key {
+        Some(path) => Some(load_signer(&api, path).await?),
+        None => None,
+    };
     let vkey = http.log_key(&args.log).await?;
     let got = download(&http, &token, &ids, &args).await?;
     let transfer = got.transfer.clone();
     let outcome = check_and_open(&args, &api, &vkey, got, ids).await;
-    // The link is used up: tell the sender's delivery record how it ended.
-    report_delivery(&http, &transfer, outcome.as_ref().err().map(|(_, code)| *code), args.quiet).await;
-    outcome.map_err(|(failure, _)| failure)
+    // The link is used up: tell the sender's delivery record how it ended, signed for when it
+    // decrypted and a signing key was given.
+    let report = match &outcome {
+        Ok(checked) => Report::Decrypted(signer.as_ref().map(|s| (s, checked))),
+        Err((_, code)) => Report::Failed(code),
+    };
+    report_delivery(&http, &transfer, report, args.quiet).await;
+    outcome.map(|_| ()).map_err(|(failure, _)| failure)
 }
 
-/// Tells the gateway that the bundle of `transfer` decrypted (`failed` is `None`) or why not,
-/// as a reason code (never a path or a file name: the report goes into the log). Best effort: a report that does not arrive is a warning, never a failure of the fetch.
-async fn report_delivery(http: &Http, transfer: &str, failed: Option<&'static str>, quiet: bool) {
+/// How a fetch ended, for the delivery report.
+enum Report<'a> {
+    Decrypted(Option<(&'a Signer, &'a Checked)>),
+    Failed(&'static str),
+}
+
+/// The delivery statement for `transfer`, signed: the report's body.
+fn signed_report(transfer: &str, signer: &Signer, checked: &Checked) -> ReportDelivery {
+    let now = chrono::Utc::now();
+    let statement = Statement {
+        transfer: transfer.to_owned(),
+        digest: checked.digest.clone(),
+        recipient: signer.user.clone(),
+        time: now.with_nanosecond(0).unwrap_or(now),
+        checkpoint_size: checked.tree_size,
+        checkpoint_root: checked.root.clone(),
+    }
+    .text();
+    ReportDelivery {
+        status: DeliveryOutcome::Decrypted,
+        reason: None,
+        signature: Some(crate::delivery::sign(&statement, &signer.key)),
+        statement: Some(statement),
+        key: Some(signer.fingerprint.clone()),
+    }
+}
+
+/// Tells the gateway that the bundle of `transfer` decrypted (signed for, when a signing key
+/// was given) or why not, as a reason code (never a path or a file name: the report goes into
+/// the log). Best effort: a report that does not arrive is a warning, never a failure of the
+/// fetch.
+async fn report_delivery(http: &Http, transfer: &str, report: Report<'_>, quiet: bool) {
     if transfer.is_empty() {
         return;
     }
-    let body = match failed {
-        None => ReportDelivery { status: DeliveryOutcome::Decrypted, reason: None },
-        Some(reason) => ReportDelivery { status: DeliveryOutcome::Failed, reason: Some(reason.to_owned()) },
+    let unsigned = |status, reason: Option<&str>| ReportDelivery {
+        status,
+        reason: reason.map(str::to_owned),
+        statement: None,
+        signature: None,
+        key: None,
     };
+    let (body, signer) = match report {
+        Report::Decrypted(Some((signer, checked))) => (signed_report(transfer, signer, checked), Some(signer)),
+        Report::Decrypted(None) => (unsigned(DeliveryOutcome::Decrypted, None), None),
+        Report::Failed(reason) => (unsigned(DeliveryOutcome::Failed, Some(reason)), None),
+    };
+    let decrypted = body.status == DeliveryOutcome::Decrypted;
     let sent = http
         .http
         .post(http.url(&format!("/api/v1/transfers/{transfer}/delivery")))
@@ -376,7 +469,18 @@ async fn report_delivery(http: &Http, transfer: &str, failed: Option<&'static st
         .send()
         .await;
     let problem = match sent {
-        Ok(r) if r.status().is_success() => return,
+        Ok(r) if r.status().is_success() => {
+            if quiet || !decrypted {
+                return;
+            }
+            match signer {
+                Some(s) => eprintln!("sealpost: signed for the delivery as {} (key {})", s.user, s.fingerprint),
+                None => eprintln!(
+                    "sealpost: note: the delivery is recorded as unsigned; pass --signing-key (or set `signing_key` in your profile) to sign for deliveries"
+                ),
+            }
+            return;
+        }
         Ok(r) => {
             let status = r.status();
             api_failure(status, &r.text().await.unwrap_or_default()).message
@@ -396,7 +500,7 @@ async fn check_and_open(
     vkey: &str,
     got: Downloaded,
     ids: Identities,
-) -> Result<(), (Failure, &'static str)> {
+) -> Result<Checked, (Failure, &'static str)> {
     let exists_hint = "pass --force to replace it, or choose another output";
     if got.digest != got.announced {
         return Err((digest_mismatch("the gateway recorded", &got.announced, &got.digest), "digest_mismatch"));
@@ -408,13 +512,18 @@ async fn check_and_open(
             .exit(EXIT_VERIFY);
         (failure, "receipt_missing")
     })?;
-    match receipts::verify_upload(&receipt, vkey, &got.transfer, &got.digest) {
+    let checked = match receipts::verify_upload(&receipt, vkey, &got.transfer, &got.digest) {
         Ok(summary) => {
             if !args.quiet {
                 eprintln!(
                     "sealpost: verified: the log records the upload of {} as entry {} of {} ({})",
                     got.digest, summary.index, summary.tree_size, summary.origin
                 );
+            }
+            Checked {
+                digest: got.digest.clone(),
+                tree_size: summary.tree_size,
+                root: STANDARD.encode(summary.root.as_bytes()),
             }
         }
         Err(UploadReceiptError::Receipt(ReceiptError::DigestMismatch { expected, actual })) => {
@@ -426,7 +535,7 @@ async fn check_and_open(
                 .exit(EXIT_VERIFY);
             return Err((failure, "receipt_invalid"));
         }
-    }
+    };
 
     check_manifest(api, vkey, &got, args.quiet).await.map_err(|f| (f.exit(EXIT_VERIFY), "sender_signature_invalid"))?;
 
@@ -486,7 +595,7 @@ async fn check_and_open(
             }
         }
     }
-    Ok(())
+    Ok(checked)
 }
 
 /// Checks the sender's signed manifest, when there is one: the signing key must be the sender's,
@@ -519,7 +628,7 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
         .receipt
         .as_deref()
         .ok_or_else(|| invalid(format!("`{sender}`'s key {fingerprint} is not in the transparency log")))?;
-    receipts::verify_key(receipt, vkey, &fingerprint)
+    receipts::verify_key(receipt, vkey, &fingerprint, &keys.user, &keys.name_salt)
         .map_err(|e| invalid(format!("`{sender}`'s key {fingerprint} is not the one the log recorded: {e}")))?;
     let verifying = crate::directory::signing_public_key(&public)
         .ok_or_else(|| invalid(format!("`{public}` is not a signing key")))?;

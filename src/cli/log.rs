@@ -21,8 +21,31 @@ const MAX_FETCH_BYTES: usize = 256 * (2 + 65_535);
 /// `sealpost receipt …`
 #[derive(Debug, Subcommand)]
 pub(super) enum ReceiptCommand {
-    /// Verify a receipt (a c2sp.org/tlog-proof@v1) offline: exit 0 valid, 4 not.
+    /// Verify a receipt (a c2sp.org/tlog-proof@v1, or a signed delivery receipt from `receipt
+    /// get`) offline: exit 0 valid, 4 not.
     Verify(ReceiptVerifyArgs),
+    /// Save one of a transfer's receipts to a file (a signed delivery's with the proof of who
+    /// signed), to verify offline or hand to an auditor.
+    Get(ReceiptGetArgs),
+}
+
+/// Options for `sealpost receipt get`.
+#[derive(Debug, Args)]
+pub(super) struct ReceiptGetArgs {
+    #[command(flatten)]
+    client: super::ClientArgs,
+    /// The transfer id.
+    id: String,
+    /// Which event's receipt: `upload.accepted`, `delivery.acknowledged`, … (default:
+    /// `delivery.acknowledged`).
+    #[arg(long, default_value = "delivery.acknowledged")]
+    event: String,
+    /// Whose delivery, when several recipients reported (`ORG/NAME`).
+    #[arg(long, value_name = "ORG/NAME")]
+    by: Option<String>,
+    /// Write the receipt here (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Whom to trust: the gateway's verifier key, or a tlog-policy with witnesses and a quorum.
@@ -75,10 +98,10 @@ pub(super) enum LogCommand {
 pub(super) struct RemoteArgs {
     /// The gateway's URL (`/log/` is added unless the URL ends in `/log`).
     #[arg(long, env = "SEALPOST_URL")]
-    url: Option<String>,
+    pub(super) url: Option<String>,
     /// A bearer token, for gateways that restrict /log/ (or set SEALPOST_TOKEN).
     #[arg(long, env = "SEALPOST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(super) token: Option<String>,
 }
 
 /// Options for `sealpost log verify`.
@@ -261,9 +284,90 @@ fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     }
 }
 
-/// Runs `sealpost receipt …`: every failure exits 4, so that only a verified receipt exits 0.
-pub(super) fn run_receipt(command: ReceiptCommand) -> Result<(), Failure> {
-    let ReceiptCommand::Verify(args) = command;
+/// Runs `sealpost receipt …`.
+pub(super) async fn run_receipt(command: ReceiptCommand) -> Result<(), Failure> {
+    match command {
+        ReceiptCommand::Verify(args) => verify_receipt_file(args),
+        ReceiptCommand::Get(args) => get_receipt(args).await,
+    }
+}
+
+/// `sealpost receipt get`: one receipt of a transfer, exactly one (several matching is an
+/// ambiguity to resolve with `--by`, never a guess).
+async fn get_receipt(args: ReceiptGetArgs) -> Result<(), Failure> {
+    use crate::wire::log::{ReceiptList, SignedDeliveryReceipt};
+    let client = super::client::Client::new(&args.client)?;
+    let list: ReceiptList = client.get(&format!("/api/v1/transfers/{}/receipts", args.id)).await?;
+    let by: Option<crate::model::UserRef> = match &args.by {
+        Some(b) => Some(b.parse().map_err(|e| Failure::new(format!("`{b}` is not ORG/NAME: {e}")))?),
+        None => None,
+    };
+    let matching: Vec<_> = list
+        .receipts
+        .iter()
+        .filter(|r| r.event == args.event)
+        .filter(|r| by.is_none() || r.signed_for.as_ref().map(|s| &s.by) == by.as_ref())
+        .collect();
+    let receipt = match matching.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Failure::new(format!(
+                "transfer `{}` has no `{}` receipt{}",
+                args.id,
+                args.event,
+                by.as_ref().map(|b| format!(" signed by {b}")).unwrap_or_default()
+            ))
+            .hint("`sealpost status ID` shows where it stands; the log may integrate a new event in a second"));
+        }
+        several => {
+            let signers: Vec<String> =
+                several.iter().filter_map(|r| r.signed_for.as_ref().map(|s| s.by.to_string())).collect();
+            return Err(Failure::new(format!(
+                "transfer `{}` has {} `{}` receipts",
+                args.id,
+                several.len(),
+                args.event
+            ))
+            .hint(format!(
+                "choose one with --by ORG/NAME (signed by: {})",
+                if signers.is_empty() { "none".into() } else { signers.join(", ") }
+            )));
+        }
+    };
+    let text = match &receipt.signed_for {
+        Some(proof) => {
+            let bundle = SignedDeliveryReceipt {
+                format: SignedDeliveryReceipt::FORMAT.to_owned(),
+                signer: proof.by.clone(),
+                name_salt: proof.name_salt.clone(),
+                delivery: receipt.receipt.clone(),
+                key: proof.key_receipt.clone(),
+            };
+            let mut json = serde_json::to_string_pretty(&bundle)
+                .map_err(|e| Failure::new(format!("cannot write the receipt: {e}")))?;
+            json.push('\n');
+            json
+        }
+        None => receipt.receipt.clone(),
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| Failure::new(format!("cannot write `{}`: {e}", path.display())))?;
+            eprintln!(
+                "sealpost: saved the `{}` receipt (entry {}) to `{}`{}",
+                receipt.event,
+                receipt.index,
+                path.display(),
+                receipt.signed_for.as_ref().map(|s| format!(", signed for by {}", s.by)).unwrap_or_default()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `sealpost receipt verify`: every failure exits 4, so that only a verified receipt exits 0.
+fn verify_receipt_file(args: ReceiptVerifyArgs) -> Result<(), Failure> {
     let policy = load_policy(args.trust.key.as_deref(), args.trust.policy.as_deref(), EXIT_VERIFY)?
         .ok_or_else(|| Failure::new("no key or policy given").hint("pass --key or --policy").exit(EXIT_VERIFY))?;
     let name = args.file.display().to_string();
@@ -276,8 +380,6 @@ pub(super) fn run_receipt(command: ReceiptCommand) -> Result<(), Failure> {
     read.map_err(|e| Failure::new(format!("cannot read the receipt `{name}`: {e}")).exit(EXIT_VERIFY))?;
     let text = String::from_utf8(raw)
         .map_err(|_| Failure::new(format!("the receipt `{name}` is not utf-8 text")).exit(EXIT_VERIFY))?;
-    // Saving a receipt from JSON (`jq -r`) adds a newline after the note's own: take it off.
-    let text = format!("{}\n", text.trim_end_matches('\n'));
     let expected = match &args.expect_file {
         Some(path) => Some(
             sha256_file(path)
@@ -285,12 +387,50 @@ pub(super) fn run_receipt(command: ReceiptCommand) -> Result<(), Failure> {
         ),
         None => None,
     };
+    if text.trim_start().starts_with('{') {
+        return verify_signed_delivery(&name, &text, &policy, expected.as_deref(), args.expect_file.as_deref());
+    }
+    // Saving a receipt from JSON (`jq -r`) adds a newline after the note's own: take it off.
+    let text = format!("{}\n", text.trim_end_matches('\n'));
     let summary = verify::verify_receipt(&text, &policy, expected.as_deref()).map_err(|e| {
         Failure::new(format!("receipt `{name}` rejected: {}", chain(&e)))
             .hint("check that --key or --policy is the gateway's, and that the receipt was saved unchanged")
             .exit(EXIT_VERIFY)
     })?;
     print_receipt(&summary, args.expect_file.as_deref());
+    Ok(())
+}
+
+/// Verifies a signed delivery receipt (`sealpost.signed-delivery/v1`) and says who signed.
+fn verify_signed_delivery(
+    name: &str,
+    text: &str,
+    policy: &Policy,
+    expected: Option<&str>,
+    expect_file: Option<&Path>,
+) -> Result<(), Failure> {
+    let bundle: crate::wire::log::SignedDeliveryReceipt = serde_json::from_str(text).map_err(|e| {
+        Failure::new(format!("`{name}` is not a signed delivery receipt: {e}"))
+            .hint("save it with `sealpost receipt get ID -o FILE`, unchanged")
+            .exit(EXIT_VERIFY)
+    })?;
+    let verified = crate::client::receipts::verify_signed_delivery(&bundle, policy, expected).map_err(|e| {
+        Failure::new(format!("receipt `{name}` rejected: {}", chain(&e)))
+            .hint("check that --key or --policy is the gateway's, and that the receipt was saved unchanged")
+            .exit(EXIT_VERIFY)
+    })?;
+    print_receipt(&verified.delivery, expect_file);
+    println!(
+        "signed for by {} at {} with key {} (registered to them at entry {})",
+        bundle.signer,
+        verified.statement.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        verified.signing_key,
+        verified.key.index
+    );
+    println!(
+        "statement  checked against the log at size {}; the signature verifies",
+        verified.statement.checkpoint_size
+    );
     Ok(())
 }
 
@@ -375,6 +515,66 @@ fn read_saved(dir: &Path) -> Result<Option<SavedState>, Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Failure::new(format!("cannot read `{}`: {e}", path.display()))),
     }
+}
+
+/// The trust policy a monitor was given (`--key` or `--policy`), if any; exit 1 when unusable.
+pub(super) fn load_trust(key: Option<&str>, policy: Option<&Path>) -> Result<Option<Policy>, Failure> {
+    load_policy(key, policy, EXIT_CONFIG)
+}
+
+/// The log key pinned in `state` (file `key`), or, on the first run, the one the log serves,
+/// pinned there now (trust on first use); answers the policy and the key string when it was
+/// pinned by this call.
+pub(super) async fn pin_key(remote: &RemoteArgs, state: &Path) -> Result<(Policy, Option<String>), Failure> {
+    let path = state.join(KEY_PATH);
+    match std::fs::read_to_string(&path) {
+        Ok(vkey) => return Ok((policy_from_vkey(&vkey, EXIT_CONFIG)?, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Failure::new(format!("cannot read `{}`: {e}", path.display()))),
+    }
+    let source = Source::remote(remote)?;
+    let served = tokio::task::spawn_blocking(move || source.fetch(KEY_PATH))
+        .await
+        .map_err(|e| Failure::new(format!("fetching the log key stopped: {e}")))?
+        .map_err(|e| Failure::new(chain(&e)).hint("check --url, the network, and --token"))?
+        .ok_or_else(|| Failure::new("the log serves no key").hint("pass --key or --policy"))?;
+    let vkey = String::from_utf8_lossy(&served).trim().to_owned();
+    let policy = policy_from_vkey(&vkey, EXIT_VERIFY)?;
+    write_atomic(state, KEY_PATH, format!("{vkey}\n").as_bytes())?;
+    Ok((policy, Some(vkey)))
+}
+
+/// Verifies the whole log at `remote` under `policy` as an extension of the checkpoint saved in
+/// `state`, collects what `pick` takes from each entry, then saves the new checkpoint. Answers
+/// the report, the size of the saved checkpoint it extended (0 on a first run) and the picks.
+pub(super) async fn follow_log<T: Send + 'static>(
+    remote: &RemoteArgs,
+    state: &Path,
+    policy: Policy,
+    mut pick: impl FnMut(u64, &verify::Entry) -> Option<T> + Send + 'static,
+) -> Result<(LogReport, u64, Vec<T>), Failure> {
+    let source = Source::remote(remote)?;
+    let saved = read_saved(state)?;
+    let from = saved.as_ref().map_or(0, |s| s.checkpoint().size());
+    let (report, picked) = tokio::task::spawn_blocking(move || {
+        let mut picked = Vec::new();
+        let report = verify::verify_log_visiting(
+            |p| source.fetch(p),
+            &policy,
+            saved.as_ref(),
+            |index, entry| {
+                if let Some(t) = pick(index, entry) {
+                    picked.push(t);
+                }
+            },
+        );
+        (report, picked)
+    })
+    .await
+    .map_err(|e| Failure::new(format!("verification stopped: {e}")))?;
+    let report = report.map_err(|e| log_failure(&e))?;
+    write_atomic(state, CHECKPOINT_PATH, report.state.text().as_bytes())?;
+    Ok((report, from, picked))
 }
 
 /// Runs `sealpost log …`.

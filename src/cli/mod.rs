@@ -17,6 +17,7 @@ mod inspect;
 mod keygen;
 mod log;
 mod login;
+mod monitor;
 mod policy;
 mod profile;
 mod relocation;
@@ -218,7 +219,7 @@ pub fn main() -> ExitCode {
             Command::Audit(args) => commands::audit(args).await,
             Command::Whoami { client } => commands::whoami(&client).await,
             Command::Inspect(args) => inspect::run(&args),
-            Command::Receipt(command) => log::run_receipt(command),
+            Command::Receipt(command) => log::run_receipt(command).await,
             Command::Log(command) => log::run_log(command).await,
             Command::Witness(command) => witness::run(command).await,
             Command::Login(args) => login::login(args, cli.profile).await,

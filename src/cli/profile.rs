@@ -59,7 +59,7 @@ pub(super) struct Profile {
     pub(super) token_file: Option<String>,
     /// The age identity `fetch` decrypts with.
     pub(super) identity: Option<String>,
-    /// The Ed25519 signing key `send` signs manifests with.
+    /// The Ed25519 signing key `send` signs manifests with and `fetch` signs for deliveries with.
     pub(super) signing_key: Option<String>,
     /// The log's verifier key that receipts are checked against (a pin).
     pub(super) log_key: Option<String>,

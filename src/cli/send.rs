@@ -190,7 +190,7 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
                 .hint("the key may have been registered a moment ago: try again; if it persists, tell the operator")
                 .exit(EXIT_VERIFY)
         })?;
-        receipts::verify_key(receipt, vkey, &fingerprint).map_err(|e| {
+        receipts::verify_key(receipt, vkey, &fingerprint, &answer.user, &answer.name_salt).map_err(|e| {
             Failure::new(format!("`{to}`'s key {fingerprint} is not the one the log recorded: {e}"))
                 .hint("do not send: the directory may have been tampered with; tell the gateway's operator")
                 .exit(EXIT_VERIFY)

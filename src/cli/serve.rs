@@ -160,6 +160,12 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
             "recovered from an earlier stop"
         );
     }
+    if startup.keys_bound > 0 {
+        tracing::info!(
+            keys = startup.keys_bound,
+            "bound keys registered by an earlier version to their owners in the log"
+        );
+    }
     tracing::info!(
         %bound,
         public_url = %gateway.public_url,

@@ -53,6 +53,16 @@ pub enum KeyFileError {
     /// Encoding the signing key failed.
     #[error("cannot encode the signing key")]
     Encode,
+    /// Reading a signing key file failed.
+    #[error("cannot read the signing key `{path}`: {source}")]
+    ReadSigning {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The file holds no Ed25519 signing key.
+    #[error("`{path}` holds no Ed25519 signing key")]
+    NoSigningKey { path: PathBuf },
 }
 
 /// A new age X25519 identity: the identity file text (secret) and the recipient (`age1…`).
@@ -85,6 +95,15 @@ pub fn new_signing_key() -> Result<(Zeroizing<String>, String), KeyFileError> {
     let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyFileError::Encode)?;
     let public = signing_public(&key.verifying_key());
     Ok((Zeroizing::new(pem.as_str().to_owned()), public))
+}
+
+/// Reads a signing key file (PKCS#8 PEM, as `sealpost keygen --signing` writes it).
+pub fn read_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, KeyFileError> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|source| KeyFileError::ReadSigning { path: path.to_owned(), source })?,
+    );
+    ed25519_dalek::SigningKey::from_pkcs8_pem(&text).map_err(|_| KeyFileError::NoSigningKey { path: path.to_owned() })
 }
 
 /// The public key string of a signing key: `sealpost-signing1<base64url>`.

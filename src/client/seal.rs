@@ -11,7 +11,7 @@ use age::armor::ArmoredReader;
 
 use super::bundle::{self, BundleError, Item, PipeWriter, Target};
 use super::keys::Identities;
-use crate::hybrid;
+use crate::{hybrid, tagged};
 
 /// Why sealing or opening failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,11 +40,19 @@ pub enum SealError {
     Exists { path: PathBuf },
 }
 
-/// Parses a directory key (`age1…`, `age1pq1…` or an SSH public key) into an age recipient.
+/// Parses a directory key (`age1…`, `age1pq1…`, the tagged `age1tag1…` and `age1tagpq1…`, or an
+/// SSH public key) into an age recipient. The tagged types are the `age` crate's (0.12 has them,
+/// for encryption: their identities live on hardware, behind plugins).
 pub fn recipient(key: &str) -> Result<Box<dyn age::Recipient + Send>, SealError> {
     let fail = |reason: String| SealError::Recipient { recipient: key.to_owned(), reason };
     if hybrid::is_recipient_string(key) {
         let r = hybrid::Recipient::from_str(key).map_err(|e| fail(e.to_string()))?;
+        Ok(Box::new(r))
+    } else if key.starts_with(tagged::MLKEM768P256TAG_PREFIX) {
+        let r = age::tagpq::Recipient::from_str(key).map_err(|e| fail(e.to_owned()))?;
+        Ok(Box::new(r))
+    } else if key.starts_with(tagged::P256TAG_PREFIX) {
+        let r = age::tag::Recipient::from_str(key).map_err(|e| fail(e.to_owned()))?;
         Ok(Box::new(r))
     } else if key.starts_with("age1") {
         let r = age::x25519::Recipient::from_str(key).map_err(|e| fail(e.to_string()))?;
@@ -66,9 +74,14 @@ pub enum PostQuantum {
     None,
 }
 
+/// Whether a directory key is post-quantum (`age1pq1…`, or the tagged hybrid `age1tagpq1…`).
+fn is_post_quantum(key: &str) -> bool {
+    hybrid::is_recipient_string(key) || key.starts_with(tagged::MLKEM768P256TAG_PREFIX)
+}
+
 /// Whether the directory keys `keys` are post-quantum.
 pub fn post_quantum(keys: &[String]) -> PostQuantum {
-    match keys.iter().filter(|k| hybrid::is_recipient_string(k)).count() {
+    match keys.iter().filter(|k| is_post_quantum(k)).count() {
         0 => PostQuantum::None,
         n if n == keys.len() => PostQuantum::All,
         _ => PostQuantum::Partly,
@@ -88,11 +101,27 @@ pub fn recipients(keys: &[String]) -> Result<Vec<Box<dyn age::Recipient + Send>>
                 let r = hybrid::Recipient::from_str(key)
                     .map_err(|e| SealError::Recipient { recipient: key.clone(), reason: e.to_string() })?;
                 Ok(Box::new(r.alongside_classical()) as Box<dyn age::Recipient + Send>)
+            } else if partly && is_post_quantum(key) {
+                Ok(Box::new(Unlabelled(recipient(key)?)) as Box<dyn age::Recipient + Send>)
             } else {
                 recipient(key)
             }
         })
         .collect()
+}
+
+/// A recipient without the labels it gives a file (age's `postquantum`, for the `age` crate's
+/// tagged hybrid type), for the mix [`recipients`] allows.
+struct Unlabelled(Box<dyn age::Recipient + Send>);
+
+impl age::Recipient for Unlabelled {
+    fn wrap_file_key(
+        &self,
+        file_key: &age_core::format::FileKey,
+    ) -> Result<(Vec<age_core::format::Stanza>, std::collections::HashSet<String>), age::EncryptError> {
+        let (stanzas, _labels) = self.0.wrap_file_key(file_key)?;
+        Ok((stanzas, std::collections::HashSet::new()))
+    }
 }
 
 /// What was sealed.
@@ -246,5 +275,18 @@ mod tests {
         assert_eq!(post_quantum(&both[1..]), PostQuantum::None);
         let secret = pq.to_string();
         assert!(matches!(recipient(secret.expose_secret()), Err(SealError::Recipient { .. })));
+    }
+
+    #[test]
+    fn tagged_keys_seal_and_a_tagged_post_quantum_key_mixes_with_classical_ones() {
+        let tagpq = include_str!("../tagged/npm_mlkem768p256tag.txt").lines().next().unwrap().to_owned();
+        let p256 = "age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e".to_owned();
+        let classical = age::x25519::Identity::generate();
+        let mixed = vec![tagpq, p256, classical.to_public().to_string()];
+        assert_eq!(post_quantum(&mixed[..1]), PostQuantum::All);
+        assert_eq!(post_quantum(&mixed), PostQuantum::Partly);
+        // With age's `postquantum` label kept, the `age` crate would refuse this mix.
+        assert_eq!(round_trip(&mixed, &classical), b"extract");
+        assert!(matches!(recipient("age1tag1qqqq"), Err(SealError::Recipient { .. })));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::audit::{Event, EventKind};
 use crate::directory::SIGNING_TYPE;
 use crate::gateway::Gateway;
-use crate::intake::Refusal;
+use crate::intake::{Addressee, Refusal};
 use crate::model::{Classification, Principal, Recipient, UserRef};
 use crate::policy::{Approval, UploadRequest};
 use crate::store::StoreError;
@@ -65,13 +65,9 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// The stanza types the file must carry: one per directory key of the addressed recipients.
-    pub fn expected_types(&self) -> Vec<&str> {
-        self.recipients
-            .iter()
-            .flat_map(|r| r.keys.iter().map(|k| k.stanza_type.as_str()))
-            .filter(|t| *t != SIGNING_TYPE)
-            .collect()
+    /// The directory keys the file must be encrypted to, one stanza each (signing keys left out).
+    pub fn addressees(&self) -> Vec<Addressee> {
+        crate::intake::addressees(&self.recipients)
     }
 
     /// Records a refused upload of `size` bytes and makes the error that says how to fix it.

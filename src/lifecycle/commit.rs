@@ -42,7 +42,7 @@ where
 {
     let id = TransferId::generate();
     let staged = gw.blobs.stage(&id).await?;
-    match intake::receive(body, staged, &checked.expected_types(), &gw.rules).await {
+    match intake::receive(body, staged, &checked.addressees(), &gw.rules).await {
         Ok((staged, inspected)) => commit(gw, id, checked, staged, inspected).await,
         Err((ReceiveError::Refused(refusal), size)) => {
             let refused = checked.refuse(gw, caller, refusal, size).await;

@@ -22,7 +22,7 @@ use crate::blobs::PartialBlob;
 use crate::envelope::EnvelopeError;
 use crate::gateway::Gateway;
 use crate::ids::TransferId;
-use crate::intake::{PausedPipeline, Pipeline, ReceiveError, Refusal};
+use crate::intake::{Addressee, PausedPipeline, Pipeline, ReceiveError, Refusal};
 use crate::model::{Principal, Role};
 use crate::store::UploadRow;
 use crate::wire::TransferStatus;
@@ -324,7 +324,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
     let checked = recheck(&gw, &caller, &row).await?;
-    let expected = checked.expected_types();
+    let expected = checked.addressees();
     let mut pipeline = match gw.uploads.take_running(&row.id, row.received) {
         Some(pipeline) => pipeline,
         None => match rebuild(&gw, &row, &expected).await? {
@@ -384,7 +384,7 @@ where
 async fn rebuild(
     gw: &Gateway,
     row: &UploadRow,
-    expected: &[&str],
+    expected: &[Addressee],
 ) -> Result<Result<Pipeline, Refusal>, LifecycleError> {
     let mut pipeline = Pipeline::new(&gw.rules);
     if row.received == 0 {
@@ -457,7 +457,7 @@ async fn complete(
     checked: Checked,
     pipeline: Pipeline,
 ) -> Result<Appended, LifecycleError> {
-    let inspected = match pipeline.finish(&checked.expected_types()).await {
+    let inspected = match pipeline.finish(&checked.addressees()).await {
         Ok(inspected) => inspected,
         Err(ReceiveError::Refused(refusal)) => {
             let refused = checked.refuse(gw, caller, refusal, row.length).await;

@@ -9,17 +9,21 @@ use crate::audit::{Event, EventKind};
 use crate::directory::RecipientKey;
 use crate::ids::{KeyId, UserId};
 use crate::model::{KeyInfo, Recipient, UserRef};
+use crate::names;
 
 impl Store {
-    /// Registers a key for `owner`.
+    /// Registers a key for `owner`, by `actor` (the owner, or an administrator). The `key.added`
+    /// entry names the owner by its commitment ([`crate::names`]) and carries the public key, so
+    /// the owner can find every key registered under their name in the log.
     pub async fn add_key(
         &self,
-        owner: &UserId,
+        actor: &UserId,
         owner_ref: &UserRef,
         key: &RecipientKey,
         now: DateTime<Utc>,
     ) -> Result<KeyInfo, StoreError> {
         let mut tx = self.write().await?;
+        let owner = user_id(&mut tx, owner_ref).await?;
         let id = KeyId::generate();
         let inserted = sqlx::query(
             "INSERT INTO recipient_keys (id, user_id, recipient, stanza_type, fingerprint, added_at) \
@@ -37,11 +41,14 @@ impl Store {
             Err(e) if is_unique_violation(&e) => return Err(StoreError::KeyExists(owner_ref.clone())),
             other => other?,
         };
+        let commitment = owner_commitment(&mut tx, &owner, owner_ref).await?;
         let event = Event::new(EventKind::KeyAdded)
-            .actor(owner)
+            .actor(actor)
             .subject(id.as_str())
             .field("type", key.stanza_type())
-            .field("fingerprint", key.fingerprint());
+            .field("fingerprint", key.fingerprint())
+            .field("owner", commitment)
+            .field("key", key.recipient());
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(KeyInfo {
@@ -50,6 +57,29 @@ impl Store {
             fingerprint: key.fingerprint().to_owned(),
             added_at: now,
         })
+    }
+
+    /// `user`'s name salt, made on first use: the key to the commitments that name them in the
+    /// log, given to anyone who may look them up.
+    pub async fn name_salt(&self, user: &UserRef) -> Result<String, StoreError> {
+        let salt: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT u.name_salt FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.name = $1 AND u.name = $2",
+        )
+        .bind(&user.org)
+        .bind(&user.name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match salt {
+            None => Err(StoreError::UnknownUser(user.clone())),
+            Some(Some(salt)) => Ok(salt),
+            Some(None) => {
+                let mut tx = self.write().await?;
+                let id = user_id(&mut tx, user).await?;
+                let salt = salt_of(&mut tx, &id).await?;
+                tx.commit().await?;
+                Ok(salt)
+            }
+        }
     }
 
     /// Lists a user's live keys, oldest first.
@@ -83,7 +113,19 @@ impl Store {
         let Some(key) = removed else {
             return Err(StoreError::UnknownKey { user: user.clone(), fingerprint: fingerprint.to_owned() });
         };
-        let event = Event::new(EventKind::KeyRemoved).actor(actor).subject(key).field("fingerprint", fingerprint);
+        let (recipient, stanza_type): (String, String) =
+            sqlx::query_as("SELECT recipient, stanza_type FROM recipient_keys WHERE id = $1")
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
+        let commitment = owner_commitment(&mut tx, &owner, user).await?;
+        let event = Event::new(EventKind::KeyRemoved)
+            .actor(actor)
+            .subject(key)
+            .field("type", stanza_type)
+            .field("fingerprint", fingerprint)
+            .field("owner", commitment)
+            .field("key", recipient);
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(())
@@ -95,7 +137,8 @@ impl Store {
         let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT a.idx, a.entry FROM audit_events a JOIN recipient_keys k ON k.id = a.subject_id \
              JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 AND k.removed_at IS NULL",
+             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 AND k.removed_at IS NULL \
+             ORDER BY a.idx DESC LIMIT 1",
         )
         .bind(&user.org)
         .bind(&user.name)
@@ -103,6 +146,63 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)))
+    }
+
+    /// The log index and entry of the latest `key.added` event that registered `user`'s key with
+    /// this fingerprint, live or removed since (a signed delivery stays provable after its key is
+    /// removed).
+    pub async fn key_registration(
+        &self,
+        user: &UserRef,
+        fingerprint: &str,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT a.idx, a.entry FROM audit_events a JOIN recipient_keys k ON k.id = a.subject_id \
+             JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
+             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 \
+             ORDER BY a.idx DESC LIMIT 1",
+        )
+        .bind(&user.org)
+        .bind(&user.name)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)))
+    }
+
+    /// Binds the live keys registered by an earlier version (whose `key.added` entry names no
+    /// owner) to their owners' names: one new `key.added` entry each, by the gateway, with code
+    /// `bound`. Run at start; answers how many keys it bound.
+    pub async fn bind_key_owners(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let rows: Vec<(String, String, String, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT k.id, k.user_id, o.name || '/' || u.name, k.recipient, k.stanza_type, k.fingerprint, \
+                    (SELECT a.entry FROM audit_events a WHERE a.event = 'key.added' AND a.subject_id = k.id \
+                     ORDER BY a.idx DESC LIMIT 1) \
+             FROM recipient_keys k JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
+             WHERE k.removed_at IS NULL ORDER BY k.added_at, k.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut bound = 0;
+        for (key, user, name, recipient, stanza_type, fingerprint, entry) in rows {
+            if entry.is_some_and(|e| e.contains("\nowner ")) {
+                continue;
+            }
+            let name: UserRef = name.parse()?;
+            let mut tx = self.write().await?;
+            let commitment = owner_commitment(&mut tx, &UserId::from_db(user), &name).await?;
+            let event = Event::new(EventKind::KeyAdded)
+                .subject(key)
+                .code("bound")
+                .field("type", stanza_type)
+                .field("fingerprint", fingerprint)
+                .field("owner", commitment)
+                .field("key", recipient);
+            append(&mut tx, &event, now).await?;
+            tx.commit().await?;
+            bound += 1;
+        }
+        Ok(bound)
     }
 
     /// Resolves addressed users to their ids, roles and live keys, in the order given.
@@ -121,6 +221,35 @@ impl Store {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// The user's name salt inside a write transaction, made (32 random bytes) if it has none yet.
+async fn salt_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, user: &UserId) -> Result<String, StoreError> {
+    let salt: Option<String> = sqlx::query_scalar("SELECT name_salt FROM users WHERE id = $1")
+        .bind(user.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    if let Some(salt) = salt {
+        return Ok(salt);
+    }
+    let salt = names::new_salt();
+    sqlx::query("UPDATE users SET name_salt = $1 WHERE id = $2 AND name_salt IS NULL")
+        .bind(&salt)
+        .bind(user.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT name_salt FROM users WHERE id = $1").bind(user.as_str()).fetch_one(&mut **tx).await?)
+}
+
+/// The commitment that names `user` in a log entry (made inside the entry's transaction).
+pub(super) async fn owner_commitment(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user: &UserId,
+    name: &UserRef,
+) -> Result<String, StoreError> {
+    let salt = salt_of(tx, user).await?;
+    names::commitment(&salt, name)
+        .map_err(|_| StoreError::Unreadable { column: "users.name_salt", value: salt.clone() })
 }
 
 async fn keys_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, user: &UserId) -> Result<Vec<KeyInfo>, StoreError> {

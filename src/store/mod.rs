@@ -51,7 +51,7 @@ use crate::wire::ErrorCode;
 pub use audit_trail::AuditFilter;
 pub use backup::{StoredBlob, snapshot_sqlite};
 pub use copy::CopiedTable;
-pub use deliveries::{Acknowledgement, DeliveryReport};
+pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};
 pub use held::HeldTransfer;
 pub use links::{Lease, LeaseEnd, RedeemRefusal};

@@ -7,7 +7,8 @@ use sqlx::Row as _;
 use super::{Store, StoreError, from_ms, ms};
 use crate::ids::{TransferId, UserId};
 use crate::model::UserRef;
-use crate::wire::transfers::{DeliveryOutcome, InboxItem, InboxState, LinkState, LinkView, TransferView};
+use crate::transparency::verify::parse_entry;
+use crate::wire::transfers::{DeliveryOutcome, InboxItem, InboxState, LinkState, LinkView, SignedFor, TransferView};
 use crate::wire::{Digest, TransferStatus};
 
 /// A stored digest, read back.
@@ -93,7 +94,7 @@ impl Store {
         }
         let links = sqlx::query(
             "SELECT o.name AS org, u.name, l.state, l.expires_at, l.used_at, \
-                    (SELECT a.code FROM audit_events a WHERE a.transfer_id = l.transfer_id \
+                    (SELECT a.entry FROM audit_events a WHERE a.transfer_id = l.transfer_id \
                      AND a.actor_id = l.recipient_id AND a.event = 'delivery.acknowledged' \
                      ORDER BY a.idx LIMIT 1) AS acknowledged FROM links l \
              JOIN users u ON u.id = l.recipient_id JOIN orgs o ON o.id = u.org_id \
@@ -104,16 +105,28 @@ impl Store {
         .await?
         .into_iter()
         .map(|r| {
+            let recipient = UserRef::new(r.get("org"), r.get("name"))?;
+            let report = r.get::<Option<String>, _>("acknowledged");
+            let (acknowledged, signed_for) = match report.as_deref().map(|e| parse_entry(e.as_bytes())) {
+                None => (None, None),
+                Some(Err(_)) => {
+                    return Err(StoreError::Unreadable {
+                        column: "audit_events.entry",
+                        value: report.unwrap_or_default(),
+                    });
+                }
+                Some(Ok(entry)) if entry.code() == Some("decrypted") => {
+                    (Some(DeliveryOutcome::Decrypted), signed_for(&entry, &recipient))
+                }
+                Some(Ok(_)) => (Some(DeliveryOutcome::Failed), None),
+            };
             Ok(LinkView {
-                recipient: UserRef::new(r.get("org"), r.get("name"))?,
+                recipient,
                 state: link_state(&r.get::<String, _>("state"))?,
                 expires_at: from_ms(r.get("expires_at")),
                 used_at: r.get::<Option<i64>, _>("used_at").map(from_ms),
-                acknowledged: match r.get::<Option<String>, _>("acknowledged").as_deref() {
-                    None => None,
-                    Some("decrypted") => Some(DeliveryOutcome::Decrypted),
-                    Some(_) => Some(DeliveryOutcome::Failed),
-                },
+                acknowledged,
+                signed_for,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -138,4 +151,11 @@ impl Store {
             links,
         })
     }
+}
+
+/// Who signed for a delivery, from its `delivery.acknowledged` entry (`None` when unsigned).
+fn signed_for(entry: &crate::transparency::verify::Entry, recipient: &UserRef) -> Option<SignedFor> {
+    let key = entry.fact("signing_key")?;
+    let at = DateTime::parse_from_rfc3339(entry.fact("signed_at")?).ok()?.with_timezone(&Utc);
+    Some(SignedFor { by: recipient.clone(), at, key: crate::directory::fingerprint(key) })
 }

@@ -163,9 +163,20 @@ fn fetch_required<E: std::error::Error + 'static>(
 /// `saved` entries still hash to the saved root; every entry parses; the lifecycle invariants.
 /// Save [`LogReport::state`] only after this returns `Ok`.
 pub fn verify_log<E: std::error::Error + 'static>(
+    fetch: impl FnMut(&str) -> Result<Option<Vec<u8>>, E>,
+    policy: &Policy,
+    saved: Option<&SavedState>,
+) -> Result<LogReport, LogError<E>> {
+    verify_log_visiting(fetch, policy, saved, |_, _| {})
+}
+
+/// [`verify_log`], showing `visit` every entry (its index and parsed form) in order once the
+/// whole log has verified, before the report: a monitor picks out what concerns it.
+pub fn verify_log_visiting<E: std::error::Error + 'static>(
     mut fetch: impl FnMut(&str) -> Result<Option<Vec<u8>>, E>,
     policy: &Policy,
     saved: Option<&SavedState>,
+    mut visit: impl FnMut(u64, &Entry),
 ) -> Result<LogReport, LogError<E>> {
     let note_bytes = fetch_required(&mut fetch, CHECKPOINT_PATH.to_owned())?;
     let note = String::from_utf8(note_bytes)
@@ -225,10 +236,15 @@ pub fn verify_log<E: std::error::Error + 'static>(
 
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut lifecycle = lifecycle::Lifecycle::default();
+    let mut parsed = Vec::with_capacity(entries.len());
     for (index, bytes) in (0u64..).zip(&entries) {
         let entry = parse_entry(bytes).map_err(|source| LogError::Entry { index, source })?;
         lifecycle.apply(index, &entry)?;
         *counts.entry(entry.event().to_owned()).or_default() += 1;
+        parsed.push(entry);
+    }
+    for (index, entry) in (0u64..).zip(&parsed) {
+        visit(index, entry);
     }
 
     let state = SavedState { note, checkpoint: checkpoint.clone() };
@@ -274,6 +290,8 @@ pub struct ReceiptSummary {
     pub origin: String,
     /// The tree size of the checkpoint in the receipt.
     pub tree_size: u64,
+    /// The root hash of that checkpoint.
+    pub root: Hash,
     /// The policy names of the witnesses whose cosignatures verified.
     pub witnesses: Vec<String>,
 }
@@ -306,6 +324,7 @@ pub fn verify_receipt(
         index: verified.index,
         origin: verified.checkpoint.checkpoint.origin().to_owned(),
         tree_size: verified.checkpoint.checkpoint.size(),
+        root: *verified.checkpoint.checkpoint.root(),
         witnesses: verified.checkpoint.cosigned.into_iter().map(|c| c.witness).collect(),
     })
 }

@@ -8,10 +8,13 @@ use crate::model::{OrgKind, Role, UserRef};
 
 /// `GET /api/v1/whoami`: the token's owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"user": "hmpps/alice", "role": "recipient", "org_kind": "agency"}))]
+#[schema(example = json!({"user": "hmpps/alice", "id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "role": "recipient", "org_kind": "agency"}))]
 pub struct Whoami {
     /// The user the token belongs to.
     pub user: UserRef,
+    /// The user's server-made id: log entries name their actor by it.
+    #[serde(default)]
+    pub id: String,
     /// Its role.
     pub role: Role,
     /// The kind of its organisation.

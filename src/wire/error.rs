@@ -96,12 +96,21 @@ error_codes! {
     InvalidKey = ("invalid_key", 422),
     /// A private key was sent where a public key belongs (it never reaches storage).
     PrivateKeyRefused = ("private_key_refused", 422),
-    /// The manifest names a signing key the sender has not registered.
+    /// The manifest or delivery statement names a signing key that is not one of the signer's
+    /// live keys (never registered, or removed).
     UnknownSigningKey = ("unknown_signing_key", 422),
     /// The manifest's text is not the one the transfer needs.
     ManifestMismatch = ("manifest_mismatch", 422),
     /// The sender's signature does not verify.
     SenderSignatureInvalid = ("sender_signature_invalid", 422),
+    /// The recipient's signature on a delivery statement does not verify.
+    DeliverySignatureInvalid = ("delivery_signature_invalid", 422),
+    /// The delivery statement names another transfer, digest or recipient, or a checkpoint that
+    /// is not a state of this log covering the upload.
+    StatementMismatch = ("statement_mismatch", 422),
+    /// The delivery statement's time is too far from the gateway's clock (more than 10 minutes
+    /// old, or ahead).
+    StatementLate = ("statement_late", 422),
     /// Another request is writing to this resumable upload.
     UploadBusy = ("upload_busy", 423),
     /// The gateway failed; nothing was changed. The body says no more.

@@ -22,6 +22,7 @@ pub struct NewKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "user": "hmpps/alice",
+    "name_salt": "5b0e3c0d6f1f0c2a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c",
     "keys": [
         {
             "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
@@ -34,6 +35,9 @@ pub struct NewKey {
 pub struct OwnKeys {
     /// The caller.
     pub user: UserRef,
+    /// The caller's name salt (64 hex digits): log entries name the caller by
+    /// `hex(HMAC-SHA256(name_salt, "ORG/NAME"))`, which `sealpost keys monitor` looks for.
+    pub name_salt: String,
     /// Its live keys, oldest first.
     pub keys: Vec<KeyInfo>,
 }
@@ -78,6 +82,7 @@ impl PublishedKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "user": "hmpps/alice",
+    "name_salt": "5b0e3c0d6f1f0c2a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c",
     "keys": [
         {
             "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
@@ -91,6 +96,10 @@ impl PublishedKey {
 pub struct UserKeys {
     /// Whose keys they are.
     pub user: UserRef,
+    /// The user's name salt (64 hex digits): each key's `key.added` entry names its owner by
+    /// `owner hex(HMAC-SHA256(name_salt, "ORG/NAME"))`, so a sender checks that the logged key is
+    /// this user's.
+    pub name_salt: String,
     /// The live keys, oldest first.
     pub keys: Vec<PublishedKey>,
 }

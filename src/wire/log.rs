@@ -20,6 +20,46 @@ pub struct Receipt {
     pub index: u64,
     /// A C2SP tlog-proof of the entry against the current checkpoint.
     pub receipt: String,
+    /// For a signed delivery (`delivery.acknowledged` with the recipient's signature): who
+    /// signed, the salt of their name commitment, and the receipt of their signing key's
+    /// registration; everything an auditor needs, with the log's key, to check offline that
+    /// this person signed for this ciphertext (`sealpost receipt get` saves it as one file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_for: Option<SignerProof>,
+}
+
+/// Who signed a delivery, and the proof that the signing key is theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SignerProof {
+    /// The recipient who signed.
+    pub by: crate::model::UserRef,
+    /// Their name salt: `hex(HMAC-SHA256(name_salt, "ORG/NAME"))` is the `recipient` of the
+    /// delivery entry and the `owner` of the key entry.
+    pub name_salt: String,
+    /// A C2SP tlog-proof of the `key.added` entry that registered the signing key.
+    pub key_receipt: String,
+}
+
+/// The file `sealpost receipt get` writes for a signed delivery, and `sealpost receipt verify`
+/// checks offline: the delivery's receipt, the signing key's receipt, and the name they bind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedDeliveryReceipt {
+    /// Always `sealpost.signed-delivery/v1`.
+    pub format: String,
+    /// Who signed for the delivery, `ORG/NAME`.
+    pub signer: crate::model::UserRef,
+    /// The signer's name salt (64 hex digits).
+    pub name_salt: String,
+    /// A C2SP tlog-proof of the `delivery.acknowledged` entry that carries the signed statement.
+    pub delivery: String,
+    /// A C2SP tlog-proof of the `key.added` entry of the signing key.
+    pub key: String,
+}
+
+impl SignedDeliveryReceipt {
+    /// The `format` value.
+    pub const FORMAT: &'static str = "sealpost.signed-delivery/v1";
 }
 
 /// `GET /api/v1/transfers/{id}/receipts`.

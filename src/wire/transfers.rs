@@ -158,7 +158,8 @@ impl DeliveryOutcome {
     "state": "used",
     "expires_at": "2025-03-04T09:30:00Z",
     "used_at": "2025-03-01T10:02:11Z",
-    "acknowledged": "decrypted"
+    "acknowledged": "decrypted",
+    "signed_for": {"by": "hmpps/alice", "at": "2025-03-01T10:02:30Z", "key": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a"}
 }))]
 pub struct LinkView {
     /// The recipient.
@@ -171,6 +172,22 @@ pub struct LinkView {
     pub used_at: Option<DateTime<Utc>>,
     /// The recipient's delivery report, if they sent one.
     pub acknowledged: Option<DeliveryOutcome>,
+    /// Who signed for the delivery, when and with which key; null when the report was not
+    /// signed (or there is none).
+    #[serde(default)]
+    pub signed_for: Option<SignedFor>,
+}
+
+/// A signed delivery as the sender sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"by": "hmpps/alice", "at": "2025-03-01T10:02:30Z", "key": "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a"}))]
+pub struct SignedFor {
+    /// The recipient who signed.
+    pub by: UserRef,
+    /// The time in the signed statement.
+    pub at: DateTime<Utc>,
+    /// The fingerprint of the signing key.
+    pub key: String,
 }
 
 /// A transfer as its sender (or an administrator) sees it.
@@ -193,7 +210,8 @@ pub struct LinkView {
             "state": "used",
             "expires_at": "2025-03-04T09:30:00Z",
             "used_at": "2025-03-01T10:02:11Z",
-            "acknowledged": "decrypted"
+            "acknowledged": "decrypted",
+            "signed_for": null
         }
     ]
 }))]

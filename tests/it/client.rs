@@ -7,7 +7,7 @@ use std::process::Output;
 use crate::common::{self, TestServer, identity_file, keypair, noise, parties, require_tool};
 
 /// Runs the sealpost binary with `--url`/`--token` for `token`, off the async runtime.
-async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
+pub(crate) async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
     let command = command(server, token, args);
     tokio::task::spawn_blocking(move || { command }.output().expect("runs")).await.unwrap()
 }
@@ -36,11 +36,11 @@ fn state_dir(server: &TestServer) -> PathBuf {
     server.data_dir.join("client-state")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -54,36 +54,36 @@ fn failure_lines(o: &Output) -> Vec<String> {
 }
 
 /// A work directory with alice's identity file.
-struct Work {
+pub(crate) struct Work {
     dir: tempfile::TempDir,
-    identity: PathBuf,
+    pub(crate) identity: PathBuf,
 }
 
 impl Work {
-    fn new(id: &age::x25519::Identity) -> Self {
+    pub(crate) fn new(id: &age::x25519::Identity) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let identity = dir.path().join("alice.key");
         std::fs::write(&identity, identity_file(id)).unwrap();
         Self { dir, identity }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn file(&self, name: &str, content: &[u8]) -> String {
+    pub(crate) fn file(&self, name: &str, content: &[u8]) -> String {
         let p = self.path(name);
         std::fs::write(&p, content).unwrap();
         s(&p)
     }
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
 /// Sends `files` to hmpps/alice and returns (transfer id, link).
-async fn send(server: &TestServer, bob: &str, files: &[&str]) -> (String, String) {
+pub(crate) async fn send(server: &TestServer, bob: &str, files: &[&str]) -> (String, String) {
     let mut args = vec!["send"];
     args.extend(files);
     args.extend(["--to", "hmpps/alice"]);

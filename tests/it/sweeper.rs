@@ -11,7 +11,7 @@ use sealpost::clock::Clock;
 use sealpost::directory::RecipientKey;
 use sealpost::envelope::Limits;
 use sealpost::ids::{BearerSecret, LinkId, TransferId, UserId};
-use sealpost::intake::{UploadRules, receive};
+use sealpost::intake::{UploadRules, addressees, receive};
 use sealpost::model::{Classification, OrgKind, Role, UserRef};
 use sealpost::policy::{Action, Permit, PolicyGate, PolicySource, UploadRequest, principal_facts};
 use sealpost::store::{AuditFilter, LeaseEnd, NewLink, NewTransfer, Store};
@@ -86,7 +86,8 @@ impl Fixture {
         let staged = blobs.stage(&transfer).await.expect("stage");
         let rules = UploadRules { max_size: 1 << 20, envelope: Limits::default(), allow_unknown_stanzas: false };
         let mut body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(ciphertext.clone()))]);
-        let (staged, inspected) = receive(&mut body, staged, &["X25519"], &rules).await.expect("inspected");
+        let (staged, inspected) =
+            receive(&mut body, staged, &addressees(&recipients), &rules).await.expect("inspected");
         assert_eq!(inspected.digest(), Digest::of(&ciphertext));
         blobs.commit(staged, &object_key).await.expect("commit");
 

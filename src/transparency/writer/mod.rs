@@ -463,6 +463,16 @@ impl Log {
         Ok(TlogProof { extra: Some(entry.to_vec()), index, proof, checkpoint }.to_text())
     }
 
+    /// The root hash of the tree's first `size` entries (a state this log passed through), to
+    /// check a checkpoint a client says it verified against.
+    pub async fn root_at(&self, size: u64) -> Result<Hash, LogError> {
+        let current = self.size();
+        if size > current {
+            return Err(LogError::NotYet { index: size, size: current });
+        }
+        self.read_tiles(size, &HashMap::new(), |r| r.root()).await
+    }
+
     /// The bytes of hash tile `tile`, which must be within the current tree.
     pub async fn hash_tile(&self, tile: Tile) -> Result<Vec<u8>, LogError> {
         let want = usize::from(tile.width()) * Hash::LEN;
