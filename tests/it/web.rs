@@ -281,6 +281,41 @@ async fn senders_see_what_they_sent_and_recall_it_through_a_form() {
 }
 
 #[tokio::test]
+async fn a_senders_transfer_page_shows_each_recipients_delivery() {
+    let server = TestServer::start().await;
+    let (bob, alice, _) = parties(&server).await;
+    let key = alice_key(&server, &alice).await;
+    let (_, sent) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&key], b"x")).await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&bob).await;
+    let list = browser.get("/sent").await;
+    assert!(list.body.contains(&format!("href=\"/sent/{id}\"")), "the sent list does not link the transfer");
+    let page = browser.get(&format!("/sent/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert_locked_down(&page);
+    assert!(page.body.contains("hmpps/alice") && page.body.contains("Not collected yet"), "{}", page.body);
+
+    // Collected and reported without a signature: delivered, not signed for.
+    let link = sent["links"][0]["url"].as_str().unwrap();
+    assert_eq!(server.redeem(&alice, link).await.0, 200);
+    let path = format!("/api/v1/transfers/{id}/delivery");
+    assert_eq!(server.post(&alice, &path, json!({"status": "decrypted"})).await.0, 201);
+    let page = browser.get(&format!("/sent/{id}")).await;
+    assert!(page.body.contains("Delivered, not signed for"), "{}", page.body);
+    assert!(!page.body.contains("Signed for by"));
+
+    // Nobody else's transfer, and no transfer at all, is a page.
+    let mut other = Browser::new(&server);
+    other.sign_in(&alice).await;
+    assert_eq!(other.get(&format!("/sent/{id}")).await.status, 404);
+    assert_eq!(browser.get("/sent/0123456789abcdef0123456789abcdef").await.status, 404);
+    assert_eq!(browser.get("/sent/not-an-id").await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn compliance_officers_approve_through_a_form_and_the_reason_is_audited() {
     let server = TestServer::start().await;
     let (bob, alice, _) = parties(&server).await;

@@ -58,6 +58,36 @@ test('the delivery statement is the spec text, byte for byte', () => {
   assert.equal(statementTime(new Date('2026-01-02T03:04:05.000Z')), '2026-01-02T03:04:05Z')
 })
 
+test('the delivery statement matches the gateway’s own examples byte for byte', () => {
+  // The example of `POST /api/v1/transfers/{id}/delivery` in the API contract (src/wire/deliveries.rs).
+  const wire =
+    'sealpost.delivery/v1\ntransfer 4f9c2a7e0b1d4c3e8a6f5b2d1c0e9a8b\ndigest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\nrecipient hmpps/alice\ntime 2025-03-01T10:02:30Z\ncheckpoint 42 rPX2XlzaWZyr/HjW6IeUrJM5DY0ftA8oH8J7o6jWwFQ=\n'
+  assert.equal(
+    deliveryStatement({
+      transfer: TRANSFER,
+      digest: DIGEST,
+      recipient: 'hmpps/alice',
+      time: new Date(Date.UTC(2025, 2, 1, 10, 2, 30)),
+      checkpoint: { size: 42n, root: b64decode(ROOT)! },
+    }),
+    wire,
+  )
+  // The Rust unit test's example (src/delivery.rs): root 32 bytes of 7.
+  const root = new Uint8Array(32).fill(7)
+  assert.equal(
+    deliveryStatement({
+      transfer: '0123456789abcdef0123456789abcdef',
+      digest: `sha256:${'ab'.repeat(32)}`,
+      recipient: 'hmpps/alice',
+      time: new Date(Date.UTC(2026, 11, 6, 9, 30, 0)),
+      checkpoint: { size: 42n, root },
+    }),
+    `sealpost.delivery/v1\ntransfer 0123456789abcdef0123456789abcdef\ndigest sha256:${'ab'.repeat(32)}\n` +
+      `recipient hmpps/alice\ntime 2026-12-06T09:30:00Z\ncheckpoint 42 ${b64encode(root)}\n`,
+  )
+  assert.equal(b64encode(root), 'BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=')
+})
+
 test('a delivery statement is read back only in its canonical form', () => {
   const d = parseDeliveryStatement(STATEMENT)
   assert.equal(d.transfer, TRANSFER)
