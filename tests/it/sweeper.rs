@@ -76,6 +76,7 @@ impl Fixture {
                 expires_in: LINK_LIFETIME,
                 classification: Classification::Official,
                 size: None,
+                signed: false,
                 now,
             })
             .expect("approved");
@@ -100,7 +101,10 @@ impl Fixture {
         ]);
         let release = gate.release(approval.sender_facts(), &facts, approval.orgs(), context, now);
         assert!(!release.held(), "an OFFICIAL transfer is released at once");
-        store.insert_transfer(&approval, &release, &inspected, &new_transfer, &links, now).await.expect("recorded");
+        store
+            .insert_transfer(&approval, &release, &inspected, &new_transfer, &links, None, now)
+            .await
+            .expect("recorded");
         let alice = store.authenticate(&alice_token.hash(), now).await.expect("authenticate").expect("alice");
         let record = store.transfer_record(&transfer).await.expect("record");
         let download = gate
