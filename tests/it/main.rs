@@ -25,6 +25,7 @@ mod readiness;
 mod restart;
 mod s3_blobs;
 mod scale_out;
+mod sender_signing;
 mod sweeper;
 mod tlog_vectors;
 mod transfers;

@@ -26,8 +26,9 @@ async fn a_restart_keeps_accounts_keys_and_unused_links() {
     let bob_before = server.get(&bob, "/api/v1/whoami").await;
     let alice_before = server.get(&alice, "/api/v1/whoami").await;
     let keys_before = server.get(&bob, "/api/v1/keys/hmpps/alice").await;
-    assert_eq!(bob_before, (200, json!({"user": "acme/bob", "role": "sender", "org_kind": "contractor"})));
-    assert_eq!(alice_before, (200, json!({"user": "hmpps/alice", "role": "recipient", "org_kind": "agency"})));
+    let whoami = |user: &str, role: &str, org_kind: &str| json!({"user": user, "role": role, "org_kind": org_kind, "default_expiry_seconds": 259_200});
+    assert_eq!(bob_before, (200, whoami("acme/bob", "sender", "contractor")));
+    assert_eq!(alice_before, (200, whoami("hmpps/alice", "recipient", "agency")));
     server.stop().await;
 
     let server = TestServer::start_in(dir.path(), |_| {}).await;
