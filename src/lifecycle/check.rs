@@ -67,12 +67,6 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// Whether the sender signed the upload's manifest (checked on arrival; its digest is
-    /// checked when the body ends).
-    pub fn signed(&self) -> bool {
-        self.signed.is_some()
-    }
-
     /// The stanza types the file must carry: one per directory key of the addressed recipients.
     pub fn expected_types(&self) -> Vec<&str> {
         self.recipients

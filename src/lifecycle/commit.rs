@@ -77,8 +77,9 @@ pub(super) async fn commit(
         return Err(signing::refuse(gw, approval.sender(), refusal, inspected.size()).await);
     }
     let manifest = signed.as_ref().map(super::SignedUpload::manifest);
+    let is_signed = manifest.is_some();
     let object_key = BlobStore::key_for(&id);
-    let transfer = NewTransfer { id: id.clone(), object_key: object_key.clone() };
+    let transfer = NewTransfer { id: id.clone(), object_key: object_key.clone(), manifest };
     let tokens: Vec<BearerSecret> = recipients.iter().map(|_| BearerSecret::generate("")).collect();
     let links: Vec<NewLink> = recipients
         .iter()
@@ -100,7 +101,7 @@ pub(super) async fn commit(
     gw.blobs.commit(staged, &object_key).await?;
     let accepted_idx = match gw
         .store
-        .insert_transfer(&approval, &release, &inspected, &transfer, &links, manifest.as_ref(), gw.clock.now())
+        .insert_transfer(&approval, &release, &inspected, &transfer, &links, gw.clock.now())
         .await
     {
         Ok(idx) => idx,
@@ -112,7 +113,7 @@ pub(super) async fn commit(
             return Err(e.into());
         }
     };
-    tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), signed = manifest.is_some(), "upload accepted");
+    tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), signed = is_signed, "upload accepted");
     let receipt = upload_receipt(gw, accepted_idx).await;
     let links = recipients
         .iter()

@@ -11,13 +11,15 @@ use crate::ids::{LinkId, SecretHash, TransferId, UserId};
 use crate::intake::Inspected;
 use crate::policy::{Action, Approval, OrgFacts, Permit, Release, TransferFacts, UserFacts};
 
-/// Where an accepted upload is to be stored.
+/// Where an accepted upload is to be stored, and the sender's signed manifest to keep with it.
 #[derive(Debug)]
 pub struct NewTransfer {
     /// Its id (also names its blob).
     pub id: TransferId,
     /// The blob's key in the object store.
     pub object_key: String,
+    /// The `sealpost.manifest/v2` the sender signed the upload with, if any.
+    pub manifest: Option<Manifest>,
 }
 
 /// One recipient's link, ready to commit.
@@ -273,10 +275,10 @@ impl Store {
         inspected: &Inspected,
         transfer: &NewTransfer,
         links: &[NewLink],
-        manifest: Option<&Manifest>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let header = &inspected.envelope().header;
+        let manifest = transfer.manifest.as_ref();
         debug_assert_eq!(
             links.iter().map(|l| &l.recipient).collect::<Vec<_>>(),
             approval.recipients().iter().collect::<Vec<_>>()

@@ -91,9 +91,8 @@ async fn official_sensitive_transfers_wait_for_a_compliance_officer_who_is_not_t
     server.route("acme", "hmpps").await;
     let ciphertext = encrypt(&[&r], &noise(3000));
     let signer = server.signing_key(&bob).await;
-    let (status, body) = server
-        .upload_signed(&bob, &signer, "acme/bob", &["hmpps/alice"], "OFFICIAL-SENSITIVE", 259_200, ciphertext.clone())
-        .await;
+    let (status, body) =
+        server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 259_200, ciphertext.clone()).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "awaiting_approval");
     assert_eq!(body["policies"], json!(["four-eyes-hold"]));
@@ -133,8 +132,7 @@ async fn a_rejected_transfer_loses_its_links_and_its_ciphertext() {
     server.route("acme", "hmpps").await;
     let signer = server.signing_key(&bob).await;
     let file = encrypt(&[&r], &noise(100));
-    let (status, body) =
-        server.upload_signed(&bob, &signer, "acme/bob", &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
+    let (status, body) = server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let link = body["links"][0]["url"].as_str().unwrap().to_owned();

@@ -204,9 +204,8 @@ async fn a_policy_can_require_post_quantum_keys_for_sensitive_transfers() {
     // carol holds a classical key: OFFICIAL-SENSITIVE is refused before the body, signed or not,
     // OFFICIAL is not.
     let signer = server.signing_key(&bob).await;
-    let (status, denied) = server
-        .upload_signed(&bob, &signer, "acme/bob", &["hmpps/carol"], "OFFICIAL-SENSITIVE", 3600, b"x".to_vec())
-        .await;
+    let (status, denied) =
+        server.upload_signed(&bob, &signer, &["hmpps/carol"], "OFFICIAL-SENSITIVE", 3600, b"x".to_vec()).await;
     assert_eq!((status, code(&denied)), (403, "policy_denied"), "{denied}");
     assert_eq!(denied["error"]["policies"], serde_json::json!(["post-quantum-sensitive"]));
     assert!(

@@ -47,9 +47,8 @@ async fn a_signed_upload_is_kept_with_its_transfer_and_its_log_entry_names_key_a
     let (bob, alice, _, recipient, signer) = signed_parties(&server).await;
     let file = encrypt(&[&recipient], &noise(3000));
     let text = manifest("acme/bob", &file, "OFFICIAL-SENSITIVE", DEFAULT_EXPIRY, &["hmpps/alice"]);
-    let (status, body) = server
-        .upload_signed(&bob, &signer, "acme/bob", &["hmpps/alice"], "OFFICIAL-SENSITIVE", DEFAULT_EXPIRY, file)
-        .await;
+    let (status, body) =
+        server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", DEFAULT_EXPIRY, file).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "awaiting_approval");
     let id = body["id"].as_str().unwrap().to_owned();
@@ -105,9 +104,8 @@ async fn the_shipped_policies_refuse_unsigned_official_sensitive_with_the_advice
 
     // OFFICIAL needs no signature; signed, OFFICIAL-SENSITIVE passes (held for four eyes).
     assert_eq!(server.upload(&bob, &["hmpps/alice"], "", file.clone()).await.0, 201);
-    let (status, body) = server
-        .upload_signed(&bob, &signer, "acme/bob", &["hmpps/alice"], "OFFICIAL-SENSITIVE", DEFAULT_EXPIRY, file)
-        .await;
+    let (status, body) =
+        server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", DEFAULT_EXPIRY, file).await;
     assert_eq!((status, body["policies"].clone()), (202, json!(["four-eyes-hold"])), "{body}");
     server.stop().await;
 }
@@ -312,9 +310,8 @@ async fn a_manifest_that_disagrees_with_the_uploads_parameters_is_refused() {
             server.upload_with(&bob, &["hmpps/alice"], extra, &signer.headers(&text), file.clone()).await;
         assert_eq!(status, 202, "{extra}: {body}");
     }
-    let (status, body) = server
-        .upload_signed(&bob, &signer, "acme/bob", &["probation/erin", "hmpps/alice"], sensitive, 3600, both)
-        .await;
+    let (status, body) =
+        server.upload_signed(&bob, &signer, &["probation/erin", "hmpps/alice"], sensitive, 3600, both).await;
     assert_eq!(status, 202, "recipients in any order in the request: {body}");
     server.stop().await;
 }
@@ -642,8 +639,7 @@ async fn fetch_refuses_a_bundle_whose_signed_manifest_disagrees_with_the_transfe
         sealpost(&server, &alice, &["fetch", link, "-i", &s(&identity), "-o", &s(&work.path().join(out))]).await
     };
     let upload = async |file: Vec<u8>, classification: &str| {
-        let (status, body) =
-            server.upload_signed(&bob, &signer, "acme/bob", &["hmpps/alice"], classification, 3600, file).await;
+        let (status, body) = server.upload_signed(&bob, &signer, &["hmpps/alice"], classification, 3600, file).await;
         assert_eq!(status, 201, "{body}");
         (body["id"].as_str().unwrap().to_owned(), body["links"][0]["url"].as_str().unwrap().to_owned())
     };

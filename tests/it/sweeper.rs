@@ -92,7 +92,7 @@ impl Fixture {
         blobs.commit(staged, &object_key).await.expect("commit");
 
         let link = BearerSecret::generate("");
-        let new_transfer = NewTransfer { id: transfer.clone(), object_key: object_key.clone() };
+        let new_transfer = NewTransfer { id: transfer.clone(), object_key: object_key.clone(), manifest: None };
         let links = [NewLink { id: LinkId::generate(), recipient: alice_id.clone(), token_hash: link.hash() }];
         let facts = PolicyGate::transfer_facts(&approval, transfer.as_str(), ciphertext.len() as u64);
         let context = serde_json::Map::from_iter([
@@ -101,10 +101,7 @@ impl Fixture {
         ]);
         let release = gate.release(approval.sender_facts(), &facts, approval.orgs(), context, now);
         assert!(!release.held(), "an OFFICIAL transfer is released at once");
-        store
-            .insert_transfer(&approval, &release, &inspected, &new_transfer, &links, None, now)
-            .await
-            .expect("recorded");
+        store.insert_transfer(&approval, &release, &inspected, &new_transfer, &links, now).await.expect("recorded");
         let alice = store.authenticate(&alice_token.hash(), now).await.expect("authenticate").expect("alice");
         let record = store.transfer_record(&transfer).await.expect("record");
         let download = gate

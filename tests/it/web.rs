@@ -289,8 +289,7 @@ async fn compliance_officers_approve_through_a_form_and_the_reason_is_audited() 
     let key = alice_key(&server, &alice).await;
     let signer = server.signing_key(&bob).await;
     let file = encrypt(&[&key], b"x");
-    let (status, held) =
-        server.upload_signed(&bob, &signer, "acme/bob", &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
+    let (status, held) = server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
     assert_eq!(status, 202, "{held}");
     let id = held["id"].as_str().unwrap().to_owned();
 

@@ -165,26 +165,27 @@ impl TestServer {
         status_json(request.send().await.expect("send")).await
     }
 
-    /// Uploads `body` from `sender` (`ORG/NAME`, whose token is `token`) to `to`, signed with
-    /// `signer`: the classification and expiry (in seconds) are sent explicitly, as signed.
+    /// Uploads `body` to `to` as the token's user, signed with `signer` (that user's key): the
+    /// classification and expiry (in seconds) are sent explicitly, as signed.
     pub(crate) async fn upload_signed(
         &self,
         token: &str,
         signer: &Signer,
-        sender: &str,
         to: &[&str],
         classification: &str,
         expires: u64,
         body: Vec<u8>,
     ) -> (u16, Value) {
-        let text = manifest(sender, &body, classification, expires, to);
+        let text = manifest(&signer.owner, &body, classification, expires, to);
         let extra = format!("&classification={classification}&expires={expires}s");
         self.upload_with(token, to, &extra, &signer.headers(&text), body).await
     }
 
     /// Makes an Ed25519 signing key and registers it for the token's user.
     pub(crate) async fn signing_key(&self, token: &str) -> Signer {
-        let signer = Signer::generate();
+        let (status, me) = self.get(token, "/api/v1/whoami").await;
+        assert_eq!(status, 200, "{me}");
+        let signer = Signer { owner: me["user"].as_str().expect("user").to_owned(), ..Signer::generate() };
         self.add_key(token, &signer.public).await;
         signer
     }
@@ -291,6 +292,8 @@ pub(crate) async fn parties(server: &TestServer) -> (String, String, age::x25519
 
 /// A user's Ed25519 signing key (a `sealpost-signing1…` key), to sign upload manifests.
 pub(crate) struct Signer {
+    /// Whose it is, `ORG/NAME` (empty for a key registered nowhere).
+    pub(crate) owner: String,
     pub(crate) key: ed25519_dalek::SigningKey,
     /// The public key string, as the directory holds it.
     pub(crate) public: String,
@@ -304,7 +307,7 @@ impl Signer {
         let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
         let public = sealpost::client::keys::signing_public(&key.verifying_key());
         let fingerprint = sealpost::directory::fingerprint(&public);
-        Self { key, public, fingerprint }
+        Self { owner: String::new(), key, public, fingerprint }
     }
 
     /// Standard base64 of the signature over `text`'s bytes.
