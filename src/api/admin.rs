@@ -31,15 +31,21 @@ pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(revoke_token))
 }
 
-/// Who the token belongs to.
+/// Who the token belongs to, and how long this gateway's links live by default.
 ///
 /// Any valid token.
 #[utoipa::path(get, path = "/api/v1/whoami", operation_id = "whoami", tag = "accounts",
     security(("bearer" = [])),
     responses((status = 200, description = "The token's owner.", body = Whoami)))]
-async fn whoami(caller: Caller) -> Json<Whoami> {
+async fn whoami(State(gw): State<Arc<Gateway>>, caller: Caller) -> Json<Whoami> {
     let p = caller.0;
-    Json(Whoami { id: p.id.to_string(), user: p.user, role: p.role, org_kind: p.org_kind })
+    Json(Whoami {
+        id: p.id.to_string(),
+        user: p.user,
+        role: p.role,
+        org_kind: p.org_kind,
+        default_expiry_seconds: gw.config.default_expiry.as_secs(),
+    })
 }
 
 /// Create an organisation.

@@ -1,9 +1,13 @@
-//! Signed sender manifests: `POST /api/v1/transfers/{id}/manifest` (the sender, once) and
-//! `GET /api/v1/transfers/{id}/manifest` (the sender, its recipients, compliance and admins).
+//! Signed sender manifests: `GET /api/v1/transfers/{id}/manifest` (the sender, its recipients,
+//! compliance and admins) and the legacy `POST /api/v1/transfers/{id}/manifest`.
 //!
-//! A manifest is `sealpost.manifest/v1`, `transfer ID`, `digest sha256:HEX` and one
-//! `recipient ORG/NAME` line per recipient in sorted order, each line ending in `\n`; the sender
-//! signs exactly those bytes with one of their registered `sealpost-signing` keys (Ed25519).
+//! A sender signs an upload with a `sealpost.manifest/v2` sent with it (see
+//! [`crate::lifecycle`]); that is what policy counts as signed, and it is kept with the transfer
+//! when it is committed. The legacy route still takes a `sealpost.manifest/v1` (`transfer ID`,
+//! `digest sha256:HEX`, one `recipient ORG/NAME` line per recipient, sorted) for a transfer
+//! uploaded unsigned, signed afterwards by the sender with one of their registered
+//! `sealpost-signing` keys: recipients can check it, but the transfer stays unsigned for policy
+//! (policy decided when it was uploaded), and a transfer signed at upload takes no second one.
 
 use std::sync::Arc;
 
@@ -35,9 +39,9 @@ fn unprocessable(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(code, message)
 }
 
-/// The manifest text a transfer's sender must sign.
+/// The legacy manifest text a transfer's sender must sign.
 fn expected(id: &TransferId, subject: &ManifestSubject) -> String {
-    crate::manifest::text(id.as_str(), &subject.digest, &subject.recipients)
+    crate::manifest::ManifestV1::text(id.as_str(), &subject.digest, &subject.recipients)
 }
 
 /// The transfer's manifest subject, or 404 for an unknown id.
@@ -48,9 +52,12 @@ async fn subject(gw: &Gateway, id: &str) -> Result<(TransferId, ManifestSubject)
     Ok((tid, subject))
 }
 
-/// Attach the sender's signed manifest to a transfer.
+/// Attach a legacy (`sealpost.manifest/v1`) signed manifest to a transfer uploaded unsigned.
 ///
-/// The transfer's sender, once, with one of their registered `sealpost-signing` keys.
+/// The transfer's sender, once, with one of their registered `sealpost-signing` keys. Legacy:
+/// sign before release instead, with the `sealpost.manifest/v2` sent with the upload
+/// (`POST /api/v1/transfers` headers or tus metadata). A manifest added here lets recipients
+/// check the sender, but does not make the transfer count as signed for policy.
 #[utoipa::path(post, path = "/api/v1/transfers/{id}/manifest", operation_id = "sign_manifest", tag = "transfers",
     security(("bearer" = [])),
     params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),
@@ -59,8 +66,8 @@ async fn subject(gw: &Gateway, id: &str) -> Result<(TransferId, ManifestSubject)
         (status = 201, description = "Verified and kept.", body = ManifestSigned),
         (status = 400, description = "`bad_request`: the body is not a `SignManifest`.", body = ErrorBody),
         (status = 404, description = "`not_found`: the caller sent no such transfer.", body = ErrorBody),
-        (status = 409, description = "`manifest_exists`: the transfer's manifest is signed already.", body = ErrorBody),
-        (status = 422, description = "`unknown_signing_key`: the key is none of the sender's signing keys; `manifest_mismatch`: the text does not name this transfer, its digest and its recipients; `sender_signature_invalid`: the signature does not verify.", body = ErrorBody),
+        (status = 409, description = "`manifest_exists`: the transfer's manifest is signed already (at its upload, or here).", body = ErrorBody),
+        (status = 422, description = "`unknown_signing_key`: the key is none of the sender's signing keys; `manifest_mismatch`: the text is not the `sealpost.manifest/v1` of this transfer, its digest and its recipients; `sender_signature_invalid`: the signature does not verify.", body = ErrorBody),
     ))]
 async fn sign(
     State(gw): State<Arc<Gateway>>,
@@ -72,6 +79,10 @@ async fn sign(
     if subject.sender_id != caller.0.id {
         return Err(ApiError::not_found(format!("there is no transfer `{id}`")));
     }
+    let exists = || ApiError::new(ErrorCode::ManifestExists, "this transfer's manifest is signed already");
+    if gw.store.manifest(&tid).await?.is_some() {
+        return Err(exists());
+    }
     let keys = gw.store.list_keys(&caller.0.user).await?;
     let key = keys.iter().find(|k| k.stanza_type == SIGNING_TYPE && k.fingerprint == req.key).ok_or_else(|| {
         unprocessable(
@@ -82,7 +93,7 @@ async fn sign(
     if req.manifest != expected(&tid, &subject) {
         return Err(unprocessable(
             ErrorCode::ManifestMismatch,
-            "the manifest does not name this transfer, its digest and its recipients in the v1 form",
+            "the manifest is not the `sealpost.manifest/v1` of this transfer, its digest and its recipients: sign that text, or sign future uploads before release with `sealpost send --signing-key FILE`",
         ));
     }
     let public = signing_public_key(&key.recipient)
@@ -98,14 +109,16 @@ async fn sign(
         key_public: key.recipient.clone(),
     };
     if !gw.store.add_manifest(&caller.0.id, &tid, &manifest, gw.clock.now()).await? {
-        return Err(ApiError::new(ErrorCode::ManifestExists, "this transfer's manifest is signed already"));
+        return Err(exists());
     }
     Ok((StatusCode::CREATED, Json(ManifestSigned { id: tid.to_string(), key: manifest.key_fingerprint })))
 }
 
 /// A transfer's signed manifest, to verify against the sender's key.
 ///
-/// The transfer's sender and recipients, compliance officers and administrators.
+/// The transfer's sender and recipients, compliance officers and administrators. A
+/// `sealpost.manifest/v2` signed with the upload (its `upload.accepted` log entry names the key
+/// and the manifest's SHA-256), or a legacy `sealpost.manifest/v1` added afterwards.
 #[utoipa::path(get, path = "/api/v1/transfers/{id}/manifest", operation_id = "show_manifest", tag = "transfers",
     security(("bearer" = [])),
     params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The transfer's id.")),

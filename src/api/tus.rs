@@ -27,7 +27,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::openapi::Binary;
 use crate::gateway::Gateway;
-use crate::lifecycle::{self, Appended, LifecycleError};
+use crate::lifecycle::{self, Appended, LifecycleError, ManifestParts};
 use crate::wire::transfers::UploadLookup;
 use crate::wire::{ErrorBody, ErrorCode};
 
@@ -118,18 +118,33 @@ fn number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiErro
     parsed.map(Some).ok_or_else(|| ApiError::bad_request(format!("`{name}` must be a number of bytes")))
 }
 
-/// Turns `Upload-Metadata` (`key base64,key base64`) into the one-shot upload's query string.
-/// `to` holds one or more space-separated `ORG/NAME`. Other keys (tus clients send `filename`)
-/// are ignored and never stored: the gateway keeps no file names.
-fn metadata_query(headers: &HeaderMap) -> Result<String, ApiError> {
+/// Turns `Upload-Metadata` (`key base64,key base64`) into the one-shot upload's query string
+/// and the sender's signed manifest. `to` holds one or more space-separated `ORG/NAME`.
+/// `manifest` (the `sealpost.manifest/v2` text) and `manifest_signature` (the 64 signature
+/// bytes) are kept base64 as they came, for the lifecycle to decode and check; `manifest_key` is
+/// the key's `sha256:…` fingerprint. Other keys (tus clients send `filename`) are ignored and
+/// never stored: the gateway keeps no file names.
+fn metadata_query(headers: &HeaderMap) -> Result<(String, ManifestParts), ApiError> {
     let raw = headers.get(&UPLOAD_METADATA).map(|v| v.to_str()).transpose();
     let raw = raw.map_err(|_| ApiError::bad_request("`Upload-Metadata` must be ASCII"))?.unwrap_or_default();
     let mut query = form_urlencoded::Serializer::new(String::new());
+    let mut manifest = ManifestParts::default();
     let mut seen = HashSet::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, encoded) = pair.split_once(' ').unwrap_or((pair, ""));
         if !seen.insert(key) {
             return Err(ApiError::bad_request(format!("`Upload-Metadata` names `{key}` twice: name each key once")));
+        }
+        match key {
+            "manifest" => {
+                manifest.manifest = Some(encoded.trim().to_owned());
+                continue;
+            }
+            "manifest_signature" => {
+                manifest.signature = Some(encoded.trim().to_owned());
+                continue;
+            }
+            _ => {}
         }
         let value = STANDARD
             .decode(encoded.trim())
@@ -145,6 +160,7 @@ fn metadata_query(headers: &HeaderMap) -> Result<String, ApiError> {
             "expires" | "classification" => {
                 query.append_pair(key, &value);
             }
+            "manifest_key" => manifest.key = Some(value),
             _ => {}
         }
     }
@@ -153,31 +169,33 @@ fn metadata_query(headers: &HeaderMap) -> Result<String, ApiError> {
             "name the recipients in `Upload-Metadata`: `to` and the base64 of `ORG/NAME` (several separated by spaces)",
         ));
     }
-    Ok(query.finish())
+    Ok((query.finish(), manifest))
 }
 
 /// tus creation: start a resumable upload, checked as a one-shot upload is before any byte.
 ///
 /// As `POST /api/v1/transfers`: whoever the policies permit `upload` to every recipient. The
-/// recipients and options travel in `Upload-Metadata`.
+/// recipients, options and the sender's signed manifest travel in `Upload-Metadata`; the
+/// manifest is checked now and at every `PATCH` (the key may be removed meanwhile), its digest
+/// when the last byte arrives.
 #[utoipa::path(post, path = "/api/v1/uploads", operation_id = "create_upload", tag = "uploads",
     security(("bearer" = [])),
     params(
         ("Tus-Resumable" = String, Header, pattern = "^1\\.0\\.0$", description = "The tus protocol version: `1.0.0`, the only one spoken.", example = "1.0.0"),
         ("Upload-Length" = u64, Header, description = "The size of the whole age file in bytes."),
-        ("Upload-Metadata" = String, Header, description = "Comma-separated `KEY BASE64` pairs: `to` (required: one or more `ORG/NAME` separated by spaces), `expires`, `classification`. Other keys (`filename`) are ignored and never stored.", example = "to aG1wcHMvYWxpY2U="),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `KEY BASE64` pairs: `to` (required: one or more `ORG/NAME` separated by spaces), `expires`, `classification`; the sender's signature: `manifest` (the `sealpost.manifest/v2` text), `manifest_signature` (the 64 Ed25519 signature bytes) and `manifest_key` (the signing key's `sha256:…` fingerprint), all three or none. Other keys (`filename`) are ignored and never stored.", example = "to aG1wcHMvYWxpY2U="),
     ),
     responses(
         (status = 201, description = "Created: send the bytes with `PATCH` to `Location`.", headers(
             ("Location" = String, description = "The upload's URL: `/api/v1/uploads/{id}`."),
             ("Tus-Resumable" = String, description = "`1.0.0`."),
         )),
-        (status = 400, description = "`bad_request`: `Upload-Length` is missing or not a number, `Upload-Defer-Length` was sent, or `Upload-Metadata` is not valid or names no recipient.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: no policy permits this upload; `policy_denied`: a policy forbids it.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: `Upload-Length` is missing or not a number, `Upload-Defer-Length` was sent, or `Upload-Metadata` is not valid, names no recipient, or holds only some of the three `manifest` keys.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no policy permits this upload; `policy_denied`: a policy forbids it (such as an unsigned OFFICIAL-SENSITIVE upload).", body = ErrorBody),
         (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`.", body = ErrorBody,
             headers(("Tus-Version" = String, description = "The versions spoken: `1.0.0`."))),
         (status = 413, description = "`payload_too_large`: the declared length is larger than the gateway accepts.", body = ErrorBody),
-        (status = 422, description = "`not_age_encrypted`: a length of 0 cannot be an age file; `unknown_recipient`: an addressed user does not exist; `recipient_has_no_key`: one has no key.", body = ErrorBody),
+        (status = 422, description = "`not_age_encrypted`: a length of 0 cannot be an age file; `unknown_recipient`: an addressed user does not exist; `recipient_has_no_key`: one has no key; `manifest_mismatch`: the manifest is not canonical, or names another sender, other recipients, another classification or expiry; `unknown_signing_key`: the key is none of the sender's live signing keys; `sender_signature_invalid`: the signature does not verify.", body = ErrorBody),
         (status = 503, description = "`log_unavailable`: the transparency log cannot be written; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     ))]
@@ -191,8 +209,8 @@ async fn create(
     }
     let length = number(&headers, &UPLOAD_LENGTH)?
         .ok_or_else(|| ApiError::bad_request("send `Upload-Length`: the size of the whole file in bytes"))?;
-    let request = metadata_query(&headers)?;
-    let upload = lifecycle::create_upload(&gw, &caller, request, length).await?;
+    let (request, manifest) = metadata_query(&headers)?;
+    let upload = lifecycle::create_upload(&gw, &caller, request, &manifest, length).await?;
     let location = format!("/api/v1/uploads/{}", upload.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
@@ -318,7 +336,7 @@ async fn terminate(
             headers(("Tus-Version" = String, description = "The versions spoken: `1.0.0`."))),
         (status = 413, description = "`upload_length_exceeded`: more bytes than `Upload-Length` declared; `payload_too_large`: the upload is larger than the gateway accepts now.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/offset+octet-stream`.", body = ErrorBody),
-        (status = 422, description = "`not_age_encrypted`: not an age file, or a damaged one; `passphrase_not_allowed`: encrypted with a passphrase; `recipient_mismatch`: not encrypted to exactly the recipients' keys; `unknown_recipient`: an addressed user no longer exists; `recipient_has_no_key`: one has no key now. The upload is deleted.", body = ErrorBody),
+        (status = 422, description = "`not_age_encrypted`: not an age file, or a damaged one; `passphrase_not_allowed`: encrypted with a passphrase; `recipient_mismatch`: not encrypted to exactly the recipients' keys; `unknown_recipient`: an addressed user no longer exists; `recipient_has_no_key`: one has no key now; `unknown_signing_key`: the key that signed the manifest was removed; `manifest_mismatch`: at the last byte, the file is not the one the manifest names. The upload is deleted.", body = ErrorBody),
         (status = 423, description = "`upload_busy`: another request is writing to it.", body = ErrorBody),
         (status = 503, description = "`log_unavailable`: the transparency log cannot be written; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),

@@ -599,17 +599,30 @@ async fn check_and_open(
 }
 
 /// Checks the sender's signed manifest, when there is one: the signing key must be the sender's,
-/// in the log under `vkey`, the signature must verify, and the manifest must name this transfer,
-/// this digest and the caller.
+/// in the log under `vkey`, the signature must verify, and the manifest must agree with the
+/// transfer: for a `sealpost.manifest/v2` (signed with the upload) the digest, the caller among
+/// its recipients, the classification, key and manifest the log's `upload.accepted` entry
+/// records; for a legacy `sealpost.manifest/v1` the transfer, the digest and the caller. An
+/// unsigned bundle is not refused, but said so clearly (unless the log says it was signed).
 async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool) -> Result<(), Failure> {
-    let invalid = |why: String| {
-        Failure::new(format!("sender_signature_invalid: {why}; nothing was written"))
+    let refuse = |code: &str, why: String| {
+        Failure::new(format!("{code}: {why}; nothing was written"))
             .hint("do not trust this bundle: tell the sender and the gateway's operators")
     };
+    let invalid = |why: String| refuse("sender_signature_invalid", why);
+    let mismatch = |why: String| refuse("manifest_mismatch", why);
+    let logged = logged_upload(api, vkey, got).await?;
     let path = format!("/api/v1/transfers/{}/manifest", got.transfer);
     let Some(signed) = api.get_optional::<SignedManifest>(&path).await? else {
+        if logged.signed == Some(true) {
+            return Err(mismatch(
+                "the log records that the sender signed this upload, but the gateway serves no manifest".to_owned(),
+            ));
+        }
         if !quiet {
-            eprintln!("sealpost: note: the sender did not sign a manifest for this transfer");
+            eprintln!(
+                "sealpost: warning: the sender did not sign this bundle: nothing but the gateway's word says who sent it"
+            );
         }
         return Ok(());
     };
@@ -636,24 +649,97 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
         .ok()
         .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
         .ok_or_else(|| invalid("the signature is not an Ed25519 signature".to_owned()))?;
-    ed25519_dalek::Verifier::verify(&verifying, manifest.as_bytes(), &signature)
+    verifying
+        .verify_strict(manifest.as_bytes(), &signature)
         .map_err(|_| invalid(format!("the manifest's signature does not verify under {fingerprint}")))?;
-    let me = api.get::<Whoami>("/api/v1/whoami").await?.user.to_string();
-    let names_us = crate::manifest::parse(&manifest)
-        .is_some_and(|m| m.transfer == got.transfer && m.digest == got.digest && m.recipients.contains(&me));
-    if !names_us {
-        return Err(invalid(format!(
-            "the signed manifest does not name this transfer, digest {} and `{me}`",
-            got.digest
-        )));
-    }
+    let me = api.get::<Whoami>("/api/v1/whoami").await?.user;
+    let version = match crate::manifest::parse_any(&manifest) {
+        Err(e) => return Err(mismatch(format!("the signed text is not a manifest: {e}"))),
+        Ok(crate::manifest::AnyManifest::V2(m)) => {
+            let digest = m.digest.to_string();
+            if digest != got.digest {
+                return Err(mismatch(format!("the signed manifest is for {digest}, not this bundle ({})", got.digest)));
+            }
+            if m.sender != sender {
+                return Err(mismatch(format!("the signed manifest names `{}` as sender, not `{sender}`", m.sender)));
+            }
+            if !m.recipients.contains(&me) {
+                return Err(mismatch(format!("the signed manifest does not name you (`{me}`) as a recipient")));
+            }
+            if let Some(logged) = &logged.classification
+                && logged != m.classification.as_str()
+            {
+                return Err(mismatch(format!(
+                    "the signed manifest says `{}`, but the transfer is `{logged}`",
+                    m.classification
+                )));
+            }
+            let text_digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest)));
+            let recorded =
+                [(&logged.signing_key, &fingerprint, "signing key"), (&logged.manifest, &text_digest, "manifest")];
+            for (logged, served, what) in recorded {
+                if let Some(logged) = logged
+                    && logged != served
+                {
+                    return Err(mismatch(format!(
+                        "the log records {what} {logged} for this upload, but the gateway serves {served}"
+                    )));
+                }
+            }
+            if logged.signed == Some(false) {
+                return Err(mismatch(
+                    "the log records this upload as unsigned, but the gateway serves a manifest".into(),
+                ));
+            }
+            "before release"
+        }
+        Ok(crate::manifest::AnyManifest::V1(m)) => {
+            if m.transfer != got.transfer || m.digest != got.digest || !m.recipients.contains(&me.to_string()) {
+                return Err(mismatch(format!(
+                    "the signed manifest does not name this transfer, digest {} and `{me}`",
+                    got.digest
+                )));
+            }
+            "after the upload (a legacy manifest)"
+        }
+    };
     if !quiet {
         eprintln!(
-            "sealpost: verified: `{sender}` signed the manifest of {} with {fingerprint} (in the log)",
+            "sealpost: verified: `{sender}` signed the manifest of {} with {fingerprint} (in the log), {version}",
             got.digest
         );
     }
     Ok(())
+}
+
+/// What the log's `upload.accepted` entry of a transfer says about its signature and marking
+/// (each `None` when an older entry does not say).
+#[derive(Debug, Default)]
+struct LoggedUpload {
+    signed: Option<bool>,
+    signing_key: Option<String>,
+    manifest: Option<String>,
+    classification: Option<String>,
+}
+
+/// Reads the transfer's `upload.accepted` entry from its receipt, verified against `vkey`.
+async fn logged_upload(api: &Client, vkey: &str, got: &Downloaded) -> Result<LoggedUpload, Failure> {
+    let unverified = |why: String| {
+        Failure::new(format!("the upload receipt does not verify: {why}; nothing was written"))
+            .hint("check the log with `sealpost log verify`, and tell the gateway's operators")
+    };
+    let receipt = upload_receipt(api, &got.transfer)
+        .await?
+        .ok_or_else(|| unverified("the log holds no upload receipt for this transfer".to_owned()))?;
+    let summary =
+        receipts::verify_upload(&receipt, vkey, &got.transfer, &got.digest).map_err(|e| unverified(e.to_string()))?;
+    let fact = |key: &str| summary.entry.fact(key).map(str::to_owned);
+    Ok(LoggedUpload {
+        signed: fact("signed").map(|v| v == "yes"),
+        signing_key: fact("signing_key"),
+        manifest: fact("manifest"),
+        classification: fact("classification"),
+    })
 }
 
 /// The delivery report's reason code for a failed decryption.

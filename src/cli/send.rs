@@ -6,13 +6,19 @@
 //! in the per-user state directory ([`crate::client::resume`]) until the gateway completes or
 //! refuses the upload, so a broken connection retries from the gateway's offset and a killed
 //! client resumes when the same command runs again (or with `--resume`), without re-encrypting.
+//!
+//! With a signing key (`--signing-key FILE` or the profile's `signing_key`), the sender signs the
+//! upload before release: the `sealpost.manifest/v2` of the sealed ciphertext (its digest is
+//! known once it is on disk), the recipients, the classification and the expiry in seconds
+//! travels in the tus creation's metadata, with the classification and expiry it names sent
+//! explicitly, so the gateway checks it before any link works.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::wire::accounts::Whoami;
 use crate::wire::keys::UserKeys;
 use crate::wire::log::ReceiptList;
-use crate::wire::manifests::{ManifestSigned, SignManifest};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::Args;
@@ -29,6 +35,8 @@ use super::client::{Client, api_failure};
 use super::{ClientArgs, EXIT_VERIFY, Failure};
 use crate::client::resume::{self, SendInputs, Slot, State};
 use crate::client::{bundle, receipts, seal};
+use crate::manifest::ManifestV2;
+use crate::model::{Classification, UserRef};
 
 /// Options for `sealpost send`.
 #[derive(Debug, Args)]
@@ -57,8 +65,10 @@ pub(super) struct SendArgs {
     /// command again does too); fails when there is none.
     #[arg(long)]
     resume: bool,
-    /// Your Ed25519 signing key (from `sealpost keygen --signing`): sign the transfer's manifest
-    /// (transfer, digest, recipients) so recipients can check who sent it.
+    /// Your Ed25519 signing key (from `sealpost keygen --signing`, registered with `sealpost keys
+    /// add`): sign the upload before release (a manifest of you, the ciphertext's digest, the
+    /// recipients, the classification and the expiry), which the gateway checks and policy may
+    /// require (the shipped policies do for OFFICIAL-SENSITIVE), and recipients check on fetch.
     #[arg(long, env = "SEALPOST_SIGNING_KEY", value_name = "FILE")]
     signing_key: Option<PathBuf>,
     #[command(flatten)]
@@ -142,16 +152,100 @@ pub(super) fn progress(len: u64, quiet: bool, message: &'static str) -> Progress
 }
 
 /// The tus `Upload-Metadata`: `to` (space-separated `ORG/NAME`), `expires`, `classification`,
-/// each value in base64.
-fn metadata(args: &SendArgs) -> String {
+/// each value in base64; for a signed upload the classification and expiry it signed, and
+/// `manifest`, `manifest_signature` and `manifest_key`.
+fn metadata(args: &SendArgs, signed: Option<&SignedMetadata>) -> String {
     let mut parts = vec![format!("to {}", STANDARD.encode(args.to.join(" ")))];
-    if let Some(e) = &args.expires {
-        parts.push(format!("expires {}", STANDARD.encode(e)));
-    }
-    if let Some(c) = &args.classification {
-        parts.push(format!("classification {}", STANDARD.encode(c)));
+    match signed {
+        Some(signed) => {
+            parts.push(format!("expires {}", STANDARD.encode(format!("{}s", signed.terms.expires))));
+            parts.push(format!("classification {}", STANDARD.encode(signed.terms.classification.as_str())));
+            parts.push(format!("manifest {}", STANDARD.encode(&signed.manifest)));
+            parts.push(format!("manifest_signature {}", STANDARD.encode(signed.signature)));
+            parts.push(format!("manifest_key {}", STANDARD.encode(&signed.key)));
+        }
+        None => {
+            if let Some(e) = &args.expires {
+                parts.push(format!("expires {}", STANDARD.encode(e)));
+            }
+            if let Some(c) = &args.classification {
+                parts.push(format!("classification {}", STANDARD.encode(c)));
+            }
+        }
     }
     parts.join(",")
+}
+
+/// What a signed upload states besides its digest, resolved as the gateway will resolve it.
+#[derive(Debug)]
+struct Terms {
+    sender: UserRef,
+    recipients: Vec<UserRef>,
+    classification: Classification,
+    expires: u64,
+}
+
+/// A signed manifest ready for the upload's metadata.
+#[derive(Debug)]
+struct SignedMetadata {
+    terms: Terms,
+    manifest: String,
+    signature: [u8; 64],
+    key: String,
+}
+
+/// The sender (from the gateway), recipients, classification (`OFFICIAL` when not given) and
+/// expiry in seconds (the gateway's default when not given) of a signed upload.
+async fn signing_terms(api: &Client, args: &SendArgs) -> Result<Terms, Failure> {
+    let classification: Classification =
+        args.classification.as_deref().unwrap_or(Classification::Official.as_str()).parse().map_err(
+            |e: crate::model::ParseError| {
+                Failure::new(e.to_string()).hint("use OFFICIAL, OFFICIAL-SENSITIVE, SECRET or TOP-SECRET")
+            },
+        )?;
+    let mut recipients = Vec::with_capacity(args.to.len());
+    for to in &args.to {
+        recipients.push(to.parse::<UserRef>().map_err(|_| {
+            Failure::new(format!("`{to}` is not a recipient"))
+                .hint("name recipients as ORG/NAME, such as `hmpps/alice`")
+        })?);
+    }
+    let me = api.get::<Whoami>("/api/v1/whoami").await?;
+    let expires = match &args.expires {
+        Some(given) => crate::config::parse_duration("expires", given)
+            .map_err(|_| {
+                Failure::new(format!("`{given}` is not a duration")).hint("give --expires as such as `72h` or `7d`")
+            })?
+            .as_secs(),
+        None if me.default_expiry_seconds > 0 => me.default_expiry_seconds,
+        None => {
+            return Err(Failure::new(
+                "the gateway does not say how long its links live by default, so the manifest cannot name it",
+            )
+            .hint("pass --expires, such as `--expires 72h`"));
+        }
+    };
+    Ok(Terms { sender: me.user, recipients, classification, expires })
+}
+
+/// Signs the `sealpost.manifest/v2` of the sealed ciphertext `digest` with `signer`.
+fn sign_upload(terms: Terms, digest: &str, signer: &ed25519_dalek::SigningKey) -> Result<SignedMetadata, Failure> {
+    use ed25519_dalek::Signer as _;
+    let digest = digest.parse().map_err(|e: crate::wire::DigestParseError| {
+        Failure::new(format!("the saved upload state is damaged: {e}"))
+            .hint("delete it from the state directory (SEALPOST_STATE_DIR) and send again")
+    })?;
+    let manifest = ManifestV2::new(
+        terms.sender.clone(),
+        digest,
+        terms.classification,
+        terms.expires,
+        terms.recipients.iter().cloned(),
+    )
+    .render();
+    let signature = signer.sign(manifest.as_bytes()).to_bytes();
+    let key = crate::directory::fingerprint(&crate::client::keys::signing_public(&signer.verifying_key()));
+    Ok(SignedMetadata { terms, manifest, signature, key })
 }
 /// Looks up `to`'s keys, prints their fingerprints, refuses a recipient without one, and checks
 /// each key against the transparency log (key transparency): the directory must serve a receipt,
@@ -222,12 +316,17 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         }
         total += meta.len();
     }
+    let signer = args.signing_key.as_deref().map(load_signing_key).transpose()?;
+    let signer_key = signer
+        .as_ref()
+        .map(|k| crate::directory::fingerprint(&crate::client::keys::signing_public(&k.verifying_key())));
     let inputs = SendInputs {
         files: &args.files,
         to: &args.to,
         expires: args.expires.as_deref(),
         classification: args.classification.as_deref(),
         gateway: &args.client.url,
+        signer: signer_key.as_deref(),
     };
     let slot = resume::key(&inputs)
         .and_then(|key| Slot::open(resume::state_dir()?, key))
@@ -237,7 +336,10 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         return Err(Failure::new("there is no interrupted upload of these files to these recipients")
             .hint("run the command without --resume to start one (a changed file starts afresh too)"));
     }
-    let signer = args.signing_key.as_deref().map(load_signing_key).transpose()?;
+    let terms = match &signer {
+        Some(_) => Some(signing_terms(&api, &args).await?),
+        None => None,
+    };
     let vkey = http.log_key(&args.log).await?;
     let mut keys = Vec::new();
     for to in &args.to {
@@ -260,8 +362,18 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         None => seal_into(&slot, &args, recipients, total).await?,
     };
     let mut state = state;
+    let signed = match (terms, &signer) {
+        (Some(terms), Some(signer)) => {
+            let signed = sign_upload(terms, &state.digest, signer)?;
+            if !args.quiet {
+                eprintln!("sealpost: signed the manifest with {}", signed.key);
+            }
+            Some(signed)
+        }
+        _ => None,
+    };
     let bar = progress(state.size, args.quiet, "uploading");
-    let answer = Tus::new(&http, &slot, &bar).upload(&mut state, &metadata(&args)).await;
+    let answer = Tus::new(&http, &slot, &bar).upload(&mut state, &metadata(&args, signed.as_ref())).await;
     bar.finish_and_clear();
     let sent = Sent::from_lookup(answer?)?;
     if args.json {
@@ -280,9 +392,6 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
             eprintln!("sealpost: the upload completed earlier; its links were shown then and are not kept");
         }
     }
-    if let Some(signer) = &signer {
-        sign_manifest(&api, &sent, &state.digest, signer, args.quiet).await?;
-    }
     check_receipt(&api, &sent.answer, &state.digest, &vkey, args.quiet).await
 }
 
@@ -294,11 +403,10 @@ const PARTLY_POST_QUANTUM: &str = "sealpost: note: only some of the recipients' 
 const HELD_NOTICE: &str =
     "sealpost: the transfer is held until a compliance officer approves it; its links work from then on";
 
-/// A completed upload as the gateway answered it, with the recipients for the manifest.
+/// A completed upload as the gateway answered it.
 #[derive(Debug)]
 struct Sent {
     answer: UploadAnswer,
-    recipients: Vec<String>,
 }
 
 impl Sent {
@@ -306,12 +414,8 @@ impl Sent {
     /// a restart) the transfer's view, which has no links.
     fn from_lookup(lookup: UploadLookup) -> Result<Self, Failure> {
         match lookup {
-            UploadLookup::Completed(answer) => {
-                let recipients = answer.links.iter().map(|l| l.recipient.to_string()).collect();
-                Ok(Self { answer, recipients })
-            }
+            UploadLookup::Completed(answer) => Ok(Self { answer }),
             UploadLookup::Transfer(view) => Ok(Self {
-                recipients: view.links.iter().map(|l| l.recipient.to_string()).collect(),
                 answer: UploadAnswer {
                     id: view.id,
                     status: view.status,
@@ -344,27 +448,6 @@ fn load_signing_key(path: &std::path::Path) -> Result<ed25519_dalek::SigningKey,
         Failure::new(format!("`{}` holds no Ed25519 signing key", path.display()))
             .hint("make one with `sealpost keygen --signing -o FILE` and register it with `sealpost keys add`")
     })
-}
-
-/// Signs the manifest of the upload `answer` and hands it to the gateway.
-async fn sign_manifest(
-    api: &Client,
-    sent: &Sent,
-    digest: &str,
-    signer: &ed25519_dalek::SigningKey,
-    quiet: bool,
-) -> Result<(), Failure> {
-    use ed25519_dalek::Signer as _;
-    let id = &sent.answer.id;
-    let manifest = crate::manifest::text(id, digest, &sent.recipients);
-    let signature = signer.sign(manifest.as_bytes());
-    let fingerprint = crate::directory::fingerprint(&crate::client::keys::signing_public(&signer.verifying_key()));
-    let body = SignManifest { manifest, signature: STANDARD.encode(signature.to_bytes()), key: fingerprint.clone() };
-    api.post::<ManifestSigned>(&format!("/api/v1/transfers/{id}/manifest"), body).await?;
-    if !quiet {
-        eprintln!("sealpost: signed the manifest with {fingerprint}");
-    }
-    Ok(())
 }
 
 /// Bundles and encrypts the files into `slot` (streaming, through its partial file), and records

@@ -57,6 +57,9 @@ pub struct SendInputs<'a> {
     pub classification: Option<&'a str>,
     /// The gateway's base URL.
     pub gateway: &'a str,
+    /// The fingerprint of the key the upload is signed with, if it is (an unsigned send keeps
+    /// the key it had before signing existed).
+    pub signer: Option<&'a str>,
 }
 
 /// The saved facts of a sealed, possibly partly uploaded, ciphertext.
@@ -114,6 +117,9 @@ pub fn key(inputs: &SendInputs<'_>) -> Result<String, ResumeError> {
     put(inputs.expires.unwrap_or_default().as_bytes());
     put(inputs.classification.unwrap_or_default().as_bytes());
     put(inputs.gateway.trim_end_matches('/').as_bytes());
+    if let Some(signer) = inputs.signer {
+        put(signer.as_bytes());
+    }
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -211,11 +217,19 @@ mod tests {
         fs::write(&file, b"abc").unwrap();
         let files = [file.clone()];
         let to = ["hmpps/alice".to_owned()];
-        let base = SendInputs { files: &files, to: &to, expires: None, classification: None, gateway: "http://g" };
+        let base = SendInputs {
+            files: &files,
+            to: &to,
+            expires: None,
+            classification: None,
+            gateway: "http://g",
+            signer: None,
+        };
         let k = key(&base).unwrap();
         assert_eq!(k, key(&SendInputs { gateway: "http://g/", ..base }).unwrap());
         assert_ne!(k, key(&SendInputs { expires: Some("1h"), ..base }).unwrap());
         assert_ne!(k, key(&SendInputs { gateway: "http://h", ..base }).unwrap());
+        assert_ne!(k, key(&SendInputs { signer: Some("sha256:00"), ..base }).unwrap(), "a signed send is another");
         let other = ["hmpps/carol".to_owned()];
         assert_ne!(k, key(&SendInputs { to: &other, ..base }).unwrap());
         fs::write(&file, b"abcd").unwrap();

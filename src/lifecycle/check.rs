@@ -1,6 +1,6 @@
 //! Checking a transfer request before any of its bytes is accepted: the log is up, then who
-//! uploads, to whom, for how long (query, recipients and their keys, policy), then the declared
-//! size. Every refusal is recorded in the audit trail.
+//! uploads, to whom, for how long (query, recipients and their keys, the sender's signed
+//! manifest, policy), then the declared size. Every refusal is recorded in the audit trail.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::model::{Classification, Principal, Recipient, UserRef};
 use crate::policy::{Approval, UploadRequest};
 use crate::store::StoreError;
 
+use super::signing::{self, ManifestParts, Resolved, SignedUpload};
 use super::{LifecycleError, RequestError};
 
 /// What a sender asks for: recipients, how long the links live, the marking.
@@ -56,12 +57,13 @@ impl TransferRequest {
     }
 }
 
-/// A transfer request that passed every check before its bytes: the resolved recipients and
-/// the policy gate's [`Approval`].
+/// A transfer request that passed every check before its bytes: the resolved recipients, the
+/// policy gate's [`Approval`], and the sender's signed manifest when one came with it.
 #[derive(Debug)]
 pub struct Checked {
     pub(super) recipients: Vec<Recipient>,
     pub(super) approval: Approval,
+    pub(super) signed: Option<SignedUpload>,
 }
 
 impl Checked {
@@ -96,20 +98,26 @@ impl Checked {
 }
 
 /// Checks a transfer request before any of its bytes is accepted. `raw` is the request as a
-/// query string; `size` the declared body length, when there is one. A refusal is recorded.
+/// query string; `manifest` the sender's signed manifest as the upload carries it (all parts
+/// `None` for an unsigned upload); `size` the declared body length, when there is one. A refusal
+/// is recorded.
 pub async fn check_request(
     gw: &Gateway,
     caller: &Principal,
     raw: &str,
+    manifest: &ManifestParts,
     size: Option<u64>,
 ) -> Result<Checked, LifecycleError> {
     if !gw.log.healthy() {
         return Err(LifecycleError::LogUnavailable);
     }
-    let checked = match check_addressing(gw, caller, raw, size).await {
+    let checked = match check_addressing(gw, caller, raw, manifest, size).await {
         Ok(checked) => checked,
         Err(e) if e.is_client_error() => {
             let mut event = Event::new(EventKind::UploadRefused).actor(&caller.id).code(e.code().as_str());
+            if let Some(reason) = e.reason() {
+                event = event.field("reason", reason);
+            }
             if let Some(policies) = e.policies() {
                 event = event.field("policies", policies.join(","));
             }
@@ -124,11 +132,12 @@ pub async fn check_request(
     Ok(checked)
 }
 
-/// Query, recipients and their keys, policy.
+/// Query, recipients and their keys, the signed manifest, policy.
 async fn check_addressing(
     gw: &Gateway,
     caller: &Principal,
     raw: &str,
+    manifest: &ManifestParts,
     size: Option<u64>,
 ) -> Result<Checked, LifecycleError> {
     let request = TransferRequest::parse_query(raw)?;
@@ -144,15 +153,20 @@ async fn check_addressing(
     org_names.sort_unstable();
     org_names.dedup();
     let orgs = gw.store.org_facts(&org_names).await?;
+    let expires_in = request.expires.unwrap_or(gw.config.default_expiry);
+    let resolved =
+        Resolved { recipients: &request.to, classification: request.classification, expires: expires_in.as_secs() };
+    let signed = signing::verify(gw, caller, manifest, &resolved).await?;
     let upload = UploadRequest {
         sender: caller,
         recipients: &recipients,
         orgs: &orgs,
-        expires_in: request.expires.unwrap_or(gw.config.default_expiry),
+        expires_in,
         classification: request.classification,
         size,
+        signed: signed.is_some(),
         now: gw.clock.now(),
     };
     let approval = gw.gate.authorize_upload(&upload)?;
-    Ok(Checked { recipients, approval })
+    Ok(Checked { recipients, approval, signed })
 }

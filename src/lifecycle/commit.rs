@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use serde_json::json;
 
-use super::{Checked, LifecycleError};
+use super::{Checked, LifecycleError, signing};
 use crate::audit::{Event, EventKind};
 use crate::blobs::{BlobStore, StagedBlob};
 use crate::gateway::Gateway;
@@ -58,8 +58,10 @@ where
     }
 }
 
-/// Commits an upload that passed every check: release policy (held for approval or not), blob,
-/// transfer, links and their audit events; answers with the links and the receipt.
+/// Commits an upload that passed every check: the signed manifest's digest (a mismatch refuses
+/// it and keeps nothing: `staged` is dropped, which deletes it), release policy (held for
+/// approval or not), blob, transfer with its manifest, links and their audit events; answers
+/// with the links and the receipt.
 pub(super) async fn commit(
     gw: &Gateway,
     id: TransferId,
@@ -67,9 +69,17 @@ pub(super) async fn commit(
     staged: StagedBlob,
     inspected: Inspected,
 ) -> Result<Committed, LifecycleError> {
-    let Checked { recipients, approval } = checked;
+    let Checked { recipients, approval, signed } = checked;
+    if let Some(signed) = &signed
+        && let Err(refusal) = signed.check_digest(inspected.digest())
+    {
+        drop(staged);
+        return Err(signing::refuse(gw, approval.sender(), refusal, inspected.size()).await);
+    }
+    let manifest = signed.as_ref().map(super::SignedUpload::manifest);
+    let is_signed = manifest.is_some();
     let object_key = BlobStore::key_for(&id);
-    let transfer = NewTransfer { id: id.clone(), object_key: object_key.clone() };
+    let transfer = NewTransfer { id: id.clone(), object_key: object_key.clone(), manifest };
     let tokens: Vec<BearerSecret> = recipients.iter().map(|_| BearerSecret::generate("")).collect();
     let links: Vec<NewLink> = recipients
         .iter()
@@ -103,7 +113,7 @@ pub(super) async fn commit(
             return Err(e.into());
         }
     };
-    tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), "upload accepted");
+    tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), signed = is_signed, "upload accepted");
     let receipt = upload_receipt(gw, accepted_idx).await;
     let links = recipients
         .iter()

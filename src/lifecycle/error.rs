@@ -7,6 +7,8 @@ use crate::policy::{Denial, PolicyError};
 use crate::store::{RedeemRefusal, StoreError};
 use crate::wire::ErrorCode;
 
+use super::signing::ManifestRefusal;
+
 /// Why a transfer request (query string or upload metadata) could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -26,6 +28,20 @@ pub enum RequestError {
     /// A name, user or classification that does not parse.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// Only some of the signed manifest's three parts came with the upload.
+    #[error(
+        "the upload carries a signed manifest without its {missing}: send the manifest, its signature and its key together (the three `Sealpost-Manifest` headers, or the `manifest`, `manifest_signature` and `manifest_key` upload metadata), or none of them"
+    )]
+    PartialManifest {
+        /// The part that is missing: `manifest`, `signature` or `key`.
+        missing: &'static str,
+    },
+    /// A part of the signed manifest is not base64.
+    #[error("the signed manifest's {part} is not standard base64: encode it with padding, as RFC 4648 section 4 says")]
+    ManifestEncoding {
+        /// `manifest` or `signature`.
+        part: &'static str,
+    },
 }
 
 /// How a step of a transfer's life failed.
@@ -49,6 +65,9 @@ pub enum LifecycleError {
     /// Policy said no.
     #[error(transparent)]
     Denied(#[from] Denial),
+    /// The sender's signed manifest was refused, with the fix.
+    #[error("{0}: {hint}", hint = .0.hint())]
+    Manifest(#[from] ManifestRefusal),
     /// The upload was refused (the envelope, its size, or its recipients), with the fix.
     #[error("{refusal}: {hint}")]
     Refused {
@@ -134,6 +153,7 @@ impl LifecycleError {
             Self::Denied(d) if d.explicit() => ErrorCode::PolicyDenied,
             Self::Denied(_) => ErrorCode::Forbidden,
             Self::Refused { refusal, .. } => refusal.code(),
+            Self::Manifest(refusal) => refusal.code(),
             Self::UnknownTransfer(_) | Self::UnknownUpload(_) => ErrorCode::NotFound,
             Self::Link(r) => r.code(),
             Self::UploadBusy => ErrorCode::UploadBusy,
@@ -151,6 +171,16 @@ impl LifecycleError {
     /// True when the client's request is at fault or was refused (a 4xx answer).
     pub fn is_client_error(&self) -> bool {
         (400..500).contains(&self.code().status())
+    }
+
+    /// A finer reason for the audit trail, where the code alone does not say it.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Manifest(refusal) => Some(refusal.reason()),
+            Self::Request(RequestError::PartialManifest { .. }) => Some("partial_manifest"),
+            Self::Request(RequestError::ManifestEncoding { .. }) => Some("manifest_encoding"),
+            _ => None,
+        }
     }
 
     /// The ids of the policies that decided a denial.

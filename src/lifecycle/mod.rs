@@ -2,9 +2,11 @@
 //! `POST /api/v1/transfers`, the resumable tus endpoints, the browser pages):
 //!
 //! ```text
-//!   check     who uploads, to whom, for how long: caller, recipients, keys, policy → Checked
+//!   check     who uploads, to whom, for how long: caller, recipients, keys, the
+//!             sender's signed manifest (signing), policy                           → Checked
 //!   receive   every byte through the intake pipeline (hash, inspect, stage)       → Inspected
-//!   commit    release decision (four eyes), blob, rows, audit event, log entry, receipt
+//!   commit    the signed digest, release decision (four eyes), blob, rows (the
+//!             manifest with them), audit event, log entry, receipt
 //!   decide    recall, approve / reject (policy Permit first)
 //!   collect   the link side: lease (policy Permit first), stream, complete or release
 //! ```
@@ -20,6 +22,7 @@ mod decide;
 mod error;
 mod resumable;
 mod sealed_answer;
+mod signing;
 
 pub use check::{Checked, TransferRequest, check_request};
 pub use collect::{ByteRange, CLOSED_RANGE_WINDOW, Download, LinkRef, RangeRefusal, inbox, redeem};
@@ -29,5 +32,6 @@ pub use error::{LifecycleError, RequestError};
 pub use resumable::{
     Appended, NewUpload, Uploads, create_upload, lookup_upload, patch_upload, terminate_upload, upload_status,
 };
+pub use signing::{ManifestParts, ManifestRefusal, SignedUpload};
 
 pub use crate::intake::UploadRules;

@@ -16,6 +16,7 @@ use futures_util::{Stream, StreamExt as _};
 
 use super::commit::{commit, drain};
 use super::sealed_answer::AnswerKey;
+use super::signing::{ManifestParts, SignedUpload};
 use super::{Checked, LifecycleError, check_request};
 use crate::audit::{Event, EventKind};
 use crate::blobs::PartialBlob;
@@ -123,14 +124,17 @@ pub struct NewUpload {
 }
 
 /// Creates a resumable upload of `length` bytes for the transfer request `request` (a query
-/// string), after the same checks as a one-shot upload.
+/// string) and the sender's signed `manifest` (if any), after the same checks as a one-shot
+/// upload. The manifest is kept with the upload: checked again at every request, its digest at
+/// the last byte.
 pub async fn create_upload(
     gw: &Gateway,
     caller: &Principal,
     request: String,
+    manifest: &ManifestParts,
     length: u64,
 ) -> Result<NewUpload, LifecycleError> {
-    let checked = check_request(gw, caller, &request, Some(length)).await?;
+    let checked = check_request(gw, caller, &request, manifest, Some(length)).await?;
     if length == 0 {
         return Err(checked.refuse(gw, caller, Refusal::Envelope(EnvelopeError::Empty), 0).await);
     }
@@ -144,6 +148,7 @@ pub async fn create_upload(
         request,
         expires_at: now + gw.config.upload_resume_window,
         completed: false,
+        manifest: checked.signed.as_ref().map(SignedUpload::stored),
     };
     let event = Event::new(EventKind::UploadStarted).actor(&caller.id).transfer(&row.id).field("length", length);
     gw.store.create_upload(&row, &event, now).await?;
@@ -428,7 +433,8 @@ async fn save(
 /// The creation checks again, as of now (keys and policies may have changed since); a refusal
 /// ends the upload.
 async fn recheck(gw: &Gateway, caller: &Principal, row: &UploadRow) -> Result<Checked, LifecycleError> {
-    let checked = check_request(gw, caller, &row.request, Some(row.length)).await;
+    let manifest = ManifestParts::of_stored(row.manifest.as_ref());
+    let checked = check_request(gw, caller, &row.request, &manifest, Some(row.length)).await;
     if let Err(e) = &checked
         && e.is_client_error()
     {
@@ -448,8 +454,8 @@ async fn discard(gw: &Gateway, id: &TransferId) {
     }
 }
 
-/// The last byte arrived: the payload checks, then the one-shot upload's commit. A refusal
-/// deletes the upload.
+/// The last byte arrived: the payload checks, then the one-shot upload's commit (which checks
+/// the signed manifest's digest). A refusal deletes the upload.
 async fn complete(
     gw: &Gateway,
     caller: &Principal,

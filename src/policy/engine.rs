@@ -21,6 +21,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("limits.cedar", include_str!("../../policies/limits.cedar")),
     ("roles.cedar", include_str!("../../policies/roles.cedar")),
     ("routes.cedar", include_str!("../../policies/routes.cedar")),
+    ("signing.cedar", include_str!("../../policies/signing.cedar")),
 ];
 
 /// Why a policy set could not be loaded. Each names the file and, where known, the line.
@@ -232,24 +233,31 @@ impl Policies {
 impl Policies {
     /// The request's context, checked against the schema. A schema older than attributes the
     /// gateway added since ([`LATER_CONTEXT`]) would refuse them; such a set is evaluated
-    /// without them (its policies cannot name them), so a `--policies` directory made from an
-    /// older copy of the shipped schema keeps working as before.
+    /// without them (its policies cannot name them), the newest left out first, so a
+    /// `--policies` directory made from an older copy of the shipped schema keeps working as
+    /// before and keeps the attributes it knows.
     fn context(&self, context: serde_json::Value, action: &EntityUid) -> Result<Context, String> {
-        Context::from_json_value(context.clone(), Some((&self.schema, action))).or_else(|first| {
-            let mut older = context;
+        let first = match Context::from_json_value(context.clone(), Some((&self.schema, action))) {
+            Ok(context) => return Ok(context),
+            Err(e) => e.to_string(),
+        };
+        let mut older = context;
+        for attr in LATER_CONTEXT.iter().rev() {
             if let Some(map) = older.as_object_mut() {
-                for attr in LATER_CONTEXT {
-                    map.remove(*attr);
-                }
+                map.remove(*attr);
             }
-            Context::from_json_value(older, Some((&self.schema, action))).map_err(|_| first.to_string())
-        })
+            if let Ok(context) = Context::from_json_value(older.clone(), Some((&self.schema, action))) {
+                return Ok(context);
+            }
+        }
+        Err(first)
     }
 }
 
-/// Context attributes added to the shipped schema after its first release (the upload's key
-/// facts): left out for a set whose schema does not declare them.
-const LATER_CONTEXT: &[&str] = &["key_types", "post_quantum"];
+/// Context attributes added to the shipped schema after its first release, oldest first (the
+/// upload's key facts, then whether the sender signed it): left out, newest first, for a set
+/// whose schema does not declare them.
+const LATER_CONTEXT: &[&str] = &["key_types", "post_quantum", "signed"];
 
 /// Reads a policy directory: its `*.cedarschema` and `*.cedar` files, sorted by name.
 fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
@@ -353,14 +361,45 @@ mod tests {
     fn the_post_quantum_example_holds_sensitive_uploads_to_post_quantum_keys() {
         let p = Policies::from_files(&with(include_str!("../../policies/examples/post-quantum.cedar")), "t")
             .expect("the example validates against the shipped schema");
-        let classical = serde_json::json!({ "key_types": ["X25519", "mlkem768x25519"], "post_quantum": false });
-        let pq = serde_json::json!({ "key_types": ["mlkem768x25519"], "post_quantum": true });
+        let classical =
+            serde_json::json!({ "key_types": ["X25519", "mlkem768x25519"], "post_quantum": false, "signed": true });
+        let pq = serde_json::json!({ "key_types": ["mlkem768x25519"], "post_quantum": true, "signed": true });
         let denied = upload(&p, "OFFICIAL-SENSITIVE", classical.clone());
         assert!(!denied.allowed);
         assert_eq!(denied.policies, ["post-quantum-sensitive"]);
-        assert!(!upload(&p, "OFFICIAL-SENSITIVE", serde_json::json!({})).allowed, "an absent fact fails closed");
+        let absent = upload(&p, "OFFICIAL-SENSITIVE", serde_json::json!({ "signed": true }));
+        assert_eq!(absent.policies, ["post-quantum-sensitive"], "an absent fact fails closed");
         assert!(upload(&p, "OFFICIAL-SENSITIVE", pq).allowed);
         assert!(upload(&p, "OFFICIAL", classical).allowed, "OFFICIAL is left alone");
+    }
+
+    #[test]
+    fn the_shipped_set_requires_a_signature_from_official_sensitive_up() {
+        let p = Policies::load(&PolicySource::Embedded).expect("valid");
+        let unsigned = upload(&p, "OFFICIAL-SENSITIVE", serde_json::json!({ "signed": false }));
+        assert!(!unsigned.allowed);
+        assert_eq!(unsigned.policies, ["signed-sensitive"]);
+        let advice = p.advice("signed-sensitive").expect("advice");
+        assert!(advice.contains("sealpost send --signing-key FILE") && advice.contains("signing_key"), "{advice}");
+        assert_eq!(upload(&p, "OFFICIAL-SENSITIVE", serde_json::json!({})).policies, ["signed-sensitive"]);
+        assert!(upload(&p, "OFFICIAL-SENSITIVE", serde_json::json!({ "signed": true })).allowed);
+        assert!(upload(&p, "OFFICIAL", serde_json::json!({ "signed": false })).allowed);
+        let secret = upload(&p, "SECRET", serde_json::json!({ "signed": false }));
+        assert_eq!(secret.policies, ["classification-ceiling", "signed-sensitive"]);
+    }
+
+    #[test]
+    fn a_set_whose_schema_predates_signed_keeps_the_key_facts() {
+        let mut files = with(include_str!("../../policies/examples/post-quantum.cedar"));
+        files.retain(|(name, _)| name != "signing.cedar");
+        let schema = &mut files[0].1;
+        assert!(schema.contains("      signed?: Bool,\n"));
+        *schema = schema.replace("      signed?: Bool,\n", "");
+        let older = Policies::from_files(&files, "t").expect("valid");
+        let pq = serde_json::json!({ "key_types": ["mlkem768x25519"], "post_quantum": true, "signed": false });
+        assert!(upload(&older, "OFFICIAL-SENSITIVE", pq).allowed, "the key facts still reach the policies");
+        let classical = serde_json::json!({ "key_types": ["X25519"], "post_quantum": false, "signed": true });
+        assert_eq!(upload(&older, "OFFICIAL-SENSITIVE", classical).policies, ["post-quantum-sensitive"]);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct UploadRequest<'a> {
     pub classification: Classification,
     /// The declared body length, when there is one.
     pub size: Option<u64>,
+    /// Whether the sender signed the upload's manifest (checked before policy is asked).
+    pub signed: bool,
     /// The time of the request.
     pub now: DateTime<Utc>,
 }
@@ -301,6 +303,7 @@ impl PolicyGate {
         let (key_types, post_quantum) = key_facts(req.recipients);
         context.insert("key_types".into(), json!(key_types));
         context.insert("post_quantum".into(), json!(post_quantum));
+        context.insert("signed".into(), json!(req.signed));
         let mut allowed_by = Vec::new();
         for recipient in &recipient_facts {
             let request = PolicyRequest {

@@ -1,9 +1,12 @@
-//! Signed sender manifests: what the sender's signing key vouches for (transfer, digest,
-//! recipients), kept beside the transfer for its recipients to check.
+//! Signed sender manifests: what the sender's signing key vouches for, kept beside the transfer
+//! for its recipients to check. A `sealpost.manifest/v2` comes with the upload and is written in
+//! the transaction that commits the transfer ([`write_manifest`]); a `sealpost.manifest/v1` may
+//! still be added afterwards through the legacy route ([`Store::add_manifest`]), which leaves the
+//! transfer unsigned for policy (policy decided at the upload).
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
-use sqlx::Row as _;
+use sqlx::{Any, Row as _, Transaction};
 
 use super::{Store, StoreError, append, is_unique_violation, ms};
 use crate::audit::{Event, EventKind};
@@ -20,6 +23,35 @@ pub struct Manifest {
     pub key_fingerprint: String,
     /// The signing key's public string (`sealpost-signing1…`).
     pub key_public: String,
+}
+
+impl Manifest {
+    /// `sha256:` and the hex SHA-256 of the manifest text, as the log records it.
+    pub fn text_digest(&self) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(self.manifest.as_bytes())))
+    }
+}
+
+/// Writes the manifest row of `transfer` into `tx` (the transaction that commits the transfer).
+pub(super) async fn write_manifest(
+    tx: &mut Transaction<'static, Any>,
+    transfer: &str,
+    manifest: &Manifest,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO manifests (transfer_id, manifest, signature, key_fingerprint, key_public, signed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(transfer)
+    .bind(&manifest.manifest)
+    .bind(&manifest.signature)
+    .bind(&manifest.key_fingerprint)
+    .bind(&manifest.key_public)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// What a manifest must name: the transfer's sender, digest and recipients.
@@ -75,8 +107,9 @@ impl Store {
         })
     }
 
-    /// Stores the manifest of `transfer` and its `manifest.signed` event; false when the
-    /// transfer has one already (nothing changes).
+    /// Stores a legacy (`sealpost.manifest/v1`) manifest of `transfer`, signed after its upload,
+    /// and its `manifest.signed` event; false when the transfer has one already (nothing
+    /// changes).
     pub async fn add_manifest(
         &self,
         actor: &UserId,
@@ -85,27 +118,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO manifests (transfer_id, manifest, signature, key_fingerprint, key_public, signed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(transfer.as_str())
-        .bind(&manifest.manifest)
-        .bind(&manifest.signature)
-        .bind(&manifest.key_fingerprint)
-        .bind(&manifest.key_public)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Ok(false),
+        match write_manifest(&mut tx, transfer.as_str(), manifest, now).await {
+            Err(StoreError::Db(e)) if is_unique_violation(&e) => return Ok(false),
             other => other?,
         };
         let event = Event::new(EventKind::ManifestSigned)
             .actor(actor)
             .transfer(transfer)
             .field("key", &manifest.key_fingerprint)
-            .field("manifest", format!("sha256:{}", hex::encode(Sha256::digest(manifest.manifest.as_bytes()))));
+            .field("manifest", manifest.text_digest());
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(true)

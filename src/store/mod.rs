@@ -59,7 +59,7 @@ pub use log_state::{LogHead, LogKeyRow, LogLease, TileBytes};
 pub use manifests::{Manifest, ManifestSubject};
 pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
-pub use uploads::UploadRow;
+pub use uploads::{UploadManifest, UploadRow};
 pub use wakeups::{Wakeup, Wakeups};
 
 /// What can go wrong in the store, for callers to turn into precise answers.

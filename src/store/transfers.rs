@@ -5,19 +5,21 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::group::Tx;
-use super::{Store, StoreError, append, ms};
+use super::{Manifest, Store, StoreError, append, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{LinkId, SecretHash, TransferId, UserId};
 use crate::intake::Inspected;
 use crate::policy::{Action, Approval, OrgFacts, Permit, Release, TransferFacts, UserFacts};
 
-/// Where an accepted upload is to be stored.
+/// Where an accepted upload is to be stored, and the sender's signed manifest to keep with it.
 #[derive(Debug)]
 pub struct NewTransfer {
     /// Its id (also names its blob).
     pub id: TransferId,
     /// The blob's key in the object store.
     pub object_key: String,
+    /// The `sealpost.manifest/v2` the sender signed the upload with, if any.
+    pub manifest: Option<Manifest>,
 }
 
 /// One recipient's link, ready to commit.
@@ -45,6 +47,7 @@ struct Insert {
     status: &'static str,
     accepted: Event,
     links: Vec<InsertLink>,
+    manifest: Option<Manifest>,
     now: DateTime<Utc>,
 }
 
@@ -89,6 +92,9 @@ async fn write_insert(tx: &mut Tx, insert: Insert) -> Result<u64, StoreError> {
         .execute(&mut **tx)
         .await?;
         append(tx, &link.issued, insert.now).await?;
+    }
+    if let Some(manifest) = &insert.manifest {
+        super::manifests::write_manifest(tx, &insert.id, manifest, insert.now).await?;
     }
     Ok(accepted_idx)
 }
@@ -256,8 +262,11 @@ impl Store {
         Ok(Decided { released: new_status == "released", revoked, object_key: if approve { None } else { object_key } })
     }
 
-    /// Commits an accepted upload: the transfer, one link per approved recipient, and their
-    /// audit events, in one transaction. Nothing is visible unless all of it is. Returns the
+    /// Commits an accepted upload: the transfer, one link per approved recipient, the sender's
+    /// signed manifest when there is one, and their audit events, in one transaction. Nothing is
+    /// visible unless all of it is. The `upload.accepted` entry says whether the upload was
+    /// signed (`signed yes|no`) and, when it was, by which key (`signing_key`) and what
+    /// (`manifest`: `sha256:` of the manifest text). Returns the
     /// log index of the `upload.accepted` event.
     pub async fn insert_transfer(
         &self,
@@ -269,6 +278,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let header = &inspected.envelope().header;
+        let manifest = transfer.manifest.as_ref();
         debug_assert_eq!(
             links.iter().map(|l| &l.recipient).collect::<Vec<_>>(),
             approval.recipients().iter().collect::<Vec<_>>()
@@ -289,7 +299,13 @@ impl Store {
             ("armored", header.armored.to_string()),
             ("stanzas", header.recipient_stanzas().count().to_string()),
             ("payload", inspected.envelope().payload_len.to_string()),
+            ("signed", if manifest.is_some() { "yes" } else { "no" }.to_owned()),
         ]);
+        if let Some(manifest) = manifest {
+            accepted
+                .fields
+                .extend([("signing_key", manifest.key_fingerprint.clone()), ("manifest", manifest.text_digest())]);
+        }
         let links = links
             .iter()
             .map(|link| InsertLink {
@@ -315,6 +331,7 @@ impl Store {
             status,
             accepted,
             links,
+            manifest: manifest.cloned(),
             now,
         };
         self.group.run(move |tx| Box::pin(write_insert(tx, insert))).await
@@ -339,6 +356,7 @@ mod tests {
             status: "released",
             accepted: Event::new(EventKind::UploadAccepted).field("transfer", id),
             links: Vec::new(),
+            manifest: None,
             now,
         }
     }

@@ -1,5 +1,5 @@
 //! Resumable uploads in progress: who sends, how long the upload will be, how much of it is
-//! durably on disk, and the addressing to check again when it completes; once completed, its
+//! durably on disk, and the addressing (and signed manifest) to check again when it completes; once completed, its
 //! answer for an hour, sealed (the store keeps the bytes it is given and never sees a token).
 
 use chrono::{DateTime, Utc};
@@ -27,21 +27,43 @@ pub struct UploadRow {
     pub expires_at: DateTime<Utc>,
     /// Whether it became a transfer.
     pub completed: bool,
+    /// The sender's signed manifest, when the upload came with one (checked again at every
+    /// request, and kept with the transfer it becomes).
+    pub manifest: Option<UploadManifest>,
 }
 
-type Row = (String, String, i64, i64, super::Flag, String, i64, Option<i64>);
+/// The signed manifest a resumable upload came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadManifest {
+    /// The `sealpost.manifest/v2` text.
+    pub manifest: String,
+    /// Standard base64 of the Ed25519 signature.
+    pub signature: String,
+    /// The signing key's fingerprint.
+    pub key: String,
+}
+
+type Row =
+    (String, String, i64, i64, super::Flag, String, i64, Option<i64>, Option<String>, Option<String>, Option<String>);
 
 /// A query reading every column of [`Row`], in order, then `$rest`.
 macro_rules! select_uploads {
     ($rest:literal) => {
         concat!(
-            "SELECT id, sender_id, length, received, header_checked, request, expires_at, completed_at FROM uploads ",
+            "SELECT id, sender_id, length, received, header_checked, request, expires_at, completed_at, \
+             manifest, manifest_signature, manifest_key FROM uploads ",
             $rest
         )
     };
 }
 
-fn from_row((id, sender, length, received, header_checked, request, expires_at, completed_at): Row) -> UploadRow {
+fn from_row(
+    (id, sender, length, received, header_checked, request, expires_at, completed_at, manifest, signature, key): Row,
+) -> UploadRow {
+    let manifest = match (manifest, signature, key) {
+        (Some(manifest), Some(signature), Some(key)) => Some(UploadManifest { manifest, signature, key }),
+        _ => None,
+    };
     UploadRow {
         id: TransferId::from_db(id),
         sender: UserId::from_db(sender),
@@ -51,6 +73,7 @@ fn from_row((id, sender, length, received, header_checked, request, expires_at, 
         request,
         expires_at: from_ms(expires_at),
         completed: completed_at.is_some(),
+        manifest,
     }
 }
 
@@ -66,9 +89,10 @@ impl Store {
     /// Records a new upload and its audit event, in one transaction.
     pub async fn create_upload(&self, upload: &UploadRow, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        let manifest = upload.manifest.as_ref();
         sqlx::query(
-            "INSERT INTO uploads (id, sender_id, length, received, header_checked, request, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO uploads (id, sender_id, length, received, header_checked, request, created_at, expires_at, \
+             manifest, manifest_signature, manifest_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(upload.id.as_str())
         .bind(upload.sender.as_str())
@@ -78,6 +102,9 @@ impl Store {
         .bind(&upload.request)
         .bind(ms(now))
         .bind(ms(upload.expires_at))
+        .bind(manifest.map(|m| m.manifest.as_str()))
+        .bind(manifest.map(|m| m.signature.as_str()))
+        .bind(manifest.map(|m| m.key.as_str()))
         .execute(&mut *tx)
         .await?;
         append(&mut tx, event, now).await?;
@@ -259,6 +286,7 @@ mod tests {
             received: 10,
             header_checked: true,
             request: "to=hmpps/alice".into(),
+            manifest: None,
             expires_at: now + chrono::Duration::days(1),
             completed: false,
         };
@@ -308,6 +336,7 @@ mod tests {
             received: 1,
             header_checked: true,
             request: "to=hmpps/alice".into(),
+            manifest: None,
             expires_at: t0 + chrono::Duration::days(1),
             completed: false,
         };

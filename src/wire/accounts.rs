@@ -8,7 +8,7 @@ use crate::model::{OrgKind, Role, UserRef};
 
 /// `GET /api/v1/whoami`: the token's owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"user": "hmpps/alice", "id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "role": "recipient", "org_kind": "agency"}))]
+#[schema(example = json!({"user": "hmpps/alice", "id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "role": "recipient", "org_kind": "agency", "default_expiry_seconds": 259200}))]
 pub struct Whoami {
     /// The user the token belongs to.
     pub user: UserRef,
@@ -19,6 +19,10 @@ pub struct Whoami {
     pub role: Role,
     /// The kind of its organisation.
     pub org_kind: OrgKind,
+    /// How long an upload's links live when it names no `expires`, in seconds: the `expires`
+    /// line of a signed manifest for such an upload (0 from a gateway too old to say).
+    #[serde(default)]
+    pub default_expiry_seconds: u64,
 }
 
 /// `POST /api/v1/orgs`: a new organisation.

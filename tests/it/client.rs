@@ -1070,7 +1070,7 @@ async fn a_signed_manifest_is_verified_by_fetch_against_the_senders_key_in_the_l
     let stored: serde_json::Value = http.get(&url).bearer_auth(&bob).send().await.unwrap().json().await.unwrap();
     assert_eq!(stored["sender"], "acme/bob");
     assert_eq!(stored["key"]["fingerprint"], fingerprint.as_str());
-    assert!(stored["manifest"].as_str().unwrap().starts_with(&format!("sealpost.manifest/v1\ntransfer {transfer}\n")));
+    assert!(stored["manifest"].as_str().unwrap().starts_with("sealpost.manifest/v2\nsender acme/bob\n"));
     let body =
         serde_json::json!({ "manifest": stored["manifest"], "signature": stored["signature"], "key": fingerprint });
     let again = http.post(&url).bearer_auth(&bob).json(&body).send().await.unwrap();
@@ -1138,8 +1138,10 @@ async fn a_held_send_tells_the_sender_it_waits_for_a_compliance_officer() {
     let (bob, _alice, id) = parties(&server).await;
     let work = Work::new(&id);
     let src = work.file("case.csv", b"name,dob\n");
-    let out =
-        sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--classification", "OFFICIAL-SENSITIVE"]).await;
+    let (key, _) = signing_key(&server, &bob, work.dir.path(), "bob.signing").await;
+    let args =
+        ["send", &src, "--to", "hmpps/alice", "--classification", "OFFICIAL-SENSITIVE", "--signing-key", &s(&key)];
+    let out = sealpost(&server, &bob, &args).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).lines().any(|l| l

@@ -25,6 +25,7 @@ mod readiness;
 mod restart;
 mod s3_blobs;
 mod scale_out;
+mod sender_signing;
 mod signed_delivery;
 mod sweeper;
 mod tagged_recipients;

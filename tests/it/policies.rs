@@ -63,7 +63,7 @@ async fn uploads_need_a_route_and_stay_within_expiry_and_classification() {
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&expires=2000h", file.clone()).await;
     assert_eq!((status, code(&body), &body["error"]["policies"]), (403, "policy_denied", &json!(["max-expiry"])));
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&classification=SECRET", file.clone()).await;
-    assert_eq!((status, &body["error"]["policies"]), (403, &json!(["classification-ceiling"])));
+    assert_eq!((status, &body["error"]["policies"]), (403, &json!(["classification-ceiling", "signed-sensitive"])));
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&classification=BANANA", file.clone()).await;
     assert_eq!((status, code(&body)), (400, "bad_request"));
 
@@ -90,8 +90,9 @@ async fn official_sensitive_transfers_wait_for_a_compliance_officer_who_is_not_t
     let (bob, alice, olga, r) = world(&server).await;
     server.route("acme", "hmpps").await;
     let ciphertext = encrypt(&[&r], &noise(3000));
+    let signer = server.signing_key(&bob).await;
     let (status, body) =
-        server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE", ciphertext.clone()).await;
+        server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 259_200, ciphertext.clone()).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "awaiting_approval");
     assert_eq!(body["policies"], json!(["four-eyes-hold"]));
@@ -129,9 +130,10 @@ async fn a_rejected_transfer_loses_its_links_and_its_ciphertext() {
     let server = TestServer::start().await;
     let (bob, alice, olga, r) = world(&server).await;
     server.route("acme", "hmpps").await;
-    let (status, body) =
-        server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE", encrypt(&[&r], &noise(100))).await;
-    assert_eq!(status, 202);
+    let signer = server.signing_key(&bob).await;
+    let file = encrypt(&[&r], &noise(100));
+    let (status, body) = server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
+    assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let link = body["links"][0]["url"].as_str().unwrap().to_owned();
     let (status, body) = server.post(&olga, &format!("/api/v1/transfers/{id}/reject"), json!({})).await;

@@ -201,9 +201,11 @@ async fn a_policy_can_require_post_quantum_keys_for_sensitive_transfers() {
     pq_key(&server, &alice, work.path(), "alice-pq.key").await;
     server.add_key(&carol, &age::x25519::Identity::generate().to_public().to_string()).await;
 
-    // carol holds a classical key: OFFICIAL-SENSITIVE is refused before the body, OFFICIAL is not.
-    let sensitive = "&classification=OFFICIAL-SENSITIVE";
-    let (status, denied) = server.upload(&bob, &["hmpps/carol"], sensitive, b"x".to_vec()).await;
+    // carol holds a classical key: OFFICIAL-SENSITIVE is refused before the body, signed or not,
+    // OFFICIAL is not.
+    let signer = server.signing_key(&bob).await;
+    let (status, denied) =
+        server.upload_signed(&bob, &signer, &["hmpps/carol"], "OFFICIAL-SENSITIVE", 3600, b"x".to_vec()).await;
     assert_eq!((status, code(&denied)), (403, "policy_denied"), "{denied}");
     assert_eq!(denied["error"]["policies"], serde_json::json!(["post-quantum-sensitive"]));
     assert!(
@@ -215,10 +217,13 @@ async fn a_policy_can_require_post_quantum_keys_for_sensitive_transfers() {
     let to_carol = sealpost(&server, &bob, &["send", &s(&write(work.path(), "a.txt")), "--to", "hmpps/carol"]).await;
     assert_eq!(to_carol.status.code(), Some(0), "{:?}", text(&to_carol));
 
-    // alice holds only a post-quantum key: her OFFICIAL-SENSITIVE transfer is accepted (and held
-    // for the four-eyes approval, as every OFFICIAL-SENSITIVE transfer is).
+    // alice holds only a post-quantum key: her OFFICIAL-SENSITIVE transfer, signed, is accepted
+    // (and held for the four-eyes approval, as every OFFICIAL-SENSITIVE transfer is).
+    let key = work.path().join("bob.signing");
+    signer.write(&key);
+    let file = s(&write(work.path(), "b.txt"));
     let args =
-        ["send", &s(&write(work.path(), "b.txt")), "--to", "hmpps/alice", "--classification", "OFFICIAL-SENSITIVE"];
+        ["send", &file, "--to", "hmpps/alice", "--classification", "OFFICIAL-SENSITIVE", "--signing-key", &s(&key)];
     let to_alice = sealpost(&server, &bob, &args).await;
     assert_eq!(to_alice.status.code(), Some(0), "{:?}", text(&to_alice));
     assert!(text(&to_alice).1.contains("held until a compliance officer approves it"), "{:?}", text(&to_alice));

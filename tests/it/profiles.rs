@@ -277,5 +277,5 @@ async fn send_signs_the_manifest_with_the_profiles_signing_key() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sender"], "acme/bob");
     assert_eq!(body["key"]["fingerprint"], fingerprint.as_str());
-    assert!(body["manifest"].as_str().unwrap().starts_with(&format!("sealpost.manifest/v1\ntransfer {transfer}\n")));
+    assert!(body["manifest"].as_str().unwrap().starts_with("sealpost.manifest/v2\nsender acme/bob\n"));
 }

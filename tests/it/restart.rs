@@ -31,14 +31,9 @@ async fn a_restart_keeps_accounts_keys_and_unused_links() {
         v.as_object_mut().expect("an object").remove("id");
         (status, v)
     };
-    assert_eq!(
-        without_id(bob_before.clone()),
-        (200, json!({"user": "acme/bob", "role": "sender", "org_kind": "contractor"}))
-    );
-    assert_eq!(
-        without_id(alice_before.clone()),
-        (200, json!({"user": "hmpps/alice", "role": "recipient", "org_kind": "agency"}))
-    );
+    let whoami = |user: &str, role: &str, org_kind: &str| json!({"user": user, "role": role, "org_kind": org_kind, "default_expiry_seconds": 259_200});
+    assert_eq!(without_id(bob_before.clone()), (200, whoami("acme/bob", "sender", "contractor")));
+    assert_eq!(without_id(alice_before.clone()), (200, whoami("hmpps/alice", "recipient", "agency")));
     server.stop().await;
 
     let server = TestServer::start_in(dir.path(), |_| {}).await;

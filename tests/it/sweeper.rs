@@ -76,6 +76,7 @@ impl Fixture {
                 expires_in: LINK_LIFETIME,
                 classification: Classification::Official,
                 size: None,
+                signed: false,
                 now,
             })
             .expect("approved");
@@ -92,7 +93,7 @@ impl Fixture {
         blobs.commit(staged, &object_key).await.expect("commit");
 
         let link = BearerSecret::generate("");
-        let new_transfer = NewTransfer { id: transfer.clone(), object_key: object_key.clone() };
+        let new_transfer = NewTransfer { id: transfer.clone(), object_key: object_key.clone(), manifest: None };
         let links = [NewLink { id: LinkId::generate(), recipient: alice_id.clone(), token_hash: link.hash() }];
         let facts = PolicyGate::transfer_facts(&approval, transfer.as_str(), ciphertext.len() as u64);
         let context = serde_json::Map::from_iter([

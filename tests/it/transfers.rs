@@ -239,8 +239,10 @@ async fn only_senders_upload_and_only_to_existing_recipients_with_keys_within_po
     assert!(body["error"]["message"].as_str().unwrap().contains("OFFICIAL-SENSITIVE"));
     let (status, body) = server.upload(&bob, &["hmpps/alice"], "&expires=soon", file.clone()).await;
     assert_eq!((status, code(&body)), (400, "bad_request"));
+    let signer = server.signing_key(&bob).await;
+    let fourteen_days = 14 * 86_400;
     let (status, body) =
-        server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE&expires=14d", file).await;
+        server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", fourteen_days, file).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "awaiting_approval");
     assert_eq!(server.stored_files(), (1, 0));

@@ -322,8 +322,9 @@ async fn compliance_officers_approve_through_a_form_and_the_reason_is_audited() 
     server.org("oversight", "compliance").await;
     let carol = server.user("oversight/carol", "compliance").await;
     let key = alice_key(&server, &alice).await;
-    let (status, held) =
-        server.upload(&bob, &["hmpps/alice"], "&classification=OFFICIAL-SENSITIVE", encrypt(&[&key], b"x")).await;
+    let signer = server.signing_key(&bob).await;
+    let file = encrypt(&[&key], b"x");
+    let (status, held) = server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
     assert_eq!(status, 202, "{held}");
     let id = held["id"].as_str().unwrap().to_owned();
 

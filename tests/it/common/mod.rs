@@ -144,10 +144,50 @@ impl TestServer {
 
     /// Uploads `body` to `to` with extra query parameters.
     pub(crate) async fn upload(&self, token: &str, to: &[&str], extra: &str, body: Vec<u8>) -> (u16, Value) {
+        self.upload_with(token, to, extra, &[], body).await
+    }
+
+    /// Uploads `body` to `to` with extra query parameters and extra headers.
+    pub(crate) async fn upload_with(
+        &self,
+        token: &str,
+        to: &[&str],
+        extra: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let query: Vec<String> = to.iter().map(|t| format!("to={t}")).collect();
         let url = format!("{}/api/v1/transfers?{}{extra}", self.url, query.join("&"));
-        let r = self.http.post(url).bearer_auth(token).body(body).send().await.expect("send");
-        status_json(r).await
+        let mut request = self.http.post(url).bearer_auth(token).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        status_json(request.send().await.expect("send")).await
+    }
+
+    /// Uploads `body` to `to` as the token's user, signed with `signer` (that user's key): the
+    /// classification and expiry (in seconds) are sent explicitly, as signed.
+    pub(crate) async fn upload_signed(
+        &self,
+        token: &str,
+        signer: &Signer,
+        to: &[&str],
+        classification: &str,
+        expires: u64,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let text = manifest(&signer.owner, &body, classification, expires, to);
+        let extra = format!("&classification={classification}&expires={expires}s");
+        self.upload_with(token, to, &extra, &signer.headers(&text), body).await
+    }
+
+    /// Makes an Ed25519 signing key and registers it for the token's user.
+    pub(crate) async fn signing_key(&self, token: &str) -> Signer {
+        let (status, me) = self.get(token, "/api/v1/whoami").await;
+        assert_eq!(status, 200, "{me}");
+        let signer = Signer { owner: me["user"].as_str().expect("user").to_owned(), ..Signer::generate() };
+        self.add_key(token, &signer.public).await;
+        signer
     }
 
     /// Redeems a link token; returns the status and the raw body.
@@ -248,6 +288,64 @@ pub(crate) async fn parties(server: &TestServer) -> (String, String, age::x25519
     let (id, r) = keypair();
     server.add_key(&alice, &r).await;
     (bob, alice, id)
+}
+
+/// A user's Ed25519 signing key (a `sealpost-signing1…` key), to sign upload manifests.
+pub(crate) struct Signer {
+    /// Whose it is, `ORG/NAME` (empty for a key registered nowhere).
+    pub(crate) owner: String,
+    pub(crate) key: ed25519_dalek::SigningKey,
+    /// The public key string, as the directory holds it.
+    pub(crate) public: String,
+    /// Its fingerprint, `sha256:…`, as the wire names it.
+    pub(crate) fingerprint: String,
+}
+
+impl Signer {
+    /// A fresh key (not registered anywhere).
+    pub(crate) fn generate() -> Self {
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let public = sealpost::client::keys::signing_public(&key.verifying_key());
+        let fingerprint = sealpost::directory::fingerprint(&public);
+        Self { owner: String::new(), key, public, fingerprint }
+    }
+
+    /// Standard base64 of the signature over `text`'s bytes.
+    pub(crate) fn sign(&self, text: &str) -> String {
+        use base64::Engine as _;
+        use ed25519_dalek::Signer as _;
+        base64::engine::general_purpose::STANDARD.encode(self.key.sign(text.as_bytes()).to_bytes())
+    }
+
+    /// The one-shot upload's three `Sealpost-Manifest` headers for the manifest `text`.
+    pub(crate) fn headers(&self, text: &str) -> Vec<(&'static str, String)> {
+        use base64::Engine as _;
+        vec![
+            ("Sealpost-Manifest", base64::engine::general_purpose::STANDARD.encode(text)),
+            ("Sealpost-Manifest-Signature", self.sign(text)),
+            ("Sealpost-Manifest-Key", self.fingerprint.clone()),
+        ]
+    }
+
+    /// Writes the key as `sealpost keygen --signing` does (PKCS#8 PEM), for `sealpost send
+    /// --signing-key`.
+    pub(crate) fn write(&self, path: &Path) {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let pem = self.key.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).expect("pem");
+        std::fs::write(path, pem.as_bytes()).expect("write the signing key");
+    }
+}
+
+/// The `sealpost.manifest/v2` text of an upload of `body` from `sender` to `to`.
+pub(crate) fn manifest(sender: &str, body: &[u8], classification: &str, expires: u64, to: &[&str]) -> String {
+    sealpost::manifest::ManifestV2::new(
+        sender.parse().expect("sender"),
+        sealpost::wire::Digest::of(body),
+        classification.parse().expect("classification"),
+        expires,
+        to.iter().map(|t| t.parse().expect("recipient")),
+    )
+    .render()
 }
 
 /// Random bytes (not cryptographic; for plaintexts).
