@@ -50,6 +50,7 @@ test('each main page is photographed for the README', async (t) => {
 
   const bob = await suite.person(t, 'bob');
   await bob.signIn(cast.bob.token);
+  await makeSigningKey(bob);
   const files = makeFiles(dir, { 'case-file-4471.pdf': 250_000, 'contacts.csv': 'name,phone\nA. Person,0100\n' });
   const sent = await sendFromBrowser(bob, { to: 'hmpps/alice', files });
   await shoot(bob, 'send', '#send-result');
@@ -65,7 +66,8 @@ test('each main page is photographed for the README', async (t) => {
   await openFromInbox(alice, sent.id);
   await collect(alice, cast.alice.identity, 2);
   assert.equal((await deliveryOutcome(alice)).outcome, 'signed');
-  await shoot(alice, 'collect');
+  // Scrolled so the files, the collection and the signed delivery show.
+  await shoot(alice, 'collect', '#collected-files');
 
   const olga = await suite.person(t, 'olga');
   await olga.signIn(cast.olga.token);

@@ -225,7 +225,8 @@ test('a sender with a signing key sends OFFICIAL-SENSITIVE signed, and it is hel
   assert.equal(view.body.status, 'awaiting_approval');
   const answer = await gw.api('GET', `/api/v1/transfers/${sent.id}/manifest`, { token: cast.bob.token });
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
-  assert.equal(answer.body.key, fingerprint(pub));
+  assert.deepEqual(answer.body.key, { fingerprint: fingerprint(pub), public: pub });
+  assert.equal(answer.body.sender, 'acme/bob');
   assert.equal(
     answer.body.manifest,
     'sealpost.manifest/v2\n' +

@@ -159,6 +159,17 @@ test('the manifest v2 is the spec text: recipients sorted bytewise, each once', 
   assert.throws(() => manifestV2({ ...parseManifestV2(MANIFEST), classification: 'OFFICIAL\nSECRET' }), StatementError)
 })
 
+test('the manifest v2 matches the gateway’s own examples byte for byte', () => {
+  // The example of `GET /api/v1/transfers/{id}/manifest` in the API contract (src/wire/manifests.rs).
+  assert.equal(
+    manifestV2({ sender: 'acme/bob', digest: DIGEST, classification: 'OFFICIAL-SENSITIVE', expires: 259200, recipients: ['hmpps/alice'] }),
+    'sealpost.manifest/v2\nsender acme/bob\ndigest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\nclassification OFFICIAL-SENSITIVE\nexpires 259200\nrecipient hmpps/alice\n',
+  )
+  // src/manifest.rs: whole names sort bytewise, so `-` and `.` come before `/`.
+  const m = manifestV2({ sender: 'acme/bob', digest: DIGEST, classification: 'OFFICIAL', expires: 60, recipients: ['a/x', 'a.b/x', 'a-c/x'] })
+  assert.deepEqual(parseManifestV2(m).recipients, ['a-c/x', 'a.b/x', 'a/x'])
+})
+
 test('the page expiry choices resolve to the seconds the gateway resolves them to', () => {
   assert.equal(expirySeconds('24h'), 86_400)
   assert.equal(expirySeconds('72h'), 259_200)
