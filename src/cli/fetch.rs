@@ -33,6 +33,7 @@ use crate::client::keys::{self, Identities};
 use crate::client::receipts::{self, UploadReceiptError};
 use crate::client::seal::{self, HeaderCheck, Opened, SealError};
 use crate::delivery::Statement;
+use crate::transparency::tlog::quorum::Policy;
 use crate::transparency::verify::ReceiptError;
 
 mod part;
@@ -399,10 +400,10 @@ pub(super) async fn run(mut args: FetchArgs) -> Result<(), Failure> {
         Some(path) => Some(load_signer(&api, path).await?),
         None => None,
     };
-    let vkey = http.log_key(&args.log).await?;
+    let trust = http.trust(&args.log).await?;
     let got = download(&http, &token, &ids, &args).await?;
     let transfer = got.transfer.clone();
-    let outcome = check_and_open(&args, &api, &vkey, got, ids).await;
+    let outcome = check_and_open(&args, &api, &trust, got, ids).await;
     // The link is used up: tell the sender's delivery record how it ended, signed for when it
     // decrypted and a signing key was given.
     let report = match &outcome {
@@ -497,7 +498,7 @@ async fn report_delivery(http: &Http, transfer: &str, report: Report<'_>, quiet:
 async fn check_and_open(
     args: &FetchArgs,
     api: &Client,
-    vkey: &str,
+    trust: &Policy,
     got: Downloaded,
     ids: Identities,
 ) -> Result<Checked, (Failure, &'static str)> {
@@ -512,7 +513,7 @@ async fn check_and_open(
             .exit(EXIT_VERIFY);
         (failure, "receipt_missing")
     })?;
-    let checked = match receipts::verify_upload(&receipt, vkey, &got.transfer, &got.digest) {
+    let checked = match receipts::verify_upload(&receipt, trust, &got.transfer, &got.digest) {
         Ok(summary) => {
             if !args.quiet {
                 eprintln!(
@@ -537,7 +538,9 @@ async fn check_and_open(
         }
     };
 
-    check_manifest(api, vkey, &got, args.quiet).await.map_err(|f| (f.exit(EXIT_VERIFY), "sender_signature_invalid"))?;
+    check_manifest(api, trust, &got, args.quiet)
+        .await
+        .map_err(|f| (f.exit(EXIT_VERIFY), "sender_signature_invalid"))?;
 
     let (output, dir, force, start) = (args.output.clone(), args.dir.clone(), args.force, got.start);
     let mut kept = got
@@ -599,19 +602,19 @@ async fn check_and_open(
 }
 
 /// Checks the sender's signed manifest, when there is one: the signing key must be the sender's,
-/// in the log under `vkey`, the signature must verify, and the manifest must agree with the
+/// in the log under `trust`, the signature must verify, and the manifest must agree with the
 /// transfer: for a `sealpost.manifest/v2` (signed with the upload) the digest, the caller among
 /// its recipients, the classification, key and manifest the log's `upload.accepted` entry
 /// records; for a legacy `sealpost.manifest/v1` the transfer, the digest and the caller. An
 /// unsigned bundle is not refused, but said so clearly (unless the log says it was signed).
-async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool) -> Result<(), Failure> {
+async fn check_manifest(api: &Client, trust: &Policy, got: &Downloaded, quiet: bool) -> Result<(), Failure> {
     let refuse = |code: &str, why: String| {
         Failure::new(format!("{code}: {why}; nothing was written"))
             .hint("do not trust this bundle: tell the sender and the gateway's operators")
     };
     let invalid = |why: String| refuse("sender_signature_invalid", why);
     let mismatch = |why: String| refuse("manifest_mismatch", why);
-    let logged = logged_upload(api, vkey, got).await?;
+    let logged = logged_upload(api, trust, got).await?;
     let path = format!("/api/v1/transfers/{}/manifest", got.transfer);
     let Some(signed) = api.get_optional::<SignedManifest>(&path).await? else {
         if logged.signed == Some(true) {
@@ -641,7 +644,7 @@ async fn check_manifest(api: &Client, vkey: &str, got: &Downloaded, quiet: bool)
         .receipt
         .as_deref()
         .ok_or_else(|| invalid(format!("`{sender}`'s key {fingerprint} is not in the transparency log")))?;
-    receipts::verify_key(receipt, vkey, &fingerprint, &keys.user, &keys.name_salt)
+    receipts::verify_key(receipt, trust, &fingerprint, &keys.user, &keys.name_salt)
         .map_err(|e| invalid(format!("`{sender}`'s key {fingerprint} is not the one the log recorded: {e}")))?;
     let verifying = crate::directory::signing_public_key(&public)
         .ok_or_else(|| invalid(format!("`{public}` is not a signing key")))?;
@@ -722,8 +725,8 @@ struct LoggedUpload {
     classification: Option<String>,
 }
 
-/// Reads the transfer's `upload.accepted` entry from its receipt, verified against `vkey`.
-async fn logged_upload(api: &Client, vkey: &str, got: &Downloaded) -> Result<LoggedUpload, Failure> {
+/// Reads the transfer's `upload.accepted` entry from its receipt, verified under `trust`.
+async fn logged_upload(api: &Client, trust: &Policy, got: &Downloaded) -> Result<LoggedUpload, Failure> {
     let unverified = |why: String| {
         Failure::new(format!("the upload receipt does not verify: {why}; nothing was written"))
             .hint("check the log with `sealpost log verify`, and tell the gateway's operators")
@@ -732,7 +735,7 @@ async fn logged_upload(api: &Client, vkey: &str, got: &Downloaded) -> Result<Log
         .await?
         .ok_or_else(|| unverified("the log holds no upload receipt for this transfer".to_owned()))?;
     let summary =
-        receipts::verify_upload(&receipt, vkey, &got.transfer, &got.digest).map_err(|e| unverified(e.to_string()))?;
+        receipts::verify_upload(&receipt, trust, &got.transfer, &got.digest).map_err(|e| unverified(e.to_string()))?;
     let fact = |key: &str| summary.entry.fact(key).map(str::to_owned);
     Ok(LoggedUpload {
         signed: fact("signed").map(|v| v == "yes"),

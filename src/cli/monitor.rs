@@ -32,11 +32,12 @@ pub(super) struct MonitorArgs {
     state: Option<PathBuf>,
     /// The log's verifier key, or a file holding it (default: `SEALPOST_LOG_KEY`, the profile's
     /// `log_key`, else the key pinned in the state directory on the first run).
-    #[arg(long, env = "SEALPOST_LOG_KEY", value_name = "VKEY", conflicts_with = "policy")]
+    #[arg(long, env = "SEALPOST_LOG_KEY", value_name = "VKEY")]
     key: Option<String>,
-    /// A C2SP tlog-policy file (log keys, witnesses and their quorum): key changes then count
-    /// only on checkpoints the witnesses cosigned.
-    #[arg(long, value_name = "FILE")]
+    /// A C2SP tlog-policy file (log keys, witnesses and their quorum; default:
+    /// `SEALPOST_LOG_POLICY`, the profile's `log_policy`): key changes then count only on
+    /// checkpoints the witnesses cosigned. Wins over --key.
+    #[arg(long, env = "SEALPOST_LOG_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
 }
 

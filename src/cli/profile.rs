@@ -63,6 +63,9 @@ pub(super) struct Profile {
     pub(super) signing_key: Option<String>,
     /// The log's verifier key that receipts are checked against (a pin).
     pub(super) log_key: Option<String>,
+    /// A C2SP tlog-policy file (log key, witnesses, quorum) receipts and key entries are checked
+    /// against instead.
+    pub(super) log_policy: Option<String>,
 }
 
 /// The config file's path: `SEALPOST_CONFIG_FILE`, else `$XDG_CONFIG_HOME/sealpost/config.toml`,
@@ -99,7 +102,7 @@ pub(super) fn load(path: &Path) -> Result<ConfigFile, Failure> {
         let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
         let at = line.map_or_else(String::new, |line| format!(" (line {line})"));
         Failure::new(format!("bad config file `{}`{at}: {}", path.display(), e.message().trim()))
-            .hint("the keys are `default_profile` and, under `[profiles.NAME]`, `url`, `token_file`, `identity`, `signing_key`, `log_key`")
+            .hint("the keys are `default_profile` and, under `[profiles.NAME]`, `url`, `token_file`, `identity`, `signing_key`, `log_key`, `log_policy`")
             .exit(EXIT_CONFIG)
     })
 }
@@ -171,6 +174,7 @@ pub(super) fn apply(cmd: Command, argv: &[OsString]) -> Result<Command, Failure>
         ("SEALPOST_IDENTITY", path_value(&profile.identity)),
         ("SEALPOST_SIGNING_KEY", path_value(&profile.signing_key)),
         ("SEALPOST_LOG_KEY", profile.log_key.clone()),
+        ("SEALPOST_LOG_POLICY", path_value(&profile.log_policy)),
     ]
     .into_iter()
     .filter_map(|(env, value)| value.map(|v| (env, &*Box::leak(v.into_boxed_str()))))

@@ -37,6 +37,8 @@ use crate::client::resume::{self, SendInputs, Slot, State};
 use crate::client::{bundle, receipts, seal};
 use crate::manifest::ManifestV2;
 use crate::model::{Classification, UserRef};
+use crate::transparency::tlog::note::Verifier;
+use crate::transparency::tlog::quorum::Policy;
 
 /// Options for `sealpost send`.
 #[derive(Debug, Args)]
@@ -82,6 +84,11 @@ pub(super) struct LogKeyArg {
     /// `/log/key` (trust on first use: pin it here to notice a changed key).
     #[arg(long, env = "SEALPOST_LOG_KEY", value_name = "VKEY")]
     log_key: Option<String>,
+    /// A C2SP tlog-policy file (the log key, witness keys and their quorum): the directory's keys
+    /// and the receipts are then checked against checkpoints the witnesses cosigned, as `receipt
+    /// verify --policy` does. Wins over --log-key.
+    #[arg(long, env = "SEALPOST_LOG_POLICY", value_name = "FILE")]
+    log_policy: Option<PathBuf>,
 }
 
 /// A raw HTTP connection to the gateway, for the streamed upload and download.
@@ -115,8 +122,27 @@ impl Http {
             .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
     }
 
+    /// What receipts are checked under: the witness policy given (`--log-policy`), else the
+    /// log key given (a key string or a file), else the gateway's own (trust on first use).
+    pub(super) async fn trust(&self, given: &LogKeyArg) -> Result<Policy, Failure> {
+        if let Some(path) = &given.log_policy {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::new(format!("cannot read the log policy `{}`: {e}", path.display())))?;
+            return Policy::parse(&text).map_err(|e| {
+                Failure::new(format!("the log policy `{}` is invalid: {e}", path.display()))
+                    .hint("see https://c2sp.org/tlog-policy for the format")
+            });
+        }
+        let vkey = self.log_key(given).await?;
+        let verifier = Verifier::from_vkey(&vkey).map_err(|e| {
+            Failure::new(format!("`{vkey}` is not a log verifier key: {e}"))
+                .hint("pass the string the gateway serves at /log/key (name+hexid+base64), or a file holding it")
+        })?;
+        Ok(Policy::log_only(verifier))
+    }
+
     /// The log's verifier key: the one given (a key string or a file), or the gateway's.
-    pub(super) async fn log_key(&self, given: &LogKeyArg) -> Result<String, Failure> {
+    async fn log_key(&self, given: &LogKeyArg) -> Result<String, Failure> {
         if let Some(given) = given.log_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
             if given.contains('+') {
                 return Ok(given.to_owned());
@@ -251,7 +277,7 @@ fn sign_upload(terms: Terms, digest: &str, signer: &ed25519_dalek::SigningKey) -
 /// each key against the transparency log (key transparency): the directory must serve a receipt,
 /// verifying under the log key `vkey`, for the `key.added` entry of that very key. A key
 /// registered a moment ago may not be in the log yet, so a missing receipt is retried briefly.
-async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Result<Vec<String>, Failure> {
+async fn recipient_keys(api: &Client, to: &str, trust: &Policy, quiet: bool) -> Result<Vec<String>, Failure> {
     let Some((org, name)) = to.split_once('/').filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
     else {
         return Err(Failure::new(format!("`{to}` is not a recipient"))
@@ -284,7 +310,7 @@ async fn recipient_keys(api: &Client, to: &str, vkey: &str, quiet: bool) -> Resu
                 .hint("the key may have been registered a moment ago: try again; if it persists, tell the operator")
                 .exit(EXIT_VERIFY)
         })?;
-        receipts::verify_key(receipt, vkey, &fingerprint, &answer.user, &answer.name_salt).map_err(|e| {
+        receipts::verify_key(receipt, trust, &fingerprint, &answer.user, &answer.name_salt).map_err(|e| {
             Failure::new(format!("`{to}`'s key {fingerprint} is not the one the log recorded: {e}"))
                 .hint("do not send: the directory may have been tampered with; tell the gateway's operator")
                 .exit(EXIT_VERIFY)
@@ -340,10 +366,10 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
         Some(_) => Some(signing_terms(&api, &args).await?),
         None => None,
     };
-    let vkey = http.log_key(&args.log).await?;
+    let trust = http.trust(&args.log).await?;
     let mut keys = Vec::new();
     for to in &args.to {
-        keys.extend(recipient_keys(&api, to, &vkey, args.quiet).await?);
+        keys.extend(recipient_keys(&api, to, &trust, args.quiet).await?);
     }
     let recipients = seal::recipients(&keys).map_err(|e| {
         Failure::new(e.to_string()).hint("the directory holds a key this client cannot use; tell the recipient")
@@ -392,7 +418,7 @@ pub(super) async fn run(args: SendArgs) -> Result<(), Failure> {
             eprintln!("sealpost: the upload completed earlier; its links were shown then and are not kept");
         }
     }
-    check_receipt(&api, &sent.answer, &state.digest, &vkey, args.quiet).await
+    check_receipt(&api, &sent.answer, &state.digest, &trust, args.quiet).await
 }
 
 /// What `send` tells a sender whose recipients hold post-quantum and classical keys.
@@ -482,7 +508,7 @@ async fn check_receipt(
     api: &Client,
     answer: &UploadAnswer,
     digest: &str,
-    vkey: &str,
+    trust: &Policy,
     quiet: bool,
 ) -> Result<(), Failure> {
     let id = answer.id.as_str();
@@ -505,7 +531,7 @@ async fn check_receipt(
         receipt = upload_receipt(api, id).await?;
     }
     let receipt = receipt.ok_or_else(|| unverified("the log has not included the upload yet".into()))?;
-    let summary = receipts::verify_upload(&receipt, vkey, id, digest).map_err(|e| unverified(e.to_string()))?;
+    let summary = receipts::verify_upload(&receipt, trust, id, digest).map_err(|e| unverified(e.to_string()))?;
     if !quiet {
         eprintln!(
             "sealpost: verified: the log records the upload of {digest} as entry {} of {} ({})",

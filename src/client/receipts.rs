@@ -2,7 +2,6 @@
 //! receipt (a C2SP tlog-proof) verifies against the log's key, names the transfer, and carries
 //! the digest of the ciphertext the sender sent and the recipient received.
 
-use crate::transparency::tlog::note::Verifier;
 use crate::transparency::tlog::quorum::Policy;
 use crate::transparency::verify::{ReceiptError, ReceiptSummary, verify_receipt};
 
@@ -48,19 +47,17 @@ pub enum KeyReceiptError {
     NotOwner { user: String },
 }
 
-/// Key transparency: verifies that `text` is a receipt, under the log key `vkey`, for the
-/// `key.added` entry that registered the key with `fingerprint` to `owner` (its `owner`
-/// commitment is `owner`'s name under `name_salt`, as the directory gives it).
+/// Key transparency: verifies that `text` is a receipt, under `trust` (the log key, or a witness
+/// quorum), for the `key.added` entry that registered the key with `fingerprint` to `owner`
+/// (its `owner` commitment is `owner`'s name under `name_salt`, as the directory gives it).
 pub fn verify_key(
     text: &str,
-    vkey: &str,
+    trust: &Policy,
     fingerprint: &str,
     owner: &crate::model::UserRef,
     name_salt: &str,
 ) -> Result<ReceiptSummary, KeyReceiptError> {
-    let verifier =
-        Verifier::from_vkey(vkey.trim()).map_err(|_| KeyReceiptError::BadKey { key: vkey.trim().to_owned() })?;
-    let summary = verify_receipt(text, &Policy::log_only(verifier), None)?;
+    let summary = verify_receipt(text, trust, None)?;
     let logged = summary.entry.fact("fingerprint").unwrap_or_default().to_owned();
     if summary.entry.event() != KEY_EVENT || logged != fingerprint {
         return Err(KeyReceiptError::NotThisKey {
@@ -76,17 +73,15 @@ pub fn verify_key(
     Ok(summary)
 }
 
-/// Verifies the receipt `text` against the log key `vkey` (`name+hexid+base64`): the entry is
+/// Verifies the receipt `text` under `trust` (the log key, or a witness quorum): the entry is
 /// the `upload.accepted` of `transfer` and its digest is `digest`.
 pub fn verify_upload(
     text: &str,
-    vkey: &str,
+    trust: &Policy,
     transfer: &str,
     digest: &str,
 ) -> Result<ReceiptSummary, UploadReceiptError> {
-    let verifier =
-        Verifier::from_vkey(vkey.trim()).map_err(|_| UploadReceiptError::BadKey { key: vkey.trim().to_owned() })?;
-    let summary = verify_receipt(text, &Policy::log_only(verifier), Some(digest))?;
+    let summary = verify_receipt(text, trust, Some(digest))?;
     if summary.entry.event() != UPLOAD_EVENT {
         return Err(UploadReceiptError::WrongEvent { event: summary.entry.event().to_owned() });
     }

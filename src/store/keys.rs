@@ -134,18 +134,7 @@ impl Store {
     /// The log index and entry of the `key.added` event that registered `user`'s key with this
     /// fingerprint (the key-transparency proof that the directory serves what the log shows).
     pub async fn key_entry(&self, user: &UserRef, fingerprint: &str) -> Result<Option<(u64, String)>, StoreError> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT a.idx, a.entry FROM audit_events a JOIN recipient_keys k ON k.id = a.subject_id \
-             JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 AND k.removed_at IS NULL \
-             ORDER BY a.idx DESC LIMIT 1",
-        )
-        .bind(&user.org)
-        .bind(&user.name)
-        .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)))
+        self.key_added(user, fingerprint, true).await
     }
 
     /// The log index and entry of the latest `key.added` event that registered `user`'s key with
@@ -156,17 +145,29 @@ impl Store {
         user: &UserRef,
         fingerprint: &str,
     ) -> Result<Option<(u64, String)>, StoreError> {
-        let row: Option<(i64, String)> = sqlx::query_as(
+        self.key_added(user, fingerprint, false).await
+    }
+
+    /// The latest `key.added` event of `user`'s key with `fingerprint` (a live key only, or any).
+    async fn key_added(
+        &self,
+        user: &UserRef,
+        fingerprint: &str,
+        live_only: bool,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let live = if live_only { "AND k.removed_at IS NULL" } else { "" };
+        let sql = format!(
             "SELECT a.idx, a.entry FROM audit_events a JOIN recipient_keys k ON k.id = a.subject_id \
              JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 \
-             ORDER BY a.idx DESC LIMIT 1",
-        )
-        .bind(&user.org)
-        .bind(&user.name)
-        .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?;
+             WHERE a.event = 'key.added' AND o.name = $1 AND u.name = $2 AND k.fingerprint = $3 {live} \
+             ORDER BY a.idx DESC LIMIT 1"
+        );
+        let row: Option<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&user.org)
+            .bind(&user.name)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(i, e)| (u64::try_from(i).unwrap_or_default(), e)))
     }
 
@@ -174,21 +175,24 @@ impl Store {
     /// owner) to their owners' names: one new `key.added` entry each, by the gateway, with code
     /// `bound`. Run at start; answers how many keys it bound.
     pub async fn bind_key_owners(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let rows: Vec<(String, String, String, String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT k.id, k.user_id, o.name || '/' || u.name, k.recipient, k.stanza_type, k.fingerprint, \
+        let rows = sqlx::query(
+            "SELECT k.id, k.user_id, o.name || '/' || u.name AS owner, k.recipient, k.stanza_type, k.fingerprint, \
                     (SELECT a.entry FROM audit_events a WHERE a.event = 'key.added' AND a.subject_id = k.id \
-                     ORDER BY a.idx DESC LIMIT 1) \
+                     ORDER BY a.idx DESC LIMIT 1) AS entry \
              FROM recipient_keys k JOIN users u ON u.id = k.user_id JOIN orgs o ON o.id = u.org_id \
              WHERE k.removed_at IS NULL ORDER BY k.added_at, k.id",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut bound = 0;
-        for (key, user, name, recipient, stanza_type, fingerprint, entry) in rows {
-            if entry.is_some_and(|e| e.contains("\nowner ")) {
+        for row in rows {
+            if row.get::<Option<String>, _>("entry").is_some_and(|e| e.contains("\nowner ")) {
                 continue;
             }
-            let name: UserRef = name.parse()?;
+            let name: UserRef = row.get::<String, _>("owner").parse()?;
+            let (key, user): (String, String) = (row.get("id"), row.get("user_id"));
+            let (recipient, stanza_type, fingerprint): (String, String, String) =
+                (row.get("recipient"), row.get("stanza_type"), row.get("fingerprint"));
             let mut tx = self.write().await?;
             let commitment = owner_commitment(&mut tx, &UserId::from_db(user), &name).await?;
             let event = Event::new(EventKind::KeyAdded)

@@ -182,7 +182,7 @@ async fn an_unknown_key_in_the_config_file_is_a_config_error() {
     assert_eq!(
         stderr(&out).lines().next().unwrap(),
         format!(
-            "sealpost: error: bad config file `{}` (line 3): unknown field `tokenfile`, expected one of `url`, `token_file`, `identity`, `signing_key`, `log_key`",
+            "sealpost: error: bad config file `{}` (line 3): unknown field `tokenfile`, expected one of `url`, `token_file`, `identity`, `signing_key`, `log_key`, `log_policy`",
             config.display()
         )
     );

@@ -26,6 +26,17 @@ async fn signed_parties(server: &TestServer) -> (String, String, age::x25519::Id
     (bob, alice, id, recipient, signer)
 }
 
+/// Adds `probation` (an agency bob's organisation may send to) with recipient `probation/erin`
+/// holding one key; answers that key.
+async fn second_agency(server: &TestServer) -> String {
+    server.org("probation", "agency").await;
+    server.route("acme", "probation").await;
+    let erin = server.user("probation/erin", "recipient").await;
+    let (_, erin_key) = common::keypair();
+    server.add_key(&erin, &erin_key).await;
+    erin_key
+}
+
 /// The message of an error answer.
 fn message(body: &Value) -> &str {
     body["error"]["message"].as_str().unwrap_or("")
@@ -218,11 +229,7 @@ async fn a_removed_or_foreign_signing_key_signs_nothing() {
 async fn a_manifest_that_disagrees_with_the_uploads_parameters_is_refused() {
     let server = TestServer::start().await;
     let (bob, _, _, recipient, signer) = signed_parties(&server).await;
-    server.org("probation", "agency").await;
-    server.route("acme", "probation").await;
-    let erin = server.user("probation/erin", "recipient").await;
-    let (_, erin_key) = common::keypair();
-    server.add_key(&erin, &erin_key).await;
+    let erin_key = second_agency(&server).await;
     let file = encrypt(&[&recipient], &noise(400));
     let both = encrypt(&[&recipient, &erin_key], &noise(400));
     let sensitive = "OFFICIAL-SENSITIVE";
@@ -364,11 +371,7 @@ async fn a_partial_or_undecodable_manifest_header_set_is_a_bad_request_and_logge
 async fn only_the_canonical_manifest_text_is_accepted() {
     let server = TestServer::start().await;
     let (bob, _, _, recipient, signer) = signed_parties(&server).await;
-    server.org("probation", "agency").await;
-    server.route("acme", "probation").await;
-    let erin = server.user("probation/erin", "recipient").await;
-    let (_, erin_key) = common::keypair();
-    server.add_key(&erin, &erin_key).await;
+    let erin_key = second_agency(&server).await;
     let file = encrypt(&[&recipient, &erin_key], &noise(100));
     let to = ["hmpps/alice", "probation/erin"];
     let good = manifest("acme/bob", &file, "OFFICIAL", DEFAULT_EXPIRY, &to);

@@ -183,9 +183,13 @@ async fn collected(server: &TestServer, bob: &str, alice: &str, recipient: &str)
     assert_eq!(status, 201, "{upload}");
     let (status, _) = server.redeem(alice, upload["links"][0]["url"].as_str().unwrap()).await;
     assert_eq!(status, 200);
+    let vkey = log_key(server).await;
+    let trust = sealpost::transparency::tlog::quorum::Policy::log_only(
+        sealpost::transparency::tlog::note::Verifier::from_vkey(&vkey).unwrap(),
+    );
     let summary = sealpost::client::receipts::verify_upload(
         upload["receipt"].as_str().unwrap(),
-        &log_key(server).await,
+        &trust,
         upload["id"].as_str().unwrap(),
         upload["digest"].as_str().unwrap(),
     )
@@ -396,5 +400,70 @@ async fn send_refuses_a_key_whose_log_entry_names_someone_else() {
     let out = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice"]).await;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("does not register the key to `hmpps/alice`"), "{}", stderr(&out));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_checks_directory_keys_under_the_witness_quorum_it_is_given() {
+    let server = TestServer::start().await;
+    let (bob, _, id) = parties(&server).await;
+    integrated(&server).await;
+    let work = Work::new(&id);
+    let src = work.file("r.csv", b"id\n");
+    let vkey = log_key(&server).await;
+    let (_, witness) = sealpost::transparency::witness::witness_keygen("witness.test").unwrap();
+    // A witness that has cosigned nothing: the key's receipt cannot meet the quorum, so nothing
+    // is encrypted or uploaded.
+    let strict = work.file("strict.policy", format!("log {vkey}\nwitness w {witness}\nquorum w\n").as_bytes());
+    let out = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--log-policy", &strict]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not the one the log recorded"), "{}", stderr(&out));
+    assert!(server.entries("upload.accepted").await.is_empty());
+    // The log key alone as a policy: the same checks pass.
+    let log_only = work.file("log.policy", format!("log {vkey}\nquorum none\n").as_bytes());
+    let out = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/alice", "--log-policy", &log_only]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_an_earlier_version_are_bound_to_their_owners_at_start_and_sends_to_them_work() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(data.path(), |_| {}).await;
+    let (bob, _, _) = parties(&server).await;
+    server.user("hmpps/carol", "recipient").await;
+    // A key as an earlier version left it: a directory row whose log entry names no owner.
+    let (identity, legacy) = common::keypair();
+    let db = server.database().await;
+    let carol_id: String =
+        sqlx::query_scalar("SELECT id FROM users WHERE name = 'carol'").fetch_one(&db).await.unwrap();
+    sqlx::query(
+        "INSERT INTO recipient_keys (id, user_id, recipient, stanza_type, fingerprint, added_at) \
+         VALUES ($1, $2, $3, 'X25519', $4, 0)",
+    )
+    .bind("f".repeat(32))
+    .bind(&carol_id)
+    .bind(&legacy)
+    .bind(sealpost::directory::fingerprint(&legacy))
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    server.stop().await;
+
+    let server = TestServer::start_in(data.path(), |_| {}).await;
+    assert_eq!(server.startup.keys_bound, 1, "only the key without an owner in the log");
+    let bound = server.entries("key.added").await;
+    let last = bound.last().unwrap();
+    assert!(last.contains("\ncode bound\n") && last.contains(&format!("\nkey {legacy}\n")), "{last}");
+    assert!(!last.contains("\nactor "), "the gateway did it: {last}");
+    integrated(&server).await;
+    let work = Work::new(&identity);
+    let src = work.file("r.csv", b"id\n");
+    let out = sealpost(&server, &bob, &["send", &src, "--to", "hmpps/carol", "-q"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    server.stop().await;
+    let server = TestServer::start_in(data.path(), |_| {}).await;
+    assert_eq!(server.startup.keys_bound, 0, "bound once");
     server.stop().await;
 }
