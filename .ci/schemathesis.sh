@@ -88,6 +88,9 @@ tokens[compliance]="$("$sealpost" admin user add dpo/olga --role compliance)"
 tokens[admin]="$("$sealpost" admin user add sealpost/ops --role admin)"
 recipient_key="$("$sealpost" keygen -o "$work/alice.key")"
 SEALPOST_TOKEN="${tokens[recipient]}" "$sealpost" keys add "$recipient_key" >/dev/null
+# The shipped policies want OFFICIAL-SENSITIVE signed by its sender before release.
+sender_key="$("$sealpost" keygen --signing -o "$work/bob.sign")"
+SEALPOST_TOKEN="${tokens[sender]}" "$sealpost" keys add "$sender_key" >/dev/null
 
 # Things to find (transfers available and held, their links, an unfinished upload), which the
 # config's dictionaries offer to Schemathesis half the time instead of invented values.
@@ -96,7 +99,7 @@ for n in 1 2; do
     SEALPOST_TOKEN="${tokens[sender]}" "$sealpost" send "$work/bundle.txt" --to hmpps/alice --json -q >"$work/sent$n.json"
 done
 SEALPOST_TOKEN="${tokens[sender]}" "$sealpost" send "$work/bundle.txt" --to hmpps/alice --json -q \
-    --classification OFFICIAL-SENSITIVE >"$work/held.json"
+    --classification OFFICIAL-SENSITIVE --signing-key "$work/bob.sign" >"$work/held.json"
 python3 .ci/schemathesis_seed.py "$url" "${tokens[sender]}" "$recipient_key" \
     "$work/sent1.json" "$work/sent2.json" "$work/held.json" >"$work/schemathesis.toml"
 

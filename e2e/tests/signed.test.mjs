@@ -84,10 +84,12 @@ test('a recipient makes a signing key in the browser, collects and signs for the
   assert.equal(await alice.page.getByRole('button', { name: 'Make a signing key in this browser' }).count(), 0);
 
   const files = makeFiles(dir, { 'signed-for.csv': 'case,status\n7,closed\n' });
-  const sent = await gw.send(cast.bob.token, [files[0].path], { to: 'hmpps/alice' });
+  const sent = await gw.send(cast.bob.token, [files[0].path], { to: 'hmpps/alice', signingKey: cast.bob.signingKey });
   await openFromInbox(alice, sent.id);
   await assertText(alice.page.locator('#signing-note'), /this browser signs for its delivery as hmpps\/alice/);
   assertSameFiles(await collect(alice, cast.alice.identity, 1), files);
+  // The sender's signature was checked against the log before the link was used.
+  await assertText(alice.page.locator('#collect-status'), new RegExp(`acme/bob signed it \\(key ${fingerprint(cast.bob.signingPublic)}, in the log\\)\\.`));
   const delivery = await deliveryOutcome(alice);
   assert.equal(delivery.outcome, 'signed', delivery.text);
   assert.match(delivery.text, /^Signed for as hmpps\/alice\. Your signed statement is entry \d+ of the transparency log\.$/);
@@ -124,6 +126,7 @@ test('without a signing key the delivery is recorded unsigned, and the page says
   await assertText(note, /holds no signing key for you, so the delivery will be recorded as unsigned/);
   assert.equal(await note.getByRole('link', { name: 'make a signing key on your Keys page' }).getAttribute('href'), '/keys#signing-key');
   assertSameFiles(await collect(carol, cast.carol.identity, 1), files);
+  await assertText(carol.page.locator('#collect-status'), /The sender did not sign this bundle: nothing but the gateway’s word says who sent it\./);
   const delivery = await deliveryOutcome(carol);
   assert.equal(delivery.outcome, 'unsigned', delivery.text);
   assert.match(delivery.text, /^The delivery was recorded as unsigned: this browser holds no signing key for hmpps\/carol\. To sign for what you collect next time, make a signing key in this browser on your Keys page\.$/);

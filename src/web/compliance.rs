@@ -468,7 +468,7 @@ async fn transfer(
             recipient: l.recipient.to_string(),
             state: format!("{:?}", l.state).to_lowercase(),
             used: l.used_at.map(when).unwrap_or_default(),
-            acknowledged: l.acknowledged.map(|a| format!("{a:?}").to_lowercase()).unwrap_or_default(),
+            acknowledged: super::sender::delivery_text(l),
         })
         .collect();
     let page = TransferPage {

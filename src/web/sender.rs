@@ -153,7 +153,7 @@ struct SentTransferPage {
 
 /// What became of one link: signed for (by whom, when), delivered without a signature, reported
 /// failed, or where the link stands.
-fn delivery_text(l: &LinkView) -> String {
+pub(super) fn delivery_text(l: &LinkView) -> String {
     match (l.acknowledged, &l.signed_for) {
         (Some(DeliveryOutcome::Decrypted), Some(s)) => format!("Signed for by {} at {}", s.by, when(s.at)),
         (Some(DeliveryOutcome::Decrypted), None) => "Delivered, not signed for".to_owned(),

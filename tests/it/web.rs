@@ -348,6 +348,7 @@ async fn compliance_officers_approve_through_a_form_and_the_reason_is_audited() 
     assert!(audit.body.contains("checked the route"));
     let record = browser.get(&format!("/compliance/transfers/{id}")).await;
     assert!(record.body.contains("id=\"verify-status\"") && record.body.contains("four-eyes-hold"));
+    assert!(record.body.contains("Not collected yet"), "the delivery column says where each link stands");
     let csv = browser.get(&format!("/compliance/audit.csv?transfer={id}")).await;
     assert_eq!(csv.headers.get("content-type").unwrap(), "text/csv; charset=utf-8");
     assert!(csv.body.starts_with("seq,time,event,") && csv.body.contains("\"transfer.approved\""));

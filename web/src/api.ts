@@ -87,6 +87,10 @@ export interface KeyInfo {
 }
 
 export interface Keys {
+  /** The user, `ORG/NAME`. */
+  user: string
+  /** The user's name salt: log entries name them by `hex(HMAC-SHA256(salt, "ORG/NAME"))`. */
+  name_salt: string
   keys: KeyInfo[]
 }
 

@@ -20,6 +20,8 @@ import { byId, bytes, clearErrors, govukButton, messageOf, pressed, type Problem
 import { type SigningState, signingState } from './signing.ts'
 import { deliveryStatement, signText } from './statements.ts'
 import { loggedUpload } from './verify.ts'
+import { checkSender, type SenderCheck, SenderRefusal } from './sender.ts'
+import type { ReceiptSummary } from './verify.ts'
 
 /** The first bytes asked for: fewer than any age file holds, so this never uses the link up. */
 const PROBE = 64
@@ -202,12 +204,26 @@ export function collectPage(main: HTMLElement): void {
 
     // 2. The log's record of the upload, before the link is used up.
     say(status, 'Your identity opens the bundle. Checking its receipt in the transparency log…')
-    const { digest: logged, checkpoint } = await loggedDigest(id)
+    const { digest: logged, checkpoint, summary } = await loggedDigest(id)
     if (logged !== announced) {
       throw new Refusal(
         `The gateway is serving a bundle (${announced}) other than the one the log records as uploaded (${logged}). Nothing was collected and the link is still usable; tell the gateway's operators.`,
       )
     }
+    // The sender's signature, against the log's record of the upload: still before the link is used.
+    say(status, 'Checking the sender’s signature…')
+    let signedBy: SenderCheck
+    try {
+      signedBy = await checkSender(id, logged, summary, (await json<{ user: string }>('/api/v1/whoami')).user)
+    } catch (e) {
+      if (!(e instanceof SenderRefusal)) throw e
+      throw new Refusal(
+        `Do not trust this bundle: ${e.message}. Nothing was collected and the link is still usable; tell the sender and the gateway's operators.`,
+      )
+    }
+    const senderNote = signedBy.signed
+      ? ` ${signedBy.sender} signed it (key ${signedBy.fingerprint}, in the log).`
+      : ' The sender did not sign this bundle: nothing but the gateway’s word says who sent it.'
 
     // 3. Where the files go.
     const sink = await chooseSink(size)
@@ -281,15 +297,15 @@ export function collectPage(main: HTMLElement): void {
     say(
       status,
       sink.where === 'folder'
-        ? `Collected and checked ${saved.length} ${saved.length === 1 ? 'file' : 'files'}, saved in the folder you chose: ${names}.`
-        : `Collected and checked ${saved.length} ${saved.length === 1 ? 'file' : 'files'}: ${names}. Your browser is saving ${saved.length === 1 ? 'it' : 'them'}; use the links below if a download does not start.`,
+        ? `Collected and checked ${saved.length} ${saved.length === 1 ? 'file' : 'files'}, saved in the folder you chose: ${names}.${senderNote}`
+        : `Collected and checked ${saved.length} ${saved.length === 1 ? 'file' : 'files'}: ${names}. Your browser is saving ${saved.length === 1 ? 'it' : 'them'}; use the links below if a download does not start.${senderNote}`,
     )
     await deliver(id, logged, checkpoint)
   }
 
   /** The digest the verified `upload.accepted` receipt records, and the checkpoint it was
    * verified against; the log may take a moment. */
-  async function loggedDigest(id: string): Promise<{ digest: string; checkpoint: Checked }> {
+  async function loggedDigest(id: string): Promise<{ digest: string; checkpoint: Checked; summary: ReceiptSummary }> {
     for (let attempt = 0; ; attempt++) {
       let logged
       try {
@@ -300,7 +316,9 @@ export function collectPage(main: HTMLElement): void {
           `The upload receipt does not verify against the log key: ${messageOf(e)}. Nothing was collected and the link is still usable; tell the gateway's operators.`,
         )
       }
-      if (logged) return { digest: logged.digest, checkpoint: { size: logged.summary.treeSize, root: logged.summary.root } }
+      if (logged) {
+        return { digest: logged.digest, checkpoint: { size: logged.summary.treeSize, root: logged.summary.root }, summary: logged.summary }
+      }
       if (attempt >= 10) {
         throw new Refusal(
           'The transparency log does not hold this bundle’s upload receipt yet. Nothing was collected and the link is still usable: try again in a minute.',

@@ -520,7 +520,7 @@ async function recipientKeys(to: string[]): Promise<string[]> {
         throw new Error(`${who}'s key ${k.fingerprint} is not in the transparency log yet. Try again in a minute; if it persists, tell the gateway's operators.`)
       }
       try {
-        await verifyKey(k.receipt, log, k.fingerprint)
+        await verifyKey(k.receipt, log, k.fingerprint, answer.user, answer.name_salt)
       } catch (e) {
         throw new Error(`${who}'s key ${k.fingerprint} is not the one the log recorded (${messageOf(e)}). Do not send; tell the gateway's operators.`)
       }

@@ -49,12 +49,36 @@ export async function verifyUpload(receipt: string, log: Verifier, transfer: str
   return summary
 }
 
-/** Key transparency: the receipt is for the `key.added` entry of the key with `fingerprint`. */
-export async function verifyKey(receipt: string, log: Verifier, fingerprint: string): Promise<ReceiptSummary> {
+/**
+ * The commitment by which log entries name a user: `hex(HMAC-SHA256(salt, "ORG/NAME"))`, with the
+ * salt (64 hex digits) the directory gives beside the user's keys (`src/names.rs`).
+ */
+export async function nameCommitment(saltHex: string, user: string): Promise<string> {
+  if (!/^[0-9a-f]{64}$/.test(saltHex)) throw new TlogError('the directory gave a name salt that is not 64 hex digits')
+  const salt = new Uint8Array(saltHex.match(/../g)!.map((h) => parseInt(h, 16)))
+  const key = await crypto.subtle.importKey('raw', salt, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(user)))
+  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/**
+ * Key transparency: the receipt is for the `key.added` entry of the key with `fingerprint`, and
+ * that entry registers it to `owner` (its `owner` commitment is the owner's name under `salt`).
+ */
+export async function verifyKey(
+  receipt: string,
+  log: Verifier,
+  fingerprint: string,
+  owner: string,
+  salt: string,
+): Promise<ReceiptSummary> {
   const summary = await verifyReceipt(receipt, log)
   const logged = summary.entry.fields.get('fingerprint') ?? ''
   if (summary.entry.event !== 'key.added' || logged !== fingerprint) {
     throw new TlogError(`the log entry is \`${summary.entry.event}\` for key \`${logged}\`, not the registration of \`${fingerprint}\``)
+  }
+  if (summary.entry.fields.get('owner') !== (await nameCommitment(salt, owner))) {
+    throw new TlogError(`the log entry does not register the key to \`${owner}\``)
   }
   return summary
 }

@@ -16,7 +16,7 @@ import {
   rootFromInclusionProof,
   TlogError,
 } from '../src/tlog.ts'
-import { verifyKey, verifyReceipt, verifyUpload } from '../src/verify.ts'
+import { nameCommitment, verifyKey, verifyReceipt, verifyUpload } from '../src/verify.ts'
 
 const enc = new TextEncoder()
 
@@ -189,6 +189,13 @@ test('verifier keys are checked like the Rust ones', async () => {
   assert.equal(isSmallOrder(b64decode(b64)!.slice(1)), false)
 })
 
+test('a name commitment is HMAC-SHA256 of ORG/NAME under the salt', async () => {
+  // The value the Rust side pins too (src/names.rs), computed with openssl.
+  const salt = Array.from({ length: 32 }, (_, i) => i.toString(16).padStart(2, '0')).join('')
+  assert.equal(await nameCommitment(salt, 'hmpps/alice'), '2f59305fc8a03391e7d22d8c718022fb0381d33465d12adec4c02c8394873f03')
+  await assert.rejects(nameCommitment('AB'.repeat(32), 'hmpps/alice'), /not 64 hex digits/)
+})
+
 // ---- receipts from a real gateway -------------------------------------------------------------
 
 const real = JSON.parse(readFileSync(new URL('../fixtures/receipts.json', import.meta.url), 'utf8')) as {
@@ -196,7 +203,7 @@ const real = JSON.parse(readFileSync(new URL('../fixtures/receipts.json', import
   transfer: string
   digest: string
   receipts: { event: string; receipt: string }[]
-  key: { fingerprint: string; receipt: string }
+  key: { fingerprint: string; receipt: string; user: string; name_salt: string }
 }
 
 test('the receipts of a transfer through the real gateway verify against its log key', async () => {
@@ -209,7 +216,10 @@ test('the receipts of a transfer through the real gateway verify against its log
     assert.equal(v.entry.event, r.event)
     assert.equal(v.entry.fields.get('transfer'), real.transfer)
   }
-  await verifyKey(real.key.receipt, key, real.key.fingerprint)
-  await assert.rejects(verifyKey(real.key.receipt, key, `sha256:${'0'.repeat(64)}`), /not the registration/)
+  const { user, name_salt: salt } = real.key
+  await verifyKey(real.key.receipt, key, real.key.fingerprint, user, salt)
+  await assert.rejects(verifyKey(real.key.receipt, key, `sha256:${'0'.repeat(64)}`, user, salt), /not the registration/)
+  await assert.rejects(verifyKey(real.key.receipt, key, real.key.fingerprint, 'hmpps/carol', salt), /does not register the key to `hmpps\/carol`/)
+  await assert.rejects(verifyKey(real.key.receipt, key, real.key.fingerprint, user, '0'.repeat(64)), /does not register the key/)
   await assert.rejects(verifyUpload(real.key.receipt, key, real.transfer), /not `upload.accepted`/)
 })
