@@ -7,9 +7,9 @@
 //! an operator or a stolen admin token shows up here, even if the gateway hides it from the
 //! directory afterwards, because the log cannot be rewritten without the next run noticing.
 //!
-//! State (`DIR`, default `$SEALPOST_STATE_DIR/keys-monitor/…` or
-//! `~/.local/state/sealpost/uploads/keys-monitor/…`, one per gateway and user): `checkpoint`, the
-//! last verified checkpoint, and `key`, the log key pinned on the first run when none was given.
+//! State (`DIR`, default `~/.local/state/sealpost/keys-monitor/GATEWAY-ORG-NAME`, or under
+//! `$SEALPOST_STATE_DIR/keys-monitor/`, one per gateway and user): `checkpoint`, the last verified
+//! checkpoint, and `key`, the log key pinned on the first run when none was given.
 
 use std::path::PathBuf;
 
@@ -79,9 +79,9 @@ fn change(index: u64, entry: &Entry, commitment: &str, me: &str) -> Option<Chang
 
 /// The default state directory for this gateway and user.
 fn default_state(url: &str, user: &crate::model::UserRef) -> Result<PathBuf, Failure> {
-    let base = crate::client::resume::state_dir().map_err(|e| Failure::new(e.to_string()))?;
+    let base = crate::client::resume::state_for("keys-monitor").map_err(|e| Failure::new(e.to_string()))?;
     let gateway = hex::encode(&Sha256::digest(url.trim_end_matches('/').as_bytes())[..8]);
-    Ok(base.join("keys-monitor").join(format!("{gateway}-{}-{}", user.org, user.name)))
+    Ok(base.join(format!("{gateway}-{}-{}", user.org, user.name)))
 }
 
 /// Runs `sealpost keys monitor`.
@@ -125,7 +125,7 @@ pub(super) async fn run(client: &ClientArgs, args: MonitorArgs) -> Result<(), Fa
     }
     let since = if from == 0 { "ever".to_owned() } else { format!("since entry {from}") };
     eprintln!(
-        "sealpost: {} key change(s) under {} {since}; the log verified up to entry {}; state in `{}`",
+        "sealpost: {} key change(s) under {} {since}; the log's {} entries verified; state in `{}`",
         news.len(),
         mine.user,
         report.size,

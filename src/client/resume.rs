@@ -83,14 +83,21 @@ pub struct Slot {
 /// The state directory: `$SEALPOST_STATE_DIR`, else `$XDG_STATE_HOME/sealpost/uploads`, else
 /// `~/.local/state/sealpost/uploads`.
 pub fn state_dir() -> Result<PathBuf, ResumeError> {
+    state_for("uploads")
+}
+
+/// Where the client keeps `what` (`uploads`, `keys-monitor`): `$SEALPOST_STATE_DIR` itself for
+/// uploads and `$SEALPOST_STATE_DIR/WHAT` for the rest, else `$XDG_STATE_HOME/sealpost/WHAT`,
+/// else `~/.local/state/sealpost/WHAT`.
+pub fn state_for(what: &str) -> Result<PathBuf, ResumeError> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = var(STATE_DIR_ENV) {
-        return Ok(dir);
+        return Ok(if what == "uploads" { dir } else { dir.join(what) });
     }
     if let Some(xdg) = var("XDG_STATE_HOME").filter(|p| p.is_absolute()) {
-        return Ok(xdg.join("sealpost").join("uploads"));
+        return Ok(xdg.join("sealpost").join(what));
     }
-    var("HOME").map(|home| home.join(".local/state/sealpost/uploads")).ok_or(ResumeError::NoStateDir)
+    var("HOME").map(|home| home.join(".local/state/sealpost").join(what)).ok_or(ResumeError::NoStateDir)
 }
 
 /// The key of a send: SHA-256 over the canonical paths, sizes and modification times of the
