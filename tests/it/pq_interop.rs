@@ -5,11 +5,10 @@
 //! one made by `sealpost send` to a key the npm package generated opens with the npm package; and
 //! a policy can require post-quantum keys for a classification.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use crate::common::{TestServer, code, noise, require_age_npm};
+use crate::common::{TestServer, code, noise, require_age_npm, run_with_stdin};
 
 /// Runs the sealpost binary for `token` (no profile, the server's own client state); `keygen`
 /// talks to no gateway and takes neither.
@@ -29,21 +28,10 @@ async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
 
 /// Runs the npm package's command with `stdin`; asserts it succeeded and answers its output.
 fn npm_age(node: &Path, tool: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(node)
-        .arg(tool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs");
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&bytes));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(out.status.success(), "age-tool.mjs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
+    let tool = tool.to_str().expect("a UTF-8 path");
+    let mut all = vec![tool];
+    all.extend_from_slice(args);
+    run_with_stdin(node, &all, stdin)
 }
 
 fn text(o: &Output) -> (String, String) {

@@ -14,7 +14,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use age_core::format::{FileKey, Stanza};
 use age_core::primitives::hpke_open;
@@ -27,6 +27,7 @@ use ml_kem::{EncodedSizeUser as _, KemCore as _};
 use sealpost::client::seal;
 use sealpost::tagged::KeyTag;
 
+use crate::common::run_with_stdin as run;
 use crate::common::{TestServer, code, noise, require_age_npm, require_tool, values};
 
 /// A software identity for `p256tag` stanzas, from the age spec (c2sp.org/age, "p256tag recipient
@@ -165,24 +166,6 @@ fn text(o: &Output) -> (String, String) {
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
-}
-
-/// Runs a program with `stdin`; asserts it succeeded and answers its output.
-fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&bytes));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(out.status.success(), "{} {args:?}: {}", program.display(), String::from_utf8_lossy(&out.stderr));
-    out.stdout
 }
 
 /// acme/bob (sender) and hmpps/alice and hmpps/carol (recipients), with a route.

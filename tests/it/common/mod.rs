@@ -509,3 +509,23 @@ pub(crate) fn serve_process(mut command: std::process::Command) -> (std::process
     std::thread::spawn(move || lines.for_each(drop));
     (child, format!("http://{bound}"))
 }
+
+/// Runs `program` with `stdin`; asserts it succeeded and answers its standard output.
+pub(crate) fn run_with_stdin(program: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&bytes));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{} {args:?}: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
