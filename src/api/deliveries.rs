@@ -21,6 +21,7 @@ use base64::Engine as _;
 use crate::delivery::{Statement, signature_verifies};
 use crate::directory::{SIGNING_TYPE, signing_public_key};
 use crate::store::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
+use crate::transparency::writer::LogError;
 use crate::wire::deliveries::{DeliveryRecorded, ReportDelivery};
 use crate::wire::transfers::DeliveryOutcome;
 use crate::wire::{ErrorBody, ErrorCode};
@@ -71,26 +72,50 @@ async fn check_signed(
     };
     let public = signing_public_key(&key.recipient)
         .ok_or_else(|| ApiError::internal(&format!("stored signing key {} does not parse", key.fingerprint)))?;
-    let root_at = |size| async move { gw.log.log().root_at(size).await.ok() };
-    Ok(check_statement(gw.clock.now(), upload_index, statement, signature, &public, root_at).await.map(|parsed| {
-        SignedFor {
-            statement: parsed,
-            signature: signature.trim().to_owned(),
-            key: key.recipient,
-            fingerprint: key.fingerprint,
-        }
+    let parsed = match check_statement(gw.clock.now(), upload_index, statement, signature, &public) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    // The checkpoint must be a state this log passed through; a log that cannot be read is the
+    // gateway's failure, not the recipient's.
+    let root = match gw.log.log().root_at(parsed.checkpoint_size).await {
+        Ok(root) => Some(root),
+        Err(LogError::NotYet { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if root.map(|r| base64::engine::general_purpose::STANDARD.encode(r.as_bytes()))
+        != Some(parsed.checkpoint_root.clone())
+    {
+        return Ok(Err(not_this_log(&parsed)));
+    }
+    Ok(Ok(SignedFor {
+        statement: parsed,
+        signature: signature.trim().to_owned(),
+        key: key.recipient,
+        fingerprint: key.fingerprint,
     }))
 }
 
-/// The checks of a signed statement that need no database: canonical form, signature, time,
-/// and that its checkpoint is a state of this log (`root_at`) that includes the upload.
-async fn check_statement<F: std::future::Future<Output = Option<crate::transparency::tlog::Hash>>>(
+/// The refusal of a statement whose checkpoint is not a state of this log covering the upload.
+fn not_this_log(parsed: &Statement) -> Refusal {
+    Refusal(
+        ErrorCode::StatementMismatch,
+        format!(
+            "the statement's checkpoint (size {}) is not a state of this gateway's log that includes the upload: \
+             verify the upload receipt against this gateway's log and sign again",
+            parsed.checkpoint_size
+        ),
+    )
+}
+
+/// The checks of a signed statement that need neither database nor log: canonical form,
+/// signature, time, and a checkpoint large enough to include the upload.
+fn check_statement(
     now: chrono::DateTime<chrono::Utc>,
     upload_index: u64,
     statement: &str,
     signature: &str,
     public: &ed25519_dalek::VerifyingKey,
-    root_at: impl FnOnce(u64) -> F,
 ) -> Result<Statement, Refusal> {
     let parsed = Statement::parse(statement).map_err(|e| {
         Refusal(ErrorCode::StatementMismatch, format!("{e}; sign the statement exactly as `sealpost fetch` writes it"))
@@ -111,22 +136,8 @@ async fn check_statement<F: std::future::Future<Output = Option<crate::transpare
             ),
         ));
     }
-    let not_this_log = || {
-        Refusal(
-            ErrorCode::StatementMismatch,
-            format!(
-                "the statement's checkpoint (size {}) is not a state of this gateway's log that includes the upload: \
-                 verify the upload receipt against this gateway's log and sign again",
-                parsed.checkpoint_size
-            ),
-        )
-    };
     if parsed.checkpoint_size <= upload_index {
-        return Err(not_this_log());
-    }
-    let root = root_at(parsed.checkpoint_size).await.ok_or_else(not_this_log)?;
-    if base64::engine::general_purpose::STANDARD.encode(root.as_bytes()) != parsed.checkpoint_root {
-        return Err(not_this_log());
+        return Err(not_this_log(&parsed));
     }
     Ok(parsed)
 }
