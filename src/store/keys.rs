@@ -42,13 +42,15 @@ impl Store {
             other => other?,
         };
         let commitment = owner_commitment(&mut tx, &owner, owner_ref).await?;
-        let event = Event::new(EventKind::KeyAdded)
-            .actor(actor)
-            .subject(id.as_str())
-            .field("type", key.stanza_type())
-            .field("fingerprint", key.fingerprint())
-            .field("owner", commitment)
-            .field("key", key.recipient());
+        let event = key_event(
+            EventKind::KeyAdded,
+            id.as_str(),
+            key.stanza_type(),
+            key.fingerprint(),
+            &commitment,
+            key.recipient(),
+        )
+        .actor(actor);
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(KeyInfo {
@@ -119,13 +121,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         let commitment = owner_commitment(&mut tx, &owner, user).await?;
-        let event = Event::new(EventKind::KeyRemoved)
-            .actor(actor)
-            .subject(key)
-            .field("type", stanza_type)
-            .field("fingerprint", fingerprint)
-            .field("owner", commitment)
-            .field("key", recipient);
+        let event =
+            key_event(EventKind::KeyRemoved, &key, &stanza_type, fingerprint, &commitment, &recipient).actor(actor);
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(())
@@ -195,13 +192,8 @@ impl Store {
                 (row.get("recipient"), row.get("stanza_type"), row.get("fingerprint"));
             let mut tx = self.write().await?;
             let commitment = owner_commitment(&mut tx, &UserId::from_db(user), &name).await?;
-            let event = Event::new(EventKind::KeyAdded)
-                .subject(key)
-                .code("bound")
-                .field("type", stanza_type)
-                .field("fingerprint", fingerprint)
-                .field("owner", commitment)
-                .field("key", recipient);
+            let event =
+                key_event(EventKind::KeyAdded, &key, &stanza_type, &fingerprint, &commitment, &recipient).code("bound");
             append(&mut tx, &event, now).await?;
             tx.commit().await?;
             bound += 1;
@@ -225,6 +217,17 @@ impl Store {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// A `key.added` or `key.removed` event: the key (its id as subject, type, fingerprint, public
+/// string) and its owner's name commitment; the caller adds who did it.
+fn key_event(kind: EventKind, id: &str, stanza_type: &str, fingerprint: &str, owner: &str, key: &str) -> Event {
+    Event::new(kind)
+        .subject(id)
+        .field("type", stanza_type)
+        .field("fingerprint", fingerprint)
+        .field("owner", owner)
+        .field("key", key)
 }
 
 /// The user's name salt inside a write transaction, made (32 random bytes) if it has none yet.
