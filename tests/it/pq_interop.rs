@@ -6,25 +6,13 @@
 //! a policy can require post-quantum keys for a classification.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::common::{TestServer, code, noise, require_age_npm, run_with_stdin};
-
-/// Runs the sealpost binary for `token` (no profile, the server's own client state); `keygen`
-/// talks to no gateway and takes neither.
-async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
-    command.args(args);
-    if args.first() != Some(&"keygen") {
-        command.args(["--url", &server.url, "--token", token]);
-    }
-    command
-        .env_remove("SEALPOST_IDENTITY")
-        .env_remove("SEALPOST_LOG_KEY")
-        .env("SEALPOST_CONFIG_FILE", "/nonexistent/sealpost-config.toml")
-        .env("SEALPOST_STATE_DIR", server.data_dir.join("client-state"));
-    tokio::task::spawn_blocking(move || command.output().expect("runs")).await.unwrap()
-}
+use crate::client::s;
+use crate::common::{
+    TestServer, code, noise, output_text as text, require_age_npm, run_with_stdin, sealpost_cli as sealpost,
+    three_parties as parties,
+};
 
 /// Runs the npm package's command with `stdin`; asserts it succeeded and answers its output.
 fn npm_age(node: &Path, tool: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
@@ -32,25 +20,6 @@ fn npm_age(node: &Path, tool: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
     let mut all = vec![tool];
     all.extend_from_slice(args);
     run_with_stdin(node, &all, stdin)
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_owned()
-}
-
-/// acme/bob (sender) and hmpps/alice and hmpps/carol (recipients), with a route.
-async fn parties(server: &TestServer) -> (String, String, String) {
-    server.org("acme", "contractor").await;
-    server.org("hmpps", "agency").await;
-    server.route("acme", "hmpps").await;
-    let bob = server.user("acme/bob", "sender").await;
-    let alice = server.user("hmpps/alice", "recipient").await;
-    let carol = server.user("hmpps/carol", "recipient").await;
-    (bob, alice, carol)
 }
 
 /// `sealpost keygen --pq -o DIR/NAME` and `sealpost keys add` of its recipient, as `token`.

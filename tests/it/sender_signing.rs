@@ -6,14 +6,16 @@
 //! saying what to do, and an `upload.refused` entry.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::common::{self, Signer, TestServer, code, encrypt, identity_file, manifest, noise, parties, values};
+use crate::common::{
+    self, Signer, TestServer, code, encrypt, identity_file, manifest, noise, parties, sealpost_cli as sealpost, values,
+};
 
 /// Three days, the gateway's default expiry, in seconds.
 const DEFAULT_EXPIRY: u64 = 259_200;
@@ -531,20 +533,6 @@ async fn a_tus_upload_carries_its_manifest_in_metadata_and_is_checked_again_at_t
     );
     assert_eq!(server.stored_files(), (1, 0), "only the accepted transfer's blob");
     server.stop().await;
-}
-
-/// Runs the sealpost binary for `token` against `server` (no profile, a client state of its own).
-async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
-    command
-        .args(args)
-        .args(["--url", &server.url, "--token", token])
-        .env_remove("SEALPOST_IDENTITY")
-        .env_remove("SEALPOST_LOG_KEY")
-        .env_remove("SEALPOST_SIGNING_KEY")
-        .env("SEALPOST_CONFIG_FILE", "/nonexistent/sealpost-config.toml")
-        .env("SEALPOST_STATE_DIR", server.data_dir.join("client-state"));
-    tokio::task::spawn_blocking(move || command.output().expect("runs")).await.unwrap()
 }
 
 fn stderr(o: &Output) -> String {

@@ -14,7 +14,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use age_core::format::{FileKey, Stanza};
 use age_core::primitives::hpke_open;
@@ -27,8 +27,12 @@ use ml_kem::{EncodedSizeUser as _, KemCore as _};
 use sealpost::client::seal;
 use sealpost::tagged::KeyTag;
 
+use crate::client::s;
 use crate::common::run_with_stdin as run;
-use crate::common::{TestServer, code, noise, require_age_npm, require_tool, values};
+use crate::common::{
+    TestServer, code, noise, output_text as text, require_age_npm, require_tool, sealpost_cli as sealpost,
+    three_parties as parties, values,
+};
 
 /// A software identity for `p256tag` stanzas, from the age spec (c2sp.org/age, "p256tag recipient
 /// stanza"): the recipient is the compressed P-256 public key as Bech32 with HRP `age1tag`; a
@@ -145,38 +149,6 @@ fn retag(file: &[u8], n: usize, tag: [u8; 4]) -> Vec<u8> {
 /// The tag a stanza with encapsulated key `enc` carries for the directory key `recipient`.
 fn tag_for(stanza_type: &str, recipient: &str, enc: &str) -> [u8; 4] {
     KeyTag::of(stanza_type, recipient).unwrap().stanza_tag(&BASE64_STANDARD_NO_PAD.decode(enc).unwrap())
-}
-
-/// Runs the sealpost binary for `token`, with no profile and the server's own client state.
-async fn sealpost(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
-    command
-        .args(args)
-        .args(["--url", &server.url, "--token", token])
-        .env_remove("SEALPOST_IDENTITY")
-        .env_remove("SEALPOST_LOG_KEY")
-        .env("SEALPOST_CONFIG_FILE", "/nonexistent/sealpost-config.toml")
-        .env("SEALPOST_STATE_DIR", server.data_dir.join("client-state"));
-    tokio::task::spawn_blocking(move || command.output().expect("runs")).await.unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_owned()
-}
-
-/// acme/bob (sender) and hmpps/alice and hmpps/carol (recipients), with a route.
-async fn parties(server: &TestServer) -> (String, String, String) {
-    server.org("acme", "contractor").await;
-    server.org("hmpps", "agency").await;
-    server.route("acme", "hmpps").await;
-    let bob = server.user("acme/bob", "sender").await;
-    let alice = server.user("hmpps/alice", "recipient").await;
-    let carol = server.user("hmpps/carol", "recipient").await;
-    (bob, alice, carol)
 }
 
 /// `sealpost keys add RECIPIENT` as `token`; answers the key's fingerprint.

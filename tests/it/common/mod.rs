@@ -529,3 +529,37 @@ pub(crate) fn run_with_stdin(program: &Path, args: &[&str], stdin: &[u8]) -> Vec
     assert!(out.status.success(), "{} {args:?}: {}", program.display(), String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
+
+/// Runs the sealpost binary for `token` against `server` with no profile, no identity, log key
+/// or signing key from the environment, and the server's own client state; `keygen` talks to no
+/// gateway and takes neither URL nor token.
+pub(crate) async fn sealpost_cli(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"));
+    command.args(args);
+    if args.first() != Some(&"keygen") {
+        command.args(["--url", &server.url, "--token", token]);
+    }
+    command
+        .env_remove("SEALPOST_IDENTITY")
+        .env_remove("SEALPOST_LOG_KEY")
+        .env_remove("SEALPOST_SIGNING_KEY")
+        .env("SEALPOST_CONFIG_FILE", "/nonexistent/sealpost-config.toml")
+        .env("SEALPOST_STATE_DIR", server.data_dir.join("client-state"));
+    tokio::task::spawn_blocking(move || command.output().expect("runs")).await.unwrap()
+}
+
+/// A run's standard output and standard error, as text.
+pub(crate) fn output_text(o: &std::process::Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// acme/bob (sender) and hmpps/alice and hmpps/carol (recipients, no keys), with a route.
+pub(crate) async fn three_parties(server: &TestServer) -> (String, String, String) {
+    server.org("acme", "contractor").await;
+    server.org("hmpps", "agency").await;
+    server.route("acme", "hmpps").await;
+    let bob = server.user("acme/bob", "sender").await;
+    let alice = server.user("hmpps/alice", "recipient").await;
+    let carol = server.user("hmpps/carol", "recipient").await;
+    (bob, alice, carol)
+}
