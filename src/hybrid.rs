@@ -75,7 +75,7 @@ const BODY_LEN: usize = FILE_KEY_BYTES + 16;
 /// Bech32 (BIP 173) without its 90-character limit on the whole string, as age uses it for
 /// these long keys: the same checksum, only the length check is lifted.
 #[derive(Debug)]
-pub(crate) enum Bech32Long {}
+pub enum Bech32Long {}
 
 impl bech32::Checksum for Bech32Long {
     type MidstateRepr = u32;

@@ -73,24 +73,13 @@ fn p256tag_recipient(point: &[u8]) -> String {
     bech32::encode_lower::<bech32::Bech32>(Hrp::parse_unchecked("age1tag"), &compressed).unwrap()
 }
 
-/// Bech32 without BIP 173's 90-character limit, as age writes long keys.
-enum Bech32Long {}
-
-impl bech32::Checksum for Bech32Long {
-    type MidstateRepr = u32;
-    const CODE_LENGTH: usize = usize::MAX;
-    const CHECKSUM_LENGTH: usize = bech32::Bech32::CHECKSUM_LENGTH;
-    const GENERATOR_SH: [u32; 5] = bech32::Bech32::GENERATOR_SH;
-    const TARGET_RESIDUE: u32 = bech32::Bech32::TARGET_RESIDUE;
-}
-
 /// A new `age1tagpq1…` recipient: an ML-KEM-768 encapsulation key, then an uncompressed P-256 point.
 fn new_mlkem768p256tag() -> String {
     let (_, ek) = ml_kem::MlKem768::generate(&mut rand::rngs::OsRng);
     let (_, point) = DhP256HkdfSha256::gen_keypair(&mut rand::rngs::OsRng);
     let mut bytes = ek.as_bytes().to_vec();
     bytes.extend_from_slice(&point.to_bytes());
-    bech32::encode_lower::<Bech32Long>(Hrp::parse_unchecked("age1tagpq"), &bytes).unwrap()
+    bech32::encode_lower::<sealpost::hybrid::Bech32Long>(Hrp::parse_unchecked("age1tagpq"), &bytes).unwrap()
 }
 
 /// Encrypts `plaintext` to the directory keys `keys` as `sealpost send` does (the `age` crate).
