@@ -30,6 +30,28 @@ pub enum ParseError {
     /// A classification marking that does not exist.
     #[error("`{0}` is not a classification: use `OFFICIAL`, `OFFICIAL-SENSITIVE`, `SECRET` or `TOP-SECRET`")]
     Classification(String),
+    /// An email address that is not one.
+    #[error("`{0}` is not an email address: write it as `name@example.gov.uk`")]
+    Email(String),
+}
+
+/// Checks an email address and returns it as stored and compared: trimmed and lower-cased.
+/// Deliberately plain: one `@`, a local part and a dotted domain, no spaces or angle brackets,
+/// at most 254 bytes (the providers' `email` claims and mail servers decide the rest).
+pub fn normalise_email(s: &str) -> Result<String, ParseError> {
+    let e = s.trim().to_ascii_lowercase();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !e
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || matches!(b, b'<' | b'>' | b',' | b';'));
+    if ok { Ok(e) } else { Err(ParseError::Email(s.to_owned())) }
 }
 
 /// Checks an organisation or user name: lowercase ASCII letters, digits, `.`, `_`, `-`.
@@ -255,6 +277,62 @@ pub struct Principal {
     pub role: Role,
     /// The kind of the user's organisation.
     pub org_kind: OrgKind,
+    /// How the caller authenticated (policies see it as `context.authentication`).
+    pub auth: Authentication,
+}
+
+/// How a caller authenticated: with an API token (a service account's, or one a person's CLI
+/// got through single sign-on), or in a browser session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Authentication {
+    /// `token` (an administrator's API token, or a token-started page session) or `oidc`
+    /// (signed in at an identity provider, in the browser or through the CLI's device flow).
+    pub method: AuthMethod,
+    /// True when the provider's `amr`/`acr` counted as multi-factor under its configuration.
+    pub mfa: bool,
+    /// The provider's authentication method references (RFC 8176), as it sent them.
+    pub amr: Vec<String>,
+    /// The provider's authentication context class reference, or empty.
+    pub acr: String,
+}
+
+/// How a user authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// With an API token (the sign-in form, or `Authorization: Bearer`).
+    #[default]
+    Token,
+    /// Through an identity provider (single sign-on).
+    Oidc,
+}
+
+impl AuthMethod {
+    /// The spelling in the store, in audit entries and in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Oidc => "oidc",
+        }
+    }
+}
+
+impl Authentication {
+    /// Authentication with an administrator-issued API token.
+    pub fn token() -> Self {
+        Self::default()
+    }
+
+    /// Reads the stored form: `amr` space-separated, `acr` possibly absent.
+    pub fn stored(method: AuthMethod, mfa: bool, amr: Option<&str>, acr: Option<&str>) -> Self {
+        let amr = amr.unwrap_or_default().split_ascii_whitespace().map(str::to_owned).collect();
+        Self { method, mfa, amr, acr: acr.unwrap_or_default().to_owned() }
+    }
+
+    /// The `amr` values as stored (space-separated), `None` when there are none.
+    pub fn amr_text(&self) -> Option<String> {
+        (!self.amr.is_empty()).then(|| self.amr.join(" "))
+    }
 }
 
 /// A registered key, as the directory shows it.

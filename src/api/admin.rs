@@ -113,10 +113,10 @@ fn parse_user(s: &str) -> Result<UserRef, ApiError> {
     request_body = NewUser,
     responses(
         (status = 201, description = "Created, with its first token.", body = IssuedToken),
-        (status = 400, description = "`bad_request`: the body is not a `NewUser`, or its user, role or token lifetime is not valid.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not a `NewUser`, or its user, role, email address or token lifetime is not valid.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
         (status = 404, description = "`not_found`: there is no such organisation.", body = ErrorBody),
-        (status = 409, description = "`already_exists`: the organisation has a user of that name.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the organisation has a user of that name, or another user has that email address.", body = ErrorBody),
     ))]
 async fn add_user(
     State(gw): State<Arc<Gateway>>,
@@ -126,9 +126,13 @@ async fn add_user(
     caller.require(&[Role::Admin], "manage users")?;
     let user = parse_user(&req.user)?;
     let role: Role = req.role.parse()?;
+    let email = req.email.as_deref().map(crate::model::normalise_email).transpose()?;
     let expires_at = token_expiry(&gw, req.token_lifetime.as_deref())?;
     let token = BearerSecret::generate("sp_");
-    let token_id = gw.store.create_user(&caller.0.id, &user, role, &token.hash(), expires_at, gw.clock.now()).await?;
+    let token_id = gw
+        .store
+        .create_user(&caller.0.id, &user, role, email.as_deref(), &token.hash(), expires_at, gw.clock.now())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {

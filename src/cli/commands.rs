@@ -147,6 +147,10 @@ pub(super) enum UserCommand {
         /// Token lifetime such as `30d`, or `never` (default: the server's setting).
         #[arg(long)]
         token_lifetime: Option<String>,
+        /// The person's email address: single sign-on matches the provider's verified `email`
+        /// claim to it, and notifications go to it.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List users.
     List {
@@ -282,8 +286,9 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 }
             }
         }
-        AdminCommand::User(UserCommand::Add { user, role, token_lifetime }) => {
-            let issued: IssuedToken = client.post("/api/v1/users", NewUser { user, role, token_lifetime }).await?;
+        AdminCommand::User(UserCommand::Add { user, role, token_lifetime, email }) => {
+            let issued: IssuedToken =
+                client.post("/api/v1/users", NewUser { user, role, token_lifetime, email }).await?;
             println!("{}", issued.token);
         }
         AdminCommand::Key(AdminKeyCommand::Add { user, recipient }) => {
@@ -302,7 +307,9 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 print_json(&list);
             } else {
                 for u in &list.users {
-                    println!("{:<48} {}", u.user.to_string(), u.role);
+                    let line =
+                        format!("{:<48} {:<10} {}", u.user.to_string(), u.role, u.email.as_deref().unwrap_or(""));
+                    println!("{}", line.trim_end());
                 }
             }
         }

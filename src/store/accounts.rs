@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
+use super::sessions::TOKEN_AUTH_COLUMNS;
 use super::{Store, StoreError, append, from_ms, is_unique_violation, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{OrgId, SecretHash, TokenId, UserId};
@@ -56,22 +57,17 @@ impl Store {
 
     /// Finds the live token with this hash and its user.
     pub async fn authenticate(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, o.name AS org, o.kind FROM api_tokens t \
+        // Only constant text is formatted in.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT u.id AS user_id, u.name, u.role, o.name AS org, o.kind, {TOKEN_AUTH_COLUMNS} FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
-        )
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
+        )))
         .bind(&token.0[..])
         .bind(ms(now))
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Principal {
-            id: UserId::from_db(row.get("id")),
-            user: UserRef::new(row.get("org"), row.get("name"))?,
-            role: row.get::<String, _>("role").parse()?,
-            org_kind: row.get::<String, _>("kind").parse()?,
-        }))
+        row.as_ref().map(super::sessions::principal).transpose()
     }
 
     /// Creates an organisation.
@@ -115,45 +111,40 @@ impl Store {
             .collect()
     }
 
-    /// Creates a user and its first API token, returning the token's id.
+    /// Creates a user and its first API token, returning the token's id. `email` (already
+    /// normalised, see [`crate::model::normalise_email`]) is how single sign-on finds the person,
+    /// and where notifications go.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_user(
         &self,
         actor: &UserId,
         user: &UserRef,
         role: Role,
+        email: Option<&str>,
         token: &SecretHash,
         token_expires: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<TokenId, StoreError> {
         let mut tx = self.write().await?;
-        let org: Option<String> =
-            sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1").bind(&user.org).fetch_optional(&mut *tx).await?;
-        let org = org.ok_or_else(|| StoreError::UnknownOrg(user.org.clone()))?;
-        let id = UserId::generate();
-        let inserted =
-            sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id.as_str())
-                .bind(&org)
-                .bind(&user.name)
-                .bind(role.as_str())
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::UserExists(user.clone())),
-            other => other?,
-        };
-        let event = Event::new(EventKind::UserCreated).actor(actor).subject(id.as_str()).field("role", role);
-        append(&mut tx, &event, now).await?;
+        let id = insert_user(&mut tx, Some(actor), user, role, email, now).await?;
         let token_id = insert_token(&mut tx, Some(actor), &id, token, token_expires, now).await?;
         tx.commit().await?;
         Ok(token_id)
     }
 
+    /// The user's email address, if one is set.
+    pub async fn user_email(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        let email: Option<Option<String>> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(email.flatten())
+    }
+
     /// Lists users by organisation and name.
     pub async fn list_users(&self) -> Result<Vec<UserInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT o.name AS org, u.name, u.role, u.created_at FROM users u JOIN orgs o ON o.id = u.org_id \
+            "SELECT o.name AS org, u.name, u.role, u.email, u.created_at FROM users u JOIN orgs o ON o.id = u.org_id \
              ORDER BY o.name, u.name",
         )
         .fetch_all(&self.pool)
@@ -163,6 +154,7 @@ impl Store {
                 Ok(UserInfo {
                     user: UserRef::new(r.get("org"), r.get("name"))?,
                     role: r.get::<String, _>("role").parse()?,
+                    email: r.get("email"),
                     created_at: from_ms(r.get("created_at")),
                 })
             })
@@ -272,6 +264,47 @@ pub(super) async fn user_id(
     id.map(UserId::from_db).ok_or_else(|| StoreError::UnknownUser(user.clone()))
 }
 
+/// Inserts a user (the caller's transaction) with its `user.created` event: `actor` is `None`
+/// for a user made just in time by single sign-on.
+pub(super) async fn insert_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    actor: Option<&UserId>,
+    user: &UserRef,
+    role: Role,
+    email: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<UserId, StoreError> {
+    let org: Option<String> =
+        sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1").bind(&user.org).fetch_optional(&mut **tx).await?;
+    let org = org.ok_or_else(|| StoreError::UnknownOrg(user.org.clone()))?;
+    if let Some(email) = email {
+        let taken: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_optional(&mut **tx).await?;
+        if taken.is_some() {
+            return Err(StoreError::EmailInUse(email.to_owned()));
+        }
+    }
+    let id = UserId::generate();
+    let inserted =
+        sqlx::query("INSERT INTO users (id, org_id, name, role, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id.as_str())
+            .bind(&org)
+            .bind(&user.name)
+            .bind(role.as_str())
+            .bind(email)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => return Err(StoreError::UserExists(user.clone())),
+        other => other?,
+    };
+    let mut event = Event::new(EventKind::UserCreated).subject(id.as_str()).field("role", role);
+    event.actor = actor.cloned();
+    append(tx, &event, now).await?;
+    Ok(id)
+}
+
 async fn insert_token(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     actor: Option<&UserId>,
@@ -281,14 +314,18 @@ async fn insert_token(
     now: DateTime<Utc>,
 ) -> Result<TokenId, StoreError> {
     let id = TokenId::generate();
-    sqlx::query("INSERT INTO api_tokens (id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id.as_str())
-        .bind(user.as_str())
-        .bind(&token.0[..])
-        .bind(ms(now))
-        .bind(expires.map(ms))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_tokens (id, user_id, token_hash, created_at, expires_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id.as_str())
+    .bind(user.as_str())
+    .bind(&token.0[..])
+    .bind(ms(now))
+    .bind(expires.map(ms))
+    .bind(actor.map(UserId::as_str))
+    .execute(&mut **tx)
+    .await?;
     let mut event = Event::new(EventKind::TokenIssued).subject(id.as_str()).field("user", user);
     event.actor = actor.cloned();
     if let Some(expires) = expires {

@@ -81,6 +81,9 @@ pub enum StoreError {
     /// A user name is taken in its organisation.
     #[error("user `{0}` already exists")]
     UserExists(UserRef),
+    /// Another user has that email address.
+    #[error("another user already has the email address `{0}`: each address names one person")]
+    EmailInUse(String),
     /// No user has that name.
     #[error("there is no user `{0}`")]
     UnknownUser(UserRef),
@@ -187,9 +190,11 @@ impl StoreError {
         match self {
             Self::Busy => ErrorCode::ServiceUnavailable,
             Self::Full => ErrorCode::InsufficientStorage,
-            Self::OrgExists(_) | Self::UserExists(_) | Self::KeyExists(_) | Self::RouteExists(..) => {
-                ErrorCode::AlreadyExists
-            }
+            Self::OrgExists(_)
+            | Self::UserExists(_)
+            | Self::EmailInUse(_)
+            | Self::KeyExists(_)
+            | Self::RouteExists(..) => ErrorCode::AlreadyExists,
             Self::NotHeld(_) => ErrorCode::NotAwaitingApproval,
             Self::UnknownOrg(_)
             | Self::UnknownUser(_)

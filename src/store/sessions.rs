@@ -10,33 +10,15 @@ use sqlx::Row as _;
 use super::{Store, StoreError, append, from_ms, ms};
 use crate::audit::{Event, EventKind};
 use crate::ids::{SecretHash, SessionId, UserId};
-use crate::model::{Principal, UserRef};
+use crate::model::{Authentication, Principal, UserRef};
 
-/// How the user of a session authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// With an API token (the sign-in form); the session ends with the token.
-    Token,
-    /// Through the identity provider (single sign-on; not offered yet).
-    Oidc,
-}
+pub use crate::model::AuthMethod;
 
-impl AuthMethod {
-    /// The spelling in the store and in audit entries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Oidc => "oidc",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, StoreError> {
-        match text {
-            "token" => Ok(Self::Token),
-            "oidc" => Ok(Self::Oidc),
-            other => Err(StoreError::Unreadable { column: "session method", value: other.to_owned() }),
-        }
+fn parse_method(text: &str) -> Result<AuthMethod, StoreError> {
+    match text {
+        "token" => Ok(AuthMethod::Token),
+        "oidc" => Ok(AuthMethod::Oidc),
+        other => Err(StoreError::Unreadable { column: "session method", value: other.to_owned() }),
     }
 }
 
@@ -100,14 +82,25 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-fn principal(row: &sqlx::any::AnyRow) -> Result<Principal, StoreError> {
+/// The caller in a row with the user's `user_id`, `name`, `role`, `org`, `kind`, and the
+/// authentication context as `auth_method` (`token`/`oidc`), `auth_mfa`, `auth_amr`, `auth_acr`.
+pub(super) fn principal(row: &sqlx::any::AnyRow) -> Result<Principal, StoreError> {
+    let method = parse_method(&row.get::<String, _>("auth_method"))?;
+    let mfa = row.get::<Option<super::Flag>, _>("auth_mfa").is_some_and(|f| f.0);
+    let amr: Option<String> = row.get("auth_amr");
+    let acr: Option<String> = row.get("auth_acr");
     Ok(Principal {
         id: UserId::from_db(row.get("user_id")),
         user: UserRef::new(row.get("org"), row.get("name"))?,
         role: row.get::<String, _>("role").parse()?,
         org_kind: row.get::<String, _>("kind").parse()?,
+        auth: Authentication::stored(method, mfa, amr.as_deref(), acr.as_deref()),
     })
 }
+
+/// The SQL for a token's authentication context, aliased as [`principal`] reads it.
+pub(super) const TOKEN_AUTH_COLUMNS: &str = "CASE WHEN t.kind = 'sso' THEN 'oidc' ELSE 'token' END AS auth_method, \
+     t.mfa AS auth_mfa, t.amr AS auth_amr, t.acr AS auth_acr";
 
 impl Store {
     /// Starts a session for the holder of a live API token: `None` when the token is unknown,
@@ -120,12 +113,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(
-            "SELECT t.id AS token_id, t.expires_at AS token_expires, u.id AS user_id, u.name, u.role, \
-                    o.name AS org, o.kind FROM api_tokens t \
+        // Only constant text is formatted in.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT t.id AS token_id, t.expires_at AS token_expires, t.identity_id, u.id AS user_id, u.name, u.role, \
+                    o.name AS org, o.kind, {TOKEN_AUTH_COLUMNS} FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
-        )
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
+        )))
         .bind(&token.0[..])
         .bind(ms(now))
         .fetch_optional(&mut *tx)
@@ -137,30 +131,22 @@ impl Store {
         if let Some(token_expires) = row.get::<Option<i64>, _>("token_expires").map(from_ms) {
             expires_at = expires_at.min(token_expires);
         }
+        // A session started from a token a person's CLI got through single sign-on keeps that
+        // sign-in's authentication context, so pasting it into the page changes nothing for policy.
+        let identity: Option<String> = row.get("identity_id");
         let id = SessionId::generate();
-        sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, method, token_id, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, 'token', $4, $5, $6, $7)",
-        )
-        .bind(id.as_str())
-        .bind(&secret.0[..])
-        .bind(principal.id.as_str())
-        .bind(&token_id)
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(ms(expires_at))
-        .execute(&mut *tx)
-        .await?;
+        let method = principal.auth.method;
+        insert_session(&mut tx, &id, secret, &principal, Some(&token_id), identity.as_deref(), now, expires_at).await?;
         let event = Event::new(EventKind::SessionStarted)
             .actor(&principal.id)
             .subject(principal.id.as_str())
             .field("session", &id)
-            .field("method", AuthMethod::Token.as_str())
+            .field("method", method.as_str())
             .field("token", &token_id)
             .field("expires", expires_at.timestamp());
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
-        Ok(Some(Session { id, principal, method: AuthMethod::Token, expires_at }))
+        Ok(Some(Session { id, principal, method, expires_at }))
     }
 
     /// Looks a session up by its secret's hash. A live one is touched (its idle time starts
@@ -174,8 +160,9 @@ impl Store {
     ) -> Result<SessionLookup, StoreError> {
         let row = sqlx::query(
             "SELECT s.id, s.method, s.expires_at, s.last_seen_at, s.ended_at, s.user_id, u.name, u.role, \
-                    o.name AS org, o.kind, \
-                    (s.method = 'token' AND (t.revoked_at IS NOT NULL OR t.expires_at <= $1)) AS token_dead, \
+                    o.name AS org, o.kind, s.method AS auth_method, s.mfa AS auth_mfa, s.amr AS auth_amr, \
+                    s.acr AS auth_acr, \
+                    (s.token_id IS NOT NULL AND (t.revoked_at IS NOT NULL OR t.expires_at <= $1)) AS token_dead, \
                     (t.revoked_at IS NOT NULL) AS token_revoked \
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = u.org_id \
              LEFT JOIN api_tokens t ON t.id = s.token_id WHERE s.secret_hash = $2",
@@ -209,7 +196,7 @@ impl Store {
             self.end_session(&id, &user, end, now).await?;
             return Ok(SessionLookup::Ended);
         }
-        let method = AuthMethod::parse(&row.get::<String, _>("method"))?;
+        let method = parse_method(&row.get::<String, _>("method"))?;
         let principal = principal(&row)?;
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL AND last_seen_at < $3")
             .bind(ms(now))
@@ -270,6 +257,40 @@ impl Store {
         tx.commit().await?;
         Ok(u64::try_from(recent).unwrap_or_default())
     }
+}
+
+/// Writes a session row (the caller's transaction); the authentication context is the principal's.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_session(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &SessionId,
+    secret: &SecretHash,
+    principal: &Principal,
+    token: Option<&str>,
+    identity: Option<&str>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, secret_hash, user_id, method, token_id, identity_id, amr, acr, mfa, created_at, \
+                               last_seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(id.as_str())
+    .bind(&secret.0[..])
+    .bind(principal.id.as_str())
+    .bind(principal.auth.method.as_str())
+    .bind(token)
+    .bind(identity)
+    .bind(principal.auth.amr_text())
+    .bind((!principal.auth.acr.is_empty()).then_some(principal.auth.acr.as_str()))
+    .bind(principal.auth.mfa)
+    .bind(ms(now))
+    .bind(ms(now))
+    .bind(ms(expires_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Ends every live session started from `token`, inside the caller's transaction (a revocation);

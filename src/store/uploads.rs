@@ -271,7 +271,7 @@ mod tests {
         store.bootstrap(&admin.hash(), now).await.expect("bootstrap").expect("first");
         let admin = store.authenticate(&admin.hash(), now).await.expect("authenticate").expect("admin").id;
         let name = UserRef::new("sealpost", "carol").expect("name");
-        store.create_user(&admin, &name, Role::Sender, &carol.hash(), None, now).await.expect("carol");
+        store.create_user(&admin, &name, Role::Sender, None, &carol.hash(), None, now).await.expect("carol");
         let carol = store.authenticate(&carol.hash(), now).await.expect("authenticate").expect("carol").id;
         (dir, store, admin, carol)
     }

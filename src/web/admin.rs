@@ -290,7 +290,8 @@ async fn add_user(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> 
         return admin_page(&gw, s, errors, typed, None).await;
     };
     let (token, expires) = new_token(&gw);
-    match gw.store.create_user(&s.session.principal.id, &user, role, &token.hash(), expires, gw.clock.now()).await {
+    match gw.store.create_user(&s.session.principal.id, &user, role, None, &token.hash(), expires, gw.clock.now()).await
+    {
         Ok(_) => show_token(s, &user, &token, expires),
         Err(e) => refused(&gw, s, "user", e, typed).await,
     }

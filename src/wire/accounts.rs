@@ -85,6 +85,10 @@ pub struct NewUser {
     /// The first token's lifetime such as `30d`, or `never`; the gateway's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_lifetime: Option<String>,
+    /// The person's email address: single sign-on matches the provider's verified `email` claim
+    /// to it, and notifications go to it. Stored lower-cased; unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A user, as listed.
@@ -95,6 +99,9 @@ pub struct UserInfo {
     pub user: UserRef,
     /// Its role.
     pub role: Role,
+    /// Its email address, if one is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }

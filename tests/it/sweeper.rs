@@ -55,10 +55,10 @@ impl Fixture {
         store.add_route(&admin, "acme", "hmpps", now).await.expect("route");
         let bob = UserRef::new("acme", "bob").expect("name");
         let bob_token = BearerSecret::generate("sp_");
-        store.create_user(&admin, &bob, Role::Sender, &bob_token.hash(), None, now).await.expect("bob");
+        store.create_user(&admin, &bob, Role::Sender, None, &bob_token.hash(), None, now).await.expect("bob");
         let alice = UserRef::new("hmpps", "alice").expect("name");
         let alice_token = BearerSecret::generate("sp_");
-        store.create_user(&admin, &alice, Role::Recipient, &alice_token.hash(), None, now).await.expect("alice");
+        store.create_user(&admin, &alice, Role::Recipient, None, &alice_token.hash(), None, now).await.expect("alice");
         let alice_id = store.user_id(&alice).await.expect("alice id");
         let (_identity, recipient) = common::keypair();
         let key = RecipientKey::parse(&recipient, false).expect("recipient key");
