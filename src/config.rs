@@ -286,12 +286,6 @@ impl Config {
             });
         }
         crate::sso::config::check_providers(&self.oidc)?;
-        if !self.oidc.is_empty() && self.public_url.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "public_url",
-                message: "single sign-on needs the gateway's public URL (the redirect URI is `PUBLIC_URL/sign-in/callback`): set `public_url` or SEALPOST_PUBLIC_URL".to_owned(),
-            });
-        }
         if self.sso_token_lifetime < Duration::from_secs(60) {
             return Err(ConfigError::Invalid { key: "sso_token_lifetime", message: "use at least `1m`".to_owned() });
         }
@@ -304,6 +298,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "public_url",
                 message: format!("`{url}` must start with `https://` or `http://`"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks what only the whole configuration (file, environment and flags) can say: single
+    /// sign-on needs the public URL, the base of its redirect URI.
+    pub fn check_complete(&self) -> Result<(), ConfigError> {
+        if !self.oidc.is_empty() && self.public_url.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "public_url",
+                message: "single sign-on needs the gateway's public URL (the redirect URI is `PUBLIC_URL/sign-in/callback`): set `public_url` or SEALPOST_PUBLIC_URL".to_owned(),
             });
         }
         Ok(())

@@ -12,7 +12,13 @@ use sealpost::transparency::writer::Log;
 use serde_json::json;
 
 fn user(id: &str, role: &str, org: &str) -> UserFacts {
-    UserFacts { id: id.to_owned(), name: format!("{org}/{id}"), role: role.to_owned(), org: org.to_owned() }
+    UserFacts {
+        id: id.to_owned(),
+        name: format!("{org}/{id}"),
+        role: role.to_owned(),
+        org: org.to_owned(),
+        authentication: None,
+    }
 }
 
 /// Upload decisions (the busiest decision) per second, with the shipped policies.

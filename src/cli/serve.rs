@@ -133,6 +133,7 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
         .exit(EXIT_CONFIG));
     }
     config.validate().map_err(|e| config_failure(&e))?;
+    config.check_complete().map_err(|e| config_failure(&e))?;
     Ok(config)
 }
 

@@ -75,7 +75,7 @@ type Claims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
 /// How long discovery (and the JWKS with it) is trusted before it is read again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// The least time between two JWKS refreshes forced by an unknown key id.
-const REFRESH_FLOOR: Duration = Duration::from_secs(10);
+const REFRESH_FLOOR: Duration = Duration::from_secs(2);
 /// Every call to a provider gives up after this long.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -114,7 +114,7 @@ impl Store {
     /// Creates a user and its first API token, returning the token's id. `email` (already
     /// normalised, see [`crate::model::normalise_email`]) is how single sign-on finds the person,
     /// and where notifications go.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "the token is optional; the rest is what a user is")]
     pub async fn create_user(
         &self,
         actor: &UserId,

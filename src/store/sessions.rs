@@ -260,7 +260,7 @@ impl Store {
 }
 
 /// Writes a session row (the caller's transaction); the authentication context is the principal's.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "a session row: its secret, user, origin and times")]
 pub(super) async fn insert_session(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: &SessionId,

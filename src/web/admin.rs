@@ -41,7 +41,9 @@ fn require_admin(gw: &Gateway, s: &BrowserSession) -> Result<(), PageError> {
     if s.session.principal.role != Role::Admin {
         return Err(PageError::forbidden("Only administrators can use this page."));
     }
-    gw.gate.administer(&s.session.principal, "administering this gateway", gw.clock.now())?;
+    gw.gate
+        .administer(&s.session.principal, "administering this gateway", gw.clock.now())
+        .map_err(|d| PageError::from(d).signed_in(s))?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use crate::audit::EventKind;
 use crate::gateway::Gateway;
 use crate::ids::TransferId;
 use crate::lifecycle;
-use crate::model::{Principal, UserRef};
+use crate::model::UserRef;
 use crate::policy::{Action, PolicyRequest, Resource, principal_facts};
 use crate::store::{AuditFilter, StoreError};
 use crate::transparency::tlog::cosignature;
@@ -39,7 +39,8 @@ pub(super) fn router() -> Router<Arc<Gateway>> {
 }
 
 /// Asks the policies whether `caller` may read the audit trail (as `GET /api/v1/audit` does).
-async fn may_read_audit(gw: &Gateway, caller: &Principal) -> Result<(), PageError> {
+async fn may_read_audit(gw: &Gateway, s: &BrowserSession) -> Result<(), PageError> {
+    let caller = &s.session.principal;
     let request = PolicyRequest {
         action: Action::ReadAudit,
         principal: principal_facts(caller),
@@ -47,7 +48,9 @@ async fn may_read_audit(gw: &Gateway, caller: &Principal) -> Result<(), PageErro
         orgs: gw.store.org_facts(&[caller.user.org.as_str()]).await?,
         context: serde_json::Map::new(),
     };
-    gw.gate.authorize(&request, &format!("`{}` to read the audit trail", caller.user), gw.clock.now())?;
+    gw.gate
+        .authorize(&request, &format!("`{}` to read the audit trail", caller.user), gw.clock.now())
+        .map_err(|d| PageError::from(d).signed_in(s))?;
     Ok(())
 }
 
@@ -93,7 +96,7 @@ async fn held_page(
     typed: Option<(&str, &str)>,
     done: Option<Done>,
 ) -> Result<Response, PageError> {
-    may_read_audit(gw, &s.session.principal).await?;
+    may_read_audit(gw, s).await?;
     let cards = gw
         .store
         .held_transfers(gw.clock.now())
@@ -332,7 +335,7 @@ async fn audit(
     SignedIn(s): SignedIn,
     Query(form): Query<AuditForm>,
 ) -> Result<Response, PageError> {
-    may_read_audit(&gw, &s.session.principal).await?;
+    may_read_audit(&gw, &s).await?;
     let kinds = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let (events, errors, newer, older) = match form.filter(&gw).await {
         Err(errors) => (Vec::new(), errors, None, None),
@@ -376,7 +379,7 @@ async fn audit_csv(
     SignedIn(s): SignedIn,
     Query(form): Query<AuditForm>,
 ) -> Result<Response, PageError> {
-    may_read_audit(&gw, &s.session.principal).await?;
+    may_read_audit(&gw, &s).await?;
     let mut filter = form.filter(&gw).await.map_err(|errors| {
         let first = errors.items().first().map(|e| e.message.clone()).unwrap_or_default();
         PageError::bad_request(format!("{first}. Go back to the audit search and correct it."))
@@ -442,7 +445,7 @@ async fn transfer(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let caller = &s.session.principal;
-    may_read_audit(&gw, caller).await?;
+    may_read_audit(&gw, &s).await?;
     let missing = || PageError::not_found("There is no transfer with that id.");
     let tid = TransferId::parse(&id).ok_or_else(missing)?;
     let view = gw.store.transfer(&tid, &caller.id, true).await?;
@@ -517,7 +520,7 @@ struct LogPage {
 }
 
 async fn log(State(gw): State<Arc<Gateway>>, SignedIn(s): SignedIn) -> Result<Response, PageError> {
-    may_read_audit(&gw, &s.session.principal).await?;
+    may_read_audit(&gw, &s).await?;
     let log = gw.log.log();
     let checkpoint = log.checkpoint();
     let written = when(log.written_at());

@@ -17,6 +17,9 @@ pub(crate) struct PageError {
     status: StatusCode,
     title: &'static str,
     message: String,
+    /// The signed-in frame (navigation, `Sign out`) when the page knows its session: a refusal
+    /// that asks the user to sign in again must offer the way to.
+    frame: Option<Box<Frame>>,
 }
 
 #[derive(Template)]
@@ -29,17 +32,17 @@ struct ErrorPage<'a> {
 impl PageError {
     /// 404: there is no such page or thing.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, title: "Page not found", message: message.into() }
+        Self { status: StatusCode::NOT_FOUND, title: "Page not found", message: message.into(), frame: None }
     }
 
     /// 400: a request the page could not read.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, title: "There is a problem", message: message.into() }
+        Self { status: StatusCode::BAD_REQUEST, title: "There is a problem", message: message.into(), frame: None }
     }
 
     /// 403: the signed-in user may not do this.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, title: "You cannot do this", message: message.into() }
+        Self { status: StatusCode::FORBIDDEN, title: "You cannot do this", message: message.into(), frame: None }
     }
 
     /// 403: a form without this session's CSRF token (an old page, or another site's form).
@@ -54,6 +57,7 @@ impl PageError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             title: "Sorry, there is a problem with the service",
             message: "Nothing was changed. Try again later, or tell the operator.".to_owned(),
+            frame: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl PageError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             title: "Sorry, the service is busy",
             message: "Nothing was changed. Try again in a moment.".to_owned(),
+            frame: None,
         }
     }
 
@@ -78,8 +83,15 @@ impl PageError {
                 status: StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),
                 title: "You cannot do this",
                 message: sentence(&message),
+                frame: None,
             },
         }
+    }
+
+    /// Shows the error inside the signed-in frame of `session` (its navigation and `Sign out`).
+    pub(crate) fn signed_in(mut self, session: &super::session::BrowserSession) -> Self {
+        self.frame = Some(Box::new(Frame::new(session, self.title, "error", "")));
+        self
     }
 
     /// The sentence shown (for error summaries on form pages).
@@ -133,7 +145,8 @@ impl From<askama::Error> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let page = ErrorPage { frame: Frame::bare(self.title, "error"), message: &self.message };
+        let frame = self.frame.map_or_else(|| Frame::bare(self.title, "error"), |f| *f);
+        let page = ErrorPage { frame, message: &self.message };
         match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
             Err(e) => {

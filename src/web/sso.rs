@@ -18,7 +18,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse as _, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
@@ -110,10 +110,19 @@ async fn start(
         pkce_verifier: attempt.pkce_verifier,
     };
     gw.store.begin_sso_sign_in(&BearerSecret::from_client(&attempt.state).hash(), &pending, gw.clock.now()).await?;
-    let mut response = Redirect::to(&attempt.url).into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, session::set_sso_cookie(browser.expose(), SIGN_IN_WINDOW.as_secs()));
+    // A page that moves on to the provider by itself, not a redirect: the pages' CSP allows forms
+    // to post only here (`form-action 'self'`), and browsers apply that to where a form's answer
+    // redirects, too; a navigation the page makes by itself is not a form's.
+    let page = Continue {
+        frame: Frame::bare(format!("Signing in with {}", provider.config.name), "sso-continue"),
+        next: attempt.url,
+        provider: provider.config.name.clone(),
+    };
+    let mut response = render(&page)?;
+    let h = response.headers_mut();
+    h.append(header::SET_COOKIE, session::set_sso_cookie(browser.expose(), SIGN_IN_WINDOW.as_secs()));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
     Ok(response)
 }
 
@@ -134,6 +143,14 @@ struct CallbackQuery {
 struct SignedInPage {
     frame: Frame,
     next: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "sso_continue.html")]
+struct Continue {
+    frame: Frame,
+    next: String,
+    provider: String,
 }
 
 async fn callback(
