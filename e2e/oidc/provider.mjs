@@ -98,8 +98,10 @@ function send(res, status, html) {
  * - `addAccount(account)`;
  * - `stop()`: closes the port and every open connection (the provider cannot be reached);
  *   `restart()`: listens on the same port again; `close()`: stops for good;
- * - `logins`: every finished sign-in `{ account, amr }`, and `tokenResponses`: every id_token
- *   sent, for assertions.
+ *   `stopAfterNextCode()`: stops once the browser is sent back to the client with a code, so
+ *   that the client's token request finds the provider gone;
+ * - `logins`: every finished sign-in `{ account, amr }`, `tokenResponses`: every id_token
+ *   sent, and `requests`: every request `{ method, path, at }`, for assertions.
  */
 export async function startProvider({ clients, accounts = [], port = 0 } = {}) {
   const accountsById = new Map(accounts.map((a) => [a.id, { ...a }]));
@@ -108,8 +110,10 @@ export async function startProvider({ clients, accounts = [], port = 0 } = {}) {
   const rogueKey = await newSigningKey();
   const cookieKeys = [randomBytes(32).toString('hex')];
   let mode = 'normal';
+  let stopAfterCode = false;
   const logins = [];
   const tokenResponses = [];
+  const requests = [];
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {
@@ -204,6 +208,18 @@ export async function startProvider({ clients, accounts = [], port = 0 } = {}) {
 
   async function handle(req, res) {
     const url = new URL(req.url, issuer);
+    requests.push({ method: req.method, path: url.pathname, at: Date.now() });
+    if (stopAfterCode && url.pathname.startsWith('/auth')) {
+      // The answer that sends the browser back to the client with a code: once it is out, the
+      // provider goes away, so the client's token request cannot reach it.
+      res.once('finish', () => {
+        const location = res.getHeader('location') ?? '';
+        if (stopAfterCode && /[?&]code=/.test(String(location))) {
+          stopAfterCode = false;
+          controls.stop();
+        }
+      });
+    }
     const m = url.pathname.match(/^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort|consent))?$/);
     if (m) return interaction(req, res, m[2] ?? 'show');
     if (url.pathname === '/token' && req.method === 'POST') interceptTokenResponse(res);
@@ -402,11 +418,16 @@ ${form}
 
   // --- the controls ---------------------------------------------------------------------------
 
-  return {
+  const controls = {
     issuer,
     port: boundPort,
     logins,
     tokenResponses,
+    requests,
+    /** When the JWKS was last fetched (ms since the epoch), or 0. */
+    lastJwksFetch() {
+      return requests.filter((r) => r.path === '/jwks').at(-1)?.at ?? 0;
+    },
     /** The public JWKS the provider serves now. */
     publicKeys() {
       return keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub);
@@ -443,10 +464,15 @@ ${form}
       if (server.listening) return;
       await new Promise((resolve, reject) => server.listen(boundPort, '127.0.0.1', resolve).once('error', reject));
     },
+    /** The provider stops right after its next redirect back to a client with a code. */
+    stopAfterNextCode() {
+      stopAfterCode = true;
+    },
     async close() {
-      await this.stop();
+      await controls.stop();
     },
   };
+  return controls;
 }
 
 /**

@@ -9,13 +9,16 @@ import { after, before, test } from 'node:test';
 
 import * as jose from 'jose';
 
+import { Person, launchBrowser } from '../harness.mjs';
 import { DEVICE_GRANT, gatewayClient, startProvider } from '../oidc/provider.mjs';
 
 const RP = 'http://127.0.0.1:9';
 const client = gatewayClient(RP, { clientSecret: 'the-secret' });
 let op;
+let browser;
 
 before(async () => {
+  browser = await launchBrowser();
   op = await startProvider({
     clients: [client],
     accounts: [
@@ -24,7 +27,10 @@ before(async () => {
     ],
   });
 });
-after(async () => op?.close());
+after(async () => {
+  await browser?.close();
+  await op?.close();
+});
 
 /** A browser's cookie jar, just enough for one host. */
 class Jar {
@@ -263,4 +269,34 @@ test('the device flow: code entered, signed in, confirmed; a cancelled one is ac
   r = await deviceEnter(new Jar(), refused, { cancel: true });
   assert.match(r.text, /The sign-in was cancelled/);
   assert.equal((await devicePoll(refused.device_code)).body.error, 'access_denied');
+});
+
+test("the provider's own pages pass axe-core: sign-in, a wrong password, the device code, confirm, done", async (t) => {
+  const person = await Person.open(browser, null, 'provider-pages', op.issuer);
+  t.after(() => person.finish());
+  const { page } = person;
+  const start = await deviceStart();
+  await person.goto('/device');
+  await page.getByLabel('Code', { exact: true }).fill('WRONG-CODE');
+  await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Continue', exact: true }).click()]);
+  await person.check('a wrong code');
+  await page.locator('#device-error').waitFor();
+  await page.getByLabel('Code', { exact: true }).fill(start.user_code);
+  await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Continue', exact: true }).click()]);
+  await person.check('the confirmation');
+  await Promise.all([
+    page.waitForURL((u) => u.pathname.startsWith('/interaction/')),
+    page.getByRole('button', { name: 'Continue', exact: true }).click(),
+  ]);
+  await person.check('the sign-in page');
+  await page.getByLabel('Username', { exact: true }).fill('alice');
+  await page.getByLabel('Password', { exact: true }).fill('not-it');
+  await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
+  await person.check('a wrong password');
+  await page.locator('#login-error').waitFor();
+  await page.getByLabel('Password', { exact: true }).fill('pw-alice');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.locator('#device-done').waitFor();
+  await person.check('done');
+  assert.equal((await devicePoll(start.device_code)).status, 200);
 });
