@@ -103,7 +103,8 @@ export async function toProvider(person, op, { button = /^Sign in with / } = {})
  * presses the provider's `Sign in` (or `Cancel` with `cancel`), and follows the browser back to
  * the gateway. Every gateway page it reaches is checked with axe-core, also a "Signed in" page
  * that continues by itself (the browser's next navigation waits until it is checked). Resolves
- * with the path it ends on: a role's first page, or `/sign-in` when the sign-in was refused.
+ * with the path it ends on: a role's first page, or `/sign-in` when the sign-in was refused (the
+ * sign-in page with an error, shown at `/sign-in/…`).
  */
 export async function atProvider(person, op, { username, password, otp, cancel = false }) {
   const { page } = person;
@@ -135,19 +136,22 @@ export async function atProvider(person, op, { username, password, otp, cancel =
     const first = new URL(landed).pathname;
     await person.check(`the first gateway page after the provider (${first})`);
     release();
-    // Then wherever it goes by itself: a first page, or the sign-in page with an error.
+    // Then wherever it goes by itself: a page behind sign-in, or it stays on the sign-in page
+    // (which the gateway shows at /sign-in/callback) with an error.
     await until(
       WORK_TIMEOUT_MS,
-      () => {
+      async () => {
         const u = new URL(page.url());
-        return u.origin === gateway && !u.pathname.startsWith('/sign-in/callback') && !/^\/sign-in\/.+/.test(u.pathname);
+        if (u.origin !== gateway) return false;
+        if (!u.pathname.startsWith('/sign-in')) return true;
+        return (await shownErrors(person).catch(() => [])).length > 0;
       },
       `the browser stayed on ${page.url()}`,
     );
     await page.waitForLoadState('load');
     const end = new URL(page.url()).pathname;
-    if (end !== first) await person.check(`after signing in through the provider (${end})`);
-    return end;
+    if (page.url() !== landed) await person.check(`after signing in through the provider (${end})`);
+    return end.startsWith('/sign-in') ? '/sign-in' : end;
   } finally {
     release();
     page.off('framenavigated', onNavigated);
@@ -172,7 +176,8 @@ export async function ssoSignIn(person, op, credentials, { button } = {}) {
  */
 export async function ssoRefused(person, op, credentials) {
   const end = await atProvider(person, op, credentials);
-  assert.equal(end, '/sign-in', 'a refused sign-in did not end on /sign-in');
+  assert.equal(end, '/sign-in', 'a refused sign-in did not end on the sign-in page');
+  await person.page.getByRole('button', { name: /^Sign in with / }).first().waitFor();
   const errors = await shownErrors(person);
   assert.ok(errors.length >= 1, 'the sign-in page shows no error summary after a refused sign-in');
   assert.equal(await hasSession(person), false, 'a refused sign-in started a session');

@@ -76,13 +76,13 @@ test('just in time: a person in no configured group is refused and no user is ma
   const from = (await gw.audit()).length;
   const gus = await jit.person(t, 'gus');
   await toProvider(gus, op);
-  await ssoRefused(gus, op, { username: 'gus', password: 'gus-pw' });
+  assert.match(await ssoRefused(gus, op, { username: 'gus', password: 'gus-pw' }), /group/i);
   assert.equal(Object.keys(await users(gw)).length, before, 'a user was made for a person no rule matches');
   assert.equal((await users(gw))['hmpps/gus'], undefined);
   const refused = (await gw.audit()).slice(from).filter((e) => e.event === 'session.refused');
   assert.equal(refused.length, 1);
   assert.equal(fieldsOf(refused[0]).method, 'oidc');
-  assert.match(refused[0].code, /^sso_(unknown_user|denied)$/);
+  assert.match(refused[0].code, /^sso_(unknown_user|no_role|denied)$/);
 });
 
 test('a session ends at its maximum age however busy, and a person disabled at the provider cannot sign in again', async (t) => {

@@ -64,7 +64,7 @@ test('a provider that cannot be reached: a clear message, no session, and sign-i
   await first.page.getByRole('button', { name: /^Sign in with Test ID$/ }).click();
   await first.page.locator('.govuk-error-summary').waitFor();
   await first.check('provider down');
-  assert.equal(new URL(first.page.url()).pathname, '/sign-in');
+  assert.match(new URL(first.page.url()).pathname, /^\/sign-in/);
   assert.match((await shownErrors(first)).join(' '), /cannot reach Test ID/i);
   assert.equal(await hasSession(first), false, 'a session without the provider');
 
@@ -123,7 +123,7 @@ test('a recipient signs in through the provider and sees the bundle waiting in t
   assert.ok(callback, 'the browser never went to /sign-in/callback');
   const replay = await suite.person(t, 'replay');
   await replay.page.goto(callback);
-  await replay.page.waitForURL((u) => u.pathname === '/sign-in');
+  await replay.page.locator('.govuk-error-summary').waitFor();
   await replay.check('a replayed callback');
   assert.ok((await shownErrors(replay)).length >= 1, 'a replayed callback shows no error');
   assert.equal(await hasSession(replay), false, 'a replayed callback started a session');
