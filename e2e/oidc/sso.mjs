@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 
-import { freePort, until, useSuite, WORK_TIMEOUT_MS } from '../harness.mjs';
+import { axeViolations, describeViolations, freePort, until, useSuite, WORK_TIMEOUT_MS } from '../harness.mjs';
 import { shownErrors } from '../flows.mjs';
 import { gatewayClient, startProvider } from './provider.mjs';
 
@@ -101,28 +101,33 @@ export async function toProvider(person, op, { button = /^Sign in with / } = {})
 /**
  * At the provider's sign-in page: fills `Username`, `Password` and (when given) `One-time code`,
  * presses the provider's `Sign in` (or `Cancel` with `cancel`), and follows the browser back to
- * the gateway. Every gateway page it reaches is checked with axe-core, also a "Signed in" page
- * that continues by itself (the browser's next navigation waits until it is checked). Resolves
- * with the path it ends on: a role's first page, or `/sign-in` when the sign-in was refused (the
- * sign-in page with an error, shown at `/sign-in/…`).
+ * the gateway. Resolves with the path it ends on: a role's first page, or `/sign-in` when the
+ * sign-in was refused (the sign-in page with an error, which the gateway shows at `/sign-in/…`).
+ *
+ * Every gateway page it reaches is checked with axe-core, also a "Signed in" page that moves on
+ * by itself: its answer is read on the way to the browser (unchanged) and checked again in a
+ * second page of the same browser, at the same address, without the instruction to move on (a
+ * page cannot be checked while the browser leaves it).
  */
 export async function atProvider(person, op, { username, password, otp, cancel = false }) {
   const { page } = person;
   const gateway = new URL(person.base).origin;
-  let landed = null;
-  let release;
-  const released = new Promise((r) => {
-    release = r;
+  // The gateway's answers at /sign-in/callback, read as they pass (DevTools' Fetch domain at the
+  // response stage: it sees the hop a provider's redirect leads to, which page.route does not).
+  const answers = [];
+  const cdp = await person.context.newCDPSession(page);
+  cdp.on('Fetch.requestPaused', async (e) => {
+    try {
+      const { body, base64Encoded } = await cdp.send('Fetch.getResponseBody', { requestId: e.requestId });
+      const headers = Object.fromEntries((e.responseHeaders ?? []).map((h) => [h.name.toLowerCase(), h.value]));
+      answers.push({ url: e.request.url, status: e.responseStatusCode, headers, body: Buffer.from(body, base64Encoded ? 'base64' : 'utf8') });
+    } catch {
+      // A redirect has no body to read.
+    } finally {
+      await cdp.send('Fetch.continueResponse', { requestId: e.requestId }).catch(() => {});
+    }
   });
-  const onNavigated = (frame) => {
-    if (frame === page.mainFrame() && new URL(frame.url()).origin === gateway && !landed) landed = frame.url();
-  };
-  page.on('framenavigated', onNavigated);
-  const hold = async (route, request) => {
-    if (landed && request.isNavigationRequest() && request.frame() === page.mainFrame()) await released;
-    await route.continue().catch(() => {});
-  };
-  await page.route((u) => u.origin === gateway, hold);
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${gateway}/sign-in/callback*`, requestStage: 'Response' }] });
   try {
     if (cancel) {
       await page.getByRole('button', { name: 'Cancel', exact: true }).click();
@@ -132,12 +137,7 @@ export async function atProvider(person, op, { username, password, otp, cancel =
       if (otp) await page.getByLabel('One-time code', { exact: true }).fill(otp);
       await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     }
-    await until(WORK_TIMEOUT_MS, () => landed, 'the browser did not come back to the gateway');
-    const first = new URL(landed).pathname;
-    await person.check(`the first gateway page after the provider (${first})`);
-    release();
-    // Then wherever it goes by itself: a page behind sign-in, or it stays on the sign-in page
-    // (which the gateway shows at /sign-in/callback) with an error.
+    // Until it stops: on a page behind sign-in, or on the sign-in page with an error.
     await until(
       WORK_TIMEOUT_MS,
       async () => {
@@ -146,16 +146,47 @@ export async function atProvider(person, op, { username, password, otp, cancel =
         if (!u.pathname.startsWith('/sign-in')) return true;
         return (await shownErrors(person).catch(() => [])).length > 0;
       },
-      `the browser stayed on ${page.url()}`,
+      `the browser did not settle back at the gateway (it is at ${page.url()})`,
     );
     await page.waitForLoadState('load');
     const end = new URL(page.url()).pathname;
-    if (page.url() !== landed) await person.check(`after signing in through the provider (${end})`);
+    await person.check(`after the provider (${end})`);
+    const passed = answers.find((a) => a.status === 200);
+    if (passed && !end.startsWith('/sign-in/callback')) await checkPassedPage(person, passed);
     return end.startsWith('/sign-in') ? '/sign-in' : end;
   } finally {
-    release();
-    page.off('framenavigated', onNavigated);
-    await page.unroute((u) => u.origin === gateway, hold).catch(() => {});
+    await cdp.detach().catch(() => {});
+  }
+}
+
+/**
+ * Checks a page the browser showed and left by itself (`answer`: its URL, headers and body):
+ * it moves on at once (a refresh of 0 seconds) and also offers a link, and axe-core passes it,
+ * loaded again from the same body at the same address without the refresh.
+ */
+async function checkPassedPage(person, answer) {
+  const html = answer.body.toString('utf8');
+  const refresh = html.match(/<meta\s+http-equiv="refresh"\s+content="(\d+)\s*;\s*url=([^"]+)"/i);
+  assert.ok(refresh, `${answer.url} moved on without a meta refresh:\n${html}`);
+  assert.equal(refresh[1], '0', 'the page waits before it moves on');
+  const preview = await person.context.newPage();
+  try {
+    const still = html.replace(refresh[0], '');
+    await preview.route(answer.url, (route) =>
+      route.fulfill({
+        status: 200,
+        headers: Object.fromEntries(Object.entries(answer.headers).filter(([k]) => k.toLowerCase() !== 'set-cookie')),
+        body: still,
+      }),
+    );
+    await preview.goto(answer.url, { waitUntil: 'load' });
+    const link = preview.getByRole('link', { name: 'Continue', exact: true });
+    assert.equal(await link.getAttribute('href'), refresh[2], 'no Continue link to where the page moves on');
+    const violations = await axeViolations(preview);
+    assert.deepEqual(violations.map((v) => v.id), [], `axe-core found accessibility violations on ${answer.url}:\n${describeViolations(violations)}`);
+    person.checked.add(new URL(answer.url).pathname);
+  } finally {
+    await preview.close();
   }
 }
 
