@@ -95,11 +95,14 @@ pub enum EventKind {
     SessionEnded,
     /// A sign-in was refused (the code says why); no session was made.
     SessionRefused,
+    /// Single sign-on changed a user's role to the one the provider's claim rules now give
+    /// (fields `from`, `role`, `provider`).
+    UserRoleChanged,
 }
 
 impl EventKind {
     /// Every kind, in the order above (the audit search offers them as a list).
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 35] = [
         Self::UploadAccepted,
         Self::UploadRefused,
         Self::UploadAborted,
@@ -134,6 +137,7 @@ impl EventKind {
         Self::SessionStarted,
         Self::SessionEnded,
         Self::SessionRefused,
+        Self::UserRoleChanged,
     ];
 
     /// The event's stable name, as in the entry and the audit API.
@@ -173,6 +177,7 @@ impl EventKind {
             Self::SessionStarted => "session.started",
             Self::SessionEnded => "session.ended",
             Self::SessionRefused => "session.refused",
+            Self::UserRoleChanged => "user.role_changed",
         }
     }
 }

@@ -92,6 +92,11 @@ pub struct FileConfig {
     /// See [`Config::witnesses`].
     #[serde(default)]
     pub witnesses: Vec<crate::transparency::writer::WitnessConfig>,
+    /// See [`Config::oidc`]: one `[[oidc]]` table per identity provider.
+    #[serde(default)]
+    pub oidc: Vec<crate::sso::config::ProviderFile>,
+    /// See [`Config::sso_token_lifetime`].
+    pub sso_token_lifetime: Option<String>,
 }
 
 impl FileConfig {
@@ -162,8 +167,13 @@ pub struct Config {
     pub witnesses: Vec<crate::transparency::writer::WitnessConfig>,
     /// A browser session ends after this long without a request (default 30 minutes).
     pub session_idle_timeout: Duration,
-    /// A browser session ends this long after sign-in, however busy (default 12 hours).
+    /// A browser session ends this long after sign-in, however busy (default 12 hours): also the
+    /// longest a person stays signed in through single sign-on without asking the provider again.
     pub session_lifetime: Duration,
+    /// Identity providers for single sign-on (default none).
+    pub oidc: Vec<crate::sso::Provider>,
+    /// Lifetime of the tokens `sealpost login --sso` gets (default 12 hours).
+    pub sso_token_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -191,6 +201,8 @@ impl Default for Config {
             witnesses: Vec::new(),
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 3600),
+            oidc: Vec::new(),
+            sso_token_lifetime: crate::sso::config::DEFAULT_SSO_TOKEN_LIFETIME,
         }
     }
 }
@@ -251,6 +263,10 @@ impl Config {
         if let Some(v) = file.session_lifetime {
             c.session_lifetime = parse_duration("session_lifetime", &v)?;
         }
+        c.oidc = file.oidc.into_iter().map(crate::sso::Provider::from_file).collect::<Result<_, _>>()?;
+        if let Some(v) = file.sso_token_lifetime {
+            c.sso_token_lifetime = parse_duration("sso_token_lifetime", &v)?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -268,6 +284,16 @@ impl Config {
                 key: "session_idle_timeout",
                 message: "use at least `1s`, and no more than `session_lifetime`".to_owned(),
             });
+        }
+        crate::sso::config::check_providers(&self.oidc)?;
+        if !self.oidc.is_empty() && self.public_url.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "public_url",
+                message: "single sign-on needs the gateway's public URL (the redirect URI is `PUBLIC_URL/sign-in/callback`): set `public_url` or SEALPOST_PUBLIC_URL".to_owned(),
+            });
+        }
+        if self.sso_token_lifetime < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid { key: "sso_token_lifetime", message: "use at least `1m`".to_owned() });
         }
         if self.sweep_interval < Duration::from_secs(1) {
             return Err(ConfigError::Invalid { key: "sweep_interval", message: "use at least `1s`".to_owned() });

@@ -52,6 +52,9 @@ pub enum StartError {
     /// Another process holds the data directory for itself (a migration or a restore).
     #[error("`{0}` is held by a migration or a restore")]
     Busy(PathBuf),
+    /// The HTTP client for the identity providers could not be made.
+    #[error("cannot prepare the identity providers' HTTP client: {0}")]
+    Sso(#[from] reqwest::Error),
 }
 
 /// Everything a request handler needs, shared.
@@ -77,6 +80,8 @@ pub struct Gateway {
     pub log: Sequencer,
     /// Resumable uploads in progress in this process.
     pub uploads: Uploads,
+    /// The identity providers for single sign-on.
+    pub sso: crate::sso::Sso,
     /// The data directory, held shared for as long as the gateway runs.
     _running: DataDirLock,
 }
@@ -140,7 +145,9 @@ impl Gateway {
             .await?
             .with_witnesses(&config.witnesses)?;
         startup.keys_bound = store.bind_key_owners(clock.now()).await?;
+        let sso = crate::sso::Sso::new(config.oidc.clone(), &public_url)?;
         let gateway = Self {
+            sso,
             gate,
             rules: UploadRules {
                 max_size: config.max_upload_size,

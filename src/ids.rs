@@ -85,6 +85,10 @@ id_type!(
     /// A browser session's public handle (audit entries), not the cookie's secret.
     SessionId
 );
+id_type!(
+    /// A person at an identity provider bound to a user (their issuer and subject).
+    IdentityId
+);
 
 /// SHA-256 of a bearer secret: what the store keeps instead of the secret.
 #[derive(Clone, PartialEq, Eq)]

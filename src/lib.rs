@@ -69,6 +69,7 @@ pub mod policy;
 pub mod relocation;
 /// Assembling and running the gateway.
 pub mod server;
+pub mod sso;
 /// The SQLite store: all SQL lives here.
 pub mod store;
 /// The background expiry and purge task.

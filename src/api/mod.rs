@@ -16,6 +16,7 @@ mod pages;
 mod redeem;
 mod routes;
 mod sent;
+mod sso;
 mod transfers;
 mod transparency;
 mod tus;
@@ -51,6 +52,7 @@ fn routes() -> OpenApiRouter<Arc<Gateway>> {
         .merge(redeem::router())
         .merge(routes::router())
         .merge(sent::router())
+        .merge(sso::router())
         .merge(transfers::router())
         .merge(tus::router())
 }

@@ -31,6 +31,44 @@ impl Client {
         Ok(Self { http, base: args.url.trim_end_matches('/').to_owned(), token: token.trim().to_owned() })
     }
 
+    /// A client without a token, for the few calls that need none (single sign-on).
+    pub(super) fn anonymous(url: &str) -> Result<Self, Failure> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sealpost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::new(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, base: url.trim_end_matches('/').to_owned(), token: String::new() })
+    }
+
+    /// POST a JSON body; an error answer the gateway explains comes back as `Ok(Err(detail))`,
+    /// for callers that act on its code.
+    pub(super) async fn post_coded<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: impl Serialize,
+    ) -> Result<Result<T, crate::wire::ErrorDetail>, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.post(&url).json(&body);
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
+        let response = request.send().await.map_err(|e| {
+            Failure::new(format!("cannot reach the gateway at {}: {}", self.base, root_cause(&e)))
+                .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map(Ok)
+                .map_err(|e| Failure::new(format!("the gateway sent an answer this client does not understand: {e}")));
+        }
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(ErrorBody { error }) => Ok(Err(error)),
+            Err(_) => Err(api_failure(status, &text)),
+        }
+    }
+
     /// GET a JSON document, as the wire type `T` (`serde_json::Value` where no type fits).
     pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.send(Method::GET, path, None).await
@@ -71,7 +109,10 @@ impl Client {
 
     async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut request = self.http.request(method, &url);
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

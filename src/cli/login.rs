@@ -20,6 +20,58 @@ pub(super) struct LoginArgs {
     /// The gateway's base URL (default: the profile's, if it has one).
     #[arg(long, env = "SEALPOST_URL")]
     url: Option<String>,
+    /// Sign in through your organisation's identity provider instead of giving a token: prints a
+    /// code and an address to enter it at, then waits; the gateway gives this CLI a short-lived
+    /// token tied to you.
+    #[arg(long)]
+    sso: bool,
+    /// Which identity provider, when the gateway has several (`GET /api/v1/sso` lists them).
+    #[arg(long, requires = "sso")]
+    provider: Option<String>,
+}
+
+/// The longest `login --sso` waits for the person, whatever the provider says.
+const DEVICE_WAIT_CEILING: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Signs this CLI in through the gateway's identity provider (RFC 8628 device flow, with the
+/// gateway as the provider's client): shows the code, polls, and returns the token.
+async fn sso_token(url: &str, provider: Option<String>) -> Result<crate::wire::sso::SsoToken, Failure> {
+    use crate::wire::ErrorCode;
+    use crate::wire::sso::{DevicePoll, DeviceRequest, DeviceStarted, SsoToken};
+    let client = Client::anonymous(url)?;
+    let started: DeviceStarted = client.post("/api/v1/sso/device", DeviceRequest { provider }).await?;
+    eprintln!("Open this address in a browser and enter the code {}:", started.user_code);
+    eprintln!();
+    eprintln!("    {}", started.verification_uri);
+    eprintln!();
+    if let Some(complete) = &started.verification_uri_complete {
+        eprintln!("(or open {complete})");
+    }
+    eprintln!("Waiting for you to finish signing in (the code expires in {} minutes)…", started.expires_in.div_ceil(60));
+    let poll = DevicePoll { provider: started.provider.clone(), device_code: started.device_code.clone() };
+    let mut interval = std::time::Duration::from_secs(started.interval.max(1));
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(started.expires_in).min(DEVICE_WAIT_CEILING);
+    loop {
+        tokio::time::sleep(interval).await;
+        match client.post_coded::<SsoToken>("/api/v1/sso/device/token", &poll).await? {
+            Ok(token) => return Ok(token),
+            Err(e) if e.code == ErrorCode::AuthorizationPending => {}
+            Err(e) if e.code == ErrorCode::SlowDown => interval += std::time::Duration::from_secs(5),
+            Err(e) => {
+                let hint = match e.code {
+                    ErrorCode::ExpiredToken => "run `sealpost login --sso` again and enter the new code sooner",
+                    ErrorCode::SsoUnavailable => "the identity provider may be down: try again later",
+                    _ => "ask your administrator if you should have access",
+                };
+                return Err(Failure::new(format!("not signed in: {}", e.message)).hint(hint));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Failure::new("not signed in: the code expired before the sign-in was finished")
+                .hint("run `sealpost login --sso` again"));
+        }
+    }
 }
 
 /// The config file's path, or a failure saying how to name one.
@@ -126,7 +178,12 @@ pub(super) async fn login(args: LoginArgs, asked: Option<String>) -> Result<(), 
             .hint("pass --url https://sealpost.example.gov.uk")
             .exit(EXIT_CONFIG)
     })?;
-    let token = read_token()?;
+    let (token, sso) = if args.sso {
+        let issued = sso_token(&url, args.provider).await?;
+        (issued.token.clone(), Some(issued))
+    } else {
+        (read_token()?, None)
+    };
     let who = Client::new(&ClientArgs { url: url.clone(), token: Some(token.clone()) })?
         .get::<Whoami>("/api/v1/whoami")
         .await?;
@@ -147,13 +204,23 @@ pub(super) async fn login(args: LoginArgs, asked: Option<String>) -> Result<(), 
     })?;
     write_private(&path, &updated)?;
 
-    println!(
-        "logged in to {url} as {} ({}, {} organisation); profile `{name}` saved in {}",
-        who.user,
-        who.role,
-        who.org_kind,
-        path.display()
-    );
+    match sso {
+        Some(issued) => println!(
+            "Signed in as {} ({}) at {url}; the token expires at {}{}; profile `{name}` saved in {}",
+            who.user,
+            who.role,
+            issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            if issued.mfa { " (multi-factor sign-in)" } else { "" },
+            path.display()
+        ),
+        None => println!(
+            "logged in to {url} as {} ({}, {} organisation); profile `{name}` saved in {}",
+            who.user,
+            who.role,
+            who.org_kind,
+            path.display()
+        ),
+    }
     Ok(())
 }
 

@@ -162,7 +162,8 @@ enum Command {
     /// Verify or export the transparency log (exit 0 valid, 4 not).
     #[command(subcommand)]
     Log(log::LogCommand),
-    /// Check an API token (read from standard input) and save it, 0600, in a profile.
+    /// Check an API token (read from standard input), or sign in through your organisation's
+    /// identity provider (`--sso`), and save the token, 0600, in a profile.
     Login(login::LoginArgs),
     /// Delete a profile's saved token.
     Logout,

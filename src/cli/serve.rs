@@ -55,6 +55,19 @@ pub(super) struct ServeArgs {
     /// Log format: `human` or `json`.
     #[arg(long, env = "SEALPOST_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Single sign-on: the identity provider's issuer URL (one provider, id `sso`; more in the
+    /// config file's `[[oidc]]` tables).
+    #[arg(long, env = "SEALPOST_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// The client id registered at that provider.
+    #[arg(long, env = "SEALPOST_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The client secret (prefer the environment to the command line).
+    #[arg(long, env = "SEALPOST_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// What the sign-in button calls the provider: `Sign in with NAME` (default `single sign-on`).
+    #[arg(long, env = "SEALPOST_OIDC_NAME")]
+    oidc_name: Option<String>,
 }
 
 pub(super) fn config_failure(e: &crate::config::ConfigError) -> Failure {
@@ -102,6 +115,20 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     }
     if let Some(v) = &args.log_format {
         config.log_format = parse_log_format(v).map_err(|e| config_failure(&e))?;
+    }
+    if let Some(issuer) = &args.oidc_issuer {
+        let file = crate::sso::config::ProviderFile {
+            issuer: issuer.clone(),
+            client_id: args.oidc_client_id.clone().unwrap_or_default(),
+            client_secret: args.oidc_client_secret.clone(),
+            name: args.oidc_name.clone(),
+            ..Default::default()
+        };
+        config.oidc.push(crate::sso::Provider::from_file(file).map_err(|e| config_failure(&e))?);
+    } else if args.oidc_client_id.is_some() || args.oidc_client_secret.is_some() {
+        return Err(Failure::new("SEALPOST_OIDC_CLIENT_ID or SEALPOST_OIDC_CLIENT_SECRET is set without SEALPOST_OIDC_ISSUER")
+            .hint("set SEALPOST_OIDC_ISSUER to the provider's issuer URL too, or unset both")
+            .exit(EXIT_CONFIG));
     }
     config.validate().map_err(|e| config_failure(&e))?;
     Ok(config)

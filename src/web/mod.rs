@@ -19,6 +19,7 @@ mod recipient;
 mod sender;
 pub(crate) mod session;
 mod sign_in;
+mod sso;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new()
         .merge(sign_in::router())
+        .merge(sso::router())
         .merge(recipient::router())
         .merge(sender::router())
         .merge(compliance::router())

@@ -30,6 +30,10 @@ use crate::store::{Session, SessionLookup, StoreError};
 pub(crate) const SESSION_COOKIE: &str = "__Host-sealpost-session";
 /// The pre-session cookie that protects the sign-in form.
 pub(crate) const SIGN_IN_COOKIE: &str = "__Host-sealpost-sign-in";
+/// The cookie that ties a single sign-on attempt to the browser that started it. `SameSite=Lax`,
+/// unlike the others: the provider's redirect back is a cross-site navigation, which a strict
+/// cookie would not come with.
+pub(crate) const SSO_COOKIE: &str = "__Host-sealpost-sso";
 /// How long a sign-in form stays usable.
 const SIGN_IN_FORM_SECONDS: u32 = 3600;
 
@@ -63,6 +67,13 @@ pub(crate) fn csrf_matches(expected: &str, presented: &str) -> bool {
 /// requires it, and browsers accept secure cookies from `http://localhost` and `127.0.0.1` too.
 fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
     let text = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict; Secure");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("sealpost=; Max-Age=0"))
+}
+
+/// A `Set-Cookie` value for the single sign-on cookie ([`SSO_COOKIE`]): like the others but
+/// `SameSite=Lax`.
+pub(crate) fn set_sso_cookie(value: &str, max_age: u64) -> HeaderValue {
+    let text = format!("{SSO_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax; Secure");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("sealpost=; Max-Age=0"))
 }
 

@@ -45,11 +45,35 @@ struct SignInPage {
     ended: bool,
     idle: String,
     lifetime: String,
+    providers: Vec<ProviderButton>,
 }
 
-fn sign_in_response(gw: &Gateway, headers: &HeaderMap, errors: Errors, ended: bool) -> Result<Response, PageError> {
-    let (cookie, csrf) = session::sign_in_form(headers);
+/// A single sign-on button: `Sign in with NAME`.
+struct ProviderButton {
+    id: String,
+    name: String,
+}
+
+/// The sign-in page (with `errors`, answered 422; `ended` after a sign-out).
+pub(super) fn sign_in_response(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    errors: Errors,
+    ended: bool,
+) -> Result<Response, PageError> {
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    sign_in_page_with(gw, headers, errors, ended, status)
+}
+
+/// The sign-in page answered with `status`.
+pub(super) fn sign_in_page_with(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    errors: Errors,
+    ended: bool,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let (cookie, csrf) = session::sign_in_form(headers);
     let page = SignInPage {
         frame: Frame::bare("Sign in", "sign-in").with_errors(&errors),
         csrf,
@@ -57,6 +81,7 @@ fn sign_in_response(gw: &Gateway, headers: &HeaderMap, errors: Errors, ended: bo
         ended,
         idle: spoken(gw.config.session_idle_timeout),
         lifetime: spoken(gw.config.session_lifetime),
+        providers: gw.sso.providers().map(|p| ProviderButton { id: p.id.clone(), name: p.name.clone() }).collect(),
     };
     let mut response = render(&page)?;
     *response.status_mut() = status;
@@ -107,7 +132,13 @@ struct SignInForm {
 
 /// Records a refused sign-in and waits before answering.
 async fn refuse(gw: &Gateway, code: &str) -> Result<(), PageError> {
-    let recent = gw.store.refuse_session(code, AuthMethod::Token, REFUSAL_WINDOW, gw.clock.now()).await?;
+    refuse_by(gw, code, AuthMethod::Token).await
+}
+
+/// Records a refused sign-in by `method` and waits before answering: longer the more sign-ins
+/// were refused lately.
+pub(super) async fn refuse_by(gw: &Gateway, code: &str, method: AuthMethod) -> Result<(), PageError> {
+    let recent = gw.store.refuse_session(code, method, REFUSAL_WINDOW, gw.clock.now()).await?;
     let pause = REFUSAL_STEP.saturating_mul(u32::try_from(recent).unwrap_or(u32::MAX)).min(REFUSAL_MAX);
     tokio::time::sleep(pause).await;
     Ok(())

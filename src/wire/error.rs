@@ -38,12 +38,25 @@ macro_rules! error_codes {
 error_codes! {
     /// The request is malformed: a parameter, header or body that cannot be read.
     BadRequest = ("bad_request", 400),
+    /// The person has not finished signing in at the identity provider yet: poll again after
+    /// the interval (RFC 8628 `authorization_pending`).
+    AuthorizationPending = ("authorization_pending", 400),
+    /// Polling too often: wait five seconds longer between polls (RFC 8628 `slow_down`).
+    SlowDown = ("slow_down", 400),
+    /// The device code expired before the sign-in was finished: start again (RFC 8628).
+    ExpiredToken = ("expired_token", 400),
     /// No valid API token (missing, unknown, expired or revoked).
     Unauthenticated = ("unauthenticated", 401),
+    /// The identity provider's answer could not be verified (signature, issuer, audience,
+    /// expiry): nothing was signed in.
+    SsoInvalid = ("sso_invalid", 401),
     /// The caller's role does not allow this, or no policy permits it.
     Forbidden = ("forbidden", 403),
     /// A forbid policy refused it; the answer names the policies.
     PolicyDenied = ("policy_denied", 403),
+    /// The identity provider or sealpost refused the sign-in: the person cancelled or is
+    /// disabled, has no sealpost account, or no role under the provider's rules.
+    AccessDenied = ("access_denied", 403),
     /// No such resource, or not one the caller may see.
     NotFound = ("not_found", 404),
     /// The endpoint does not take that method.
@@ -115,6 +128,9 @@ error_codes! {
     UploadBusy = ("upload_busy", 423),
     /// The gateway failed; nothing was changed. The body says no more.
     Internal = ("internal", 500),
+    /// The identity provider cannot be reached (or does not answer as OpenID Connect): try
+    /// again later.
+    SsoUnavailable = ("sso_unavailable", 502),
     /// The gateway is busy; try again after `Retry-After`.
     ServiceUnavailable = ("service_unavailable", 503),
     /// The transparency log cannot be written, so nothing that it would record may happen.

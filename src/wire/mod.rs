@@ -19,6 +19,7 @@ pub mod log;
 pub mod manifests;
 pub mod routes;
 pub mod sent;
+pub mod sso;
 pub mod transfers;
 
 pub use digest::{Digest, DigestParseError};
