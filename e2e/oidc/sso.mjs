@@ -41,8 +41,9 @@ export function oidcTable(provider) {
  * the provider knows the redirect URI `PUBLIC_URL/sign-in/callback`.
  *
  * `via: 'env'` (default) configures it with `SEALPOST_OIDC_ISSUER`, `…_CLIENT_ID`,
- * `…_CLIENT_SECRET` and `…_NAME`; `via: 'config'` with an `[[oidc]]` table made of `oidc`
- * (`{ users, org, roles… }`) and top-level `config` keys (e.g. `session_lifetime`).
+ * `…_CLIENT_SECRET`, `…_NAME` and `SEALPOST_PUBLIC_URL`; `via: 'config'` with the config file
+ * alone: `public_url`, top-level `config` keys (e.g. `session_lifetime`) and an `[[oidc]]` table
+ * made of `oidc` (`{ users, org, roles… }`).
  */
 export function useSsoSuite({ accounts = [], name = 'Test ID', via = 'env', oidc = {}, config = '', ...options } = {}) {
   const suite = useSuite({
@@ -54,16 +55,19 @@ export function useSsoSuite({ accounts = [], name = 'Test ID', via = 'env', oidc
       s.op = await startProvider({ clients: [s.client], accounts });
       s.cleanups.push(() => s.op.close());
       s.providerName = name;
-      const env = { SEALPOST_PUBLIC_URL: publicUrl };
+      const env = {};
       let text = config ? `${config.trim()}\n` : '';
       if (via === 'env') {
         Object.assign(env, {
+          SEALPOST_PUBLIC_URL: publicUrl,
           SEALPOST_OIDC_ISSUER: s.op.issuer,
           SEALPOST_OIDC_CLIENT_ID: s.client.client_id,
           SEALPOST_OIDC_CLIENT_SECRET: s.client.client_secret,
           SEALPOST_OIDC_NAME: name,
         });
       } else {
+        // All in the file, the public URL too (top-level keys come before the tables).
+        text = `public_url = ${toml(publicUrl)}\n${text}`;
         text += oidcTable({
           id: 'sso',
           name,
