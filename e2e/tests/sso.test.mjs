@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { sleep } from '../harness.mjs';
-import { entryWith, makeFiles, pressFor, shownErrors } from '../flows.mjs';
+import { assertSameFiles, collect, collectRefused, entryWith, makeFiles, openFromInbox, pressFor, shownErrors } from '../flows.mjs';
 import {
   SESSION_COOKIE,
   atProvider,
@@ -22,7 +22,7 @@ import {
 const suite = useSsoSuite({
   name: 'Test ID',
   accounts: [
-    { id: 'erin', password: 'erin-pw', email: 'Erin@HMPPS.example', name: 'Erin Example', groups: ['recipients'] },
+    { id: 'erin', password: 'erin-pw', email: 'Erin@HMPPS.example', name: 'Erin Example', groups: ['recipients'], otp: '112233' },
     { id: 'dan', password: 'dan-pw', email: 'dan@hmpps.example' },
     { id: 'oscar', password: 'oscar-pw', email: 'oscar@ico.example', otp: '246810' },
     { id: 'stranger', password: 'stranger-pw', email: 'stranger@elsewhere.example' },
@@ -215,7 +215,7 @@ test('a person who cancels at the provider, or whose account is disabled there, 
   assert.deepEqual(codes, ['session.refused sso_denied', 'session.refused sso_denied']);
 });
 
-test('a compliance officer needs the one-time code to approve a held OFFICIAL-SENSITIVE transfer', async (t) => {
+test('a compliance officer needs the one-time code to approve a held OFFICIAL-SENSITIVE transfer, its recipient to collect it', async (t) => {
   const { gw, op, dir } = suite;
   const { erin } = await cast();
   const { bob } = suite.cast;
@@ -251,6 +251,17 @@ test('a compliance officer needs the one-time code to approve a held OFFICIAL-SE
   assert.equal(approved.length, 1, 'no transfer.approved');
   assert.equal(approved[0].actor, 'ico/oscar');
 
+  // The recipient: without the one-time code the policy refuses the collection, with it the
+  // files arrive.
+  const erinWeak = await suite.person(t, 'erin-password-only');
+  await ssoSignIn(erinWeak, op, ERIN);
+  await openFromInbox(erinWeak, sent.id);
+  assert.match(await collectRefused(erinWeak, erin.identity, /multi-factor/i), /multi-factor/i);
+  const erinStrong = await suite.person(t, 'erin-with-code');
+  await ssoSignIn(erinStrong, op, { ...ERIN, otp: '112233' });
+  await openFromInbox(erinStrong, sent.id);
+  assertSameFiles(await collect(erinStrong, erin.identity, 1), [file]);
+
   const started = (await ssoAudit(from)).filter((e) => e.event === 'session.started').map((e) => fieldsOf(e).mfa);
-  assert.deepEqual(started, ['false', 'true']);
+  assert.deepEqual(started, ['false', 'true', 'false', 'true']);
 });
