@@ -65,7 +65,7 @@ async fn add_org(
     caller: Caller,
     ApiJson(req): ApiJson<NewOrg>,
 ) -> Result<(StatusCode, Json<OrgInfo>), ApiError> {
-    caller.require(&[Role::Admin], "manage organisations")?;
+    caller.administer(&gw, "manage organisations")?;
     check_name(&req.name)?;
     let kind: OrgKind = req.kind.parse()?;
     if !kind.creatable() {
@@ -85,7 +85,7 @@ async fn add_org(
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
     ))]
 async fn list_orgs(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
-    caller.require(&[Role::Admin], "list organisations")?;
+    caller.administer(&gw, "list organisations")?;
     Ok(Json(OrgList { orgs: gw.store.list_orgs().await? }))
 }
 
@@ -123,7 +123,7 @@ async fn add_user(
     caller: Caller,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    caller.require(&[Role::Admin], "manage users")?;
+    caller.administer(&gw, "manage users")?;
     let user = parse_user(&req.user)?;
     let role: Role = req.role.parse()?;
     let email = req.email.as_deref().map(crate::model::normalise_email).transpose()?;
@@ -155,7 +155,7 @@ async fn add_user(
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
     ))]
 async fn list_users(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<UserList>, ApiError> {
-    caller.require(&[Role::Admin], "list users")?;
+    caller.administer(&gw, "list users")?;
     Ok(Json(UserList { users: gw.store.list_users().await? }))
 }
 
@@ -176,7 +176,7 @@ async fn issue_token(
     caller: Caller,
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    caller.require(&[Role::Admin], "issue tokens")?;
+    caller.administer(&gw, "issue tokens")?;
     let user = parse_user(&req.user)?;
     let expires_at = token_expiry(&gw, req.lifetime.as_deref())?;
     let token = BearerSecret::generate("sp_");
@@ -209,7 +209,7 @@ async fn list_tokens(
     caller: Caller,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    caller.require(&[Role::Admin], "list tokens")?;
+    caller.administer(&gw, "list tokens")?;
     let user = q.user.as_deref().map(parse_user).transpose()?;
     Ok(Json(TokenList { tokens: gw.store.list_tokens(user.as_ref()).await? }))
 }
@@ -230,7 +230,7 @@ async fn revoke_token(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
-    caller.require(&[Role::Admin], "revoke tokens")?;
+    caller.administer(&gw, "revoke tokens")?;
     let id = TokenId::parse(&id).ok_or_else(|| ApiError::not_found(format!("there is no token `{id}`")))?;
     gw.store.revoke_token(&caller.0.id, &id, gw.clock.now()).await?;
     Ok(Json(Revoked { revoked: 1 }))
@@ -256,7 +256,7 @@ async fn revoke_user_tokens(
     caller: Caller,
     Path((org, name)): Path<(String, String)>,
 ) -> Result<Json<Revoked>, ApiError> {
-    caller.require(&[Role::Admin], "revoke tokens")?;
+    caller.administer(&gw, "revoke tokens")?;
     let user = UserRef::new(&org, &name)?;
     let n = gw.store.revoke_user_tokens(&caller.0.id, &user, gw.clock.now()).await?;
     Ok(Json(Revoked { revoked: n }))

@@ -27,6 +27,15 @@ impl Caller {
         Err(ApiError::forbidden(format!("only users with the {} role can {what}", names.join(" or "))))
     }
 
+    /// 403 unless the caller is an administrator whom policy lets administer (`what` names the
+    /// task): Cedar's `administer`, which asks people signed in through an identity provider for
+    /// a multi-factor sign-in.
+    pub(super) fn administer(&self, gw: &Gateway, what: &str) -> Result<(), ApiError> {
+        self.require(&[Role::Admin], what)?;
+        gw.gate.administer(&self.0, what, gw.clock.now())?;
+        Ok(())
+    }
+
     /// True for administrators.
     pub(super) fn is_admin(&self) -> bool {
         self.0.role == Role::Admin

@@ -42,7 +42,7 @@ async fn add(
     caller: Caller,
     ApiJson(req): ApiJson<NewRoute>,
 ) -> Result<(StatusCode, Json<RouteInfo>), ApiError> {
-    caller.require(&[Role::Admin], "manage routes")?;
+    caller.administer(&gw, "manage routes")?;
     check_name(&req.from)?;
     check_name(&req.to)?;
     let route = gw.store.add_route(&caller.0.id, &req.from, &req.to, gw.clock.now()).await?;
@@ -59,7 +59,7 @@ async fn add(
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
     ))]
 async fn list(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<RouteList>, ApiError> {
-    caller.require(&[Role::Admin], "list routes")?;
+    caller.administer(&gw, "list routes")?;
     Ok(Json(RouteList { routes: gw.store.list_routes().await? }))
 }
 
@@ -82,7 +82,7 @@ async fn remove(
     caller: Caller,
     Path((from, to)): Path<(String, String)>,
 ) -> Result<Json<RouteRemoved>, ApiError> {
-    caller.require(&[Role::Admin], "manage routes")?;
+    caller.administer(&gw, "manage routes")?;
     gw.store.remove_route(&caller.0.id, &from, &to, gw.clock.now()).await?;
     Ok(Json(RouteRemoved { removed: RouteEnds { from, to } }))
 }
@@ -113,7 +113,7 @@ async fn show_policy(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<J
         (status = 422, description = "`invalid_policy`: the set on disk is invalid; the old one stays in force.", body = ErrorBody),
     ))]
 async fn reload(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<PolicyInfo>, ApiError> {
-    caller.require(&[Role::Admin], "reload policies")?;
+    caller.administer(&gw, "reload policies")?;
     let digest = crate::lifecycle::reload_policies(&gw, Some(&caller.0.id)).await?;
     Ok(Json(PolicyInfo { source: gw.gate.source().to_string(), digest }))
 }

@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiJson};
 use crate::gateway::Gateway;
 use crate::ids::BearerSecret;
-use crate::store::{AuthMethod, SsoGrant, SsoGranted, SsoRefusal};
 use crate::sso::{ProviderClient, Provisioning, SsoError};
+use crate::store::{AuthMethod, SsoGrant, SsoGranted, SsoRefusal};
 use crate::wire::ErrorBody;
 use crate::wire::ErrorCode;
 use crate::wire::sso::{DevicePoll, DeviceRequest, DeviceStarted, ProviderInfo, ProviderList, SsoToken};
@@ -47,11 +47,17 @@ fn provider<'a>(gw: &'a Gateway, id: Option<&str>) -> Result<&'a ProviderClient,
     match id {
         Some(id) => gw.sso.provider(id).ok_or_else(|| {
             let ids: Vec<&str> = gw.sso.providers().map(|p| p.id.as_str()).collect();
-            ApiError::new(ErrorCode::NotFound, format!("there is no provider `{id}` here: use one of {}", ids.join(", ")))
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("there is no provider `{id}` here: use one of {}", ids.join(", ")),
+            )
         }),
         None => gw.sso.only().ok_or_else(|| {
             let ids: Vec<&str> = gw.sso.providers().map(|p| p.id.as_str()).collect();
-            ApiError::bad_request(format!("this gateway has several providers: name one of {} (`--provider ID`)", ids.join(", ")))
+            ApiError::bad_request(format!(
+                "this gateway has several providers: name one of {} (`--provider ID`)",
+                ids.join(", ")
+            ))
         }),
     }
 }
@@ -71,10 +77,13 @@ fn sso_error(e: &SsoError) -> ApiError {
             "the code expired before the sign-in was finished: start again with `sealpost login --sso`",
         ),
         SsoError::Unreachable { .. } => ApiError::new(ErrorCode::SsoUnavailable, format!("{e}: try again later")),
-        SsoError::Denied { .. } => ApiError::new(ErrorCode::AccessDenied, format!("{e}: start again, or ask your administrator")),
-        SsoError::Invalid { .. } => {
-            ApiError::new(ErrorCode::SsoInvalid, format!("{e}: nothing was signed in; start again, or tell your administrator"))
+        SsoError::Denied { .. } => {
+            ApiError::new(ErrorCode::AccessDenied, format!("{e}: start again, or ask your administrator"))
         }
+        SsoError::Invalid { .. } => ApiError::new(
+            ErrorCode::SsoInvalid,
+            format!("{e}: nothing was signed in; start again, or tell your administrator"),
+        ),
     }
 }
 
@@ -96,7 +105,10 @@ async fn refuse(gw: &Gateway, code: &str) -> Result<(), ApiError> {
         (status = 404, description = "`not_found`: single sign-on is off, or there is no such provider.", body = ErrorBody),
         (status = 502, description = "`sso_unavailable`: the provider cannot be reached.", body = ErrorBody),
     ))]
-async fn device(State(gw): State<Arc<Gateway>>, ApiJson(req): ApiJson<DeviceRequest>) -> Result<Json<DeviceStarted>, ApiError> {
+async fn device(
+    State(gw): State<Arc<Gateway>>,
+    ApiJson(req): ApiJson<DeviceRequest>,
+) -> Result<Json<DeviceStarted>, ApiError> {
     let p = provider(&gw, req.provider.as_deref())?;
     let started = match gw.sso.start_device(p).await {
         Ok(s) => s,
@@ -125,8 +137,7 @@ async fn device(State(gw): State<Arc<Gateway>>, ApiJson(req): ApiJson<DeviceRequ
     responses(
         (status = 201, description = "Signed in: the token, shown once.", body = SsoToken),
         (status = 400, description = "`authorization_pending`, `slow_down` or `expired_token` (RFC 8628), or `bad_request`: the body is not a `DevicePoll`.", body = ErrorBody),
-        (status = 401, description = "`sso_invalid`: the provider's ID token failed verification.", body = ErrorBody),
-        (status = 403, description = "`access_denied`: the person cancelled or was refused at the provider, or has no sealpost account or role.", body = ErrorBody),
+        (status = 403, description = "`access_denied`: the person cancelled or was refused at the provider, or has no sealpost account or role; `sso_invalid`: the provider's ID token failed verification.", body = ErrorBody),
         (status = 404, description = "`not_found`: single sign-on is off, or there is no such provider.", body = ErrorBody),
         (status = 502, description = "`sso_unavailable`: the provider cannot be reached.", body = ErrorBody),
     ))]

@@ -113,7 +113,7 @@ async fn keys(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response, 
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
     ))]
 async fn rotate(State(gw): State<Arc<Gateway>>, caller: Caller) -> Result<Json<KeyRotation>, ApiError> {
-    caller.require(&[Role::Admin], "rotate the log key")?;
+    caller.administer(&gw, "rotate the log key")?;
     let new = gw.log.log().rotate_key().await?;
     let event = Event::new(EventKind::LogKeyAdded).actor(&caller.0.id).field("key", new.to_vkey());
     gw.store.record(&event, gw.clock.now()).await?;
@@ -138,7 +138,7 @@ async fn retire(
     caller: Caller,
     ApiJson(req): ApiJson<RetireKey>,
 ) -> Result<Json<KeyRetired>, ApiError> {
-    caller.require(&[Role::Admin], "retire a log key")?;
+    caller.administer(&gw, "retire a log key")?;
     let current = gw.log.log().retire_key(&req.key_id).await?;
     let event = Event::new(EventKind::LogKeyRetired).actor(&caller.0.id).field("key_id", &req.key_id);
     gw.store.record(&event, gw.clock.now()).await?;

@@ -47,11 +47,14 @@ async fn sso_token(url: &str, provider: Option<String>) -> Result<crate::wire::s
     if let Some(complete) = &started.verification_uri_complete {
         eprintln!("(or open {complete})");
     }
-    eprintln!("Waiting for you to finish signing in (the code expires in {} minutes)…", started.expires_in.div_ceil(60));
+    eprintln!(
+        "Waiting for you to finish signing in (the code expires in {} minutes)…",
+        started.expires_in.div_ceil(60)
+    );
     let poll = DevicePoll { provider: started.provider.clone(), device_code: started.device_code.clone() };
     let mut interval = std::time::Duration::from_secs(started.interval.max(1));
-    let deadline = std::time::Instant::now()
-        + std::time::Duration::from_secs(started.expires_in).min(DEVICE_WAIT_CEILING);
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(started.expires_in).min(DEVICE_WAIT_CEILING);
     loop {
         tokio::time::sleep(interval).await;
         match client.post_coded::<SsoToken>("/api/v1/sso/device/token", &poll).await? {

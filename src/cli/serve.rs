@@ -126,9 +126,11 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
         };
         config.oidc.push(crate::sso::Provider::from_file(file).map_err(|e| config_failure(&e))?);
     } else if args.oidc_client_id.is_some() || args.oidc_client_secret.is_some() {
-        return Err(Failure::new("SEALPOST_OIDC_CLIENT_ID or SEALPOST_OIDC_CLIENT_SECRET is set without SEALPOST_OIDC_ISSUER")
-            .hint("set SEALPOST_OIDC_ISSUER to the provider's issuer URL too, or unset both")
-            .exit(EXIT_CONFIG));
+        return Err(Failure::new(
+            "SEALPOST_OIDC_CLIENT_ID or SEALPOST_OIDC_CLIENT_SECRET is set without SEALPOST_OIDC_ISSUER",
+        )
+        .hint("set SEALPOST_OIDC_ISSUER to the provider's issuer URL too, or unset both")
+        .exit(EXIT_CONFIG));
     }
     config.validate().map_err(|e| config_failure(&e))?;
     Ok(config)

@@ -19,6 +19,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("sealpost.cedarschema", include_str!("../../policies/sealpost.cedarschema")),
     ("four-eyes.cedar", include_str!("../../policies/four-eyes.cedar")),
     ("limits.cedar", include_str!("../../policies/limits.cedar")),
+    ("mfa.cedar", include_str!("../../policies/mfa.cedar")),
     ("roles.cedar", include_str!("../../policies/roles.cedar")),
     ("routes.cedar", include_str!("../../policies/routes.cedar")),
     ("signing.cedar", include_str!("../../policies/signing.cedar")),
@@ -199,6 +200,12 @@ impl Policies {
         ids
     }
 
+    /// True when the schema declares `action` (a set made from an older copy of the shipped
+    /// schema may lack the newer ones).
+    pub fn has_action(&self, action: &str) -> bool {
+        self.schema.actions().any(|a| a.id().unescaped() == action)
+    }
+
     /// The `@advice` text of a policy, if it has one.
     pub fn advice(&self, id: &str) -> Option<&str> {
         self.advice.get(id).map(String::as_str)
@@ -257,7 +264,7 @@ impl Policies {
 /// Context attributes added to the shipped schema after its first release, oldest first (the
 /// upload's key facts, then whether the sender signed it): left out, newest first, for a set
 /// whose schema does not declare them.
-const LATER_CONTEXT: &[&str] = &["key_types", "post_quantum", "signed"];
+const LATER_CONTEXT: &[&str] = &["key_types", "post_quantum", "signed", "authentication"];
 
 /// Reads a policy directory: its `*.cedarschema` and `*.cedar` files, sorted by name.
 fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
@@ -319,6 +326,7 @@ mod tests {
             name: id.into(),
             role: role.into(),
             org: id.split('/').next().unwrap_or_default().into(),
+            authentication: None,
         };
         let mut context = serde_json::json!({
             "classification": classification, "expires_in_seconds": 3600, "recipient_count": 1,

@@ -21,6 +21,8 @@ pub enum Action {
     Approve,
     /// Read the audit trail.
     ReadAudit,
+    /// Administer the gateway: organisations, users, tokens, routes, policies, log keys.
+    Administer,
 }
 
 impl Action {
@@ -33,6 +35,7 @@ impl Action {
             Self::Recall => "recall",
             Self::Approve => "approve",
             Self::ReadAudit => "read_audit",
+            Self::Administer => "administer",
         }
     }
 }
@@ -48,6 +51,25 @@ pub struct UserFacts {
     pub role: String,
     /// The organisation's name.
     pub org: String,
+    /// How the user authenticated, when they are the one asking: the request's
+    /// `context.authentication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthFacts>,
+}
+
+/// How the caller authenticated, as policies see it (`context.authentication`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFacts {
+    /// `token` (an API token, or a page session started with one) or `oidc` (single sign-on).
+    pub method: String,
+    /// Whether the identity provider's `amr`/`acr` counted as multi-factor.
+    pub mfa: bool,
+    /// The provider's `amr` values.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The provider's `acr`, or empty.
+    #[serde(default)]
+    pub acr: String,
 }
 
 /// An organisation as policies see it.
@@ -88,6 +110,8 @@ pub enum Resource {
     Transfer(TransferFacts),
     /// The audit trail.
     AuditTrail,
+    /// The gateway itself (administration).
+    Gateway,
 }
 
 /// One request for a decision, with every fact the policies may read.
@@ -154,6 +178,10 @@ impl PolicyRequest {
                 entities.push(json!({ "uid": uid("AuditTrail", "trail"), "attrs": {}, "parents": [] }));
                 uid_text("AuditTrail", "trail")
             }
+            Resource::Gateway => {
+                entities.push(json!({ "uid": uid("Gateway", "gateway"), "attrs": {}, "parents": [] }));
+                uid_text("Gateway", "gateway")
+            }
         };
         users.sort_by(|a, b| a.id.cmp(&b.id));
         users.dedup_by(|a, b| a.id == b.id);
@@ -171,6 +199,9 @@ impl PolicyRequest {
         }
         let mut context = self.context.clone();
         context.entry("now").or_insert_with(|| json!(now));
+        if let Some(auth) = &self.principal.authentication {
+            context.entry("authentication").or_insert_with(|| json!(auth));
+        }
         (uid_text("User", &self.principal.id), resource, Value::Object(context), Value::Array(entities))
     }
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 pub use engine::{Decision, Policies, PolicyError, PolicySource};
-pub use facts::{Action, OrgFacts, PolicyRequest, Resource, TransferFacts, UserFacts};
+pub use facts::{Action, AuthFacts, OrgFacts, PolicyRequest, Resource, TransferFacts, UserFacts};
 
 use crate::envelope::StanzaKind;
 use crate::ids::UserId;
@@ -273,6 +273,29 @@ impl PolicyGate {
         Denial { message, policies: decision.policies.clone() }
     }
 
+    /// Decides whether the caller may administer the gateway (`what` names the task for the
+    /// refusal): Cedar's `administer` on the gateway.
+    /// A policy set whose schema predates the action (a `--policies` directory made from an older
+    /// copy of the shipped set) leaves administration to the role alone, as before.
+    pub fn administer(&self, caller: &Principal, what: &str, now: DateTime<Utc>) -> Result<Vec<String>, Denial> {
+        if !self.policies().has_action(Action::Administer.as_str()) {
+            return Ok(Vec::new());
+        }
+        let principal = principal_facts(caller);
+        let request = PolicyRequest {
+            action: Action::Administer,
+            orgs: vec![OrgFacts {
+                name: principal.org.clone(),
+                kind: caller.org_kind.as_str().to_owned(),
+                routes: Vec::new(),
+            }],
+            principal,
+            resource: Resource::Gateway,
+            context: Map::new(),
+        };
+        self.authorize(&request, what, now)
+    }
+
     /// Decides an upload: the configured expiry ceiling, then Cedar's `upload` once per
     /// recipient (every one must be allowed).
     pub fn authorize_upload(&self, req: &UploadRequest<'_>) -> Result<Approval, Denial> {
@@ -381,13 +404,19 @@ fn key_facts(recipients: &[Recipient]) -> (Vec<&str>, bool) {
     (distinct, post_quantum)
 }
 
-/// The caller as policies see it.
+/// The caller as policies see it, with how they authenticated.
 pub fn principal_facts(p: &Principal) -> UserFacts {
     UserFacts {
         id: p.id.to_string(),
         name: p.user.to_string(),
         role: p.role.as_str().to_owned(),
         org: p.user.org.clone(),
+        authentication: Some(AuthFacts {
+            method: p.auth.method.as_str().to_owned(),
+            mfa: p.auth.mfa,
+            amr: p.auth.amr.clone(),
+            acr: p.auth.acr.clone(),
+        }),
     }
 }
 
@@ -398,5 +427,6 @@ pub fn recipient_facts(r: &Recipient) -> UserFacts {
         name: r.user.to_string(),
         role: r.role.as_str().to_owned(),
         org: r.user.org.clone(),
+        authentication: None,
     }
 }

@@ -17,7 +17,7 @@
 //! name = "a sender with a route uploads"
 //! action = "upload"
 //! principal = "acme/bob"
-//! resource = "hmpps/alice"        # a user, `transfer:NAME`, or `audit`
+//! resource = "hmpps/alice"        # a user, `transfer:NAME`, `audit`, or `gateway`
 //! context = { classification = "OFFICIAL", expires_in_seconds = 3600, recipient_count = 1 }
 //! expect = "allow"                # or "deny"
 //! policies = ["senders-upload"]   # optional: exactly the deciding ids
@@ -155,7 +155,7 @@ fn user(file: &str, case: &str, users: &BTreeMap<String, String>, name: &str) ->
         message: format!("no user `{name}` in [users]"),
     })?;
     let org = name.split_once('/').map_or(name, |(o, _)| o).to_owned();
-    Ok(UserFacts { id: name.to_owned(), name: name.to_owned(), role: role.clone(), org })
+    Ok(UserFacts { id: name.to_owned(), name: name.to_owned(), role: role.clone(), org, authentication: None })
 }
 
 /// Runs every case of one test file against `policies`.
@@ -175,6 +175,8 @@ pub fn run_file(policies: &Policies, path: &Path) -> Result<Vec<CaseResult>, Tes
         let principal = user(&file, &case.name, &spec.users, &case.principal)?;
         let resource = if case.resource == "audit" {
             Resource::AuditTrail
+        } else if case.resource == "gateway" {
+            Resource::Gateway
         } else if let Some(name) = case.resource.strip_prefix("transfer:") {
             let t = spec.transfers.get(name).ok_or_else(|| TestFileError::Case {
                 file: file.clone(),

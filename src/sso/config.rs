@@ -154,7 +154,9 @@ impl Provider {
             (None, None) => {
                 return Err(invalid(
                     "oidc.client_secret",
-                    format!("provider `{id}` has no `client_secret` (or `client_secret_file`): register sealpost as a confidential client"),
+                    format!(
+                        "provider `{id}` has no `client_secret` (or `client_secret_file`): register sealpost as a confidential client"
+                    ),
                 ));
             }
         };
@@ -175,7 +177,8 @@ impl Provider {
             .roles
             .into_iter()
             .map(|r| {
-                let role: Role = r.role.parse().map_err(|e: crate::model::ParseError| invalid("oidc.roles", e.to_string()))?;
+                let role: Role =
+                    r.role.parse().map_err(|e: crate::model::ParseError| invalid("oidc.roles", e.to_string()))?;
                 if let Some(org) = &r.org {
                     check_name(org).map_err(|e| invalid("oidc.roles", e.to_string()))?;
                 }
@@ -189,13 +192,17 @@ impl Provider {
             if roles.is_empty() {
                 return Err(invalid(
                     "oidc.roles",
-                    format!("provider `{id}` makes users just in time, so it needs `[[oidc.roles]]` rules giving their roles"),
+                    format!(
+                        "provider `{id}` makes users just in time, so it needs `[[oidc.roles]]` rules giving their roles"
+                    ),
                 ));
             }
             if file.org.is_none() && roles.iter().any(|r| r.org.is_none()) {
                 return Err(invalid(
                     "oidc.org",
-                    format!("provider `{id}` makes users just in time: name their organisation with `org` (or `org` in every rule)"),
+                    format!(
+                        "provider `{id}` makes users just in time: name their organisation with `org` (or `org` in every rule)"
+                    ),
                 ));
             }
         }
@@ -278,7 +285,10 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_what_to_write() {
         for (change, says) in [
-            (Box::new(|f: &mut ProviderFile| f.id = Some("Bad Id".into())) as Box<dyn Fn(&mut ProviderFile)>, "provider id"),
+            (
+                Box::new(|f: &mut ProviderFile| f.id = Some("Bad Id".into())) as Box<dyn Fn(&mut ProviderFile)>,
+                "provider id",
+            ),
             (Box::new(|f: &mut ProviderFile| f.issuer = "login.example".into()), "issuer URL"),
             (Box::new(|f: &mut ProviderFile| f.client_secret = None), "confidential client"),
             (Box::new(|f: &mut ProviderFile| f.users = Some("everyone".into())), "just_in_time"),

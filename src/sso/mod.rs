@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
-    CoreGenderClaim, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
-    CoreSubjectIdentifierType,
+    CoreGenderClaim, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalClaims, AdditionalProviderMetadata, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IdToken, IdTokenClaims, IdTokenVerifier, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata,
+    AdditionalClaims, AdditionalProviderMetadata, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IdToken,
+    IdTokenClaims, IdTokenVerifier, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata,
     RedirectUrl, Scope, SignatureVerificationError,
 };
 use secrecy::ExposeSecret as _;
@@ -34,7 +33,7 @@ use tokio::sync::Mutex;
 
 pub use config::{Provider, Provisioning, RoleRule};
 
-use crate::model::{Authentication, AuthMethod, Role, UserRef, check_name};
+use crate::model::{AuthMethod, Authentication, Role, UserRef, check_name};
 
 /// Claims beyond the standard ones (`groups`, `roles`, …), kept for the role rules.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -239,7 +238,10 @@ impl Sso {
             .user_agent(concat!("sealpost/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            providers: providers.into_iter().map(|config| ProviderClient { config, cached: Mutex::new(None) }).collect(),
+            providers: providers
+                .into_iter()
+                .map(|config| ProviderClient { config, cached: Mutex::new(None) })
+                .collect(),
             http,
             redirect_uri: format!("{}/sign-in/callback", public_url.trim_end_matches('/')),
         })
@@ -336,7 +338,10 @@ impl Sso {
         ];
         let answer = self.token_request(p, &metadata, &form).await?;
         if let Some(error) = answer.error {
-            return Err(SsoError::Denied { provider: p.config.name.clone(), detail: described(&error, answer.error_description.as_deref()) });
+            return Err(SsoError::Denied {
+                provider: p.config.name.clone(),
+                detail: described(&error, answer.error_description.as_deref()),
+            });
         }
         let token = answer.id_token.ok_or_else(|| SsoError::Invalid {
             provider: p.config.name.clone(),
@@ -517,10 +522,8 @@ fn person(p: &Provider, claims: &Claims) -> Person {
     };
     let rule = (!p.roles.is_empty())
         .then(|| p.roles.iter().find(|r| has(&r.claim, &r.value)).map(|r| (r.role, r.org.clone())).ok_or(()));
-    let amr: Vec<String> = claims
-        .auth_method_refs()
-        .map(|v| v.iter().map(|a| a.as_str().to_owned()).collect())
-        .unwrap_or_default();
+    let amr: Vec<String> =
+        claims.auth_method_refs().map(|v| v.iter().map(|a| a.as_str().to_owned()).collect()).unwrap_or_default();
     let acr = claims.auth_context_ref().map(|a| a.as_str().to_owned()).unwrap_or_default();
     let mfa = p.is_mfa(&amr, &acr);
     Person {

@@ -287,12 +287,7 @@ impl Store {
                     .field("mfa", principal.auth.mfa)
                     .field("expires", expires_at.timestamp());
                 append(&mut tx, &event, now).await?;
-                SsoGranted::Session(super::Session {
-                    id,
-                    method: principal.auth.method,
-                    principal,
-                    expires_at,
-                })
+                SsoGranted::Session(super::Session { id, method: principal.auth.method, principal, expires_at })
             }
             SsoGrant::Token { token, lifetime } => {
                 let id = TokenId::generate();

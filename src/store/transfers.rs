@@ -126,7 +126,7 @@ pub struct Decided {
 fn user_facts(row: &sqlx::any::AnyRow) -> UserFacts {
     let org: String = row.get("org");
     let name: String = row.get("name");
-    UserFacts { id: row.get("id"), name: format!("{org}/{name}"), role: row.get("role"), org }
+    UserFacts { id: row.get("id"), name: format!("{org}/{name}"), role: row.get("role"), org, authentication: None }
 }
 
 impl Store {

@@ -35,12 +35,14 @@ pub(super) fn router() -> Router<Arc<Gateway>> {
         .route("/admin/policy/reload", post(reload))
 }
 
-fn require_admin(s: &BrowserSession) -> Result<(), PageError> {
-    if s.session.principal.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(PageError::forbidden("Only administrators can use this page."))
+/// Administrators only, and only as policy allows (a multi-factor sign-in, for people who
+/// signed in through an identity provider).
+fn require_admin(gw: &Gateway, s: &BrowserSession) -> Result<(), PageError> {
+    if s.session.principal.role != Role::Admin {
+        return Err(PageError::forbidden("Only administrators can use this page."));
     }
+    gw.gate.administer(&s.session.principal, "administering this gateway", gw.clock.now())?;
+    Ok(())
 }
 
 /// What was typed into the page's forms, kept when one of them is wrong.
@@ -120,7 +122,7 @@ async fn admin_page(
     typed: Typed,
     done: Option<String>,
 ) -> Result<Response, PageError> {
-    require_admin(s)?;
+    require_admin(gw, s)?;
     let now = gw.clock.now();
     let orgs = gw.store.list_orgs().await?;
     let users = gw.store.list_users().await?;
@@ -227,7 +229,7 @@ async fn refused(
 
 async fn add_org(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
-    require_admin(s)?;
+    require_admin(gw.as_ref(), s)?;
     let mut errors = Errors::none();
     let name = typed.org_name.trim().to_owned();
     if check_name(&name).is_err() {
@@ -276,7 +278,7 @@ fn show_token(
 
 async fn add_user(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
-    require_admin(s)?;
+    require_admin(gw.as_ref(), s)?;
     let mut errors = Errors::none();
     let user = typed.user.trim().parse::<UserRef>().ok();
     if user.is_none() {
@@ -299,7 +301,7 @@ async fn add_user(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> 
 
 async fn issue_token(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
-    require_admin(s)?;
+    require_admin(gw.as_ref(), s)?;
     let Ok(user) = typed.token_user.trim().parse::<UserRef>() else {
         let errors = Errors::one("token_user", "Enter the user as organisation/name, for example hmpps/alice");
         return admin_page(&gw, s, errors, typed, None).await;
@@ -319,7 +321,7 @@ async fn revoke_token(
     Path(id): Path<String>,
     signed: SignedForm<Nothing>,
 ) -> Result<Response, PageError> {
-    require_admin(&signed.session)?;
+    require_admin(gw.as_ref(), &signed.session)?;
     let id = TokenId::parse(&id).ok_or_else(|| PageError::not_found("There is no such token."))?;
     gw.store.revoke_token(&signed.session.session.principal.id, &id, gw.clock.now()).await?;
     Ok(done("revoked"))
@@ -327,7 +329,7 @@ async fn revoke_token(
 
 async fn add_route(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
-    require_admin(s)?;
+    require_admin(gw.as_ref(), s)?;
     let (from, to) = (typed.from.trim().to_owned(), typed.to.trim().to_owned());
     let mut errors = Errors::none();
     if check_name(&from).is_err() {
@@ -347,7 +349,7 @@ async fn add_route(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) ->
 
 async fn remove_route(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
-    require_admin(s)?;
+    require_admin(gw.as_ref(), s)?;
     gw.store.remove_route(&s.session.principal.id, typed.from.trim(), typed.to.trim(), gw.clock.now()).await?;
     Ok(done("route-removed"))
 }
@@ -355,14 +357,14 @@ async fn remove_route(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>)
 /// Removes a user's key (a leaver's, or one reported lost); logged like any key removal.
 async fn remove_key(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
-    require_admin(s)?;
+    require_admin(gw.as_ref(), s)?;
     let user: UserRef = typed.user.trim().parse().map_err(|_| PageError::not_found("There is no such user."))?;
     gw.store.remove_key(&s.session.principal.id, &user, typed.fingerprint.trim(), gw.clock.now()).await?;
     Ok(done("key-removed"))
 }
 
 async fn reload(State(gw): State<Arc<Gateway>>, signed: SignedForm<Nothing>) -> Result<Response, PageError> {
-    require_admin(&signed.session)?;
+    require_admin(gw.as_ref(), &signed.session)?;
     match lifecycle::reload_policies(&gw, Some(&signed.session.session.principal.id)).await {
         Ok(_) => Ok(done("reloaded")),
         Err(e) => {

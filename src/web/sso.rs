@@ -30,8 +30,8 @@ use super::session::{self, SIGN_IN_COOKIE, SSO_COOKIE};
 use super::sign_in::{refuse_by, sign_in_page_with};
 use crate::gateway::Gateway;
 use crate::ids::BearerSecret;
-use crate::store::{AuthMethod, PendingSignIn, SIGN_IN_WINDOW, SessionEnd, SsoGrant, SsoGranted};
 use crate::sso::SsoError;
+use crate::store::{AuthMethod, PendingSignIn, SIGN_IN_WINDOW, SessionEnd, SsoGrant, SsoGranted};
 
 pub(super) fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/sign-in/sso", post(start)).route("/sign-in/callback", get(callback))
@@ -62,7 +62,9 @@ fn sso_message(e: &SsoError) -> String {
             "We cannot reach {provider} right now, so you cannot sign in with it. Try again in a few minutes, or sign in with an API token"
         ),
         SsoError::Denied { provider, detail } => {
-            format!("{provider} did not sign you in ({detail}). Sign in again, or ask your administrator if this keeps happening")
+            format!(
+                "{provider} did not sign you in ({detail}). Sign in again, or ask your administrator if this keeps happening"
+            )
         }
         SsoError::Invalid { provider, .. } => format!(
             "The sign-in from {provider} could not be verified, so you are not signed in. Sign in again; if this keeps happening, tell your administrator"
@@ -73,14 +75,28 @@ fn sso_message(e: &SsoError) -> String {
     }
 }
 
-async fn start(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Form(form): Form<StartForm>) -> Result<Response, PageError> {
+async fn start(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Result<Response, PageError> {
     if !session::sign_in_form_ok(&headers, &form.csrf) {
-        return refused(&gw, &HeaderMap::new(), "csrf", "The sign-in page had expired. Choose how to sign in again".to_owned())
-            .await;
+        return refused(
+            &gw,
+            &HeaderMap::new(),
+            "csrf",
+            "The sign-in page had expired. Choose how to sign in again".to_owned(),
+        )
+        .await;
     }
     let Some(provider) = gw.sso.provider(&form.provider) else {
-        return refused(&gw, &headers, "sso_unknown_provider", "Choose one of the sign-in buttons on this page".to_owned())
-            .await;
+        return refused(
+            &gw,
+            &headers,
+            "sso_unknown_provider",
+            "Choose one of the sign-in buttons on this page".to_owned(),
+        )
+        .await;
     };
     let attempt = match gw.sso.start(provider).await {
         Ok(a) => a,
@@ -95,7 +111,9 @@ async fn start(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Form(form): F
     };
     gw.store.begin_sso_sign_in(&BearerSecret::from_client(&attempt.state).hash(), &pending, gw.clock.now()).await?;
     let mut response = Redirect::to(&attempt.url).into_response();
-    response.headers_mut().append(header::SET_COOKIE, session::set_sso_cookie(browser.expose(), SIGN_IN_WINDOW.as_secs()));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::set_sso_cookie(browser.expose(), SIGN_IN_WINDOW.as_secs()));
     Ok(response)
 }
 

@@ -47,9 +47,7 @@ error_codes! {
     ExpiredToken = ("expired_token", 400),
     /// No valid API token (missing, unknown, expired or revoked).
     Unauthenticated = ("unauthenticated", 401),
-    /// The identity provider's answer could not be verified (signature, issuer, audience,
-    /// expiry): nothing was signed in.
-    SsoInvalid = ("sso_invalid", 401),
+
     /// The caller's role does not allow this, or no policy permits it.
     Forbidden = ("forbidden", 403),
     /// A forbid policy refused it; the answer names the policies.
@@ -57,6 +55,9 @@ error_codes! {
     /// The identity provider or sealpost refused the sign-in: the person cancelled or is
     /// disabled, has no sealpost account, or no role under the provider's rules.
     AccessDenied = ("access_denied", 403),
+    /// The identity provider's answer could not be verified (signature, issuer, audience,
+    /// expiry): nothing was signed in.
+    SsoInvalid = ("sso_invalid", 403),
     /// No such resource, or not one the caller may see.
     NotFound = ("not_found", 404),
     /// The endpoint does not take that method.

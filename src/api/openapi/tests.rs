@@ -266,6 +266,12 @@ fn every_example_in_the_contract_is_a_value_its_wire_type_accepts() {
     example_round_trips::<crate::wire::directory::Directory>(c);
     example_round_trips::<crate::wire::sent::Sent>(c);
     example_round_trips::<crate::wire::transfers::SignedFor>(c);
+    example_round_trips::<crate::wire::sso::ProviderInfo>(c);
+    example_round_trips::<crate::wire::sso::ProviderList>(c);
+    example_round_trips::<crate::wire::sso::DeviceRequest>(c);
+    example_round_trips::<crate::wire::sso::DeviceStarted>(c);
+    example_round_trips::<crate::wire::sso::DevicePoll>(c);
+    example_round_trips::<crate::wire::sso::SsoToken>(c);
     let doc = document();
     for (name, schema) in &doc.components.as_ref().expect("components").schemas {
         let v = serde_json::to_value(schema).expect("schema");
