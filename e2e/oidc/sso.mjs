@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 
-import { axeViolations, describeViolations, freePort, until, useSuite, WORK_TIMEOUT_MS } from '../harness.mjs';
+import { axeViolations, describeViolations, freePort, sleep, until, useSuite, WORK_TIMEOUT_MS } from '../harness.mjs';
 import { shownErrors } from '../flows.mjs';
 import { gatewayClient, startProvider } from './provider.mjs';
 
@@ -95,10 +95,18 @@ export async function hasSession(person) {
 export async function toProvider(person, op, { button = /^Sign in with / } = {}) {
   const { page } = person;
   await person.goto('/sign-in');
-  await Promise.all([
-    page.waitForURL((u) => u.origin === op.issuer && u.pathname.startsWith('/interaction/')),
-    page.getByRole('button', { name: button }).click(),
-  ]);
+  try {
+    await Promise.all([
+      page.waitForURL((u) => u.origin === op.issuer && u.pathname.startsWith('/interaction/')),
+      page.getByRole('button', { name: button }).click(),
+    ]);
+  } catch (e) {
+    // Say why the browser did not get there (a page's CSP refusing the redirect, for one: the
+    // console reports it a moment later).
+    await sleep(500);
+    const why = person.problems.length ? `\n${person.problems.join('\n')}` : '';
+    throw new Error(`the browser did not reach the provider's sign-in page (it is at ${page.url()}): ${e.message}${why}`);
+  }
   await person.check("the provider's sign-in page");
 }
 
