@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { sleep } from '../harness.mjs';
+import { WORK_TIMEOUT_MS, sleep, within } from '../harness.mjs';
 import { assertSameFiles, collect, collectRefused, entryWith, makeFiles, openFromInbox, pressFor, shownErrors } from '../flows.mjs';
 import {
   SESSION_COOKIE,
@@ -129,6 +129,39 @@ test('a recipient signs in through the provider and sees the bundle waiting in t
   assert.equal(await hasSession(replay), false, 'a replayed callback started a session');
   const codes = (await ssoAudit(from)).filter((e) => e.event === 'session.refused').map((e) => e.code);
   assert.deepEqual(codes, ['sso_state']);
+});
+
+test("a sign-in finished in another browser than the one that began it is refused (the state is bound to it)", async (t) => {
+  const { op } = suite;
+  await cast();
+  const from = await auditLength();
+  // Erin begins and signs in at the provider; her browser's way back to the gateway is cut
+  // (DevTools' Fetch domain fails the request at the callback), and the address goes elsewhere.
+  const erin = await suite.person(t, 'erin-begins');
+  await toProvider(erin, op);
+  const cdp = await erin.context.newCDPSession(erin.page);
+  const carried = new Promise((resolve) => {
+    cdp.on('Fetch.requestPaused', (e) => {
+      resolve(e.request.url);
+      cdp.send('Fetch.failRequest', { requestId: e.requestId, errorReason: 'Aborted' }).catch(() => {});
+    });
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${suite.gw.url}/sign-in/callback*`, requestStage: 'Request' }] });
+  await erin.page.getByLabel('Username', { exact: true }).fill(ERIN.username);
+  await erin.page.getByLabel('Password', { exact: true }).fill(ERIN.password);
+  await erin.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const callback = await within(WORK_TIMEOUT_MS, carried, 'the browser never went back to the callback');
+  await cdp.detach();
+  assert.match(callback, /[?&]code=/);
+
+  // Someone else's browser (no sign-in of its own under way) opens it: refused, no session.
+  const other = await suite.person(t, 'someone-else');
+  await other.page.goto(callback);
+  await other.page.locator('.govuk-error-summary').waitFor();
+  await other.check('a callback from another browser');
+  assert.equal(await hasSession(other), false, 'another browser got a session from Erin\'s sign-in');
+  const codes = (await ssoAudit(from)).map((e) => `${e.event} ${e.code}`);
+  assert.deepEqual(codes, ['session.refused sso_state']);
 });
 
 test('a person with no sealpost account, or whose email is not verified, is refused', async (t) => {
