@@ -126,3 +126,22 @@ test('sealpost login --sso: a request cancelled at the provider ends the CLI wit
   assert.match(result.stderr, /denied|cancel/i, `no clear message:\n${result.stderr}`);
   assert.ok(!existsSync(join(home.dir, 'default.token')), 'a token was saved');
 });
+
+test('sealpost login --sso with the provider down fails at once, saying it cannot reach it', async (t) => {
+  const { gw, op } = suite;
+  const home = tempDir('cli-home-down');
+  t.after(() => home.remove());
+  const env = { PATH: process.env.PATH, HOME: home.dir, LANG: 'C.UTF-8', TZ: 'UTC', SEALPOST_CONFIG_FILE: join(home.dir, 'config.toml') };
+  await op.stop();
+  try {
+    const failed = await run(gw.bin, ['login', '--sso', '--url', gw.url], { env, cwd: home.dir }).then(
+      () => assert.fail('login --sso succeeded with the provider down'),
+      (e) => e,
+    );
+    assert.notEqual(failed.code, 0);
+    assert.match(failed.stderr, /cannot reach Test ID/i, failed.stderr);
+    assert.ok(!existsSync(join(home.dir, 'default.token')), 'a token was saved');
+  } finally {
+    await op.restart();
+  }
+});
