@@ -227,12 +227,6 @@ export async function ssoRefused(person, op, credentials) {
   return errors.join(' | ');
 }
 
-/** The `session.refused` and `session.started` entries of method `oidc` after `since` (a count). */
-export async function ssoEvents(gw, since = 0) {
-  const all = await gw.audit();
-  return all.slice(since).filter((e) => ['session.started', 'session.refused'].includes(e.event));
-}
-
 /**
  * Adds user `ref` with `role` and `email` (`sealpost admin user add --email`); returns
  * `{ ref, token }`, and for recipients (`dir` given) an identity file and its registered key.
