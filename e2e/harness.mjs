@@ -111,8 +111,13 @@ export async function until(ms, probe, message) {
  * `config` (optional) is the text of a `sealpost.toml` it starts with.
  */
 export class Gateway {
-  /** Starts a gateway and waits until `/healthz` answers 200. */
-  static async start({ config } = {}) {
+  /**
+   * Starts a gateway and waits until `/healthz` answers 200. `env` adds variables to the
+   * gateway's environment (e.g. `SEALPOST_OIDC_ISSUER`); `port` makes it listen on that port
+   * instead of a free one the system picks (see {@link freePort}: a provider's redirect URI
+   * needs the gateway's address before the gateway starts).
+   */
+  static async start({ config, env = {}, port = 0 } = {}) {
     const bin = sealpostBin();
     if (!existsSync(bin)) {
       throw new Error(
@@ -121,6 +126,8 @@ export class Gateway {
     }
     const tmp = tempDir('gateway');
     const gw = new Gateway(bin, tmp);
+    gw.serveEnv = env;
+    gw.port = port;
     try {
       await gw.#spawn(config);
     } catch (e) {
@@ -142,7 +149,7 @@ export class Gateway {
   }
 
   async #spawn(config) {
-    const args = ['serve', '--data-dir', this.dataDir, '--listen', '127.0.0.1:0', '--log-format', 'json'];
+    const args = ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port ?? 0}`, '--log-format', 'json'];
     if (config) {
       const path = join(this.tmp.dir, 'sealpost.toml');
       writeFileSync(path, config);
@@ -152,7 +159,7 @@ export class Gateway {
     // cwd is the temporary directory, so no stray ./sealpost.toml is read.
     const child = spawn(this.bin, args, {
       cwd: this.tmp.dir,
-      env: { ...this.#baseEnv(), RUST_LOG: 'info,sqlx=warn' },
+      env: { ...this.#baseEnv(), RUST_LOG: 'info,sqlx=warn', ...this.serveEnv },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
@@ -354,6 +361,15 @@ export class Gateway {
     }
     throw new Error('the audit trail has more than 100 pages');
   }
+}
+
+/** A TCP port on 127.0.0.1 that is free now (listened on and closed again). */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((r, reject) => server.listen(0, '127.0.0.1', r).once('error', reject));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 /** Runs a program with a time bound; rejects with its output when it fails. */
@@ -671,8 +687,8 @@ function pathOf(url) {
  * `before`; `suite.person(t, name)` opens a fresh browser context, checked and closed when the
  * test `t` ends.
  */
-export function useSuite({ config = '', relay = false, browser: wantBrowser = true } = {}) {
-  const suite = {};
+export function useSuite({ config = '', relay = false, browser: wantBrowser = true, prepare } = {}) {
+  const suite = { cleanups: [] };
   before(async () => {
     suite.files = tempDir('files');
     suite.dir = suite.files.dir;
@@ -680,7 +696,12 @@ export function useSuite({ config = '', relay = false, browser: wantBrowser = tr
       suite.relay = await Relay.start();
       config = `public_url = "${suite.relay.url}"\n${config}`;
     }
-    suite.gw = await Gateway.start({ config: config || undefined });
+    // `prepare(suite)` runs before the gateway starts (e.g. an identity provider that needs the
+    // gateway's address) and may answer `{ config, env, port }` for it; what it pushes onto
+    // `suite.cleanups` runs at the end, after the gateway has stopped.
+    const prepared = prepare ? (await prepare(suite)) ?? {} : {};
+    if (prepared.config) config = `${config}\n${prepared.config}`;
+    suite.gw = await Gateway.start({ config: config || undefined, env: prepared.env, port: prepared.port });
     suite.relay?.forwardTo(suite.gw.url);
     suite.cast = await makeCast(suite.gw, suite.dir);
     if (wantBrowser) suite.browser = await launchBrowser();
@@ -689,6 +710,7 @@ export function useSuite({ config = '', relay = false, browser: wantBrowser = tr
     await suite.browser?.close().catch((e) => console.error(`# closing Chromium: ${e.message}`));
     await suite.relay?.close();
     await suite.gw?.stop();
+    for (const cleanup of suite.cleanups.reverse()) await cleanup();
     suite.files?.remove();
   });
   suite.person = async (t, name) => {
