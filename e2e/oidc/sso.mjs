@@ -89,25 +89,57 @@ export async function hasSession(person) {
 }
 
 /**
+ * Reads the gateway's answers to requests matching `urlPattern` as they pass, unchanged
+ * (DevTools' Fetch domain at the response stage: it sees the hop a provider's redirect leads to,
+ * and a page the browser leaves at once, which page.route does not). Detach `cdp` when done.
+ */
+async function captureAnswers(person, urlPattern) {
+  const answers = [];
+  const cdp = await person.context.newCDPSession(person.page);
+  cdp.on('Fetch.requestPaused', async (e) => {
+    try {
+      const { body, base64Encoded } = await cdp.send('Fetch.getResponseBody', { requestId: e.requestId });
+      const headers = Object.fromEntries((e.responseHeaders ?? []).map((h) => [h.name.toLowerCase(), h.value]));
+      answers.push({ url: e.request.url, status: e.responseStatusCode, headers, body: Buffer.from(body, base64Encoded ? 'base64' : 'utf8') });
+    } catch {
+      // A redirect has no body to read.
+    } finally {
+      await cdp.send('Fetch.continueResponse', { requestId: e.requestId }).catch(() => {});
+    }
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern, requestStage: 'Response' }] });
+  return { answers, cdp };
+}
+
+/**
  * From `/sign-in`, presses `Sign in with NAME` and waits for the provider's sign-in page
- * (checked with axe-core like every page).
+ * (checked with axe-core like every page). The gateway answers the button with a page that moves
+ * on to the provider by itself (a form's redirect to another origin would break the pages' CSP
+ * `form-action 'self'`): that page is read as it passes and checked too.
  */
 export async function toProvider(person, op, { button = /^Sign in with / } = {}) {
   const { page } = person;
   await person.goto('/sign-in');
+  const gateway = new URL(person.base).origin;
+  const { answers, cdp } = await captureAnswers(person, `${gateway}/sign-in/sso*`);
   try {
     await Promise.all([
       page.waitForURL((u) => u.origin === op.issuer && u.pathname.startsWith('/interaction/')),
       page.getByRole('button', { name: button }).click(),
     ]);
   } catch (e) {
-    // Say why the browser did not get there (a page's CSP refusing the redirect, for one: the
+    // Say why the browser did not get there (a page's CSP refusing the navigation, for one: the
     // console reports it a moment later).
     await sleep(500);
     const why = person.problems.length ? `\n${person.problems.join('\n')}` : '';
     throw new Error(`the browser did not reach the provider's sign-in page (it is at ${page.url()}): ${e.message}${why}`);
+  } finally {
+    await cdp.detach().catch(() => {});
   }
   await person.check("the provider's sign-in page");
+  const passed = answers.find((a) => a.status === 200);
+  assert.ok(passed, 'the sign-in button did not answer with a page that moves on to the provider');
+  await checkPassedPage(person, passed);
 }
 
 /**
@@ -124,22 +156,8 @@ export async function toProvider(person, op, { button = /^Sign in with / } = {})
 export async function atProvider(person, op, { username, password, otp, cancel = false }) {
   const { page } = person;
   const gateway = new URL(person.base).origin;
-  // The gateway's answers at /sign-in/callback, read as they pass (DevTools' Fetch domain at the
-  // response stage: it sees the hop a provider's redirect leads to, which page.route does not).
-  const answers = [];
-  const cdp = await person.context.newCDPSession(page);
-  cdp.on('Fetch.requestPaused', async (e) => {
-    try {
-      const { body, base64Encoded } = await cdp.send('Fetch.getResponseBody', { requestId: e.requestId });
-      const headers = Object.fromEntries((e.responseHeaders ?? []).map((h) => [h.name.toLowerCase(), h.value]));
-      answers.push({ url: e.request.url, status: e.responseStatusCode, headers, body: Buffer.from(body, base64Encoded ? 'base64' : 'utf8') });
-    } catch {
-      // A redirect has no body to read.
-    } finally {
-      await cdp.send('Fetch.continueResponse', { requestId: e.requestId }).catch(() => {});
-    }
-  });
-  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${gateway}/sign-in/callback*`, requestStage: 'Response' }] });
+  // The gateway's answers at /sign-in/callback, read as they pass.
+  const { answers, cdp } = await captureAnswers(person, `${gateway}/sign-in/callback*`);
   try {
     if (cancel) {
       await page.getByRole('button', { name: 'Cancel', exact: true }).click();
@@ -193,7 +211,13 @@ async function checkPassedPage(person, answer) {
     );
     await preview.goto(answer.url, { waitUntil: 'load' });
     const link = preview.getByRole('link', { name: 'Continue', exact: true });
-    assert.equal(await link.getAttribute('href'), refresh[2], 'no Continue link to where the page moves on');
+    // The refresh's URL is as written in the HTML (entities and all); the link's as the browser read it.
+    const named = { amp: '&', quot: '"', apos: "'", lt: '<', gt: '>' };
+    const target = refresh[2].replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (whole, e) => {
+      if (e[0] !== '#') return named[e.toLowerCase()] ?? whole;
+      return String.fromCodePoint(e[1].toLowerCase() === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
+    });
+    assert.equal(await link.getAttribute('href'), target, 'no Continue link to where the page moves on');
     const violations = await axeViolations(preview);
     assert.deepEqual(violations.map((v) => v.id), [], `axe-core found accessibility violations on ${answer.url}:\n${describeViolations(violations)}`);
     person.checked.add(new URL(answer.url).pathname);
