@@ -331,7 +331,8 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 for t in &list.tokens {
                     let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
                     let expires = time_or_dash(t.expires_at.as_ref());
-                    println!("{}  {:<40} {:<8} expires {expires}", t.id, t.user.to_string(), state);
+                    let by = t.created_by.as_ref().map_or_else(String::new, |u| format!(" by {u}"));
+                    println!("{}  {:<40} {:<8} {:<7} expires {expires}{by}", t.id, t.user.to_string(), state, t.kind);
                 }
             }
         }

@@ -180,8 +180,10 @@ impl Store {
     /// Lists tokens (all, or one user's), newest first.
     pub async fn list_tokens(&self, user: Option<&UserRef>) -> Result<Vec<TokenInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t.id, o.name AS org, u.name, t.created_at, t.expires_at, t.revoked_at FROM api_tokens t \
+            "SELECT t.id, o.name AS org, u.name, t.created_at, t.expires_at, t.revoked_at, t.kind, \
+                    co.name AS by_org, cu.name AS by_name FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
+             LEFT JOIN users cu ON cu.id = t.created_by LEFT JOIN orgs co ON co.id = cu.org_id \
              WHERE ($1 IS NULL OR (o.name = $1 AND u.name = $2)) ORDER BY t.created_at DESC, t.id",
         )
         .bind(user.map(|u| u.org.clone()))
@@ -196,6 +198,11 @@ impl Store {
                     created_at: from_ms(r.get("created_at")),
                     expires_at: r.get::<Option<i64>, _>("expires_at").map(from_ms),
                     revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_ms),
+                    kind: r.get("kind"),
+                    created_by: match (r.get::<Option<String>, _>("by_org"), r.get::<Option<String>, _>("by_name")) {
+                        (Some(org), Some(name)) => Some(UserRef::new(&org, &name)?),
+                        _ => None,
+                    },
                 })
             })
             .collect()

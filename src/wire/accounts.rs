@@ -169,7 +169,9 @@ pub struct IssuedToken {
     "user": "acme/bob",
     "created_at": "2025-03-01T09:30:00Z",
     "expires_at": "2025-03-31T09:30:00Z",
-    "revoked_at": null
+    "revoked_at": null,
+    "kind": "service",
+    "created_by": "sealpost/admin"
 }))]
 pub struct TokenInfo {
     /// The token's public id, for revocation.
@@ -182,6 +184,18 @@ pub struct TokenInfo {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// `service` (issued by an administrator, for service accounts and scripts) or `sso`
+    /// (issued to a person's CLI through single sign-on).
+    #[serde(default = "service_kind")]
+    pub kind: String,
+    /// Who issued it: the administrator (`service`), or the person themselves (`sso`); absent for
+    /// the first administrator's token and tokens from before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<UserRef>,
+}
+
+fn service_kind() -> String {
+    "service".to_owned()
 }
 
 /// `GET /api/v1/tokens`.
@@ -193,7 +207,8 @@ pub struct TokenInfo {
             "user": "acme/bob",
             "created_at": "2025-03-01T09:30:00Z",
             "expires_at": "2025-03-31T09:30:00Z",
-            "revoked_at": null
+            "revoked_at": null,
+            "kind": "service"
         }
     ]
 }))]
