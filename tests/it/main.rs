@@ -27,6 +27,7 @@ mod s3_blobs;
 mod scale_out;
 mod sender_signing;
 mod signed_delivery;
+mod sso_store;
 mod sweeper;
 mod tagged_recipients;
 mod tlog_vectors;
