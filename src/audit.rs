@@ -95,11 +95,25 @@ pub enum EventKind {
     SessionEnded,
     /// A sign-in was refused (the code says why); no session was made.
     SessionRefused,
+    /// A notification was sent: by email to a user (subject: the user's id), or to an
+    /// organisation's webhook (subject: the organisation's id); the entry carries its `kind` and
+    /// `channel` (`email` or `webhook`), never its content.
+    NotificationSent,
+    /// A notification was given up after failing for too long (the code says why); subject and
+    /// facts as for [`EventKind::NotificationSent`].
+    NotificationFailed,
+    /// An administrator registered a webhook endpoint for an organisation (subject: the org's
+    /// id; the entry carries the endpoint's id, never its secret).
+    WebhookAdded,
+    /// An administrator removed a webhook endpoint.
+    WebhookRemoved,
+    /// A user turned optional notifications off or on; the entry lists the kinds now off.
+    NotificationsChanged,
 }
 
 impl EventKind {
     /// Every kind, in the order above (the audit search offers them as a list).
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 39] = [
         Self::UploadAccepted,
         Self::UploadRefused,
         Self::UploadAborted,
@@ -134,6 +148,11 @@ impl EventKind {
         Self::SessionStarted,
         Self::SessionEnded,
         Self::SessionRefused,
+        Self::NotificationSent,
+        Self::NotificationFailed,
+        Self::WebhookAdded,
+        Self::WebhookRemoved,
+        Self::NotificationsChanged,
     ];
 
     /// The event's stable name, as in the entry and the audit API.
@@ -173,6 +192,11 @@ impl EventKind {
             Self::SessionStarted => "session.started",
             Self::SessionEnded => "session.ended",
             Self::SessionRefused => "session.refused",
+            Self::NotificationSent => "notification.sent",
+            Self::NotificationFailed => "notification.failed",
+            Self::WebhookAdded => "webhook.added",
+            Self::WebhookRemoved => "webhook.removed",
+            Self::NotificationsChanged => "notifications.changed",
         }
     }
 }

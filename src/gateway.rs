@@ -52,6 +52,9 @@ pub enum StartError {
     /// Another process holds the data directory for itself (a migration or a restore).
     #[error("`{0}` is held by a migration or a restore")]
     Busy(PathBuf),
+    /// The mail server settings cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::notify::MailError),
 }
 
 /// Everything a request handler needs, shared.
@@ -77,6 +80,8 @@ pub struct Gateway {
     pub log: Sequencer,
     /// Resumable uploads in progress in this process.
     pub uploads: Uploads,
+    /// The mail server notifications go through, when one is configured.
+    pub mailer: Option<crate::notify::Mailer>,
     /// The data directory, held shared for as long as the gateway runs.
     _running: DataDirLock,
 }
@@ -104,6 +109,7 @@ impl Gateway {
         // Policies first: an invalid set stops the start before anything is touched.
         let source = config.policies.clone().map_or(PolicySource::Embedded, PolicySource::Dir);
         let gate = PolicyGate::load(source, config.max_expiry)?;
+        let mailer = crate::notify::Mailer::from_config(&config)?;
         create_private_dir(&dir)?;
         let running = lock_data_dir(&dir, Hold::Shared)?.ok_or_else(|| StartError::Busy(dir.clone()))?;
         let store = match config.database() {
@@ -140,6 +146,7 @@ impl Gateway {
             .await?
             .with_witnesses(&config.witnesses)?;
         startup.keys_bound = store.bind_key_owners(clock.now()).await?;
+        store.announce_mail(mailer.is_some(), clock.now()).await?;
         let gateway = Self {
             gate,
             rules: UploadRules {
@@ -155,6 +162,7 @@ impl Gateway {
             public_url,
             log: Sequencer::new(Arc::new(log)),
             uploads: Uploads::default(),
+            mailer,
             _running: running,
         };
         Ok((Arc::new(gateway), startup))

@@ -85,6 +85,14 @@ id_type!(
     /// A browser session's public handle (audit entries), not the cookie's secret.
     SessionId
 );
+id_type!(
+    /// An organisation's webhook endpoint.
+    WebhookId
+);
+id_type!(
+    /// One message in the notification outbox (an email, or a webhook delivery's `webhook-id`).
+    NotificationId
+);
 
 /// SHA-256 of a bearer secret: what the store keeps instead of the secret.
 #[derive(Clone, PartialEq, Eq)]
