@@ -346,7 +346,10 @@ impl Config {
             });
         }
         if self.notification_interval < Duration::from_millis(100) {
-            return Err(ConfigError::Invalid { key: "notification_interval", message: "use at least `100ms`".to_owned() });
+            return Err(ConfigError::Invalid {
+                key: "notification_interval",
+                message: "use at least `100ms`".to_owned(),
+            });
         }
         if self.notification_retry_base < Duration::from_millis(100)
             || self.notification_retry_base > self.notification_retry_max

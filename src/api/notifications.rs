@@ -114,8 +114,7 @@ fn check_url(url: &str) -> Result<(), ApiError> {
         "https" if parsed.host_str().is_some() => Ok(()),
         "http" => {
             let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-            let local =
-                host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
             if local { Ok(()) } else { Err(refuse("is plain HTTP to another machine")) }
         }
         _ => Err(refuse("is not an https:// URL")),
@@ -182,7 +181,8 @@ async fn remove_webhook(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookRemoved>, ApiError> {
     caller.require(&[Role::Admin], "remove webhooks")?;
-    let missing = || ApiError::not_found(format!("there is no webhook `{id}`: `sealpost admin webhook list` shows them"));
+    let missing =
+        || ApiError::not_found(format!("there is no webhook `{id}`: `sealpost admin webhook list` shows them"));
     let parsed = WebhookId::parse(&id).ok_or_else(missing)?;
     let row = gw.store.remove_webhook(&caller.0.id, &parsed, gw.clock.now()).await?.ok_or_else(missing)?;
     Ok(Json(WebhookRemoved { removed: info(row) }))

@@ -40,7 +40,8 @@ pub(super) enum WebhookCommand {
         /// The organisation.
         org: String,
         /// Where deliveries are posted (`https://…`).
-        url: String,
+        #[arg(value_name = "URL")]
+        endpoint: String,
     },
     /// List endpoints.
     List {
@@ -74,8 +75,7 @@ fn print(settings: &NotificationSettings) {
 pub(super) async fn notifications(args: &ClientArgs, command: Option<NotificationsCommand>) -> Result<(), Failure> {
     let client = Client::new(args)?;
     let now: NotificationSettings = client.get("/api/v1/notifications").await?;
-    let currently_off =
-        || now.notifications.iter().filter(|n| !n.on).map(|n| n.kind.clone()).collect::<Vec<String>>();
+    let currently_off = || now.notifications.iter().filter(|n| !n.on).map(|n| n.kind.clone()).collect::<Vec<String>>();
     let off = match command.unwrap_or(NotificationsCommand::List { json: false }) {
         NotificationsCommand::List { json } => {
             if json {
@@ -108,8 +108,8 @@ pub(super) async fn notifications(args: &ClientArgs, command: Option<Notificatio
 /// Runs `sealpost admin webhook …`.
 pub(super) async fn webhook(client: &Client, command: WebhookCommand) -> Result<(), Failure> {
     match command {
-        WebhookCommand::Add { org, url } => {
-            let made: WebhookCreated = client.post("/api/v1/webhooks", NewWebhook { org, url }).await?;
+        WebhookCommand::Add { org, endpoint } => {
+            let made: WebhookCreated = client.post("/api/v1/webhooks", NewWebhook { org, url: endpoint }).await?;
             println!("{}", made.secret);
             eprintln!(
                 "webhook {} registered for {} at {}; the line above is its signing secret, shown this once: give it \

@@ -84,7 +84,9 @@ impl Kind {
             Self::Waiting => "A bundle is waiting for you to collect.",
             Self::Held => "A transfer is waiting for a compliance officer's approval (compliance officers).",
             Self::Collected => "A recipient collected a bundle you sent.",
-            Self::Acknowledged => "A recipient reported whether a bundle you sent opened, and whether they signed for it.",
+            Self::Acknowledged => {
+                "A recipient reported whether a bundle you sent opened, and whether they signed for it."
+            }
             Self::Rejected => "A compliance officer rejected a transfer you sent.",
             Self::Expired => "A recipient did not collect a bundle you sent before it expired.",
             Self::Recalled => "A transfer you sent was recalled.",
@@ -124,9 +126,7 @@ pub fn render(kind: Kind, data: &Value, public_url: &str) -> Mail {
     let recipient = text(data, "recipient");
     let classification = text(data, "classification");
     let expires = when(data, "expires_at");
-    let facts = format!(
-        "Transfer: {transfer}\nFrom: {sender}\nClassification: {classification}\nExpires: {expires}\n"
-    );
+    let facts = format!("Transfer: {transfer}\nFrom: {sender}\nClassification: {classification}\nExpires: {expires}\n");
     let (subject, lines) = match kind {
         Kind::Waiting => (
             format!("A bundle from {sender} is waiting for you"),
@@ -160,8 +160,13 @@ pub fn render(kind: Kind, data: &Value, public_url: &str) -> Mail {
                 (false, _) => "could not open the bundle you sent",
             };
             (
-                format!("{recipient} {}", if opened { "has opened your transfer" } else { "could not open your transfer" }),
-                format!("{recipient} {what}.\n\n{facts}\nTo see where your transfer stands:\n{public_url}/sent/{transfer}"),
+                format!(
+                    "{recipient} {}",
+                    if opened { "has opened your transfer" } else { "could not open your transfer" }
+                ),
+                format!(
+                    "{recipient} {what}.\n\n{facts}\nTo see where your transfer stands:\n{public_url}/sent/{transfer}"
+                ),
             )
         }
         Kind::Rejected => (

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
@@ -77,8 +77,8 @@ impl Mailer {
         let parts = url.parts();
         let mut tls = TlsParameters::builder(parts.host.clone());
         if let Some(path) = &config.smtp_ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| MailError::CaFile { path: path.clone(), message: e.to_string() })?;
+            let pem =
+                std::fs::read(path).map_err(|e| MailError::CaFile { path: path.clone(), message: e.to_string() })?;
             let cert = Certificate::from_pem(&pem)
                 .map_err(|e| MailError::CaFile { path: path.clone(), message: e.to_string() })?;
             tls = tls.add_root_certificate(cert);
@@ -189,7 +189,8 @@ pub async fn run(gateway: Arc<Gateway>, stop: CancellationToken) {
         }
         loop {
             let now = gateway.clock.now();
-            let rows = match gateway.store.claim_notifications(BATCH, gateway.mailer.is_some(), now + CLAIM, now).await {
+            let rows = match gateway.store.claim_notifications(BATCH, gateway.mailer.is_some(), now + CLAIM, now).await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim notifications; will retry");
@@ -213,7 +214,9 @@ pub async fn run(gateway: Arc<Gateway>, stop: CancellationToken) {
 /// Sends one claimed row and records the outcome.
 async fn deliver(gateway: &Gateway, http: &reqwest::Client, pace: &Pace, row: &OutboxRow) {
     let outcome = match (&row.target, row.kind) {
-        (_, None) => Err(Failure::Permanent("unknown_kind", format!("this gateway does not know the kind `{}`", row.kind_name))),
+        (_, None) => {
+            Err(Failure::Permanent("unknown_kind", format!("this gateway does not know the kind `{}`", row.kind_name)))
+        }
         (Target::Email { address: None, .. }, _) => {
             Err(Failure::Permanent("no_address", "the user no longer has an email address".to_owned()))
         }
@@ -226,7 +229,9 @@ async fn deliver(gateway: &Gateway, http: &reqwest::Client, pace: &Pace, row: &O
         },
         (Target::Webhook { webhook, url, sealed_secret, .. }, Some(kind)) => {
             match secret::open(&gateway.signing_key, webhook, sealed_secret) {
-                Ok(key) => webhook::deliver(http, url, &key, row, kind, gateway.clock.now()).await.map_err(Failure::Retry),
+                Ok(key) => {
+                    webhook::deliver(http, url, &key, row, kind, gateway.clock.now()).await.map_err(Failure::Retry)
+                }
                 Err(e) => Err(Failure::Permanent("secret_unreadable", e.to_string())),
             }
         }

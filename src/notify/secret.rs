@@ -59,9 +59,8 @@ pub fn seal(signing_key: &SigningKey, id: &WebhookId, secret: &[u8]) -> Vec<u8> 
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let aad = associated_data(id);
     // Encrypting a short message in memory does not fail.
-    let sealed = cipher(signing_key)
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: &aad })
-        .unwrap_or_default();
+    let sealed =
+        cipher(signing_key).encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: &aad }).unwrap_or_default();
     [nonce.as_slice(), &sealed].concat()
 }
 

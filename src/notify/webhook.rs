@@ -57,11 +57,7 @@ pub(super) async fn deliver(
         .await
         .map_err(|e| format!("the webhook endpoint could not be reached: {}", e.without_url()))?;
     let status = answer.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("the webhook endpoint answered {status}"))
-    }
+    if status.is_success() { Ok(()) } else { Err(format!("the webhook endpoint answered {status}")) }
 }
 
 #[cfg(test)]

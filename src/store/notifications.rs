@@ -93,10 +93,12 @@ pub struct WebhookRow {
 
 /// A user's `ORG/NAME` and org id, inside a transaction.
 async fn party(tx: &mut Tx, user: &str) -> Result<Option<(String, String)>, StoreError> {
-    Ok(sqlx::query_as("SELECT o.name || '/' || u.name, u.org_id FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = $1")
-        .bind(user)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT o.name || '/' || u.name, u.org_id FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = $1",
+    )
+    .bind(user)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// What a notification about a transfer says, and who sent it.
@@ -164,11 +166,12 @@ pub(super) async fn enqueue(tx: &mut Tx, event: &Event, now: DateTime<Utc>) -> R
         EventKind::TransferApproved if field("status") == Some("released") => {
             let Some(t) = &transfer else { return Ok(()) };
             let Some(facts) = transfer_facts(tx, t).await? else { return Ok(()) };
-            let recipients: Vec<String> =
-                sqlx::query_scalar("SELECT recipient_id FROM links WHERE transfer_id = $1 AND state = 'issued' ORDER BY id")
-                    .bind(t)
-                    .fetch_all(&mut **tx)
-                    .await?;
+            let recipients: Vec<String> = sqlx::query_scalar(
+                "SELECT recipient_id FROM links WHERE transfer_id = $1 AND state = 'issued' ORDER BY id",
+            )
+            .bind(t)
+            .fetch_all(&mut **tx)
+            .await?;
             for recipient in recipients {
                 waiting(tx, &mut plan, &facts, &recipient).await?;
             }
@@ -514,7 +517,11 @@ impl Store {
 
     /// Queues the "expires soon" email for every released, uncollected link that expires within
     /// `ahead` and has had none yet (each link gets one). Returns how many links were reminded.
-    pub async fn queue_expiry_reminders(&self, ahead: chrono::TimeDelta, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    pub async fn queue_expiry_reminders(
+        &self,
+        ahead: chrono::TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let horizon = ms(now + ahead);
         let due: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.state = 'issued' \
@@ -569,7 +576,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM notification_opt_outs WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM notification_opt_outs WHERE user_id = $1")
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
         let mut names: Vec<&str> = off.iter().map(|k| k.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -580,8 +590,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let event =
-            Event::new(EventKind::NotificationsChanged).actor(user).subject(user.as_str()).field("off", names.join(","));
+        let event = Event::new(EventKind::NotificationsChanged)
+            .actor(user)
+            .subject(user.as_str())
+            .field("off", names.join(","));
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(())
@@ -612,7 +624,8 @@ impl Store {
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
-        let event = Event::new(EventKind::WebhookAdded).actor(actor).subject(&org_id).field("webhook", id).field("url", url);
+        let event =
+            Event::new(EventKind::WebhookAdded).actor(actor).subject(&org_id).field("webhook", id).field("url", url);
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(WebhookRow { id: id.clone(), org: org.to_owned(), url: url.to_owned(), created_at: from_ms(ms(now)) })
@@ -649,8 +662,13 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((org_id, org, url, at)) = row else { return Ok(None) };
-        sqlx::query("UPDATE webhooks SET removed_at = $1 WHERE id = $2").bind(ms(now)).bind(id.as_str()).execute(&mut *tx).await?;
-        let dropped = sqlx::query("DELETE FROM outbox WHERE webhook_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("UPDATE webhooks SET removed_at = $1 WHERE id = $2")
+            .bind(ms(now))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let dropped =
+            sqlx::query("DELETE FROM outbox WHERE webhook_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         let event = Event::new(EventKind::WebhookRemoved)
             .actor(actor)
             .subject(&org_id)
