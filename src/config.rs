@@ -727,6 +727,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mail_server_urls_parse_and_never_print_their_password() {
+        let url = SmtpUrl::parse("smtps://mailer:p%40ss@smtp.example.gov.uk").expect("parses");
+        assert_eq!(url.to_string(), "smtps://mailer:***@smtp.example.gov.uk");
+        assert_eq!(format!("{url:?}"), "smtps://mailer:***@smtp.example.gov.uk");
+        let parts = url.parts();
+        assert_eq!(
+            (parts.host.as_str(), parts.port, parts.security),
+            ("smtp.example.gov.uk", 465, SmtpSecurity::Wrapper)
+        );
+        assert_eq!(parts.credentials, Some(("mailer".to_owned(), "p@ss".to_owned())));
+        assert!(!format!("{parts:?}").contains("p@ss"));
+        let plain = SmtpUrl::parse("smtp://relay.internal").unwrap().parts();
+        assert_eq!((plain.port, plain.security, plain.credentials), (587, SmtpSecurity::Opportunistic, None));
+        let required = SmtpUrl::parse("smtp://relay.internal:2525?tls=required").unwrap().parts();
+        assert_eq!((required.port, required.security), (2525, SmtpSecurity::Required));
+        let refused = |v: &str| match SmtpUrl::parse(v) {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(
+            refused("http://user:hunter2@smtp.example"),
+            ("smtp_url", "`http://user:***@smtp.example` has the scheme `http`: write `smtp://HOST:PORT` (STARTTLS) or `smtps://HOST:PORT` (TLS)".to_owned())
+        );
+        assert!(refused("smtp://relay?tls=maybe").1.contains("`tls=maybe`"));
+        let file: FileConfig = toml::from_str("smtp_url = \"smtp://relay.internal\"").unwrap();
+        assert_eq!(
+            Config::from_file(file).map_err(|e| e.to_string()).unwrap_err(),
+            "option `mail_from` is invalid: `smtp_url` is set, so give the address mail comes from, such as `sealpost <sealpost@example.gov.uk>`"
+        );
+        let file: FileConfig =
+            toml::from_str("smtp_url = \"smtp://relay.internal\"\nmail_from = \"sealpost <sealpost@example.gov.uk>\"")
+                .unwrap();
+        assert!(Config::from_file(file).is_ok());
+    }
+
+    #[test]
     fn sizes_and_durations_parse_as_people_write_them() {
         assert_eq!(parse_size("k", "10GiB").expect("ok"), 10 << 30);
         assert_eq!(parse_size("k", "500 MB").expect("ok"), 500_000_000);

@@ -286,3 +286,34 @@ async fn key_owners_hear_of_keys_added_under_their_name_and_recipients_of_expiry
     let _ = alice;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn compliance_officers_hear_of_held_transfers_and_senders_of_rejections() {
+    let smtp = Smtp::start(free_port(), 0);
+    let server = gateway(smtp.port, |_| {}).await;
+    let (bob, _alice, _identity, recipient) = parties(&server).await;
+    server.org("ico", "compliance").await;
+    let olga = user(&server, "ico/olga", "compliance", Some("olga@ico.test")).await;
+    let signer = server.signing_key(&bob).await;
+
+    let file = encrypt(&[&recipient], b"held");
+    let (status, held) = server.upload_signed(&bob, &signer, &["hmpps/alice"], "OFFICIAL-SENSITIVE", 3600, file).await;
+    assert_eq!(status, 202, "{held}");
+    let id = held["id"].as_str().unwrap();
+    let mail = smtp.wait_subject("A transfer from acme/bob is waiting for approval").await;
+    assert_eq!(mail["to"], json!(["olga@ico.test"]));
+    let text = body(&mail);
+    assert!(text.contains(&format!("{}/compliance/held\n", server.url)), "{text}");
+    assert!(text.contains("Classification: OFFICIAL-SENSITIVE\n") && text.contains(id), "{text}");
+
+    // Held, the recipient is told nothing yet; rejected, the sender is told and she never is.
+    let (status, answer) = server.post(&olga, &format!("/api/v1/transfers/{id}/reject"), json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    let mail = smtp.wait_subject("Your transfer was rejected").await;
+    assert_eq!(mail["to"], json!(["bob@acme.test"]));
+    assert!(body(&mail).contains(&format!("{}/sent/{id}\n", server.url)));
+    outbox_drained(&server).await;
+    let waiting = smtp.messages().into_iter().filter(|m| m["subject"].as_str().unwrap().contains("waiting for you"));
+    assert_eq!(waiting.count(), 0, "a held transfer is not waiting for anyone");
+    server.stop().await;
+}
