@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::notify::{Smtp, free_port};
+use crate::common::notify::{Smtp, TestCa, free_port};
 use crate::common::{TestServer, assert_exit, encrypt, keypair, link_token, output_text, sealpost_cli, values};
 
 /// A gateway mailing through `smtp://127.0.0.1:PORT`, retrying fast.
@@ -315,5 +315,50 @@ async fn compliance_officers_hear_of_held_transfers_and_senders_of_rejections() 
     outbox_drained(&server).await;
     let waiting = smtp.messages().into_iter().filter(|m| m["subject"].as_str().unwrap().contains("waiting for you"));
     assert_eq!(waiting.count(), 0, "a held transfer is not waiting for anyone");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mail_goes_over_tls_to_a_server_whose_certificate_a_private_ca_issued() {
+    let Some(ca) = TestCa::make() else { return };
+    let smtp = Smtp::start_tls(free_port(), &ca);
+    // `?tls=required`: STARTTLS or nothing; the private CA from `smtp_ca_file`.
+    let server = gateway(smtp.port, |c| {
+        c.smtp_url =
+            Some(sealpost::config::SmtpUrl::parse(&format!("smtp://127.0.0.1:{}?tls=required", smtp.port)).unwrap());
+        c.smtp_ca_file = Some(ca.dir.path().join("ca.pem"));
+    })
+    .await;
+    let (bob, _alice, _identity, recipient) = parties(&server).await;
+    let (status, sent) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&recipient], b"x")).await;
+    assert_eq!(status, 201, "{sent}");
+    let mail = smtp.wait_subject("A bundle from acme/bob is waiting for you").await;
+    assert_eq!(mail["to"], json!(["alice@hmpps.test"]));
+    server.stop().await;
+
+    // Without the CA the certificate is not trusted, and nothing is sent in the clear.
+    let smtp = Smtp::start_tls(free_port(), &ca);
+    let server = gateway(smtp.port, |c| {
+        c.smtp_url =
+            Some(sealpost::config::SmtpUrl::parse(&format!("smtp://127.0.0.1:{}?tls=required", smtp.port)).unwrap());
+    })
+    .await;
+    let (_bob, _alice, _identity, _recipient) = parties(&server).await;
+    let pool = server.database().await;
+    let mut attempts = 0;
+    for _ in 0..300 {
+        attempts = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(attempts), 0) FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if attempts >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(attempts >= 2, "an untrusted certificate is a failure to retry: {attempts}");
+    assert!(smtp.messages().is_empty());
+    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox").fetch_one(&pool).await.unwrap();
+    assert!(error.contains("127.0.0.1"), "{error}");
     server.stop().await;
 }

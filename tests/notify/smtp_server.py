@@ -3,7 +3,10 @@ accepts as one JSON file in a directory (`to`, `from`, `subject`, the decoded te
 the `raw` message); with --refuse N it answers the first N messages' DATA with a
 permanent refusal (550), as a mail server that rejects mail does.
 
-Usage: python smtp_server.py PORT DIR [--refuse N]
+With --starttls CERT KEY it offers STARTTLS with that certificate and refuses mail sent without
+it (aiosmtpd's require_starttls).
+
+Usage: python smtp_server.py PORT DIR [--refuse N] [--starttls CERT KEY]
 Prints "ready" once it listens; runs until killed.
 """
 
@@ -13,6 +16,7 @@ import email
 import email.policy
 import json
 import os
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -51,9 +55,15 @@ def main():
     parser.add_argument("port", type=int)
     parser.add_argument("directory")
     parser.add_argument("--refuse", type=int, default=0)
+    parser.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
     os.makedirs(args.directory, exist_ok=True)
-    controller = Controller(Store(args.directory, args.refuse), hostname="127.0.0.1", port=args.port)
+    tls = {}
+    if args.starttls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.starttls)
+        tls = {"tls_context": context, "require_starttls": True}
+    controller = Controller(Store(args.directory, args.refuse), hostname="127.0.0.1", port=args.port, **tls)
     controller.start()
     print("ready", flush=True)
     try:

@@ -67,15 +67,26 @@ pub(crate) struct Smtp {
 impl Smtp {
     /// Starts the SMTP server on `port`, refusing (550) the first `refuse` messages.
     pub(crate) fn start(port: u16, refuse: u32) -> Self {
+        Self::start_with(port, refuse, None)
+    }
+
+    /// Starts the SMTP server on `port` requiring STARTTLS with `tls`'s certificate.
+    pub(crate) fn start_tls(port: u16, tls: &TestCa) -> Self {
+        Self::start_with(port, 0, Some(tls))
+    }
+
+    fn start_with(port: u16, refuse: u32, tls: Option<&TestCa>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .arg(script("smtp_server.py"))
             .arg(port.to_string())
             .arg(dir.path())
-            .args(["--refuse", &refuse.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the SMTP server starts");
+            .args(["--refuse", &refuse.to_string()]);
+        if let Some(tls) = tls {
+            command.arg("--starttls").arg(tls.dir.path().join("cert.pem")).arg(tls.dir.path().join("key.pem"));
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("the SMTP server starts");
         assert_eq!(first_line(&mut child), "ready");
         Self { child, port, dir }
     }
@@ -127,6 +138,56 @@ impl Drop for Smtp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A private CA (`ca.pem`) and a server certificate it issued for 127.0.0.1 (`cert.pem`,
+/// `key.pem`), made with the `openssl` command line tool, for a mail server speaking TLS.
+pub(crate) struct TestCa {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Makes the CA and the certificate (`None` when `openssl` is missing and missing tools are
+    /// allowed).
+    pub(crate) fn make() -> Option<Self> {
+        let openssl = super::require_tool("openssl")?;
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl).args(args).current_dir(dir.path()).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sealpost test mail CA"],
+        ]
+        .concat());
+        run(&[&["req"][..], &ec, &["-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]].concat());
+        std::fs::write(
+            dir.path().join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        Some(Self { dir })
     }
 }
 
