@@ -362,3 +362,26 @@ async fn mail_goes_over_tls_to_a_server_whose_certificate_a_private_ca_issued() 
     assert!(error.contains("127.0.0.1"), "{error}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn senders_hear_of_recalls_and_of_bundles_that_expired_unused() {
+    let smtp = Smtp::start(free_port(), 0);
+    let server = gateway(smtp.port, |c| c.sweep_interval = Duration::from_secs(1)).await;
+    let (bob, _alice, _identity, recipient) = parties(&server).await;
+
+    let (status, sent) = server.upload(&bob, &["hmpps/alice"], "&expires=2s", encrypt(&[&recipient], b"x")).await;
+    assert_eq!(status, 201, "{sent}");
+    let mail = smtp.wait_subject("hmpps/alice did not collect your transfer in time").await;
+    assert_eq!(mail["to"], json!(["bob@acme.test"]));
+    assert!(body(&mail).contains(sent["id"].as_str().unwrap()));
+
+    let (status, sent) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&recipient], b"y")).await;
+    assert_eq!(status, 201, "{sent}");
+    let id = sent["id"].as_str().unwrap();
+    let (status, answer) = server.delete(&bob, &format!("/api/v1/transfers/{id}")).await;
+    assert_eq!(status, 200, "{answer}");
+    let mail = smtp.wait_subject("Your transfer was recalled").await;
+    assert_eq!(mail["to"], json!(["bob@acme.test"]));
+    assert!(body(&mail).contains(&format!("{}/sent/{id}\n", server.url)));
+    server.stop().await;
+}
