@@ -216,15 +216,15 @@ pub fn render(kind: Kind, data: &Value, public_url: &str) -> Mail {
             )
         }
     };
-    let body = format!("{lines}\n\n---\nThis message was sent by sealpost. {}\n", footer(kind));
+    let body = format!("{lines}\n\n---\nThis message was sent by sealpost. {}\n", footer(kind, public_url));
     Mail { subject, body }
 }
 
 /// The last line: how to turn an optional kind off, or why a kind cannot be.
-fn footer(kind: Kind) -> String {
+fn footer(kind: Kind, public_url: &str) -> String {
     if kind.optional() {
         format!(
-            "You can turn these messages off with `sealpost notifications off {}` (or `PUT /api/v1/notifications`).",
+            "You can turn these messages off at {public_url}/notifications or with `sealpost notifications off {}`.",
             kind.as_str()
         )
     } else {
