@@ -385,3 +385,46 @@ async fn senders_hear_of_recalls_and_of_bundles_that_expired_unused() {
     assert!(body(&mail).contains(&format!("{}/sent/{id}\n", server.url)));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn two_gateways_sharing_a_database_send_each_mail_once() {
+    let smtp = Smtp::start(free_port(), 0);
+    let shared = tempfile::tempdir().unwrap();
+    let database = sealpost::config::DatabaseUrl::parse(&crate::common::database_url(shared.path())).unwrap();
+    let first = gateway(smtp.port, |c| c.database_url = Some(database.clone())).await;
+    // The second gateway joins the first one's database, as a deployment's gateways do: one
+    // signing key, and the first one's administrator.
+    let second_dir = tempfile::tempdir().unwrap();
+    std::fs::write(second_dir.path().join("admin.token"), format!("{}\n", first.admin)).unwrap();
+    let second = TestServer::start_in(second_dir.path(), |c| {
+        c.database_url = Some(database.clone());
+        c.signing_key = Some(first.data_dir.join("gateway.key"));
+        c.smtp_url = Some(sealpost::config::SmtpUrl::parse(&format!("smtp://127.0.0.1:{}", smtp.port)).unwrap());
+        c.mail_from = Some("sealpost <sealpost@gateway.test>".to_owned());
+        c.notification_interval = Duration::from_millis(100);
+    })
+    .await;
+    let (bob, _alice, _identity, recipient) = parties(&first).await;
+    let mut transfers = Vec::new();
+    for i in 0..8 {
+        let gateway = if i % 2 == 0 { &first } else { &second };
+        let (status, sent) = gateway.upload(&bob, &["hmpps/alice"], "", encrypt(&[&recipient], b"x")).await;
+        assert_eq!(status, 201, "{sent}");
+        transfers.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    outbox_drained(&first).await;
+    // Both gateways kept looking meanwhile: a row claimed twice would show as a second mail.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 9, "alice's key and eight bundles, each mailed once");
+    let mut mailed: Vec<String> = mails
+        .iter()
+        .filter_map(|m| body(m).lines().find_map(|l| l.strip_prefix("Transfer: ")).map(str::to_owned))
+        .collect();
+    mailed.sort();
+    transfers.sort();
+    assert_eq!(mailed, transfers);
+    assert_eq!(first.entries("notification.sent").await.len(), 9);
+    second.stop().await;
+    first.stop().await;
+}
