@@ -140,6 +140,14 @@ async fn the_recipient_is_told_a_bundle_waits_with_the_inbox_link_and_never_the_
     assert_eq!(collected["to"], json!(["bob@acme.test"]));
     assert!(body(collected).contains(&format!("{}/sent/{transfer}\n", server.url)), "{}", body(collected));
     assert!(body(collected).contains("sealpost notifications off transfer.collected"));
+
+    // Alice reports it opened (without signing for it): bob hears that too.
+    let (status, answer) =
+        server.post(&alice, &format!("/api/v1/transfers/{transfer}/delivery"), json!({"status": "decrypted"})).await;
+    assert_eq!(status, 201, "{answer}");
+    let opened = smtp.wait_subject("hmpps/alice has opened your transfer").await;
+    assert_eq!(opened["to"], json!(["bob@acme.test"]));
+    assert!(body(&opened).contains("opened the bundle you sent (without signing for it)"), "{}", body(&opened));
     server.stop().await;
 }
 
