@@ -1,5 +1,6 @@
 //! Running the gateway: serve HTTP on a bound listener, with the sweeper, the notification
-//! sender and the log's sequencer beside it, until a shutdown future resolves. Opening the gateway's state is `gateway`.
+//! sender and the log's sequencer beside it, until a shutdown future resolves. Opening the
+//! gateway's state is `gateway`.
 //!
 //! `run` takes an already-bound listener and a shutdown future (as in mini-redis), so tests bind
 //! `127.0.0.1:0` and stop the server when they like.
