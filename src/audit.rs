@@ -98,11 +98,25 @@ pub enum EventKind {
     /// Single sign-on changed a user's role to the one the provider's claim rules now give
     /// (fields `from`, `role`, `provider`).
     UserRoleChanged,
+    /// A notification was sent: by email to a user (subject: the user's id), or to an
+    /// organisation's webhook (subject: the organisation's id); the entry carries its `kind` and
+    /// `channel` (`email` or `webhook`), never its content.
+    NotificationSent,
+    /// A notification was given up after failing for too long (the code says why); subject and
+    /// facts as for [`EventKind::NotificationSent`].
+    NotificationFailed,
+    /// An administrator registered a webhook endpoint for an organisation (subject: the org's
+    /// id; the entry carries the endpoint's id, never its secret).
+    WebhookAdded,
+    /// An administrator removed a webhook endpoint.
+    WebhookRemoved,
+    /// A user turned optional notifications off or on; the entry lists the kinds now off.
+    NotificationsChanged,
 }
 
 impl EventKind {
     /// Every kind, in the order above (the audit search offers them as a list).
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 40] = [
         Self::UploadAccepted,
         Self::UploadRefused,
         Self::UploadAborted,
@@ -138,6 +152,11 @@ impl EventKind {
         Self::SessionEnded,
         Self::SessionRefused,
         Self::UserRoleChanged,
+        Self::NotificationSent,
+        Self::NotificationFailed,
+        Self::WebhookAdded,
+        Self::WebhookRemoved,
+        Self::NotificationsChanged,
     ];
 
     /// The event's stable name, as in the entry and the audit API.
@@ -178,6 +197,11 @@ impl EventKind {
             Self::SessionEnded => "session.ended",
             Self::SessionRefused => "session.refused",
             Self::UserRoleChanged => "user.role_changed",
+            Self::NotificationSent => "notification.sent",
+            Self::NotificationFailed => "notification.failed",
+            Self::WebhookAdded => "webhook.added",
+            Self::WebhookRemoved => "webhook.removed",
+            Self::NotificationsChanged => "notifications.changed",
         }
     }
 }

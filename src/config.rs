@@ -97,6 +97,22 @@ pub struct FileConfig {
     pub oidc: Vec<crate::sso::config::ProviderFile>,
     /// See [`Config::sso_token_lifetime`].
     pub sso_token_lifetime: Option<String>,
+    /// See [`Config::smtp_url`].
+    pub smtp_url: Option<String>,
+    /// See [`Config::mail_from`].
+    pub mail_from: Option<String>,
+    /// See [`Config::smtp_ca_file`].
+    pub smtp_ca_file: Option<PathBuf>,
+    /// See [`Config::notification_interval`].
+    pub notification_interval: Option<String>,
+    /// See [`Config::notification_retry_base`].
+    pub notification_retry_base: Option<String>,
+    /// See [`Config::notification_retry_max`].
+    pub notification_retry_max: Option<String>,
+    /// See [`Config::notification_give_up`].
+    pub notification_give_up: Option<String>,
+    /// See [`Config::expiry_reminder`].
+    pub expiry_reminder: Option<String>,
 }
 
 impl FileConfig {
@@ -174,6 +190,25 @@ pub struct Config {
     pub oidc: Vec<crate::sso::Provider>,
     /// Lifetime of the tokens `sealpost login --sso` gets (default 12 hours).
     pub sso_token_lifetime: Duration,
+    /// The mail server notifications go through (default none: no email is queued).
+    pub smtp_url: Option<SmtpUrl>,
+    /// The address notifications come from (required with `smtp_url`).
+    pub mail_from: Option<String>,
+    /// A PEM file of the CA certificate(s) a private mail server's TLS certificate is checked
+    /// against, besides the usual public roots (default none).
+    pub smtp_ca_file: Option<PathBuf>,
+    /// How often each gateway looks for notifications to send (default 5s).
+    pub notification_interval: Duration,
+    /// The delay before a failed notification's first retry; each later one doubles it
+    /// (default 1m).
+    pub notification_retry_base: Duration,
+    /// The longest delay between retries (default 1h).
+    pub notification_retry_max: Duration,
+    /// A notification still failing this long after it was queued is given up, with a
+    /// `notification.failed` event (default 3d).
+    pub notification_give_up: Duration,
+    /// How long before an uncollected bundle expires its recipient is reminded (default 24h).
+    pub expiry_reminder: Duration,
 }
 
 impl Default for Config {
@@ -203,6 +238,14 @@ impl Default for Config {
             session_lifetime: Duration::from_secs(12 * 3600),
             oidc: Vec::new(),
             sso_token_lifetime: crate::sso::config::DEFAULT_SSO_TOKEN_LIFETIME,
+            smtp_url: None,
+            mail_from: None,
+            smtp_ca_file: None,
+            notification_interval: Duration::from_secs(5),
+            notification_retry_base: Duration::from_secs(60),
+            notification_retry_max: Duration::from_secs(3600),
+            notification_give_up: Duration::from_secs(3 * 86400),
+            expiry_reminder: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -267,6 +310,20 @@ impl Config {
         if let Some(v) = file.sso_token_lifetime {
             c.sso_token_lifetime = parse_duration("sso_token_lifetime", &v)?;
         }
+        c.smtp_url = file.smtp_url.as_deref().map(SmtpUrl::parse).transpose()?;
+        c.mail_from = file.mail_from;
+        c.smtp_ca_file = file.smtp_ca_file;
+        for (key, value, field) in [
+            ("notification_interval", file.notification_interval, &mut c.notification_interval),
+            ("notification_retry_base", file.notification_retry_base, &mut c.notification_retry_base),
+            ("notification_retry_max", file.notification_retry_max, &mut c.notification_retry_max),
+            ("notification_give_up", file.notification_give_up, &mut c.notification_give_up),
+            ("expiry_reminder", file.expiry_reminder, &mut c.expiry_reminder),
+        ] {
+            if let Some(v) = value {
+                *field = parse_duration(key, &v)?;
+            }
+        }
         c.validate()?;
         Ok(c)
     }
@@ -291,6 +348,36 @@ impl Config {
         }
         if self.sweep_interval < Duration::from_secs(1) {
             return Err(ConfigError::Invalid { key: "sweep_interval", message: "use at least `1s`".to_owned() });
+        }
+        if self.smtp_url.is_some() && self.mail_from.as_deref().is_none_or(|f| f.trim().is_empty()) {
+            return Err(ConfigError::Invalid {
+                key: "mail_from",
+                message: "`smtp_url` is set, so give the address mail comes from, such as \
+                          `sealpost <sealpost@example.gov.uk>`"
+                    .to_owned(),
+            });
+        }
+        if let Some(from) = &self.mail_from
+            && from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "mail_from",
+                message: format!("`{from}` is not an address such as `sealpost <sealpost@example.gov.uk>`"),
+            });
+        }
+        if self.notification_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                key: "notification_interval",
+                message: "use at least `100ms`".to_owned(),
+            });
+        }
+        if self.notification_retry_base < Duration::from_millis(100)
+            || self.notification_retry_base > self.notification_retry_max
+        {
+            return Err(ConfigError::Invalid {
+                key: "notification_retry_base",
+                message: "use at least `100ms`, and no more than `notification_retry_max`".to_owned(),
+            });
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -436,6 +523,137 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// How a mail server connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtps://`: TLS from the first byte (default port 465).
+    Wrapper,
+    /// `smtp://…?tls=required`: STARTTLS, and a server that does not offer it is refused.
+    Required,
+    /// `smtp://` (or `?tls=opportunistic`): STARTTLS when the server offers it, plain text when
+    /// it does not (for a relay on the same host or network; prefer the two above elsewhere).
+    Opportunistic,
+}
+
+/// The parts of an [`SmtpUrl`].
+#[derive(Clone)]
+pub struct SmtpParts {
+    /// The server's host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub security: SmtpSecurity,
+    /// User and password, when the URL has them (percent-decoded).
+    pub credentials: Option<(String, String)>,
+}
+
+impl fmt::Debug for SmtpParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpParts")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The mail server: `smtp://[USER:PASSWORD@]HOST[:PORT][?tls=required|opportunistic]` or
+/// `smtps://[USER:PASSWORD@]HOST[:PORT]`. It may carry a password, so it prints (`Debug`,
+/// `Display`) only [`SmtpUrl::redacted`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    /// Parses and checks a mail server URL.
+    pub fn parse(v: &str) -> Result<Self, ConfigError> {
+        let url = Self(v.trim().to_owned());
+        url.try_parts()?;
+        Ok(url)
+    }
+
+    fn try_parts(&self) -> Result<SmtpParts, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { key: "smtp_url", message };
+        let shown = self.redacted();
+        let parsed = reqwest::Url::parse(&self.0).map_err(|e| {
+            invalid(format!("`{shown}` is not a URL ({e}): write `smtp://HOST:PORT` or `smtps://HOST:PORT`"))
+        })?;
+        let tls = parsed.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+        let security = match (parsed.scheme(), tls.as_deref()) {
+            ("smtps", None) => SmtpSecurity::Wrapper,
+            ("smtp", Some("required")) => SmtpSecurity::Required,
+            ("smtp", None | Some("opportunistic")) => SmtpSecurity::Opportunistic,
+            ("smtp" | "smtps", Some(other)) => {
+                return Err(invalid(format!(
+                    "`{shown}` asks for `tls={other}`: `smtp://` takes `?tls=required` or `?tls=opportunistic`, and \
+                     `smtps://` no `tls` at all"
+                )));
+            }
+            (scheme, _) => {
+                return Err(invalid(format!(
+                    "`{shown}` has the scheme `{scheme}`: write `smtp://HOST:PORT` (STARTTLS) or `smtps://HOST:PORT` (TLS)"
+                )));
+            }
+        };
+        let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            invalid(format!("`{shown}` names no server: write `smtp://HOST:PORT` or `smtps://HOST:PORT`"))
+        })?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = parsed.port().unwrap_or(if security == SmtpSecurity::Wrapper { 465 } else { 587 });
+        let decode = |s: &str| percent_decode(s);
+        let credentials = (!parsed.username().is_empty())
+            .then(|| (decode(parsed.username()), decode(parsed.password().unwrap_or_default())));
+        Ok(SmtpParts { host, port, security, credentials })
+    }
+
+    /// The URL's parts (it was checked when parsed).
+    pub fn parts(&self) -> SmtpParts {
+        self.try_parts().unwrap_or_else(|_| SmtpParts {
+            host: String::new(),
+            port: 0,
+            security: SmtpSecurity::Required,
+            credentials: None,
+        })
+    }
+
+    /// The URL with any password replaced by `***`, for logs and messages.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+/// `%XX` escapes decoded (a password in a URL may hold them).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 /// Where committed blobs live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -539,6 +757,42 @@ pub fn parse_size(key: &'static str, v: &str) -> Result<u64, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_server_urls_parse_and_never_print_their_password() {
+        let url = SmtpUrl::parse("smtps://mailer:p%40ss@smtp.example.gov.uk").expect("parses");
+        assert_eq!(url.to_string(), "smtps://mailer:***@smtp.example.gov.uk");
+        assert_eq!(format!("{url:?}"), "smtps://mailer:***@smtp.example.gov.uk");
+        let parts = url.parts();
+        assert_eq!(
+            (parts.host.as_str(), parts.port, parts.security),
+            ("smtp.example.gov.uk", 465, SmtpSecurity::Wrapper)
+        );
+        assert_eq!(parts.credentials, Some(("mailer".to_owned(), "p@ss".to_owned())));
+        assert!(!format!("{parts:?}").contains("p@ss"));
+        let plain = SmtpUrl::parse("smtp://relay.internal").unwrap().parts();
+        assert_eq!((plain.port, plain.security, plain.credentials), (587, SmtpSecurity::Opportunistic, None));
+        let required = SmtpUrl::parse("smtp://relay.internal:2525?tls=required").unwrap().parts();
+        assert_eq!((required.port, required.security), (2525, SmtpSecurity::Required));
+        let refused = |v: &str| match SmtpUrl::parse(v) {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(
+            refused("http://user:hunter2@smtp.example"),
+            ("smtp_url", "`http://user:***@smtp.example` has the scheme `http`: write `smtp://HOST:PORT` (STARTTLS) or `smtps://HOST:PORT` (TLS)".to_owned())
+        );
+        assert!(refused("smtp://relay?tls=maybe").1.contains("`tls=maybe`"));
+        let file: FileConfig = toml::from_str("smtp_url = \"smtp://relay.internal\"").unwrap();
+        assert_eq!(
+            Config::from_file(file).map_err(|e| e.to_string()).unwrap_err(),
+            "option `mail_from` is invalid: `smtp_url` is set, so give the address mail comes from, such as `sealpost <sealpost@example.gov.uk>`"
+        );
+        let file: FileConfig =
+            toml::from_str("smtp_url = \"smtp://relay.internal\"\nmail_from = \"sealpost <sealpost@example.gov.uk>\"")
+                .unwrap();
+        assert!(Config::from_file(file).is_ok());
+    }
 
     #[test]
     fn sizes_and_durations_parse_as_people_write_them() {

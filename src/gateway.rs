@@ -55,6 +55,9 @@ pub enum StartError {
     /// The HTTP client for the identity providers could not be made.
     #[error("cannot prepare the identity providers' HTTP client: {0}")]
     Sso(#[from] reqwest::Error),
+    /// The mail server settings cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::notify::MailError),
 }
 
 /// Everything a request handler needs, shared.
@@ -82,6 +85,8 @@ pub struct Gateway {
     pub uploads: Uploads,
     /// The identity providers for single sign-on.
     pub sso: crate::sso::Sso,
+    /// The mail server notifications go through, when one is configured.
+    pub mailer: Option<crate::notify::Mailer>,
     /// The data directory, held shared for as long as the gateway runs.
     _running: DataDirLock,
 }
@@ -109,6 +114,7 @@ impl Gateway {
         // Policies first: an invalid set stops the start before anything is touched.
         let source = config.policies.clone().map_or(PolicySource::Embedded, PolicySource::Dir);
         let gate = PolicyGate::load(source, config.max_expiry)?;
+        let mailer = crate::notify::Mailer::from_config(&config)?;
         create_private_dir(&dir)?;
         let running = lock_data_dir(&dir, Hold::Shared)?.ok_or_else(|| StartError::Busy(dir.clone()))?;
         let store = match config.database() {
@@ -146,6 +152,7 @@ impl Gateway {
             .with_witnesses(&config.witnesses)?;
         startup.keys_bound = store.bind_key_owners(clock.now()).await?;
         let sso = crate::sso::Sso::new(config.oidc.clone(), &public_url)?;
+        store.announce_mail(mailer.is_some(), clock.now()).await?;
         let gateway = Self {
             sso,
             gate,
@@ -162,6 +169,7 @@ impl Gateway {
             public_url,
             log: Sequencer::new(Arc::new(log)),
             uploads: Uploads::default(),
+            mailer,
             _running: running,
         };
         Ok((Arc::new(gateway), startup))

@@ -89,6 +89,14 @@ id_type!(
     /// A person at an identity provider bound to a user (their issuer and subject).
     IdentityId
 );
+id_type!(
+    /// An organisation's webhook endpoint.
+    WebhookId
+);
+id_type!(
+    /// One message in the notification outbox (an email, or a webhook delivery's `webhook-id`).
+    NotificationId
+);
 
 /// SHA-256 of a bearer secret: what the store keeps instead of the secret.
 #[derive(Clone, PartialEq, Eq)]

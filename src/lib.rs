@@ -63,6 +63,8 @@ pub mod manifest;
 pub mod model;
 /// Names in the log as keyed commitments, so that erasure never breaks the log.
 pub mod names;
+/// Notifications by email and webhooks, sent from the outbox.
+pub mod notify;
 /// The policy gate and its approval values.
 pub mod policy;
 /// Moving a deployment's data: `admin migrate` to PostgreSQL and S3, `admin backup` and `restore`.

@@ -1,5 +1,6 @@
-//! Running the gateway: serve HTTP on a bound listener, with the sweeper and the log's sequencer
-//! beside it, until a shutdown future resolves. Opening the gateway's state is `gateway`.
+//! Running the gateway: serve HTTP on a bound listener, with the sweeper, the notification
+//! sender and the log's sequencer beside it, until a shutdown future resolves. Opening the
+//! gateway's state is `gateway`.
 //!
 //! `run` takes an already-bound listener and a shutdown future (as in mini-redis), so tests bind
 //! `127.0.0.1:0` and stop the server when they like.
@@ -30,6 +31,7 @@ pub async fn run(
         gateway.config.sweep_interval,
         stop.clone(),
     ));
+    let notifier = tokio::spawn(crate::notify::run(gateway.clone(), stop.clone()));
     let policy_changed = Arc::new(tokio::sync::Notify::new());
     let wakeups = tokio::spawn(wake_ups(gateway.clone(), policy_changed.clone(), stop.clone()));
     let heartbeat = tokio::spawn(heartbeat(gateway.clone(), policy_changed, stop.clone()));
@@ -46,6 +48,7 @@ pub async fn run(
         .await;
     stop.cancel();
     let _ = sweeper.await;
+    let _ = notifier.await;
     let _ = heartbeat.await;
     let _ = wakeups.await;
     let _ = sequencer.await;

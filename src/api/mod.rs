@@ -11,6 +11,7 @@ mod directory;
 pub mod error;
 mod keys;
 mod manifests;
+mod notifications;
 mod openapi;
 mod pages;
 mod redeem;
@@ -47,6 +48,7 @@ fn routes() -> OpenApiRouter<Arc<Gateway>> {
         .merge(keys::router())
         .merge(transparency::router())
         .merge(manifests::router())
+        .merge(notifications::router())
         .merge(openapi::router())
         .merge(pages::router())
         .merge(redeem::router())

@@ -82,6 +82,13 @@ impl Client {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    /// PUT a JSON body, returning the JSON answer as `T`.
+    pub(super) async fn put<T: DeserializeOwned>(&self, path: &str, body: impl Serialize) -> Result<T, Failure> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| Failure::new(format!("cannot write the request for the gateway: {e}")))?;
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
     /// DELETE, returning the JSON answer as `T`.
     pub(super) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.send(Method::DELETE, path, None).await

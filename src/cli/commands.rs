@@ -40,6 +40,9 @@ pub(super) enum AdminCommand {
     /// Users' keys in the key directory.
     #[command(subcommand)]
     Key(AdminKeyCommand),
+    /// Organisations' webhook endpoints (notifications to their systems).
+    #[command(subcommand)]
+    Webhook(super::notifications::WebhookCommand),
 }
 
 /// `sealpost admin key …`
@@ -336,6 +339,7 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
                 }
             }
         }
+        AdminCommand::Webhook(command) => super::notifications::webhook(&client, command).await?,
         AdminCommand::Route(RouteCommand::Add { from, to }) => {
             let route: RouteInfo = client.post("/api/v1/routes", NewRoute { from, to }).await?;
             eprintln!("{} may now send to {}", route.from, route.to);

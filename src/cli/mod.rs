@@ -18,6 +18,7 @@ mod keygen;
 mod log;
 mod login;
 mod monitor;
+mod notifications;
 mod policy;
 mod profile;
 mod relocation;
@@ -146,6 +147,13 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Read the audit trail (compliance and admin roles).
     Audit(commands::AuditArgs),
+    /// List the notifications you get by email, or turn optional ones off and on.
+    Notifications {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: Option<notifications::NotificationsCommand>,
+    },
     /// Show who your token belongs to.
     Whoami {
         #[command(flatten)]
@@ -218,6 +226,7 @@ pub fn main() -> ExitCode {
             Command::Transfers { client, command } => commands::transfers(&client, command).await,
             Command::Policy(command) => policy::run(command),
             Command::Audit(args) => commands::audit(args).await,
+            Command::Notifications { client, command } => notifications::notifications(&client, command).await,
             Command::Whoami { client } => commands::whoami(&client).await,
             Command::Inspect(args) => inspect::run(&args),
             Command::Receipt(command) => log::run_receipt(command).await,

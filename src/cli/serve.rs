@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use super::{EXIT_CONFIG, Failure};
 use crate::blobs::BlobError;
-use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, parse_log_format, parse_size};
+use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, SmtpUrl, parse_log_format, parse_size};
 use crate::gateway::StartError;
 
 /// Where a deployment's data is: the options `serve` shares with `admin migrate`, `backup` and
@@ -68,6 +68,16 @@ pub(super) struct ServeArgs {
     /// What the sign-in button calls the provider: `Sign in with NAME` (default `single sign-on`).
     #[arg(long, env = "SEALPOST_OIDC_NAME")]
     oidc_name: Option<String>,
+    /// Mail server for notifications: `smtp://[USER:PASSWORD@]HOST[:PORT]` (STARTTLS when
+    /// offered; add `?tls=required` to insist) or `smtps://…` (TLS from the start).
+    #[arg(long, env = "SEALPOST_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The address notifications come from, such as `sealpost <sealpost@example.gov.uk>`.
+    #[arg(long, env = "SEALPOST_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// PEM file of the CA certificate a private mail server's certificate is checked against.
+    #[arg(long, env = "SEALPOST_SMTP_CA_FILE")]
+    smtp_ca_file: Option<PathBuf>,
 }
 
 pub(super) fn config_failure(e: &crate::config::ConfigError) -> Failure {
@@ -131,6 +141,15 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
         )
         .hint("set SEALPOST_OIDC_ISSUER to the provider's issuer URL too, or unset both")
         .exit(EXIT_CONFIG));
+    }
+    if let Some(v) = &args.smtp_url {
+        config.smtp_url = Some(SmtpUrl::parse(v).map_err(|e| config_failure(&e))?);
+    }
+    if let Some(v) = &args.mail_from {
+        config.mail_from = Some(v.clone());
+    }
+    if let Some(v) = &args.smtp_ca_file {
+        config.smtp_ca_file = Some(v.clone());
     }
     config.validate().map_err(|e| config_failure(&e))?;
     config.check_complete().map_err(|e| config_failure(&e))?;

@@ -30,6 +30,7 @@ mod keys;
 mod links;
 mod log_state;
 mod manifests;
+mod notifications;
 mod routes;
 mod sent;
 mod sessions;
@@ -59,6 +60,7 @@ pub use identity::{PendingSignIn, SIGN_IN_WINDOW, SsoGrant, SsoGranted, SsoRefus
 pub use links::{Lease, LeaseEnd, RedeemRefusal};
 pub use log_state::{LogHead, LogKeyRow, LogLease, TileBytes};
 pub use manifests::{Manifest, ManifestSubject};
+pub use notifications::{OutboxRow, Target, WebhookRow};
 pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::{UploadManifest, UploadRow};
@@ -518,7 +520,8 @@ impl Store {
     }
 }
 
-/// Appends an audit event inside the caller's transaction; returns its log index.
+/// Appends an audit event inside the caller's transaction, with the notifications it causes
+/// (`notifications::enqueue`: outbox rows in the same transaction); returns its log index.
 async fn append(tx: &mut Transaction<'static, Any>, event: &Event, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let idx: i64 = sqlx::query_scalar(
         "INSERT INTO audit_events (at, event, actor_id, transfer_id, subject_id, code, entry, idx) \
@@ -533,5 +536,6 @@ async fn append(tx: &mut Transaction<'static, Any>, event: &Event, now: DateTime
     .bind(event.entry(now))
     .fetch_one(&mut **tx)
     .await?;
+    notifications::enqueue(tx, event, now).await?;
     Ok(u64::try_from(idx).unwrap_or_default())
 }

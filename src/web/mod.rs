@@ -14,6 +14,7 @@ mod admin;
 mod assets;
 mod compliance;
 mod error;
+mod notifications;
 mod page;
 mod recipient;
 mod sender;
@@ -47,6 +48,7 @@ pub fn router() -> Router<Arc<Gateway>> {
         .merge(sender::router())
         .merge(compliance::router())
         .merge(admin::router())
+        .merge(notifications::router())
         .route("/assets/{*path}", get(assets::asset))
         .route("/favicon.ico", get(assets::favicon))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))

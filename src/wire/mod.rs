@@ -17,6 +17,7 @@ pub mod health;
 pub mod keys;
 pub mod log;
 pub mod manifests;
+pub mod notifications;
 pub mod routes;
 pub mod sent;
 pub mod sso;

@@ -392,3 +392,46 @@ async fn an_administrator_removes_a_users_key_through_a_form_and_the_removal_is_
     assert!(orgs["orgs"].as_array().unwrap().iter().any(|o| o["name"] == "dwp" && o["kind"] == "agency"), "{orgs}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn people_choose_their_optional_emails_on_the_notifications_page() {
+    let server = TestServer::start().await;
+    let (bob, _alice, _identity) = parties(&server).await;
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(&bob).await.status, 303);
+    let page = browser.get("/notifications").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_locked_down(&page);
+    assert!(page.body.contains("You have no email address"), "{}", page.body);
+    assert!(page.body.contains("name=\"transfer.collected\" type=\"checkbox\" value=\"on\" checked"), "{}", page.body);
+    assert!(!page.body.contains("name=\"key.added\""), "mandatory kinds have no box");
+
+    // Every box but `transfer.expiring` ticked: that one is turned off.
+    let csrf = page.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("transfer.collected", "on"),
+        ("transfer.acknowledged", "on"),
+        ("transfer.expired", "on"),
+        ("transfer.recalled", "on"),
+    ];
+    let saved = browser.post("/notifications", &form).await;
+    assert_eq!((saved.status, saved.location()), (303, "/notifications?saved"));
+    let (_, settings) = server.get(&bob, "/api/v1/notifications").await;
+    let off: Vec<&str> = settings["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["on"] == false)
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(off, vec!["transfer.expiring"]);
+    let page = browser.get("/notifications?saved").await;
+    assert!(page.body.contains("Your choices are saved."));
+    assert!(page.body.contains("name=\"transfer.expiring\" type=\"checkbox\" value=\"on\">"), "{}", page.body);
+    // A forged form changes nothing.
+    let forged = browser.post("/notifications", &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(server.entries("notifications.changed").await.len(), 1);
+    server.stop().await;
+}

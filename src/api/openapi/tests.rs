@@ -14,6 +14,7 @@ use crate::wire::health::*;
 use crate::wire::keys::*;
 use crate::wire::log::*;
 use crate::wire::manifests::*;
+use crate::wire::notifications::*;
 use crate::wire::routes::*;
 use crate::wire::transfers::*;
 
@@ -245,6 +246,14 @@ fn every_example_in_the_contract_is_a_value_its_wire_type_accepts() {
     example_round_trips::<Receipt>(c);
     example_round_trips::<ReceiptList>(c);
     example_round_trips::<KeyRotation>(c);
+    example_round_trips::<NotificationSetting>(c);
+    example_round_trips::<NotificationSettings>(c);
+    example_round_trips::<NotificationChoice>(c);
+    example_round_trips::<NewWebhook>(c);
+    example_round_trips::<WebhookInfo>(c);
+    example_round_trips::<WebhookCreated>(c);
+    example_round_trips::<WebhookList>(c);
+    example_round_trips::<WebhookRemoved>(c);
     example_round_trips::<RetireKey>(c);
     example_round_trips::<KeyRetired>(c);
     example_round_trips::<LinkAnswer>(c);

@@ -9,7 +9,7 @@ use crate::audit::{ENTRY_VERSION, MAX_ENTRY_BYTES};
 const FIXED_KEYS: [&str; 6] = ["event", "time", "actor", "transfer", "subject", "code"];
 
 /// The facts each lifecycle event must carry, besides `event` and `time`.
-const REQUIRED: [(&str, &[&str]); 11] = [
+const REQUIRED: [(&str, &[&str]); 12] = [
     ("upload.accepted", &["transfer", "size", "digest"]),
     ("link.issued", &["transfer", "subject", "link"]),
     ("download.started", &["transfer", "link"]),
@@ -21,6 +21,7 @@ const REQUIRED: [(&str, &[&str]); 11] = [
     ("session.started", &["subject", "session", "method"]),
     ("session.ended", &["subject", "session", "code"]),
     ("session.refused", &["code", "method"]),
+    ("notification.sent", &["subject", "kind", "channel"]),
 ];
 
 /// Why an entry was refused.

@@ -17,6 +17,7 @@ use sealpost::gateway::{Gateway, Startup};
 
 pub(crate) mod deployment;
 pub(crate) mod garage;
+pub(crate) mod notify;
 pub(crate) mod postgres;
 mod watchdog;
 
@@ -109,6 +110,11 @@ impl TestServer {
     pub(crate) async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let r =
             self.http.post(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.expect("send");
+        status_json(r).await
+    }
+
+    pub(crate) async fn http_put(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.put(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.expect("send");
         status_json(r).await
     }
 
