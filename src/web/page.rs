@@ -45,12 +45,22 @@ pub(crate) struct Frame {
 /// The navigation each role sees: `(key, href, label)`.
 fn nav_for(role: Role) -> &'static [(&'static str, &'static str, &'static str)] {
     match role {
-        Role::Sender => &[("send", "/send", "Send"), ("sent", "/sent", "Sent"), ("keys", "/keys", "Keys")],
-        Role::Recipient => &[("inbox", "/inbox", "Inbox"), ("keys", "/keys", "Keys")],
+        Role::Sender => &[
+            ("send", "/send", "Send"),
+            ("sent", "/sent", "Sent"),
+            ("keys", "/keys", "Keys"),
+            ("notifications", "/notifications", "Emails"),
+        ],
+        Role::Recipient => &[
+            ("inbox", "/inbox", "Inbox"),
+            ("keys", "/keys", "Keys"),
+            ("notifications", "/notifications", "Emails"),
+        ],
         Role::Compliance => &[
             ("held", "/compliance/held", "Held transfers"),
             ("audit", "/compliance/audit", "Audit"),
             ("log", "/compliance/log", "Log"),
+            ("notifications", "/notifications", "Emails"),
         ],
         Role::Admin => &[
             ("admin", "/admin", "Administration"),
