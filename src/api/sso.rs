@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiJson};
 use crate::gateway::Gateway;
 use crate::ids::BearerSecret;
-use crate::sso::{ProviderClient, Provisioning, SsoError};
-use crate::store::{AuthMethod, SsoGrant, SsoGranted, SsoRefusal};
+use crate::sso::{ProviderClient, SsoError};
+use crate::store::{AuthMethod, SsoGrant, SsoGranted};
 use crate::wire::ErrorBody;
 use crate::wire::ErrorCode;
 use crate::wire::sso::{DevicePoll, DeviceRequest, DeviceStarted, ProviderInfo, ProviderList, SsoToken};
@@ -159,10 +159,7 @@ async fn device_token(
         }
     };
     let token = BearerSecret::generate("sp_");
-    let new_user = match p.config.users {
-        Provisioning::JustInTime => person.new_user(&p.config),
-        Provisioning::Existing => None,
-    };
+    let new_user = person.new_user(&p.config);
     let grant = SsoGrant::Token { token: &token.hash(), lifetime: gw.config.sso_token_lifetime };
     match gw.store.sso_sign_in(&person, new_user, grant, gw.clock.now()).await? {
         Ok(SsoGranted::Token { principal, id, expires_at }) => {
@@ -182,19 +179,7 @@ async fn device_token(
         Ok(SsoGranted::Session(_)) => Err(ApiError::internal(&"a token sign-in started a session")),
         Err(refusal) => {
             refuse(&gw, refusal.code()).await?;
-            let message = match refusal {
-                SsoRefusal::UnknownUser => format!(
-                    "{} signed you in, but there is no sealpost account for {}: ask your administrator to add you with this email address",
-                    p.config.name,
-                    person.email.as_deref().unwrap_or("you (the provider sent no verified email address)")
-                ),
-                SsoRefusal::NoRole => format!(
-                    "{} signed you in, but your account there is not in any group that may use sealpost: ask your administrator",
-                    p.config.name
-                ),
-                SsoRefusal::Conflict(why) => format!("you are not signed in: {why}"),
-            };
-            Err(ApiError::new(ErrorCode::AccessDenied, message))
+            Err(ApiError::new(ErrorCode::AccessDenied, refusal.message(&p.config.name, person.email.as_deref())))
         }
     }
 }

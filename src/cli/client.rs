@@ -47,17 +47,9 @@ impl Client {
         path: &str,
         body: impl Serialize,
     ) -> Result<Result<T, crate::wire::ErrorDetail>, Failure> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.post(&url).json(&body);
-        if !self.token.is_empty() {
-            request = request.bearer_auth(&self.token);
-        }
-        let response = request.send().await.map_err(|e| {
-            Failure::new(format!("cannot reach the gateway at {}: {}", self.base, root_cause(&e)))
-                .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
-        })?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
+        let body = serde_json::to_value(body)
+            .map_err(|e| Failure::new(format!("cannot write the request for the gateway: {e}")))?;
+        let (status, text) = self.call(Method::POST, path, Some(body)).await?;
         if status.is_success() {
             return serde_json::from_str(&text)
                 .map(Ok)
@@ -96,13 +88,7 @@ impl Client {
 
     /// GET a JSON document that may not exist: `None` on 404.
     pub(super) async fn get_optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, Failure> {
-        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await;
-        let response = response.map_err(|e| {
-            Failure::new(format!("cannot reach the gateway at {}: {}", self.base, root_cause(&e)))
-                .hint("is `sealpost serve` running there? check SEALPOST_URL or --url")
-        })?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
+        let (status, text) = self.call(Method::GET, path, None).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -115,6 +101,16 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, Failure> {
+        let (status, text) = self.call(method, path, body).await?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map_err(|e| Failure::new(format!("the gateway sent an answer this client does not understand: {e}")));
+        }
+        Err(api_failure(status, &text))
+    }
+
+    /// One request (with the token, when there is one): the answer's status and text.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, String), Failure> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if !self.token.is_empty() {
@@ -129,11 +125,7 @@ impl Client {
         })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| Failure::new(format!("the gateway's answer broke off: {e}")))?;
-        if status.is_success() {
-            return serde_json::from_str(&text)
-                .map_err(|e| Failure::new(format!("the gateway sent an answer this client does not understand: {e}")));
-        }
-        Err(api_failure(status, &text))
+        Ok((status, text))
     }
 }
 

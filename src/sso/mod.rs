@@ -186,9 +186,13 @@ pub struct Person {
 }
 
 impl Person {
-    /// Where a user made just in time for this person goes: `None` when the claims give no usable
-    /// name or organisation.
+    /// The user to make for this person when the provider makes users just in time and has no
+    /// user for them yet: `None` when it does not, or the claims give no usable name or
+    /// organisation.
     pub fn new_user(&self, provider: &Provider) -> Option<(UserRef, Role)> {
+        if provider.users != Provisioning::JustInTime {
+            return None;
+        }
         let Some(Ok((role, org))) = &self.rule else { return None };
         let org = org.clone().or_else(|| provider.org.clone())?;
         let name = self.name.as_deref()?;

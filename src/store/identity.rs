@@ -76,6 +76,21 @@ pub enum SsoRefusal {
 }
 
 impl SsoRefusal {
+    /// What to tell the person, who signed in at `provider` (with this verified `email`, if
+    /// any): a sentence starting in lower case, ending without a full stop.
+    pub fn message(&self, provider: &str, email: Option<&str>) -> String {
+        match self {
+            Self::UnknownUser => format!(
+                "{provider} signed you in, but there is no sealpost account for {}: ask your administrator to add you with this email address",
+                email.unwrap_or("you (the provider sent no verified email address)")
+            ),
+            Self::NoRole => format!(
+                "{provider} signed you in, but your account there is not in any group that may use sealpost: ask your administrator"
+            ),
+            Self::Conflict(why) => format!("you are not signed in: {why}"),
+        }
+    }
+
     /// The `session.refused` code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -323,157 +338,5 @@ impl Store {
         };
         tx.commit().await?;
         Ok(Ok(granted))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ids::BearerSecret;
-    use crate::model::{AuthMethod, Authentication, OrgKind};
-    use crate::store::SessionLookup;
-
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    async fn store() -> (tempfile::TempDir, Store, UserId) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
-        let now = Utc::now();
-        store.bootstrap(&BearerSecret::generate("sp_").hash(), now).await.expect("bootstrap");
-        let admin: String = sqlx::query_scalar("SELECT id FROM users").fetch_one(&store.pool).await.expect("admin");
-        let admin = UserId::from_db(admin);
-        store.create_org(&admin, "hmpps", OrgKind::Agency, now).await.expect("org");
-        let alice = UserRef::new("hmpps", "alice").expect("name");
-        let token = BearerSecret::generate("sp_").hash();
-        store
-            .create_user(&admin, &alice, Role::Recipient, Some("alice@hmpps.example"), &token, None, now)
-            .await
-            .expect("alice");
-        (dir, store, admin)
-    }
-
-    fn person(subject: &str, email: Option<&str>, mfa: bool) -> Person {
-        Person {
-            provider: "sso".into(),
-            issuer: "https://idp.example".into(),
-            subject: subject.into(),
-            email: email.map(str::to_owned),
-            name: None,
-            rule: None,
-            auth: Authentication {
-                method: AuthMethod::Oidc,
-                mfa,
-                amr: if mfa { vec!["pwd".into(), "mfa".into()] } else { vec!["pwd".into()] },
-                acr: String::new(),
-            },
-        }
-    }
-
-    async fn session(store: &Store, p: &Person, new_user: Option<(UserRef, Role)>) -> Result<SsoGranted, SsoRefusal> {
-        let secret = BearerSecret::generate("").hash();
-        let grant = SsoGrant::Session { secret: &secret, lifetime: HOUR };
-        store.sso_sign_in(p, new_user, grant, Utc::now()).await.expect("sign in")
-    }
-
-    #[tokio::test]
-    async fn a_verified_email_finds_the_user_once_then_the_subject_does() {
-        let (_dir, store, _) = store().await;
-        let Ok(SsoGranted::Session(s)) =
-            session(&store, &person("sub-1", Some("alice@hmpps.example"), true), None).await
-        else {
-            panic!("refused");
-        };
-        assert_eq!(s.principal.user.to_string(), "hmpps/alice");
-        assert_eq!((s.principal.auth.method, s.principal.auth.mfa), (AuthMethod::Oidc, true));
-        // Bound now: the same subject with another (or no) address is still alice...
-        let Ok(SsoGranted::Session(again)) = session(&store, &person("sub-1", None, false), None).await else {
-            panic!("refused");
-        };
-        assert_eq!(again.principal.user.to_string(), "hmpps/alice");
-        // ...and another subject presenting alice's address is refused, not merged.
-        let other = session(&store, &person("sub-2", Some("alice@hmpps.example"), true), None).await;
-        assert!(matches!(other, Err(SsoRefusal::Conflict(_))), "{other:?}");
-        // Nobody with that address: unknown.
-        let unknown = session(&store, &person("sub-3", Some("eve@hmpps.example"), true), None).await;
-        assert_eq!(unknown, Err(SsoRefusal::UnknownUser));
-    }
-
-    #[tokio::test]
-    async fn a_session_keeps_the_authentication_for_policies() {
-        let (_dir, store, _) = store().await;
-        let secret = BearerSecret::generate("").hash();
-        let p = person("sub-1", Some("alice@hmpps.example"), false);
-        let grant = SsoGrant::Session { secret: &secret, lifetime: HOUR };
-        store.sso_sign_in(&p, None, grant, Utc::now()).await.expect("sign in").expect("granted");
-        let SessionLookup::Live(s) = store.session(&secret, HOUR, Utc::now()).await.expect("lookup") else {
-            panic!("no session");
-        };
-        assert_eq!(s.principal.auth, p.auth);
-        let started: String = sqlx::query_scalar("SELECT entry FROM audit_events WHERE event = 'session.started'")
-            .fetch_one(&store.pool)
-            .await
-            .expect("event");
-        assert!(
-            started.contains("method oidc") && started.contains("provider sso") && started.contains("mfa false"),
-            "{started}"
-        );
-    }
-
-    #[tokio::test]
-    async fn just_in_time_makes_a_user_and_rules_keep_roles_in_step() {
-        let (_dir, store, _) = store().await;
-        let mut p = person("sub-9", Some("bob@hmpps.example"), true);
-        p.rule = Some(Ok((Role::Recipient, None)));
-        let bob = UserRef::new("hmpps", "bob").expect("name");
-        let Ok(SsoGranted::Session(s)) = session(&store, &p, Some((bob.clone(), Role::Recipient))).await else {
-            panic!("refused");
-        };
-        assert_eq!((s.principal.user.clone(), s.principal.role), (bob.clone(), Role::Recipient));
-        // The provider's groups change: the role follows, with its event.
-        p.rule = Some(Ok((Role::Compliance, None)));
-        let Ok(SsoGranted::Session(s)) = session(&store, &p, None).await else { panic!("refused") };
-        assert_eq!(s.principal.role, Role::Compliance);
-        let changed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE event = 'user.role_changed'")
-            .fetch_one(&store.pool)
-            .await
-            .expect("count");
-        assert_eq!(changed, 1);
-        // Out of every group: refused.
-        p.rule = Some(Err(()));
-        assert_eq!(session(&store, &p, None).await, Err(SsoRefusal::NoRole));
-        // A name taken by someone else is refused, not merged.
-        let mut q = person("sub-10", Some("other.alice@elsewhere.example"), true);
-        q.rule = Some(Ok((Role::Recipient, None)));
-        let taken = session(&store, &q, Some((UserRef::new("hmpps", "alice").expect("name"), Role::Recipient))).await;
-        assert!(matches!(taken, Err(SsoRefusal::Conflict(_))), "{taken:?}");
-    }
-
-    #[tokio::test]
-    async fn a_cli_token_carries_the_sign_in_and_a_pending_browser_attempt_is_used_once() {
-        let (_dir, store, _) = store().await;
-        let token = BearerSecret::generate("sp_");
-        let p = person("sub-1", Some("alice@hmpps.example"), true);
-        let grant = SsoGrant::Token { token: &token.hash(), lifetime: HOUR };
-        let granted = store.sso_sign_in(&p, None, grant, Utc::now()).await.expect("sign in").expect("granted");
-        assert!(matches!(granted, SsoGranted::Token { .. }));
-        let principal = store.authenticate(&token.hash(), Utc::now()).await.expect("auth").expect("live");
-        assert_eq!(principal.auth, p.auth);
-        let later = Utc::now() + chrono::Duration::hours(2);
-        assert_eq!(store.authenticate(&token.hash(), later).await.expect("auth"), None, "outlived its lifetime");
-
-        let state = BearerSecret::generate("").hash();
-        let pending = PendingSignIn {
-            browser_hash: vec![7; 32],
-            provider: "sso".into(),
-            nonce: "n".into(),
-            pkce_verifier: "v".into(),
-        };
-        let now = Utc::now();
-        store.begin_sso_sign_in(&state, &pending, now).await.expect("begin");
-        assert_eq!(store.take_sso_sign_in(&state, now).await.expect("take"), Some(pending.clone()));
-        assert_eq!(store.take_sso_sign_in(&state, now).await.expect("take"), None, "used twice");
-        store.begin_sso_sign_in(&state, &pending, now).await.expect("begin");
-        let late = now + chrono::Duration::from_std(SIGN_IN_WINDOW).expect("window");
-        assert_eq!(store.take_sso_sign_in(&state, late).await.expect("take"), None, "used after its window");
     }
 }

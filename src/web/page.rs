@@ -51,11 +51,9 @@ fn nav_for(role: Role) -> &'static [(&'static str, &'static str, &'static str)] 
             ("keys", "/keys", "Keys"),
             ("notifications", "/notifications", "Emails"),
         ],
-        Role::Recipient => &[
-            ("inbox", "/inbox", "Inbox"),
-            ("keys", "/keys", "Keys"),
-            ("notifications", "/notifications", "Emails"),
-        ],
+        Role::Recipient => {
+            &[("inbox", "/inbox", "Inbox"), ("keys", "/keys", "Keys"), ("notifications", "/notifications", "Emails")]
+        }
         Role::Compliance => &[
             ("held", "/compliance/held", "Held transfers"),
             ("audit", "/compliance/audit", "Audit"),

@@ -24,7 +24,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
-use super::error::PageError;
+use super::error::{PageError, sentence};
 use super::page::{Errors, Frame, render};
 use super::session::{self, SIGN_IN_COOKIE, SSO_COOKIE};
 use super::sign_in::{refuse_by, sign_in_page_with};
@@ -196,26 +196,12 @@ async fn callback(
     };
     let (secret, cookie) = session::new_session_secret(&gw);
     let grant = SsoGrant::Session { secret: &secret.hash(), lifetime: gw.config.session_lifetime };
-    let new_user = match provider.config.users {
-        crate::sso::Provisioning::JustInTime => person.new_user(&provider.config),
-        crate::sso::Provisioning::Existing => None,
-    };
+    let new_user = person.new_user(&provider.config);
     let started = match gw.store.sso_sign_in(&person, new_user, grant, now).await? {
         Ok(SsoGranted::Session(s)) => s,
         Ok(SsoGranted::Token { .. }) => return Err(PageError::internal(&"a session sign-in made a token")),
         Err(refusal) => {
-            let message = match &refusal {
-                crate::store::SsoRefusal::UnknownUser => format!(
-                    "{} signed you in, but there is no sealpost account for {}. Ask your administrator to add you with this email address",
-                    provider.config.name,
-                    person.email.as_deref().unwrap_or("you (the provider sent no verified email address)")
-                ),
-                crate::store::SsoRefusal::NoRole => format!(
-                    "{} signed you in, but your account there is not in any group that may use sealpost. Ask your administrator",
-                    provider.config.name
-                ),
-                crate::store::SsoRefusal::Conflict(why) => format!("You are not signed in: {why}"),
-            };
+            let message = sentence(&refusal.message(&provider.config.name, person.email.as_deref()));
             return refused(&gw, &headers, refusal.code(), message).await;
         }
     };

@@ -79,6 +79,23 @@ async fn people_are_bound_to_users_and_their_sessions_and_tokens_carry_how_they_
         .await
         .expect("sign in");
     assert!(matches!(other, Err(SsoRefusal::Conflict(_))), "{other:?}");
+    let nobody = store
+        .sso_sign_in(
+            &person("sub-3", Some("eve@hmpps.example"), true, None),
+            None,
+            SsoGrant::Session { secret: &BearerSecret::generate("").hash(), lifetime: HOUR },
+            now,
+        )
+        .await
+        .expect("sign in");
+    assert_eq!(nobody, Err(SsoRefusal::UnknownUser));
+    let filter =
+        sealpost::store::AuditFilter { event: Some("session.started".into()), limit: 100, ..Default::default() };
+    let started: Vec<String> = store.audit(&filter).await.expect("audit").into_iter().map(|e| e.entry).collect();
+    assert!(
+        started.iter().any(|e| e.contains("method oidc") && e.contains("provider sso") && e.contains("mfa false")),
+        "{started:?}"
+    );
 
     // A CLI token through the device flow: kind sso, the person's own, with the multi-factor sign-in.
     let cli = BearerSecret::generate("sp_");
@@ -87,6 +104,8 @@ async fn people_are_bound_to_users_and_their_sessions_and_tokens_carry_how_they_
     assert!(matches!(granted, Ok(Ok(SsoGranted::Token { .. }))), "{granted:?}");
     let caller = store.authenticate(&cli.hash(), now).await.expect("auth").expect("live");
     assert_eq!((caller.user.clone(), caller.auth.clone()), (alice.clone(), p.auth.clone()));
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(store.authenticate(&cli.hash(), later).await.expect("auth"), None, "outlived its lifetime");
     let tokens = store.list_tokens(Some(&alice)).await.expect("tokens");
     let kinds: Vec<(&str, Option<String>)> =
         tokens.iter().map(|t| (t.kind.as_str(), t.created_by.as_ref().map(ToString::to_string))).collect();
@@ -111,6 +130,25 @@ async fn people_are_bound_to_users_and_their_sessions_and_tokens_carry_how_they_
         .expect("sign in");
     let Ok(SsoGranted::Session(s)) = made else { panic!("{made:?}") };
     assert_eq!((s.principal.user.clone(), s.principal.role), (name, Role::Sender));
+    bob.rule = Some(Ok((Role::Compliance, None)));
+    let moved = store
+        .sso_sign_in(&bob, None, SsoGrant::Session { secret: &BearerSecret::generate("").hash(), lifetime: HOUR }, now)
+        .await
+        .expect("sign in");
+    let Ok(SsoGranted::Session(s)) = moved else { panic!("{moved:?}") };
+    assert_eq!(s.principal.role, Role::Compliance, "the role follows the provider's rules");
+    let mut namesake = person("sub-10", Some("other@elsewhere.example"), true, Some(Ok((Role::Recipient, None))));
+    namesake.name = Some("alice".into());
+    let taken = store
+        .sso_sign_in(
+            &namesake,
+            Some((alice.clone(), Role::Recipient)),
+            SsoGrant::Session { secret: &BearerSecret::generate("").hash(), lifetime: HOUR },
+            now,
+        )
+        .await
+        .expect("sign in");
+    assert!(matches!(taken, Err(SsoRefusal::Conflict(_))), "a taken name is refused, not merged: {taken:?}");
     bob.rule = Some(Err(()));
     let gone = store
         .sso_sign_in(&bob, None, SsoGrant::Session { secret: &BearerSecret::generate("").hash(), lifetime: HOUR }, now)
@@ -127,6 +165,9 @@ async fn people_are_bound_to_users_and_their_sessions_and_tokens_carry_how_they_
         pkce_verifier: "v".into(),
     };
     store.begin_sso_sign_in(&state, &pending, now).await.expect("begin");
-    assert_eq!(store.take_sso_sign_in(&state, now).await.expect("take"), Some(pending));
+    assert_eq!(store.take_sso_sign_in(&state, now).await.expect("take"), Some(pending.clone()));
     assert_eq!(store.take_sso_sign_in(&state, now).await.expect("take"), None);
+    store.begin_sso_sign_in(&state, &pending, now).await.expect("begin");
+    let late = now + chrono::Duration::from_std(sealpost::store::SIGN_IN_WINDOW).expect("window");
+    assert_eq!(store.take_sso_sign_in(&state, late).await.expect("take"), None, "taken after its window");
 }
