@@ -59,6 +59,8 @@ struct Typed {
     #[serde(default)]
     role: String,
     #[serde(default)]
+    email: String,
+    #[serde(default)]
     token_user: String,
     #[serde(default)]
     from: String,
@@ -290,13 +292,24 @@ async fn add_user(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> 
     if role.is_none() {
         errors.add("role", "Choose the user's role");
     }
-    let (Some(user), Some(role)) = (user, role) else {
+    let email = match typed.email.trim() {
+        "" => Ok(None),
+        typed_email => crate::model::normalise_email(typed_email).map(Some),
+    };
+    if email.is_err() {
+        errors.add("email", "Enter an email address such as alice@hmpps.example, or leave it empty");
+    }
+    let (Some(user), Some(role), Ok(email)) = (user, role, email) else {
         return admin_page(&gw, s, errors, typed, None).await;
     };
     let (token, expires) = new_token(&gw);
-    match gw.store.create_user(&s.session.principal.id, &user, role, None, &token.hash(), expires, gw.clock.now()).await
+    match gw
+        .store
+        .create_user(&s.session.principal.id, &user, role, email.as_deref(), &token.hash(), expires, gw.clock.now())
+        .await
     {
         Ok(_) => show_token(s, &user, &token, expires),
+        Err(e @ StoreError::EmailInUse(_)) => refused(&gw, s, "email", e, typed).await,
         Err(e) => refused(&gw, s, "user", e, typed).await,
     }
 }

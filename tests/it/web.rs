@@ -435,3 +435,39 @@ async fn people_choose_their_optional_emails_on_the_notifications_page() {
     assert_eq!(server.entries("notifications.changed").await.len(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_administrator_adds_a_user_with_an_email_address_and_a_taken_one_is_refused_beside_its_field() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.admin).await;
+    let page = browser.get("/admin").await;
+    assert!(page.body.contains("Email address (optional)"), "the form has no email field");
+    let csrf = page.csrf();
+    let added = browser
+        .post(
+            "/admin/users",
+            &[("csrf", &csrf), ("user", "sealpost/ops"), ("role", "admin"), ("email", " Ops@Example.GOV.uk ")],
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let (_, users) = server.get(&server.admin, "/api/v1/users").await;
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["user"] == "sealpost/ops" && u["email"] == "ops@example.gov.uk"),
+        "{users}"
+    );
+    for (email, says) in
+        [("ops@example.gov.uk", "already has the email address"), ("not an address", "Enter an email address")]
+    {
+        let refused = browser
+            .post("/admin/users", &[("csrf", &csrf), ("user", "sealpost/ops2"), ("role", "admin"), ("email", email)])
+            .await;
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert!(refused.body.contains(says) && refused.body.contains("id=\"email-error\""), "{}", refused.body);
+    }
+    server.stop().await;
+}
