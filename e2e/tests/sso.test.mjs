@@ -3,9 +3,11 @@
 // administrator made (with `--email`) may sign in; the provider's verified email finds them.
 
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-import { WORK_TIMEOUT_MS, sleep, within } from '../harness.mjs';
+import { WORK_TIMEOUT_MS, repoRoot, sleep, within } from '../harness.mjs';
 import { assertSameFiles, collect, collectRefused, entryWith, makeFiles, openFromInbox, pressFor, shownErrors } from '../flows.mjs';
 import {
   SESSION_COOKIE,
@@ -96,6 +98,11 @@ test('a recipient signs in through the provider and sees the bundle waiting in t
   person.page.on('request', (r) => {
     if (new URL(r.url()).pathname === '/sign-in/callback') callback = r.url();
   });
+  // The sign-in page with its provider button, for the README.
+  await person.goto('/sign-in');
+  const shots = resolve(process.env.SEALPOST_SCREENSHOTS || join(repoRoot, 'docs', 'screenshots'));
+  mkdirSync(shots, { recursive: true });
+  await person.page.screenshot({ path: join(shots, 'sign-in-sso.png'), animations: 'disabled', caret: 'hide' });
   await toProvider(person, op);
   assert.equal(await person.page.getByRole('heading', { level: 1 }).innerText(), 'Sign in');
   assert.equal(await atProvider(person, op, ERIN), '/inbox');
