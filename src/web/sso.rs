@@ -113,10 +113,10 @@ async fn start(
     // A page that moves on to the provider by itself, not a redirect: the pages' CSP allows forms
     // to post only here (`form-action 'self'`), and browsers apply that to where a form's answer
     // redirects, too; a navigation the page makes by itself is not a form's.
-    let page = Continue {
+    let page = MovingOn {
         frame: Frame::bare(format!("Signing in with {}", provider.config.name), "sso-continue"),
+        said: format!("You are going to {} to sign in.", provider.config.name),
         next: attempt.url,
-        provider: provider.config.name.clone(),
     };
     let mut response = render(&page)?;
     let h = response.headers_mut();
@@ -138,19 +138,14 @@ struct CallbackQuery {
     error_description: Option<String>,
 }
 
+/// A page that moves on to `next` by itself (a refresh of 0 seconds), with a `Continue` link for
+/// a browser that does not: on to the provider from the button, and on to `/` after the callback.
 #[derive(Template)]
-#[template(path = "signed_in.html")]
-struct SignedInPage {
+#[template(path = "moving_on.html")]
+struct MovingOn {
     frame: Frame,
-    next: &'static str,
-}
-
-#[derive(Template)]
-#[template(path = "sso_continue.html")]
-struct Continue {
-    frame: Frame,
+    said: String,
     next: String,
-    provider: String,
 }
 
 async fn callback(
@@ -209,7 +204,11 @@ async fn callback(
         gw.store.end_session(&old.session.id, &old.session.principal.id, SessionEnd::Replaced, now).await?;
     }
     tracing::info!(session = %started.id, user = %started.principal.user, provider = %provider.config.id, mfa = started.principal.auth.mfa, "signed in through single sign-on");
-    let mut response = render(&SignedInPage { frame: Frame::bare("Signed in", "signed-in"), next: "/" })?;
+    let mut response = render(&MovingOn {
+        frame: Frame::bare("Signed in", "signed-in"),
+        said: "You are signed in.".to_owned(),
+        next: "/".to_owned(),
+    })?;
     let h = response.headers_mut();
     h.append(header::SET_COOKIE, cookie);
     h.append(header::SET_COOKIE, session::clear_cookie(SSO_COOKIE));

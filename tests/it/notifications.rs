@@ -76,6 +76,23 @@ async fn outbox_drained(server: &TestServer) {
     panic!("the outbox did not drain within 30 s: {left:?}");
 }
 
+/// The most attempts any outbox row has had, once it reaches `at_least` (or after 30 s of
+/// looking, whatever it is then).
+async fn outbox_attempts(pool: &sqlx::AnyPool, at_least: i64) -> i64 {
+    let mut attempts = 0;
+    for _ in 0..300 {
+        attempts = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(attempts), 0) FROM outbox")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if attempts >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    attempts
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -160,17 +177,7 @@ async fn mail_for_a_mail_server_that_is_down_waits_in_the_outbox_and_arrives_whe
     let (status, sent) = server.upload(&bob, &["hmpps/alice"], "", encrypt(&[&recipient], b"x")).await;
     assert_eq!(status, 201, "{sent}");
     let pool = server.database().await;
-    let mut attempts = 0;
-    for _ in 0..300 {
-        attempts = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(attempts), 0) FROM outbox")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if attempts >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let attempts = outbox_attempts(&pool, 2).await;
     assert!(attempts >= 2, "the outbox did not retry: {attempts} attempt(s)");
     assert!(server.entries("notification.sent").await.is_empty());
 
@@ -353,17 +360,7 @@ async fn mail_goes_over_tls_to_a_server_whose_certificate_a_private_ca_issued() 
     .await;
     let (_bob, _alice, _identity, _recipient) = parties(&server).await;
     let pool = server.database().await;
-    let mut attempts = 0;
-    for _ in 0..300 {
-        attempts = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(attempts), 0) FROM outbox")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if attempts >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let attempts = outbox_attempts(&pool, 2).await;
     assert!(attempts >= 2, "an untrusted certificate is a failure to retry: {attempts}");
     assert!(smtp.messages().is_empty());
     let error: String = sqlx::query_scalar("SELECT last_error FROM outbox").fetch_one(&pool).await.unwrap();
