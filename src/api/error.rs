@@ -32,9 +32,16 @@ impl ApiError {
             ErrorCode::ServiceUnavailable => Some(2),
             ErrorCode::LogUnavailable => Some(30),
             ErrorCode::InsufficientStorage => Some(300),
+            ErrorCode::RateLimited => Some(1),
             _ => None,
         };
         Self(Box::new(Inner { detail, retry_after }))
+    }
+
+    /// Sets `Retry-After` to `seconds` (at least one).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.0.retry_after = Some(u32::try_from(seconds.max(1)).unwrap_or(u32::MAX));
+        self
     }
 
     /// Adds the ids of the policies that decided a denial.

@@ -38,6 +38,9 @@ macro_rules! error_codes {
 error_codes! {
     /// The request is malformed: a parameter, header or body that cannot be read.
     BadRequest = ("bad_request", 400),
+    /// The request can be read in two ways (a repeated query parameter or header, two
+    /// `Authorization` headers, an expiry of zero or in the past): it is refused, never guessed.
+    AmbiguousRequest = ("ambiguous_request", 400),
     /// The person has not finished signing in at the identity provider yet: poll again after
     /// the interval (RFC 8628 `authorization_pending`).
     AuthorizationPending = ("authorization_pending", 400),
@@ -62,6 +65,9 @@ error_codes! {
     NotFound = ("not_found", 404),
     /// The endpoint does not take that method.
     MethodNotAllowed = ("method_not_allowed", 405),
+    /// The client sent nothing for too long (request headers, or an idle request body): send
+    /// the request again, without pausing.
+    RequestTimeout = ("request_timeout", 408),
     /// The organisation, user, key or route exists already.
     AlreadyExists = ("already_exists", 409),
     /// The transfer is not held for approval (any more).
@@ -78,6 +84,8 @@ error_codes! {
     UploadComplete = ("upload_complete", 409),
     /// The resumable upload holds a different number of bytes than the request assumed.
     OffsetMismatch = ("offset_mismatch", 409),
+    /// The change would leave no active administrator: make another administrator first.
+    LastAdministrator = ("last_administrator", 409),
     /// The link has been used.
     LinkUsed = ("link_used", 410),
     /// The link has expired.
@@ -90,6 +98,8 @@ error_codes! {
     PayloadTooLarge = ("payload_too_large", 413),
     /// More bytes than the resumable upload declared.
     UploadLengthExceeded = ("upload_length_exceeded", 413),
+    /// The request's target (path and query) is longer than the gateway reads.
+    UriTooLong = ("uri_too_long", 414),
     /// The body has the wrong content type.
     UnsupportedMediaType = ("unsupported_media_type", 415),
     /// The byte range asked for cannot be served.
@@ -127,6 +137,10 @@ error_codes! {
     StatementLate = ("statement_late", 422),
     /// Another request is writing to this resumable upload.
     UploadBusy = ("upload_busy", 423),
+    /// Too many requests from this client or token: wait for `Retry-After` seconds.
+    RateLimited = ("rate_limited", 429),
+    /// The request's headers are larger than the gateway reads.
+    HeadersTooLarge = ("headers_too_large", 431),
     /// The gateway failed; nothing was changed. The body says no more.
     Internal = ("internal", 500),
     /// The identity provider cannot be reached (or does not answer as OpenID Connect): try
