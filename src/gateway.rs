@@ -83,6 +83,10 @@ pub struct Gateway {
     pub log: Sequencer,
     /// Resumable uploads in progress in this process.
     pub uploads: Uploads,
+    /// Moves on each time this gateway takes links away (a recall, a rejection, a key removed),
+    /// so that its running downloads look at their links at once rather than at their next
+    /// periodic look.
+    pub link_changes: tokio::sync::watch::Sender<u64>,
     /// The identity providers for single sign-on.
     pub sso: crate::sso::Sso,
     /// The mail server notifications go through, when one is configured.
@@ -169,6 +173,7 @@ impl Gateway {
             public_url,
             log: Sequencer::new(Arc::new(log)),
             uploads: Uploads::default(),
+            link_changes: tokio::sync::watch::Sender::new(0),
             mailer,
             _running: running,
         };

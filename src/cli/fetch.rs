@@ -163,13 +163,15 @@ const PROBE: u64 = 64;
 const HEADER_SLICE: u64 = 64 * 1024;
 
 /// Redeems the link for the bytes `first..=last` (`last` `None`: to the end) with a `Range`,
-/// answered 206 with a `Content-Range` that starts at `first`; returns the answer and the size.
+/// answered 206 with a `Content-Range` that starts at `first`; returns the answer, the size and
+/// the last byte served (before the link is used up the gateway serves no further than the end
+/// of the age header, which may be short of `last`).
 async fn redeem_range(
     http: &Http,
     token: &str,
     first: u64,
     last: Option<u64>,
-) -> Result<(reqwest::Response, u64), Failure> {
+) -> Result<(reqwest::Response, u64, u64), Failure> {
     let range = last.map_or_else(|| format!("bytes={first}-"), |last| format!("bytes={first}-{last}"));
     let mut attempts = 0;
     let response = loop {
@@ -197,11 +199,13 @@ async fn redeem_range(
     let content_range = response.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
     let parsed = content_range.and_then(|v| {
         let (span, size) = v.strip_prefix("bytes ")?.split_once('/')?;
-        let (start, _) = span.split_once('-')?;
-        Some((start.parse::<u64>().ok()?, size.parse::<u64>().ok()?))
+        let (start, end) = span.split_once('-')?;
+        Some((start.parse::<u64>().ok()?, end.parse::<u64>().ok()?, size.parse::<u64>().ok()?))
     });
     match parsed {
-        Some((start, size)) if start == first => Ok((response, size)),
+        Some((start, end, size)) if start == first && end >= start && last.is_none_or(|last| end <= last) => {
+            Ok((response, size, end))
+        }
         _ => Err(Failure::new(format!(
             "the gateway answered `{range}` with `Content-Range: {}`",
             content_range.unwrap_or("(none)")
@@ -251,7 +255,7 @@ fn download_of(response: &reqwest::Response, size: u64) -> Result<part::Of, Fail
 /// the rest with `bytes=N-`, resuming a broken answer within the run and, from the part file, a
 /// run that was killed.
 async fn download(http: &Http, token: &str, ids: &Identities, args: &FetchArgs) -> Result<Downloaded, Failure> {
-    let (probe, size) = redeem_range(http, token, 0, Some(PROBE - 1)).await?;
+    let (probe, size, _) = redeem_range(http, token, 0, Some(PROBE - 1)).await?;
     let of = download_of(&probe, size)?;
     let first = probe.bytes().await.map_err(|e| {
         Failure::new(format!("the download broke off: {e}"))
@@ -302,9 +306,9 @@ async fn download(http: &Http, token: &str, ids: &Identities, args: &FetchArgs) 
             HeaderCheck::NeedMore => {
                 let want = if part.have() < HEADER_SLICE { HEADER_SLICE } else { part.have() * 2 };
                 let last = (want.min(MAX_HEADER as u64) - 1).min(size - 2);
-                let (answer, _) = redeem_range(http, token, part.have(), Some(last)).await?;
+                let (answer, _, served) = redeem_range(http, token, part.have(), Some(last)).await?;
                 receive(answer, &mut part, &bar).await?;
-                if part.have() <= last {
+                if part.have() <= served {
                     bar.finish_and_clear();
                     return Err(Failure::new("the download broke off while reading the bundle's header")
                         .hint("the link is still usable: run the same command again"));
@@ -327,7 +331,8 @@ async fn download(http: &Http, token: &str, ids: &Identities, args: &FetchArgs) 
     // The rest, resuming a broken answer from the bytes kept.
     let mut resumes = 0;
     while part.have() < size {
-        let (answer, _) = redeem_range(http, token, part.have(), None).await.inspect_err(|_| bar.finish_and_clear())?;
+        let (answer, ..) =
+            redeem_range(http, token, part.have(), None).await.inspect_err(|_| bar.finish_and_clear())?;
         receive(answer, &mut part, &bar).await?;
         if part.have() >= size {
             break;

@@ -168,13 +168,60 @@ pub enum HeaderCheck {
 }
 
 /// Checks from the first bytes of a ciphertext (binary or armored) whether `ids` can open it.
+/// Before a link is used up the gateway serves the age header and nothing past it (for armour,
+/// through the base64 group that completes it, which may end mid-line), so this needs no more:
+/// the header is found in the (unarmoured) prefix, and the age crate, which reads the payload's
+/// nonce with the header, is given a placeholder nonce that nothing is decrypted with.
 pub fn check_header(prefix: &[u8], ids: &Identities) -> HeaderCheck {
-    let Ok(decryptor) = age::Decryptor::new(ArmoredReader::new(prefix)) else { return HeaderCheck::NeedMore };
+    let binary = match unarmor_prefix(prefix) {
+        Ok(Some(binary)) => binary,
+        Ok(None) => prefix.to_vec(),
+        Err(e) => return HeaderCheck::Broken(e),
+    };
+    let Some(header) = header_of(&binary) else { return HeaderCheck::NeedMore };
+    let mut file = header.to_vec();
+    file.extend_from_slice(&[0; 16]);
+    let decryptor = match age::Decryptor::new(&file[..]) {
+        Ok(decryptor) => decryptor,
+        Err(e) => return HeaderCheck::Broken(e.to_string()),
+    };
     match decryptor.decrypt(ids.identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
         Ok(_) => HeaderCheck::Opens,
         Err(age::DecryptError::NoMatchingKeys) => HeaderCheck::NoMatch,
         Err(e) => HeaderCheck::Broken(e.to_string()),
     }
+}
+
+/// The binary header at the start of `binary`, through its `---` MAC line, once complete (no
+/// other header line starts with `---`).
+fn header_of(binary: &[u8]) -> Option<&[u8]> {
+    let mac = binary.windows(5).position(|w| w == b"\n--- ")? + 1;
+    let end = binary[mac..].iter().position(|&b| b == b'\n')?;
+    Some(&binary[..mac + end + 1])
+}
+
+/// The binary bytes an armoured prefix holds (its whole base64 groups, across lines; the begin
+/// line first); `None` when `prefix` is not armour.
+fn unarmor_prefix(prefix: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    use base64::Engine as _;
+    const BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    let text = prefix.trim_ascii_start();
+    let Some(rest) = text.strip_prefix(BEGIN) else {
+        return Ok(None);
+    };
+    let rest = rest.strip_prefix(b"\r").unwrap_or(rest);
+    let Some(rest) = rest.strip_prefix(b"\n") else { return Ok(Some(Vec::new())) };
+    let mut chars: Vec<u8> = Vec::with_capacity(rest.len());
+    for &b in rest {
+        match b {
+            b'\r' | b'\n' => {}
+            b'-' => break,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => chars.push(b),
+            _ => return Err("the armour holds a character outside base64".to_owned()),
+        }
+    }
+    chars.truncate(chars.len() / 4 * 4);
+    base64::prelude::BASE64_STANDARD.decode(&chars).map(Some).map_err(|e| format!("the armour is not base64: {e}"))
 }
 
 /// What decryption produced.

@@ -52,12 +52,19 @@ pub(super) struct ArmorDecoder {
     data_lines: usize,
     /// Whitespace bytes seen outside the armour.
     outside: usize,
+    /// Raw bytes fed so far.
+    pos: u64,
+    /// Where the current line started in the raw bytes.
+    line_start: u64,
 }
 
 /// An armour refusal.
 fn armor(reason: &'static str) -> EnvelopeError {
     EnvelopeError::Armor { reason }
 }
+
+/// Where decoded bytes go: each line's bytes, with the raw offset where the line starts.
+pub(super) type Sink<'a> = dyn FnMut(&[u8], u64) -> Result<(), EnvelopeError> + 'a;
 
 /// Whitespace allowed around the armour.
 fn is_space(b: u8) -> bool {
@@ -67,7 +74,15 @@ fn is_space(b: u8) -> bool {
 impl ArmorDecoder {
     /// A decoder waiting for the begin line.
     pub(super) fn new() -> Self {
-        Self { state: State::Leading, line: Vec::with_capacity(COLUMNS + 2), crlf: false, data_lines: 0, outside: 0 }
+        Self {
+            state: State::Leading,
+            line: Vec::with_capacity(COLUMNS + 2),
+            crlf: false,
+            data_lines: 0,
+            outside: 0,
+            pos: 0,
+            line_start: 0,
+        }
     }
 
     /// Whether only whitespace has been seen.
@@ -75,13 +90,15 @@ impl ArmorDecoder {
         self.state == State::Leading
     }
 
-    /// Feeds raw armoured bytes, passing each decoded line's bytes to `sink`.
-    pub(super) fn feed(
-        &mut self,
-        chunk: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), EnvelopeError>,
-    ) -> Result<(), EnvelopeError> {
+    /// Feeds raw armoured bytes, passing each decoded line's bytes to `sink` with the raw
+    /// offset where that line starts.
+    pub(super) fn feed(&mut self, chunk: &[u8], sink: &mut Sink<'_>) -> Result<(), EnvelopeError> {
         for &b in chunk {
+            let pos = self.pos;
+            self.pos += 1;
+            if self.line.is_empty() {
+                self.line_start = pos;
+            }
             match self.state {
                 State::Leading | State::Trailing if is_space(b) => {
                     self.outside += 1;
@@ -138,7 +155,7 @@ impl ArmorDecoder {
     }
 
     /// Handles a complete line in the data part.
-    fn end_line(&mut self, sink: &mut dyn FnMut(&[u8]) -> Result<(), EnvelopeError>) -> Result<(), EnvelopeError> {
+    fn end_line(&mut self, sink: &mut Sink<'_>) -> Result<(), EnvelopeError> {
         let mut line = std::mem::take(&mut self.line);
         if self.crlf && line.pop() != Some(b'\r') {
             return Err(armor("lines mix CRLF and LF endings"));
@@ -150,11 +167,7 @@ impl ArmorDecoder {
     }
 
     /// Handles the content of a line in the data part (line ending removed).
-    fn data_line(
-        &mut self,
-        line: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), EnvelopeError>,
-    ) -> Result<(), EnvelopeError> {
+    fn data_line(&mut self, line: &[u8], sink: &mut Sink<'_>) -> Result<(), EnvelopeError> {
         if line == END {
             if self.data_lines == 0 {
                 return Err(armor("the armour holds no data"));
@@ -184,14 +197,11 @@ impl ArmorDecoder {
         if line.len() < COLUMNS || line.ends_with(b"=") {
             self.state = State::AfterFinal;
         }
-        sink(&buf[..n])
+        sink(&buf[..n], self.line_start)
     }
 
     /// Checks the armour is complete at end of input.
-    pub(super) fn finish(
-        &mut self,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), EnvelopeError>,
-    ) -> Result<(), EnvelopeError> {
+    pub(super) fn finish(&mut self, sink: &mut Sink<'_>) -> Result<(), EnvelopeError> {
         match self.state {
             State::Trailing => Ok(()),
             State::Leading => Err(EnvelopeError::Empty),

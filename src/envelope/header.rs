@@ -85,6 +85,7 @@ impl HeaderParser {
                         armored: false,
                         stanzas: std::mem::take(&mut self.stanzas),
                         header_len: self.header_len,
+                        stored_len: self.header_len as u64,
                     };
                     return Ok(Some((header, i + 1)));
                 }

@@ -117,17 +117,18 @@ struct Binary {
 }
 
 impl Binary {
-    /// Feeds binary age-file bytes.
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), EnvelopeError> {
+    /// Feeds binary age-file bytes; says how many of them ended the header, when they did.
+    fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, EnvelopeError> {
         if self.header.is_some() {
-            return self.payload.feed(bytes);
+            return self.payload.feed(bytes).map(|()| None);
         }
         match self.parser.feed(bytes)? {
-            None => Ok(()),
+            None => Ok(None),
             Some((mut header, used)) => {
                 header.armored = self.armored;
                 self.header = Some(header);
-                self.payload.feed(&bytes[used..])
+                self.payload.feed(&bytes[used..])?;
+                Ok(Some(used))
             }
         }
     }
@@ -142,6 +143,8 @@ pub struct Inspector {
     binary: Binary,
     /// The first refusal, repeated on every later call.
     failed: Option<EnvelopeError>,
+    /// Raw bytes fed so far.
+    fed: u64,
 }
 
 impl Inspector {
@@ -151,6 +154,7 @@ impl Inspector {
             input: Input::Undecided,
             binary: Binary { armored: false, parser: HeaderParser::new(limits), header: None, payload: Payload::new() },
             failed: None,
+            fed: 0,
         }
     }
 
@@ -183,10 +187,26 @@ impl Inspector {
             };
         }
         let binary = &mut self.binary;
+        let fed = self.fed;
+        self.fed += chunk.len() as u64;
+        let mut header_end = None;
         match &mut self.input {
-            Input::Armored(decoder) => decoder.feed(chunk, &mut |bytes| binary.feed(bytes)),
-            Input::Binary | Input::Undecided => binary.feed(chunk),
+            Input::Armored(decoder) => decoder.feed(chunk, &mut |bytes, line_start| {
+                // Lines hold 48 bytes, whole base64 groups: the header ends within the group
+                // of 4 characters that encodes its last byte.
+                if let Some(used) = binary.feed(bytes)? {
+                    header_end = Some(line_start + (used as u64).div_ceil(3) * 4);
+                }
+                Ok(())
+            })?,
+            Input::Binary | Input::Undecided => {
+                header_end = binary.feed(chunk)?.map(|used| fed + used as u64);
+            }
         }
+        if let (Some(end), Some(header)) = (header_end, self.binary.header.as_mut()) {
+            header.stored_len = end;
+        }
+        Ok(())
     }
 
     /// The parsed header, once the `---` MAC line has been read.
@@ -206,7 +226,7 @@ impl Inspector {
                 if decoder.is_blank() {
                     return Err(EnvelopeError::Empty);
                 }
-                decoder.finish(&mut |bytes| binary.feed(bytes))?;
+                decoder.finish(&mut |bytes, _| binary.feed(bytes).map(|_| ()))?;
             }
             Input::Binary => {}
         }

@@ -34,6 +34,11 @@ pub struct Header {
     pub stanzas: Vec<Stanza>,
     /// Bytes of the binary header, including the `---` MAC line and its newline.
     pub header_len: usize,
+    /// Bytes of the file as uploaded (and stored) that hold the whole header and as little as
+    /// possible past it: `header_len` for a binary file; for armour, everything through the
+    /// base64 group of 4 characters that encodes the header's last byte (which may carry up
+    /// to 2 bytes of the payload's nonce, never of a chunk).
+    pub stored_len: u64,
 }
 
 impl Header {

@@ -385,3 +385,55 @@ proptest! {
         prop_assert_eq!(check_in_steps(&file, step), check(&file));
     }
 }
+
+/// Armours `binary` as age does, with `eol` line endings and `lead` before the begin line.
+fn armoured(binary: &[u8], eol: &str, lead: &str) -> Vec<u8> {
+    let b64 = BASE64_STANDARD.encode(binary);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+    format!(
+        "{lead}-----BEGIN AGE ENCRYPTED FILE-----{eol}{}{eol}-----END AGE ENCRYPTED FILE-----{eol}",
+        lines.join(eol)
+    )
+    .into_bytes()
+}
+
+/// The header's `stored_len`, inspecting `file` in pieces of `step` bytes.
+fn stored_len(file: &[u8], step: usize) -> u64 {
+    let mut inspector = Inspector::new(Limits::default());
+    for piece in file.chunks(step) {
+        inspector.update(piece).expect("a good file");
+    }
+    inspector.finish().expect("a good file").header.stored_len
+}
+
+#[test]
+fn the_stored_header_ends_where_the_header_does_and_no_later() {
+    for stanzas in 1..=3 {
+        let binary = forged_with(&x25519_stanza().repeat(stanzas), &random_bytes(300, 10));
+        let header_len = binary.len() - 300;
+        for step in [1, 7, 64, 1 << 20] {
+            assert_eq!(stored_len(&binary, step), header_len as u64, "binary, pieces of {step}");
+        }
+        for (eol, lead) in [("\n", ""), ("\r\n", ""), ("\n", " \n\t")] {
+            let file = armoured(&binary, eol, lead);
+            let end = usize::try_from(stored_len(&file, 1)).expect("small");
+            for step in [5, 64, 1 << 20] {
+                assert_eq!(stored_len(&file, step), end as u64, "armour, pieces of {step}");
+            }
+            // The base64 up to `end` is whole groups that hold the header and at most 2 bytes
+            // more; one character less no longer holds it.
+            let body = &file[lead.len() + 34 + eol.len()..end];
+            let chars = body.iter().filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')).count();
+            assert_eq!(chars % 4, 0, "{eol:?} {lead:?}");
+            assert!((header_len..header_len + 3).contains(&(chars / 4 * 3)), "{chars} for {header_len}");
+            assert!((chars - 1) / 4 * 3 < header_len);
+        }
+    }
+}
+
+/// A header with `stanzas`, then `payload`.
+fn forged_with(stanzas: &str, payload: &[u8]) -> Vec<u8> {
+    let mut file = header_with(stanzas);
+    file.extend_from_slice(payload);
+    file
+}

@@ -4,11 +4,18 @@
 //! used up when the last byte has gone, given back if the stream is dropped before that.
 //!
 //! A byte range (RFC 9110 section 14) asks for part of the ciphertext: `start-` resumes a
-//! broken download, `start-last` reads a slice (a client checks the age header this way before
-//! it takes the rest). A range that stops short of the last byte gives the link back as soon as
-//! it has been sent (`download.partial`), and must end within the first [`CLOSED_RANGE_WINDOW`]
-//! bytes, where the header is: otherwise a recipient could read all but the last byte again and
-//! again and never use the link up.
+//! broken download (and uses the link up when the last byte goes), `start-last` reads a slice
+//! that stops short of the end, which gives the link back as soon as it has been sent
+//! (`download.partial`). Such a slice is a look at the age header before the link is used up
+//! (does my identity open it?), so it serves the header and nothing of the payload: the
+//! gateway finds where the stored header ends (the envelope inspector's `stored_len`) and
+//! serves at most up to there, with a `Content-Range` that says so. Otherwise a recipient
+//! could read all but the last byte again and again without a delivery.
+//!
+//! Recall wins: while it streams, a download looks at its link (at once when this gateway took
+//! links away, and every [`STANDING_CHECK`] for other gateways' recalls and for expiry) and
+//! stops when the link was taken away; a completion that comes after that is recorded as a cut,
+//! never as a delivery, and the last bytes are not sent.
 
 use std::sync::Arc;
 
@@ -23,12 +30,16 @@ use crate::gateway::Gateway;
 use crate::ids::{BearerSecret, TransferId};
 use crate::model::Principal;
 use crate::policy::{Action, principal_facts};
-use crate::store::{Lease, LeaseEnd, RedeemRefusal};
+use crate::store::{Cut, Ended, Lease, LeaseEnd, RedeemRefusal};
 
-/// How far into a bundle a closed range that stops short of the last byte may reach: the age
-/// header is read within it (`sealpost fetch` keeps at most 1 MiB of header, its `MAX_HEADER`).
-/// A closed range ending beyond it is refused and the link stays as it was.
-pub const CLOSED_RANGE_WINDOW: u64 = 1 << 20;
+/// How far into a bundle the gateway looks for the end of its age header (the header itself is
+/// bounded by the upload rules; armour adds a third): a bundle whose header does not end within
+/// it cannot be looked at before the link is used up.
+const CLOSED_RANGE_WINDOW: u64 = 4 << 20;
+
+/// How often a running download looks whether its link still stands (recalled, revoked or
+/// expired through another gateway or the clock).
+const STANDING_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One byte range asked for: `start-` (to the end) or `start-last` (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,9 +164,9 @@ pub async fn redeem(
     };
     let lease = lease.map_err(LifecycleError::Link)?;
     let start = asked.map_or(0, |a| a.start);
-    let guard = LeaseGuard { gw: gw.clone(), lease: Some(lease.clone()) };
-    if start >= lease.size {
-        let size = lease.size;
+    let guard = LeaseGuard { gw: gw.clone(), lease: Some(lease.clone()), sent: 0 };
+    let size = lease.size;
+    if start >= size {
         let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
         return Ok(Err(RangeRefusal {
             size,
@@ -163,35 +174,74 @@ pub async fn redeem(
         }));
     }
     // RFC 9110 section 14.1.2: a last position beyond the end means the end.
-    let last = asked.and_then(|a| a.last).map_or(lease.size - 1, |last| last.min(lease.size - 1));
-    let served = Served { start, last, size: lease.size };
-    if !served.completes() && last >= CLOSED_RANGE_WINDOW {
-        let size = lease.size;
-        let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
-        return Ok(Err(RangeRefusal {
-            size,
-            message: format!(
-                "a closed range (`bytes=A-B`) that stops short of the last byte serves only the first MiB of the \
-                 bundle, to read its age header (B below {CLOSED_RANGE_WINDOW}): the bundle has {size} bytes, so \
-                 resume with `bytes=N-`, which uses the link up when the last byte goes"
-            ),
-        }));
-    }
-    let blob = match gw.blobs.get_from(&lease.object_key, start).await {
-        Ok(blob) => blob,
-        Err(e) => {
-            let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
-            return Err(e.into());
+    let last = asked.and_then(|a| a.last).map_or(size - 1, |last| last.min(size - 1));
+    let (blob, served) = if last + 1 == size {
+        match gw.blobs.get_from(&lease.object_key, start).await {
+            Ok(blob) => (blob, Served { start, last, size }),
+            Err(e) => {
+                let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
+                return Err(e.into());
+            }
         }
+    } else {
+        // A look before the link is used up: the header, nothing of the payload.
+        let header = match stored_header(&gw, &lease.object_key).await {
+            Ok(header) => header,
+            Err(e) => {
+                let _ = guard.end(LeaseEnd::BrokenOff("storage_error")).await;
+                return Err(e);
+            }
+        };
+        let end = header.len() as u64;
+        if start >= end {
+            let _ = guard.end(LeaseEnd::BrokenOff("range_not_satisfiable")).await;
+            return Ok(Err(RangeRefusal {
+                size,
+                message: format!(
+                    "before the link is used up only the bundle's age header can be read, bytes 0-{}: ask for \
+                     `bytes=N-` to take the rest, which uses the link up when the last byte goes",
+                    end - 1
+                ),
+            }));
+        }
+        let last = last.min(end - 1);
+        let slice = header.slice(usize::try_from(start).unwrap_or(usize::MAX)..);
+        (futures_util::stream::iter([Ok(slice)]).boxed(), Served { start, last, size })
     };
     Ok(Ok(Download {
         transfer: lease.transfer.clone(),
         digest: lease.digest.clone(),
-        size: lease.size,
+        size,
         start,
-        last,
-        body: download_stream(blob, guard, served).boxed(),
+        last: served.last,
+        body: download_stream(blob, guard, served, gw.link_changes.subscribe()).boxed(),
     }))
+}
+
+/// The stored bytes of the age header at the start of the blob `key` (for armour, through the
+/// base64 group that completes it), read with the envelope inspector that accepted the upload.
+async fn stored_header(gw: &Gateway, key: &str) -> Result<Bytes, LifecycleError> {
+    let mut blob = gw.blobs.get_from(key, 0).await?;
+    let mut inspector = crate::envelope::Inspector::new(gw.rules.envelope.clone());
+    let mut prefix = bytes::BytesMut::new();
+    while let Some(chunk) = blob.next().await {
+        let chunk = chunk?;
+        // Only the header matters: the inspector's payload checks are not asked about.
+        let _ = inspector.update(&chunk);
+        prefix.extend_from_slice(&chunk);
+        if let Some(header) = inspector.header() {
+            let end = usize::try_from(header.stored_len).unwrap_or(usize::MAX);
+            prefix.truncate(end);
+            return Ok(prefix.freeze());
+        }
+        if prefix.len() as u64 >= CLOSED_RANGE_WINDOW {
+            break;
+        }
+    }
+    Err(LifecycleError::Blob(BlobError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("the stored bundle `{key}` has no complete age header in its first {CLOSED_RANGE_WINDOW} bytes"),
+    ))))
 }
 
 /// The bytes a redemption serves, `start..=last` of `size`.
@@ -213,6 +263,8 @@ impl Served {
 struct LeaseGuard {
     gw: Arc<Gateway>,
     lease: Option<Lease>,
+    /// Bytes handed to the HTTP layer so far.
+    sent: u64,
 }
 
 impl std::fmt::Debug for LeaseGuard {
@@ -222,16 +274,23 @@ impl std::fmt::Debug for LeaseGuard {
 }
 
 impl LeaseGuard {
-    /// Ends the lease now; false if the record could not be written.
-    async fn end(mut self, end: LeaseEnd) -> bool {
-        let Some(lease) = self.lease.take() else { return true };
-        let recorded = finish(&self.gw, &lease, end).await;
-        if recorded && end == LeaseEnd::Completed {
+    /// Ends the lease now; `None` if the record could not be written.
+    async fn end(mut self, end: LeaseEnd) -> Option<Ended> {
+        let Some(lease) = self.lease.take() else { return Some(Ended::AsAsked) };
+        let ended = finish(&self.gw, &lease, end, self.sent).await;
+        if ended == Some(Ended::AsAsked) && end == LeaseEnd::Completed {
             // The last recipient has it: delete the ciphertext now, not at the next sweep.
             let gw = self.gw.clone();
             tokio::spawn(async move { purge_if_spent(&gw, &lease).await });
         }
-        recorded
+        ended
+    }
+
+    /// Whether the lease still stands, or what cut it (a failed look says it stands: the
+    /// completion is conditional anyway).
+    async fn standing(&self) -> Option<Cut> {
+        let lease = self.lease.as_ref()?;
+        self.gw.store.lease_standing(lease, self.gw.clock.now()).await.ok().flatten()
     }
 }
 
@@ -239,9 +298,11 @@ impl Drop for LeaseGuard {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
             let gw = self.gw.clone();
+            let sent = self.sent;
             // The client went away mid-stream: give the link back so it can try again.
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff("client_disconnected")).await });
+                handle
+                    .spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff("client_disconnected"), sent).await });
             }
         }
     }
@@ -259,11 +320,11 @@ async fn purge_if_spent(gw: &Gateway, lease: &Lease) {
     crate::sweeper::purge(&gw.store, &gw.blobs, &gw.clock, &purge).await;
 }
 
-/// Records the end of a lease, retrying a busy database a few times; false if it never could.
-async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
+/// Records the end of a lease, retrying a busy database a few times; `None` if it never could.
+async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd, sent: u64) -> Option<Ended> {
     for attempt in 0..5u32 {
-        match gw.store.end_lease(lease, end, gw.clock.now()).await {
-            Ok(()) => return true,
+        match gw.store.end_lease(lease, end, sent, gw.clock.now()).await {
+            Ok(ended) => return Some(ended),
             Err(e) => {
                 tracing::warn!(error = %e, attempt, transfer = %lease.transfer, "could not end a download lease");
                 tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
@@ -271,24 +332,29 @@ async fn finish(gw: &Gateway, lease: &Lease, end: LeaseEnd) -> bool {
         }
     }
     tracing::error!(transfer = %lease.transfer, "download lease left open; it is released at the next start");
-    false
+    None
 }
 
 /// The ciphertext stream of `served`. The lease ends when the chunk holding the last byte
 /// served is handed to the HTTP layer: HTTP/1.1 with a known length never polls a body past its
 /// last byte, so the record is written just before that chunk goes, and if it cannot be written
-/// the chunk does not go. A range that reaches the end of the bundle uses the link up; a range
-/// that stops short gives it back ([`LeaseEnd::Released`], audited as `download.partial`), so a
-/// client that asked only for the age header can come back for the rest once it has checked it.
-/// Dropped earlier, the guard gives the link back.
+/// (or the link was taken away meanwhile) the chunk does not go. A range that reaches the end of
+/// the bundle uses the link up; a range that stops short gives it back ([`LeaseEnd::Released`],
+/// audited as `download.partial`), so a client that asked only for the age header can come back
+/// for the rest once it has checked it. Before each chunk, when `link_changes` moved or
+/// [`STANDING_CHECK`] has passed, the stream looks whether its link still stands and stops if
+/// it does not (`download.failed` with the cut's code). Dropped earlier, the guard gives the
+/// link back.
 fn download_stream(
     blob: BoxStream<'static, Result<Bytes, BlobError>>,
     guard: LeaseGuard,
     served: Served,
+    link_changes: tokio::sync::watch::Receiver<u64>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let Served { start, last, size } = served;
-    futures_util::stream::unfold(Some((blob, Some(guard), start)), move |state| async move {
-        let (mut blob, mut guard, sent) = state?;
+    let state = Streaming { blob, guard: Some(guard), sent: start, link_changes, looked: tokio::time::Instant::now() };
+    futures_util::stream::unfold(Some(state), move |state| async move {
+        let Streaming { mut blob, mut guard, sent, mut link_changes, mut looked } = state?;
         if sent > last {
             // Everything asked for went out: the rest of the blob is not read.
             return None;
@@ -300,7 +366,23 @@ fn download_stream(
             }
             Some((Err(std::io::Error::other("storage error")), None))
         };
-        match blob.next().await {
+        let chunk = blob.next().await;
+        if guard.is_some() && (link_changes.has_changed().unwrap_or(false) || looked.elapsed() >= STANDING_CHECK) {
+            link_changes.mark_unchanged();
+            looked = tokio::time::Instant::now();
+            let cut = match guard.as_ref() {
+                Some(g) => g.standing().await,
+                None => None,
+            };
+            if let Some(cut) = cut
+                && let Some(g) = guard.take()
+            {
+                tracing::info!(sent, size, code = cut.code(), "download cut: its link was taken away");
+                let _ = g.end(LeaseEnd::BrokenOff(cut.code())).await;
+                return Some((Err(std::io::Error::other("the link was taken away")), None));
+            }
+        }
+        match chunk {
             Some(Ok(mut chunk)) => {
                 if sent + chunk.len() as u64 > size {
                     return broken(guard, "blob longer than its record").await;
@@ -311,24 +393,49 @@ fn download_stream(
                 }
                 let sent = sent + chunk.len() as u64;
                 if sent == last + 1
-                    && let Some(g) = guard.take()
+                    && let Some(mut g) = guard.take()
                 {
+                    g.sent = sent - start - chunk.len() as u64;
                     let end = if served.completes() {
                         LeaseEnd::Completed
                     } else {
                         LeaseEnd::Released { first: start, last }
                     };
-                    if !g.end(end).await {
-                        return Some((Err(std::io::Error::other("could not record the end of the download")), None));
+                    match g.end(end).await {
+                        Some(Ended::AsAsked) => {}
+                        Some(Ended::Cut(cut)) => {
+                            tracing::info!(sent, size, code = cut.code(), "download cut at its last chunk");
+                            return Some((Err(std::io::Error::other("the link was taken away")), None));
+                        }
+                        None => {
+                            return Some((
+                                Err(std::io::Error::other("could not record the end of the download")),
+                                None,
+                            ));
+                        }
                     }
                 }
-                Some((Ok(chunk), Some((blob, guard, sent))))
+                if let Some(g) = guard.as_mut() {
+                    g.sent = sent - start;
+                }
+                Some((Ok(chunk), Some(Streaming { blob, guard, sent, link_changes, looked })))
             }
             Some(Err(_)) => broken(guard, "blob read failed").await,
             None if guard.is_none() => None,
             None => broken(guard, "blob shorter than its record").await,
         }
     })
+}
+
+/// Where a download stream is.
+struct Streaming {
+    blob: BoxStream<'static, Result<Bytes, BlobError>>,
+    guard: Option<LeaseGuard>,
+    /// The next byte's offset in the bundle.
+    sent: u64,
+    link_changes: tokio::sync::watch::Receiver<u64>,
+    /// When the link was last looked at.
+    looked: tokio::time::Instant,
 }
 
 /// What waits for `caller`: links issued or in progress, not expired, ciphertext present.

@@ -52,6 +52,8 @@ pub async fn recall(gw: &Gateway, caller: &Principal, id: &str) -> Result<Recall
     let what = format!("`{}` to recall this transfer", caller.user);
     let (_, permit) = permit_on_transfer(gw, caller, &id, Action::Recall, &what).await?;
     let recall = gw.store.recall(&permit, &caller.id, caller.role == Role::Admin, gw.clock.now()).await?;
+    // Downloads of it running here stop at their next chunk (elsewhere, within a second).
+    gw.link_changes.send_modify(|n| *n = n.wrapping_add(1));
     let mut purged = false;
     if let Some(key) = recall.object_key {
         // The links are revoked already; deleting the ciphertext now (not at the next sweep)

@@ -25,7 +25,7 @@ mod sealed_answer;
 mod signing;
 
 pub use check::{Checked, TransferRequest, check_request};
-pub use collect::{ByteRange, CLOSED_RANGE_WINDOW, Download, LinkRef, RangeRefusal, inbox, redeem};
+pub use collect::{ByteRange, Download, LinkRef, RangeRefusal, inbox, redeem};
 pub use commit::{Committed, upload};
 pub use decide::{decide, recall, reload_policies, transfer_view};
 pub use error::{LifecycleError, RequestError};

@@ -207,38 +207,132 @@ async fn refuse_in(
     Ok(refusal)
 }
 
-impl Store {
-    /// Ends a lease: used up after the last byte, or released for another try (after a break or a
-    /// partial range).
-    pub async fn end_lease(&self, lease: &Lease, end: LeaseEnd, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let lease = lease.clone();
-        self.group.run(move |tx| Box::pin(end_lease_in(tx, lease, end, now))).await
+/// Why a running download must stop although its client is still reading: what took the link
+/// away under it. The recipient keeps what already went; the trail says the download was cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The sender (or an administrator) recalled the transfer.
+    Recalled,
+    /// The link was revoked (a rejection, a key removed) or given to another lease.
+    Revoked,
+    /// The link expired.
+    Expired,
+}
+
+impl Cut {
+    /// The code of the `download.failed` event that records the cut.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Recalled => "transfer_recalled",
+            Self::Revoked => "link_revoked",
+            Self::Expired => "link_expired",
+        }
     }
 }
 
+/// How recording the end of a lease went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// As asked.
+    AsAsked,
+    /// A completion that came too late: the link had been taken away (recorded as a cut, and
+    /// the link is not used up).
+    Cut(Cut),
+}
+
+impl Store {
+    /// Ends a lease: used up after the last byte, or released for another try (after a break or a
+    /// partial range). `sent` is how many bytes went out. A completion after the link was
+    /// recalled, revoked or expired is recorded as a cut (`download.failed`), never as a
+    /// delivery.
+    pub async fn end_lease(
+        &self,
+        lease: &Lease,
+        end: LeaseEnd,
+        sent: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Ended, StoreError> {
+        let lease = lease.clone();
+        self.group.run(move |tx| Box::pin(end_lease_in(tx, lease, end, sent, now))).await
+    }
+
+    /// Whether `lease` still stands at `now`, or what cut it.
+    pub async fn lease_standing(&self, lease: &Lease, now: DateTime<Utc>) -> Result<Option<Cut>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        standing(&mut conn, lease, now).await
+    }
+}
+
+/// [`Store::lease_standing`] on a connection.
+async fn standing(
+    conn: &mut sqlx::AnyConnection,
+    lease: &Lease,
+    now: DateTime<Utc>,
+) -> Result<Option<Cut>, StoreError> {
+    let row = sqlx::query(
+        "SELECT l.state, l.lease_id, l.expires_at, t.recalled_at FROM links l JOIN transfers t ON t.id = l.transfer_id \
+         WHERE l.id = $1",
+    )
+    .bind(lease.link.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(Some(Cut::Revoked)) };
+    Ok(if row.get::<Option<i64>, _>("recalled_at").is_some() {
+        Some(Cut::Recalled)
+    } else if row.get::<String, _>("state") != "leased"
+        || row.get::<Option<String>, _>("lease_id").as_deref() != Some(lease.lease_id.as_str())
+    {
+        Some(Cut::Revoked)
+    } else if row.get::<i64, _>("expires_at") <= ms(now) {
+        Some(Cut::Expired)
+    } else {
+        None
+    })
+}
+
 /// [`Store::end_lease`], inside a (shared) transaction.
-async fn end_lease_in(tx: &mut Tx, lease: Lease, end: LeaseEnd, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn end_lease_in(
+    tx: &mut Tx,
+    lease: Lease,
+    end: LeaseEnd,
+    sent: u64,
+    now: DateTime<Utc>,
+) -> Result<Ended, StoreError> {
     let lease = &lease;
-    let (changed, event) = match end {
+    let failed = |code: &str| Event::new(EventKind::DownloadFailed).code(code).field("sent", sent);
+    let (changed, event, ended) = match end {
         LeaseEnd::Completed => {
             let changed = sqlx::query(
-                "UPDATE links SET state = 'used', used_at = $1 WHERE id = $2 AND lease_id = $3 AND state = 'leased'",
+                "UPDATE links SET state = 'used', used_at = $1 \
+                 WHERE id = $2 AND lease_id = $3 AND state = 'leased' AND expires_at > $1 \
+                   AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = links.transfer_id AND t.recalled_at IS NULL)",
             )
             .bind(ms(now))
             .bind(lease.link.as_str())
             .bind(&lease.lease_id)
             .execute(&mut **tx)
             .await?;
+            if changed.rows_affected() == 0 {
+                // Taken away while the last bytes were on their way: a cut, not a delivery.
+                let cut = standing(&mut **tx, lease, now).await?.unwrap_or(Cut::Revoked);
+                let event = failed(cut.code());
+                if cut == Cut::Expired {
+                    release(tx, lease).await?;
+                }
+                let event = event.actor(&lease.recipient).transfer(&lease.transfer).field("link", &lease.link);
+                append(tx, &event, now).await?;
+                return Ok(Ended::Cut(cut));
+            }
             let event =
                 Event::new(EventKind::DownloadCompleted).field("size", lease.size).field("digest", &lease.digest);
-            (changed, event)
+            (changed, event, Ended::AsAsked)
         }
-        LeaseEnd::BrokenOff(reason) => (release(tx, lease).await?, Event::new(EventKind::DownloadFailed).code(reason)),
+        LeaseEnd::BrokenOff(reason) => (release(tx, lease).await?, failed(reason), Ended::AsAsked),
         LeaseEnd::Released { first, last } => {
             let event = Event::new(EventKind::DownloadPartial)
                 .field("range", format!("{first}-{last}"))
                 .field("size", lease.size);
-            (release(tx, lease).await?, event)
+            (release(tx, lease).await?, event, Ended::AsAsked)
         }
     };
     let mut event = event.actor(&lease.recipient).transfer(&lease.transfer).field("link", &lease.link);
@@ -247,7 +341,7 @@ async fn end_lease_in(tx: &mut Tx, lease: Lease, end: LeaseEnd, now: DateTime<Ut
         event = event.field("note", "link_revoked_during_download");
     }
     append(tx, &event, now).await?;
-    Ok(())
+    Ok(ended)
 }
 
 impl Store {

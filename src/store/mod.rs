@@ -57,7 +57,7 @@ pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};
 pub use held::HeldTransfer;
 pub use identity::{PendingSignIn, SIGN_IN_WINDOW, SsoGrant, SsoGranted, SsoRefusal};
-pub use links::{Lease, LeaseEnd, RedeemRefusal};
+pub use links::{Cut, Ended, Lease, LeaseEnd, RedeemRefusal};
 pub use log_state::{LogHead, LogKeyRow, LogLease, TileBytes};
 pub use manifests::{Manifest, ManifestSubject};
 pub use notifications::{OutboxRow, Target, WebhookRow};

@@ -1,6 +1,8 @@
 //! One-time links: redemption exactly once, only by their recipient, and recall and expiry.
 
 use crate::common::{self, TestServer, code, encrypt, noise, parties, values};
+use sealpost::client::keys::Identities;
+use sealpost::client::seal::{HeaderCheck, check_header};
 use serde_json::{Value, json};
 
 /// Uploads a small bundle to alice; returns (answer, ciphertext).
@@ -294,40 +296,55 @@ async fn redeem_range(server: &TestServer, who: &str, token: &str, range: &str) 
         .unwrap()
 }
 
+/// The length of the binary age header at the start of `file` (through its `---` MAC line).
+fn header_len(file: &[u8]) -> usize {
+    let mac = file.windows(5).position(|w| w == b"\n--- ").expect("a MAC line") + 1;
+    mac + file[mac..].iter().position(|&b| b == b'\n').expect("the MAC line ends") + 1
+}
+
 #[tokio::test]
-async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_range_reaches_the_end() {
+async fn before_the_link_is_used_up_a_range_serves_the_age_header_and_nothing_of_the_payload() {
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
     let (upload, ciphertext) = send(&server, &bob, &id.to_public().to_string(), "").await;
     let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
     let size = ciphertext.len();
+    let h = header_len(&ciphertext);
+    assert!(h > 100 && h + 1000 < size, "{h} of {size}");
 
-    // The age header first, as `sealpost fetch` asks for it: the link is given back.
+    // A slice of the header, as `sealpost fetch` probes: served, and the link given back.
     let head = redeem_range(&server, &alice, &token, "bytes=0-99").await;
     assert_eq!(head.status().as_u16(), 206);
     assert_eq!(head.headers()["content-range"], format!("bytes 0-99/{size}"));
     assert_eq!(head.headers()["content-length"], "100");
     assert_eq!(head.bytes().await.unwrap().to_vec(), ciphertext[..100]);
-    // A slice in the middle, at once: the first range released the lease before its bytes went.
-    let middle = redeem_range(&server, &alice, &token, "bytes=1000-1999").await;
-    assert_eq!(middle.status().as_u16(), 206);
-    assert_eq!(middle.headers()["content-range"], format!("bytes 1000-1999/{size}"));
-    assert_eq!(middle.bytes().await.unwrap().to_vec(), ciphertext[1000..2000]);
-    // Everything but the last byte still leaves the link usable.
+    // All but the last byte: only the header comes, and the Content-Range says so.
     let almost = redeem_range(&server, &alice, &token, &format!("bytes=0-{}", size - 2)).await;
     assert_eq!(almost.status().as_u16(), 206);
-    assert_eq!(almost.bytes().await.unwrap().to_vec(), ciphertext[..size - 1]);
+    assert_eq!(almost.headers()["content-range"], format!("bytes 0-{}/{size}", h - 1));
+    assert_eq!(almost.bytes().await.unwrap().to_vec(), ciphertext[..h]);
+    // Anything that starts in the payload and stops short of the end: refused.
+    for range in ["bytes=1000-1999".to_owned(), format!("bytes={h}-{}", size - 2), format!("bytes={h}-{h}")] {
+        let r = redeem_range(&server, &alice, &token, &range).await;
+        assert_eq!(r.status().as_u16(), 416, "{range}");
+        assert_eq!(r.headers()["content-range"], format!("bytes */{size}"), "{range}");
+        let (_, body) = common::status_json(r).await;
+        assert_eq!(code(&body), "range_not_satisfiable", "{range}: {body}");
+        let message = body.to_string();
+        assert!(message.contains(&format!("bytes 0-{}", h - 1)) && message.contains("bytes=N-"), "{message}");
+    }
     let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
     assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
-    // Each is audited as a partial read, not as a failed download.
-    assert_eq!(server.failure_codes().await, Vec::<String>::new());
+    // Every ranged read is in the trail: the two looks as partial reads, the refusals as failures.
+    assert_eq!(server.failure_codes().await, ["range_not_satisfiable"; 3]);
     let partial = server.entries("download.partial").await;
-    assert_eq!(values(&partial, "range"), ["0-99".to_owned(), "1000-1999".into(), format!("0-{}", size - 2)]);
-    assert_eq!(values(&partial, "size"), [size.to_string(), size.to_string(), size.to_string()]);
+    assert_eq!(values(&partial, "range"), ["0-99".to_owned(), format!("0-{}", h - 1)]);
+    assert_eq!(values(&partial, "size"), [size.to_string(), size.to_string()]);
     assert!(partial.iter().all(|e| e.contains("\nlink ")), "{partial:?}");
     assert!(!server.events().await.iter().any(|e| e == "download.completed"));
 
-    // A last position past the end is clamped to the end (RFC 9110): that range uses the link up.
+    // A range that reaches the last byte may start anywhere (a last position past the end is
+    // clamped to the end, RFC 9110), and it uses the link up.
     let tail = redeem_range(&server, &alice, &token, &format!("bytes={}-{}", size - 10, size + 1000)).await;
     assert_eq!(tail.status().as_u16(), 206);
     assert_eq!(tail.headers()["content-range"], format!("bytes {}-{}/{size}", size - 10, size - 1));
@@ -340,45 +357,38 @@ async fn a_closed_range_serves_its_slice_and_leaves_the_link_usable_until_a_rang
 }
 
 #[tokio::test]
-async fn a_closed_range_that_stops_short_must_end_within_the_first_mib_and_a_refusal_leaves_the_link_usable() {
+async fn an_armoured_bundle_serves_its_header_to_the_base64_group_that_completes_it() {
     const MIB: usize = 1 << 20;
     let server = TestServer::start().await;
     let (bob, alice, id) = parties(&server).await;
-    let ciphertext = encrypt(&[&id.to_public().to_string()], &noise(3 << 20));
-    let (status, upload) = server.upload(&bob, &["hmpps/alice"], "", ciphertext.clone()).await;
+    let binary = encrypt(&[&id.to_public().to_string()], &noise(3 << 20));
+    let armoured = common::armour(&binary);
+    let (status, upload) = server.upload(&bob, &["hmpps/alice"], "", armoured.clone()).await;
     assert_eq!(status, 201, "{upload}");
     let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
-    let size = ciphertext.len();
-    assert!(size > 2 * MIB + 1);
+    let size = armoured.len();
 
-    // Past the first MiB and short of the last byte: refused, whatever the start.
-    for range in [format!("bytes=0-{MIB}"), format!("bytes=0-{}", size - 2), format!("bytes={MIB}-{}", 2 * MIB)] {
-        let r = redeem_range(&server, &alice, &token, &range).await;
-        assert_eq!(r.status().as_u16(), 416, "{range}");
-        assert_eq!(r.headers()["content-range"], format!("bytes */{size}"), "{range}");
-        let (_, body) = common::status_json(r).await;
-        assert_eq!(code(&body), "range_not_satisfiable", "{range}: {body}");
-        let message = body.to_string();
-        assert!(message.contains("first MiB") && message.contains("bytes=N-"), "{range}: {message}");
-    }
-    let (_, inbox) = server.get(&alice, "/api/v1/inbox").await;
-    assert_eq!(inbox["transfers"][0]["state"], "issued", "{inbox}");
-    assert_eq!(server.failure_codes().await, ["range_not_satisfiable"; 3]);
-    assert!(server.entries("download.partial").await.is_empty());
-
-    // The whole first MiB is still served, and gives the link back.
+    // The first MiB asked for: the armoured header comes, to the group holding its last byte.
     let head = redeem_range(&server, &alice, &token, &format!("bytes=0-{}", MIB - 1)).await;
     assert_eq!(head.status().as_u16(), 206);
-    let mut got = head.bytes().await.unwrap().to_vec();
-    assert_eq!(got, ciphertext[..MIB]);
-    assert_eq!(values(&server.entries("download.partial").await, "range"), [format!("0-{}", MIB - 1)]);
-
-    // A closed range that reaches the last byte may start anywhere; it uses the link up.
-    let rest = redeem_range(&server, &alice, &token, &format!("bytes={MIB}-{}", size - 1)).await;
+    let got = head.bytes().await.unwrap().to_vec();
+    assert_eq!(got, armoured[..got.len()]);
+    let begin = b"-----BEGIN AGE ENCRYPTED FILE-----\n".len();
+    let chars = got[begin..].iter().filter(|b| **b != b'\n').count();
+    assert_eq!(chars, header_len(&binary).div_ceil(3) * 4, "whole groups, no more");
+    // It is enough for `sealpost fetch` to tell whether an identity opens the bundle.
+    let ids = Identities { identities: vec![Box::new(id.clone())], recipients: Vec::new() };
+    assert_eq!(check_header(&got, &ids), HeaderCheck::Opens);
+    assert_eq!(check_header(&got[..got.len() - 1], &ids), HeaderCheck::NeedMore);
+    // Deeper into the payload, short of the end: refused; from the header's end to the end: served.
+    let r = redeem_range(&server, &alice, &token, &format!("bytes={MIB}-{}", 2 * MIB)).await;
+    assert_eq!(r.status().as_u16(), 416);
+    let rest = redeem_range(&server, &alice, &token, &format!("bytes={}-", got.len())).await;
     assert_eq!(rest.status().as_u16(), 206);
-    got.extend_from_slice(&rest.bytes().await.unwrap());
-    assert_eq!(got, ciphertext);
-    assert_eq!(server.events().await.iter().filter(|e| *e == "download.completed").count(), 1);
+    let mut whole = got;
+    whole.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(whole, armoured);
+    assert_eq!(whole.len(), size);
     let (status, body) = server.redeem(&alice, &token).await;
     assert_eq!((status, error_code(&body).as_str()), (410, "link_used"));
     server.stop().await;
@@ -413,5 +423,113 @@ async fn a_signed_in_recipient_collects_from_the_inbox_by_transfer_id_and_nobody
     assert_eq!(r.bytes().await.unwrap().to_vec(), ciphertext);
     let (status, body) = server.redeem(&alice, link).await;
     assert_eq!((status, error_code(&body).as_str()), (410, "link_used"), "the link and the inbox are one link");
+    server.stop().await;
+}
+
+/// A download read slowly over a socket with a small receive buffer: the head and the first
+/// `first` bytes of the body now, the rest when asked.
+struct SlowDownload {
+    stream: tokio::net::TcpStream,
+    body: Vec<u8>,
+}
+
+impl SlowDownload {
+    async fn start(server: &TestServer, who: &str, token: &str, first: usize) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        let mut stream = socket.connect(server.url.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+        let body = json!({ "token": token }).to_string();
+        let request = format!(
+            "POST /api/v1/redeem HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {who}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut received = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        while received.windows(4).position(|w| w == b"\r\n\r\n").is_none() || received.len() < first {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the gateway hung up first");
+            received.extend_from_slice(&buf[..n]);
+        }
+        let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(String::from_utf8_lossy(&received[..head_end]).starts_with("HTTP/1.1 200 "));
+        Self { stream, body: received.split_off(head_end) }
+    }
+
+    /// Reads what is left until the gateway ends the answer (whole or cut); returns the body.
+    async fn rest(mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(20), self.stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return self.body,
+                Ok(Ok(n)) => self.body.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("the gateway neither finished nor cut the download"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recall_cuts_a_running_download_and_the_trail_says_cut_never_completed() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let ciphertext = encrypt(&[&id.to_public().to_string()], &noise(48 << 20));
+    let (status, upload) = server.upload(&bob, &["hmpps/alice"], "", ciphertext.clone()).await;
+    assert_eq!(status, 201, "{upload}");
+    let transfer = upload["id"].as_str().unwrap().to_owned();
+    let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
+
+    let download = SlowDownload::start(&server, &alice, &token, 64 * 1024).await;
+    let (status, body) = server.delete(&bob, &format!("/api/v1/transfers/{transfer}")).await;
+    assert_eq!(status, 200, "{body}");
+    let got = download.rest().await;
+    assert!(got.len() < ciphertext.len(), "the recall cut the download ({} bytes went)", got.len());
+    assert_eq!(got, ciphertext[..got.len()]);
+
+    let mut codes = Vec::new();
+    for _ in 0..100 {
+        codes = server.failure_codes().await;
+        if !codes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(codes, ["transfer_recalled"]);
+    let events = server.events().await;
+    assert!(!events.iter().any(|e| e == "download.completed"), "{events:?}");
+    let failed = server.entries("download.failed").await;
+    let sent: u64 = values(&failed, "sent")[0].parse().unwrap();
+    assert!(sent >= 64 * 1024 && sent < ciphertext.len() as u64, "{failed:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_expires_during_a_download_cuts_it() {
+    let server = TestServer::start().await;
+    let (bob, alice, id) = parties(&server).await;
+    let ciphertext = encrypt(&[&id.to_public().to_string()], &noise(48 << 20));
+    let (status, upload) = server.upload(&bob, &["hmpps/alice"], "&expires=3s", ciphertext.clone()).await;
+    assert_eq!(status, 201, "{upload}");
+    let token = common::link_token(upload["links"][0]["url"].as_str().unwrap()).to_owned();
+
+    let download = SlowDownload::start(&server, &alice, &token, 64 * 1024).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let got = download.rest().await;
+    assert!(got.len() < ciphertext.len(), "expiry cut the download ({} bytes went)", got.len());
+    let mut codes = Vec::new();
+    for _ in 0..100 {
+        codes = server.failure_codes().await;
+        if !codes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(codes, ["link_expired"]);
+    assert!(!server.events().await.iter().any(|e| e == "download.completed"));
+    let (status, body) = server.redeem(&alice, &token).await;
+    assert_eq!((status, error_code(&body).as_str()), (410, "link_expired"));
     server.stop().await;
 }

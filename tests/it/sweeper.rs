@@ -212,7 +212,7 @@ async fn a_delivered_transfer_is_purged_at_the_next_sweep() {
     let lease =
         f.store.lease(&f.download, &f.alice, &f.link.hash(), clock.now()).await.expect("store").expect("leased");
     assert_eq!(lease.transfer, f.transfer);
-    f.store.end_lease(&lease, LeaseEnd::Completed, clock.now()).await.expect("lease ended");
+    f.store.end_lease(&lease, LeaseEnd::Completed, lease.size, clock.now()).await.expect("lease ended");
 
     assert_eq!(sweeper::sweep_once(&f.store, &f.blobs, &clock).await, SweepReport { expired: 0, purged: 1 });
     assert_eq!(

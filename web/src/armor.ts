@@ -32,6 +32,15 @@ export class Dearmor {
     return this.lines(lines)
   }
 
+  /** The whole base64 groups of the line the input so far ends in (the gateway serves an
+   * armoured header through the group of 4 characters that completes it, often mid-line). */
+  partial(): Uint8Array {
+    if (this.state !== 'body') return new Uint8Array(0)
+    const line = this.pending.replace(/\r$/, '').trim()
+    const whole = line.slice(0, line.length - (line.length % 4))
+    return whole === '' || whole.startsWith('-') ? new Uint8Array(0) : decodeLine(whole)
+  }
+
   /** The end of the input: the END line must have come. */
   finish(): Uint8Array {
     const rest = this.lines([this.pending])
@@ -64,6 +73,17 @@ export class Dearmor {
     }
     return out
   }
+}
+
+/** The bytes an armoured prefix holds: its complete lines and the whole groups of the last. */
+export function dearmorPrefix(prefix: Uint8Array): Uint8Array {
+  const d = new Dearmor()
+  const lines = d.push(prefix)
+  const tail = d.partial()
+  const out = new Uint8Array(lines.length + tail.length)
+  out.set(lines)
+  out.set(tail, lines.length)
+  return out
 }
 
 /** A TransformStream that unwraps armour. */

@@ -3,7 +3,7 @@
 // `sealpost fetch` does (`seal::check_header`).
 
 import type { Decrypter } from 'age-encryption'
-import { Dearmor, isArmored } from './armor.ts'
+import { dearmorPrefix, isArmored } from './armor.ts'
 import { messageOf } from './ui.ts'
 
 // What age-encryption (at the version locked in package-lock.json) throws when no identity
@@ -31,7 +31,7 @@ export async function checkHeader(prefix: Uint8Array, decrypter: Decrypter): Pro
   let binary = prefix
   if (isArmored(prefix)) {
     try {
-      binary = new Dearmor().push(prefix)
+      binary = dearmorPrefix(prefix)
     } catch (e) {
       return { broken: messageOf(e) }
     }

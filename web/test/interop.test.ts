@@ -77,6 +77,24 @@ test('a plain file encrypted with the Go `age` CLI, armoured, opens here', async
   assert.deepEqual(await bytesOf(plaintext), fixture('send/files/records.csv'))
 })
 
+test('the header alone is enough, binary or armoured to the base64 group that completes it', async () => {
+  // Before the link is used up the gateway serves the header and nothing past it.
+  const cipher = fixture('send/bundle.age')
+  const header = headerOf(cipher)!
+  assert.equal(await checkHeader(cipher.subarray(0, header.length), await decrypter()), 'opens')
+  assert.equal(await checkHeader(cipher.subarray(0, header.length - 1), await decrypter()), 'need-more')
+
+  const armored = fixture('age/records.csv.age.txt')
+  const text = new TextDecoder().decode(armored)
+  const begin = text.indexOf('\n') + 1
+  const binary = await bytesOf(streamOf(armored).pipeThrough(dearmorStream()))
+  const chars = Math.ceil(headerOf(binary)!.length / 3) * 4 // whole groups holding the header
+  const end = begin + chars + Math.floor((chars - 1) / 64) // and the line breaks before the last
+  assert.notEqual(text[end - 1], '\n')
+  assert.equal(await checkHeader(armored.subarray(0, end), await decrypter()), 'opens')
+  assert.equal(await checkHeader(armored.subarray(0, end - 1), await decrypter()), 'need-more')
+})
+
 test('identity files are read as age reads them', async () => {
   assert.equal((await parseIdentityFile(text('send/alice-test-identity.txt'))).length, 1)
   await assert.rejects(parseIdentityFile('# only a comment\n'), /holds no age identity/)

@@ -273,6 +273,19 @@ pub(crate) fn encrypt(recipients: &[&str], plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Armours an age file as `age -a` does: 64-column base64 lines between the begin and end lines.
+pub(crate) fn armour(binary: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::prelude::BASE64_STANDARD.encode(binary);
+    let mut out = b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec();
+    for line in b64.as_bytes().chunks(64) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"-----END AGE ENCRYPTED FILE-----\n");
+    out
+}
+
 /// Decrypts with the age crate.
 pub(crate) fn decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Vec<u8> {
     age::decrypt(identity, ciphertext).expect("decrypts")
