@@ -239,7 +239,7 @@ async fn head(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = lifecycle::upload_status(&gw, &caller, &id).await?;
+    let row = lifecycle::upload_offset(&gw, &caller, &id).await?;
     let mut response = (
         StatusCode::OK,
         [

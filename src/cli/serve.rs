@@ -8,7 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 use super::{EXIT_CONFIG, Failure};
 use crate::blobs::BlobError;
-use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, SmtpUrl, parse_duration, parse_log_format, parse_size};
+use crate::config::{
+    BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, SmtpUrl, parse_duration, parse_log_format, parse_size,
+};
 use crate::gateway::StartError;
 
 /// Where a deployment's data is: the options `serve` shares with `admin migrate`, `backup` and

@@ -74,7 +74,9 @@ mod tests {
         let text = std::str::from_utf8(&bytes).expect("utf-8");
         let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
         assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
-        for needle in ["x-content-type-options: nosniff", "retry-after: 2", "connection: close", "x-frame-options: DENY"] {
+        for needle in
+            ["x-content-type-options: nosniff", "retry-after: 2", "connection: close", "x-frame-options: DENY"]
+        {
             assert!(head.contains(needle), "{needle} missing from {head}");
         }
         assert!(head.contains(&format!("content-length: {}", body.len())));

@@ -42,8 +42,9 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEADER_BYTES: usize = 64 << 10;
 /// The longest request target (answered 414 beyond).
 const MAX_URI_BYTES: usize = 8 << 10;
-/// At most this many refusals are being written at once; beyond, a connection is just closed.
-const REFUSING_MAX: usize = 64;
+/// At most this many refusals are being written at once (each holds a file descriptor for a
+/// moment); beyond, a connection is just closed.
+const REFUSING_MAX: usize = 16;
 /// How long the accept loop pauses when accepting fails (out of file descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long before the shutdown bound the requests still running are cut (at most).
@@ -227,9 +228,32 @@ fn refuse(stream: TcpStream, full: Full, refusing: &Arc<AtomicUsize>, cut: &Canc
     let answer = answers::raw(ErrorCode::ServiceUnavailable, message, Some(1));
     let (refusing, cut) = (refusing.clone(), cut.clone());
     tokio::spawn(async move {
+        let mut stream = stream;
+        // The request's head first, briefly: an HTTP client reads an answer that comes before
+        // its request as a broken connection, not as an answer.
+        let _ = tokio::time::timeout(REFUSAL_READ, read_head(&mut stream)).await;
         guard::linger(stream, Some(answer), None, cut).await;
         refusing.fetch_sub(1, Ordering::SeqCst);
     });
+}
+
+/// How long a refused connection's request head is waited for at most.
+const REFUSAL_READ: Duration = Duration::from_secs(1);
+
+/// Reads (and discards) up to the end of a request head, 16 KiB at most.
+async fn read_head(stream: &mut TcpStream) {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while head.len() < 16 << 10 {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return;
+        }
+    }
 }
 
 /// Serves one connection until it ends, the client goes idle, or the shutdown ends it.

@@ -163,7 +163,12 @@ impl Drop for Guarded {
 /// Closes `stream` gently: writes what is `pending`, shuts the write side, then reads and
 /// discards what the client still sends, for [`LINGER`] or [`LINGER_BYTES`] at most (or until
 /// the shutdown cuts), holding the connection's slot meanwhile.
-pub(super) async fn linger(mut stream: TcpStream, pending: Option<Bytes>, permit: Option<Permit>, cut: CancellationToken) {
+pub(super) async fn linger(
+    mut stream: TcpStream,
+    pending: Option<Bytes>,
+    permit: Option<Permit>,
+    cut: CancellationToken,
+) {
     let _permit = permit;
     let close = async {
         if let Some(pending) = pending {
