@@ -931,6 +931,31 @@ mod tests {
     }
 
     #[test]
+    fn the_connections_table_sets_timeouts_and_caps_and_refuses_nonsense() {
+        let defaults = Config::from_file(FileConfig::default()).expect("defaults");
+        assert_eq!(defaults.connections, ConnectionLimits::default());
+        let file: FileConfig = toml::from_str(
+            "[connections]\nheader_timeout = \"5s\"\nbody_idle_timeout = \"1m\"\nshutdown_timeout = \"10s\"\n\
+             max = 50\nmax_per_address = 5",
+        )
+        .expect("parses");
+        let c = Config::from_file(file).expect("valid").connections;
+        assert_eq!(
+            (c.header_timeout, c.body_idle_timeout, c.shutdown_timeout, c.max, c.max_per_address),
+            (Duration::from_secs(5), Duration::from_secs(60), Duration::from_secs(10), Some(50), 5)
+        );
+        for (text, key) in [
+            ("[connections]\nheader_timeout = \"0s\"", "connections.header_timeout"),
+            ("[connections]\nmax = 0", "connections.max"),
+            ("[connections]\nmax_per_address = 0", "connections.max_per_address"),
+        ] {
+            let file: FileConfig = toml::from_str(text).expect("parses");
+            assert_eq!(refused(Config::from_file(file)).0, key, "{text}");
+        }
+        assert!(toml::from_str::<FileConfig>("[connections]\nmaximum = 3").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
     fn default_expiry_cannot_exceed_the_maximum() {
         let file: FileConfig = toml::from_str("max_expiry = \"1d\"").expect("parses");
         assert!(matches!(Config::from_file(file), Err(ConfigError::Invalid { key: "default_expiry", .. })));

@@ -503,24 +503,27 @@ async fn answers_the_http_library_makes_carry_the_json_shape_and_security_header
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_accept_loop_outlives_running_out_of_file_descriptors() {
+/// `sealpost serve` in a fresh directory under an open-file limit of 128, with `env`: the child,
+/// its URL and its directory.
+fn serve_with_few_descriptors(env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut command = std::process::Command::new("sh");
-    // A low open-file limit, and a cap above it on purpose: the descriptors run out first.
     command
         .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\""])
         .arg(env!("CARGO_BIN_EXE_sealpost"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "human"])
         .arg("--data-dir")
         .arg(dir.path())
-        .env("SEALPOST_MAX_CONNECTIONS", "100000")
-        .env("SEALPOST_MAX_CONNECTIONS_PER_ADDRESS", "100000")
+        .env("SEALPOST_DATABASE_URL", common::database_url(dir.path()))
         .env("SEALPOST_HEADER_TIMEOUT", "60s")
+        .envs(env.iter().copied())
         .current_dir(dir.path());
-    command.env("SEALPOST_DATABASE_URL", common::database_url(dir.path()));
-    let (mut child, url) = common::serve_process(command);
-    assert_eq!(healthz(&url).await, Some(200));
+    let (child, url) = common::serve_process(command);
+    (child, url, dir)
+}
+
+/// Opens up to 200 idle connections to `url`, until the listen queue is full.
+async fn hog(url: &str) -> Vec<TcpStream> {
     let address = url.trim_start_matches("http://").to_owned();
     let mut hogs = Vec::new();
     for _ in 0..200 {
@@ -530,19 +533,51 @@ async fn the_accept_loop_outlives_running_out_of_file_descriptors() {
             _ => break,
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    hogs
+}
+
+/// `/healthz` until it answers `want`, for 10 s at most: the last status.
+async fn healthz_until(url: &str, want: u16) -> Option<u16> {
+    let mut status = None;
+    for _ in 0..50 {
+        status = healthz(url).await;
+        if status == Some(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    status
+}
+
+#[tokio::test]
+async fn a_flood_is_refused_before_the_descriptors_run_out() {
+    // The default cap under 128 descriptors is (128 - 64) / 3 = 21 connections.
+    let (mut child, url, _dir) = serve_with_few_descriptors(&[]);
+    assert_eq!(healthz(&url).await, Some(200));
+    let hogs = hog(&url).await;
+    assert!(hogs.len() > 128, "only {} connections", hogs.len());
+    // A clear refusal, not a hang, while the flood holds every slot.
+    assert_eq!(healthz_until(&url, 503).await, Some(503), "a flood of idle connections is not refused");
+    drop(hogs);
+    assert_eq!(healthz_until(&url, 200).await, Some(200), "/healthz does not answer once the flood is gone");
+    assert!(child.try_wait().expect("wait").is_none(), "the gateway died");
+    child.kill().expect("kill");
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn the_accept_loop_outlives_running_out_of_file_descriptors() {
+    // A cap above the open-file limit on purpose: the descriptors run out first.
+    let (mut child, url, _dir) = serve_with_few_descriptors(&[
+        ("SEALPOST_MAX_CONNECTIONS", "100000"),
+        ("SEALPOST_MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+    ]);
+    assert_eq!(healthz(&url).await, Some(200));
+    let hogs = hog(&url).await;
     assert!(hogs.len() > 128, "only {} connections", hogs.len());
     assert_ne!(healthz(&url).await, Some(200), "idle connections did not exhaust 128 descriptors");
     drop(hogs);
-    let mut status = None;
-    for _ in 0..100 {
-        status = healthz(&url).await;
-        if status == Some(200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, Some(200), "/healthz does not answer once descriptors are back");
+    assert_eq!(healthz_until(&url, 200).await, Some(200), "/healthz does not answer once descriptors are back");
     assert!(child.try_wait().expect("wait").is_none(), "the gateway died");
     child.kill().expect("kill");
     let _ = child.wait();
