@@ -13,13 +13,14 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -155,7 +156,7 @@ pub(super) async fn serve(
         match accepted {
             Ok((stream, peer)) => match slots.take(peer.ip()) {
                 Ok(permit) => {
-                    connections.spawn(connection(stream, permit, settings.clone(), graceful.clone()));
+                    connections.spawn(connection(stream, peer, permit, settings.clone(), graceful.clone()));
                 }
                 Err(full) => refuse(stream, full, &refusing, &cut),
             },
@@ -257,7 +258,13 @@ async fn read_head(stream: &mut TcpStream) {
 }
 
 /// Serves one connection until it ends, the client goes idle, or the shutdown ends it.
-async fn connection(stream: TcpStream, permit: Permit, settings: Arc<Settings>, graceful: CancellationToken) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Permit,
+    settings: Arc<Settings>,
+    graceful: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(Guarded::new(stream, permit, settings.cut.clone()));
     let mut builder = http1::Builder::new();
@@ -267,7 +274,11 @@ async fn connection(stream: TcpStream, permit: Permit, settings: Arc<Settings>, 
         .keep_alive(true)
         .max_headers(MAX_HEADERS);
     let served = settings.clone();
-    let service = hyper::service::service_fn(move |request| handle(served.clone(), request));
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        // The client's address, for handlers and layers that ask (`ConnectInfo<SocketAddr>`).
+        request.extensions_mut().insert(ConnectInfo(peer));
+        handle(served.clone(), request)
+    });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let result = tokio::select! {
