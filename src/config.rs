@@ -113,7 +113,119 @@ pub struct FileConfig {
     pub notification_give_up: Option<String>,
     /// See [`Config::expiry_reminder`].
     pub expiry_reminder: Option<String>,
+    /// See [`Config::connections`]: the `[connections]` table.
+    #[serde(default)]
+    pub connections: ConnectionsFile,
 }
+
+/// The `[connections]` table of `sealpost.toml`: timeouts and caps for client connections
+/// (see [`ConnectionLimits`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsFile {
+    /// See [`ConnectionLimits::header_timeout`].
+    pub header_timeout: Option<String>,
+    /// See [`ConnectionLimits::body_idle_timeout`].
+    pub body_idle_timeout: Option<String>,
+    /// See [`ConnectionLimits::shutdown_timeout`].
+    pub shutdown_timeout: Option<String>,
+    /// See [`ConnectionLimits::max`].
+    pub max: Option<usize>,
+    /// See [`ConnectionLimits::max_per_address`].
+    pub max_per_address: Option<usize>,
+}
+
+/// How long clients may take and how many connections they may hold: what keeps slow and idle
+/// clients from taking the service down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's headers must arrive within this long of the connection opening or of the
+    /// previous answer; this also closes idle keep-alive connections (default 10s).
+    pub header_timeout: Duration,
+    /// A request body that brings no byte for this long fails with 408 `request_timeout`, and
+    /// its handler lets go of what it holds (a resumable upload's file and lock) (default 30s).
+    pub body_idle_timeout: Duration,
+    /// A graceful shutdown ends within about this long: requests that finish sooner finish, the
+    /// rest are cut and audited (default 30s).
+    pub shutdown_timeout: Duration,
+    /// Concurrent connections at most; beyond it a new connection is answered 503
+    /// `service_unavailable` with `Retry-After` and closed (default: 1024, or less when the
+    /// process's open-file limit leaves no room for three descriptors per connection and 64
+    /// spare).
+    pub max: Option<usize>,
+    /// Concurrent connections from one client address at most (default 256; behind a reverse
+    /// proxy every client has the proxy's address, so raise it there).
+    pub max_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+            max: None,
+            max_per_address: 256,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The cap on concurrent connections: the configured one, or the default that leaves room
+    /// under the open-file limit (`open_files`, when known).
+    pub fn max_connections(&self, open_files: Option<u64>) -> usize {
+        if let Some(max) = self.max {
+            return max;
+        }
+        let room = open_files.map_or(usize::MAX, |n| usize::try_from(n.saturating_sub(64) / 3).unwrap_or(usize::MAX));
+        DEFAULT_MAX_CONNECTIONS.min(room).max(1)
+    }
+
+    /// Applies the `[connections]` table over these values.
+    fn apply(&mut self, file: ConnectionsFile) -> Result<(), ConfigError> {
+        for (key, value, field) in [
+            ("connections.header_timeout", file.header_timeout, &mut self.header_timeout),
+            ("connections.body_idle_timeout", file.body_idle_timeout, &mut self.body_idle_timeout),
+            ("connections.shutdown_timeout", file.shutdown_timeout, &mut self.shutdown_timeout),
+        ] {
+            if let Some(v) = value {
+                *field = parse_duration(key, &v)?;
+            }
+        }
+        if file.max.is_some() {
+            self.max = file.max;
+        }
+        if let Some(v) = file.max_per_address {
+            self.max_per_address = v;
+        }
+        Ok(())
+    }
+
+    /// Checks the values.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("connections.header_timeout", self.header_timeout),
+            ("connections.body_idle_timeout", self.body_idle_timeout),
+        ] {
+            if value < Duration::from_millis(100) {
+                return Err(ConfigError::Invalid { key, message: "use at least `100ms`".to_owned() });
+            }
+        }
+        if self.max == Some(0) {
+            return Err(ConfigError::Invalid { key: "connections.max", message: "use at least 1".to_owned() });
+        }
+        if self.max_per_address == 0 {
+            return Err(ConfigError::Invalid {
+                key: "connections.max_per_address",
+                message: "use at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`ConnectionLimits::max`] when the open-file limit leaves room for it.
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl FileConfig {
     /// Reads a config file.
@@ -209,6 +321,8 @@ pub struct Config {
     pub notification_give_up: Duration,
     /// How long before an uncollected bundle expires its recipient is reminded (default 24h).
     pub expiry_reminder: Duration,
+    /// Timeouts and caps for client connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Config {
@@ -246,6 +360,7 @@ impl Default for Config {
             notification_retry_max: Duration::from_secs(3600),
             notification_give_up: Duration::from_secs(3 * 86400),
             expiry_reminder: Duration::from_secs(24 * 3600),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -324,12 +439,14 @@ impl Config {
                 *field = parse_duration(key, &v)?;
             }
         }
+        c.connections.apply(file.connections)?;
         c.validate()?;
         Ok(c)
     }
 
     /// Checks values that only make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.connections.validate()?;
         if self.default_expiry > self.max_expiry {
             return Err(ConfigError::Invalid {
                 key: "default_expiry",
@@ -811,6 +928,31 @@ mod tests {
         let c = Config::from_file(file).expect("valid");
         assert_eq!(c.max_expiry, Duration::from_secs(7 * 86400));
         assert_eq!(c.policies, None);
+    }
+
+    #[test]
+    fn the_connections_table_sets_timeouts_and_caps_and_refuses_nonsense() {
+        let defaults = Config::from_file(FileConfig::default()).expect("defaults");
+        assert_eq!(defaults.connections, ConnectionLimits::default());
+        let file: FileConfig = toml::from_str(
+            "[connections]\nheader_timeout = \"5s\"\nbody_idle_timeout = \"1m\"\nshutdown_timeout = \"10s\"\n\
+             max = 50\nmax_per_address = 5",
+        )
+        .expect("parses");
+        let c = Config::from_file(file).expect("valid").connections;
+        assert_eq!(
+            (c.header_timeout, c.body_idle_timeout, c.shutdown_timeout, c.max, c.max_per_address),
+            (Duration::from_secs(5), Duration::from_secs(60), Duration::from_secs(10), Some(50), 5)
+        );
+        for (text, key) in [
+            ("[connections]\nheader_timeout = \"0s\"", "connections.header_timeout"),
+            ("[connections]\nmax = 0", "connections.max"),
+            ("[connections]\nmax_per_address = 0", "connections.max_per_address"),
+        ] {
+            let file: FileConfig = toml::from_str(text).expect("parses");
+            assert_eq!(refused(Config::from_file(file)).0, key, "{text}");
+        }
+        assert!(toml::from_str::<FileConfig>("[connections]\nmaximum = 3").is_err(), "unknown keys are refused");
     }
 
     #[test]

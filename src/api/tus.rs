@@ -226,7 +226,7 @@ async fn create(
     ),
     responses(
         (status = 200, description = "Where it stands.", headers(
-            ("Upload-Offset" = u64, description = "Bytes held durably: resume from here."),
+            ("Upload-Offset" = u64, description = "Bytes held durably: resume from here. A request writing the upload that brought no byte for 2 seconds is taken over first (it stops and its bytes count), so that a sender back on a new connection resumes at once."),
             ("Upload-Length" = u64, description = "Bytes declared."),
             ("Sealpost-Transfer" = String, description = "Once complete: the transfer's id."),
             ("Tus-Resumable" = String, description = "`1.0.0`."),
@@ -239,7 +239,7 @@ async fn head(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = lifecycle::upload_status(&gw, &caller, &id).await?;
+    let row = lifecycle::upload_offset(&gw, &caller, &id).await?;
     let mut response = (
         StatusCode::OK,
         [
@@ -330,6 +330,7 @@ async fn terminate(
         (status = 400, description = "`bad_request`: `Upload-Offset` is missing or not a number, the request body broke off (what arrived is kept), or the upload's request is no longer valid.", body = ErrorBody),
         (status = 403, description = "`forbidden`: no policy permits this upload any more; `policy_denied`: a policy forbids it now.", body = ErrorBody),
         (status = 404, description = "`not_found`: the caller has no such upload (it may have expired).", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: no byte of the body arrived for the gateway's idle timeout; every byte that arrived is kept (`HEAD` tells the offset).", body = ErrorBody),
         (status = 409, description = "`offset_mismatch`: the upload holds a different number of bytes (the answer's `Upload-Offset` says how many); `upload_complete`: it became a transfer already.", body = ErrorBody,
             headers(("Upload-Offset" = u64, description = "With `offset_mismatch`: the bytes held."))),
         (status = 412, description = "`tus_version_unsupported`: the request does not send `Tus-Resumable: 1.0.0`.", body = ErrorBody,
@@ -337,8 +338,8 @@ async fn terminate(
         (status = 413, description = "`upload_length_exceeded`: more bytes than `Upload-Length` declared; `payload_too_large`: the upload is larger than the gateway accepts now.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/offset+octet-stream`.", body = ErrorBody),
         (status = 422, description = "`not_age_encrypted`: not an age file, or a damaged one; `passphrase_not_allowed`: encrypted with a passphrase; `recipient_mismatch`: not encrypted to exactly the recipients' keys; `unknown_recipient`: an addressed user no longer exists; `recipient_has_no_key`: one has no key now; `unknown_signing_key`: the key that signed the manifest was removed; `manifest_mismatch`: at the last byte, the file is not the one the manifest names. The upload is deleted.", body = ErrorBody),
-        (status = 423, description = "`upload_busy`: another request is writing to it.", body = ErrorBody),
-        (status = 503, description = "`log_unavailable`: the transparency log cannot be written; `unavailable`: the gateway is busy. Both with `Retry-After`.", body = ErrorBody,
+        (status = 423, description = "`upload_busy`: another request is writing to it and brought a byte within the last 2 seconds (one silent for longer is taken over: it stops, keeps its bytes, and this request goes on).", body = ErrorBody),
+        (status = 503, description = "`log_unavailable`: the transparency log cannot be written; `unavailable`: the gateway is busy, or stopping and cut the request. Both with `Retry-After`.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     ))]
 async fn patch(

@@ -8,7 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 use super::{EXIT_CONFIG, Failure};
 use crate::blobs::BlobError;
-use crate::config::{BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, SmtpUrl, parse_log_format, parse_size};
+use crate::config::{
+    BlobBackend, Config, DatabaseUrl, FileConfig, LogFormat, SmtpUrl, parse_duration, parse_log_format, parse_size,
+};
 use crate::gateway::StartError;
 
 /// Where a deployment's data is: the options `serve` shares with `admin migrate`, `backup` and
@@ -78,6 +80,23 @@ pub(super) struct ServeArgs {
     /// PEM file of the CA certificate a private mail server's certificate is checked against.
     #[arg(long, env = "SEALPOST_SMTP_CA_FILE")]
     smtp_ca_file: Option<PathBuf>,
+    /// A request's headers must arrive within this long (also how long an idle keep-alive
+    /// connection stays open), e.g. `10s`.
+    #[arg(long, env = "SEALPOST_HEADER_TIMEOUT")]
+    header_timeout: Option<String>,
+    /// A request body that brings no byte for this long fails with 408, e.g. `30s`.
+    #[arg(long, env = "SEALPOST_BODY_IDLE_TIMEOUT")]
+    body_idle_timeout: Option<String>,
+    /// A graceful stop ends within about this long; what is still running then is cut and
+    /// audited, e.g. `30s`.
+    #[arg(long, env = "SEALPOST_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: Option<String>,
+    /// Concurrent connections at most (default 1024, less under a low open-file limit).
+    #[arg(long, env = "SEALPOST_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Concurrent connections from one client address at most (default 256).
+    #[arg(long, env = "SEALPOST_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
 }
 
 pub(super) fn config_failure(e: &crate::config::ConfigError) -> Failure {
@@ -150,6 +169,21 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     }
     if let Some(v) = &args.smtp_ca_file {
         config.smtp_ca_file = Some(v.clone());
+    }
+    for (key, value, field) in [
+        ("header_timeout", &args.header_timeout, &mut config.connections.header_timeout),
+        ("body_idle_timeout", &args.body_idle_timeout, &mut config.connections.body_idle_timeout),
+        ("shutdown_timeout", &args.shutdown_timeout, &mut config.connections.shutdown_timeout),
+    ] {
+        if let Some(v) = value {
+            *field = parse_duration(key, v).map_err(|e| config_failure(&e))?;
+        }
+    }
+    if let Some(v) = args.max_connections {
+        config.connections.max = Some(v);
+    }
+    if let Some(v) = args.max_connections_per_address {
+        config.connections.max_per_address = v;
     }
     config.validate().map_err(|e| config_failure(&e))?;
     config.check_complete().map_err(|e| config_failure(&e))?;

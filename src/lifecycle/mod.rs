@@ -30,7 +30,8 @@ pub use commit::{Committed, upload};
 pub use decide::{decide, recall, reload_policies, transfer_view};
 pub use error::{LifecycleError, RequestError};
 pub use resumable::{
-    Appended, NewUpload, Uploads, create_upload, lookup_upload, patch_upload, terminate_upload, upload_status,
+    Appended, NewUpload, Uploads, create_upload, lookup_upload, patch_upload, terminate_upload, upload_offset,
+    upload_status,
 };
 pub use signing::{ManifestParts, ManifestRefusal, SignedUpload};
 

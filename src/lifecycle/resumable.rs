@@ -7,12 +7,13 @@
 //! and after a restart. An upload is visible to its sender only; the transfer it becomes takes
 //! its id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
+use tokio_util::sync::CancellationToken;
 
 use super::commit::{commit, drain};
 use super::sealed_answer::AnswerKey;
@@ -41,13 +42,35 @@ const ANSWER_KEPT: Duration = Duration::from_secs(3600);
 const RUNNING_MAX: usize = 1024;
 /// An unfinished upload's pipeline is dropped after this long without a request.
 const RUNNING_KEPT: Duration = Duration::from_secs(24 * 3600);
+/// A request writing an upload that has brought no byte for this long is taken over by the
+/// sender's next request to the upload (`HEAD`, `PATCH` or `DELETE`): its socket is most likely
+/// dead, and the sender is back on another. It stops, keeps every byte it wrote durable, and lets
+/// go of the upload.
+const TAKEOVER_IDLE: Duration = Duration::from_secs(2);
+/// How long a request waits at most for a request it took over to let go.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 
 /// What this process knows of resumable uploads beyond the database: which have a request
 /// running, and the intake pipelines of unfinished ones.
 #[derive(Debug, Default)]
 pub struct Uploads {
-    busy: Mutex<HashSet<TransferId>>,
+    busy: Mutex<HashMap<TransferId, Holder>>,
     running: Mutex<HashMap<TransferId, (PausedPipeline, Instant)>>,
+}
+
+/// The request writing an upload, as others see it.
+#[derive(Debug, Clone)]
+struct Holder {
+    /// Cancelled to make it stop (see [`TAKEOVER_IDLE`]).
+    takeover: CancellationToken,
+    /// When its last byte arrived (or it began).
+    activity: Arc<Mutex<Instant>>,
+}
+
+impl Holder {
+    fn idle(&self) -> Duration {
+        self.activity.lock().unwrap_or_else(PoisonError::into_inner).elapsed()
+    }
 }
 
 /// Marks an upload busy while it lives: in this process, and in the database through the
@@ -57,11 +80,23 @@ struct Busy {
     gw: Arc<Gateway>,
     id: TransferId,
     claim: String,
+    holder: Holder,
+}
+
+impl Busy {
+    /// A byte arrived: not stalled.
+    fn touch(&self) {
+        *self.holder.activity.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        let mut busy = self.gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        if busy.get(&self.id).is_some_and(|h| Arc::ptr_eq(&h.activity, &self.holder.activity)) {
+            busy.remove(&self.id);
+        }
+        drop(busy);
         // Give the database claim back too, so another gateway may go on at once (if this
         // fails, the claim runs out by itself after CLAIM_TTL).
         let (gw, id, claim) = (self.gw.clone(), self.id.clone(), std::mem::take(&mut self.claim));
@@ -106,14 +141,62 @@ impl Uploads {
     }
 }
 
-/// Marks `id` busy, or refuses when another request holds it.
-fn lock(gw: &Arc<Gateway>, id: &TransferId) -> Result<Busy, LifecycleError> {
+/// Marks `id` busy, or refuses when another request holds it and is not stalled; one that is
+/// stalled is taken over first (see [`TAKEOVER_IDLE`]). True with the lock if a request was
+/// taken over (its claim in the database may take a moment to be given back).
+async fn lock(gw: &Arc<Gateway>, id: &TransferId) -> Result<(Busy, bool), LifecycleError> {
+    let took_over = take_over_stalled(gw, id).await?;
     let mut busy = gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner);
-    if !busy.insert(id.clone()) {
+    if busy.contains_key(id) {
         return Err(LifecycleError::UploadBusy);
     }
+    let holder = Holder { takeover: CancellationToken::new(), activity: Arc::new(Mutex::new(Instant::now())) };
+    busy.insert(id.clone(), holder.clone());
     let claim = crate::ids::LinkId::generate().to_string();
-    Ok(Busy { gw: gw.clone(), id: id.clone(), claim })
+    Ok((Busy { gw: gw.clone(), id: id.clone(), claim, holder }, took_over))
+}
+
+/// If a request of this process writes `id` and has brought no byte for [`TAKEOVER_IDLE`],
+/// makes it stop and waits until it has let go (its bytes durable, its offset recorded). True
+/// if it did; `upload_busy` if it does not let go within [`TAKEOVER_WAIT`].
+async fn take_over_stalled(gw: &Gateway, id: &TransferId) -> Result<bool, LifecycleError> {
+    let stalled = {
+        let busy = gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        match busy.get(id) {
+            Some(holder) if holder.idle() >= TAKEOVER_IDLE => holder.takeover.clone(),
+            _ => return Ok(false),
+        }
+    };
+    tracing::info!(upload = %id, "taking over a resumable upload from a request that stalled");
+    stalled.cancel();
+    let until = Instant::now() + TAKEOVER_WAIT;
+    loop {
+        let held = gw.uploads.busy.lock().unwrap_or_else(PoisonError::into_inner).contains_key(id);
+        if !held {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            return Err(LifecycleError::UploadBusy);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`claim`], retried for a moment after a takeover: the request taken over gives its claim
+/// back just after it lets go of the lock.
+async fn claim_after(busy: &Busy, took_over: bool) -> Result<(), LifecycleError> {
+    if !took_over {
+        return claim(busy).await;
+    }
+    let until = Instant::now() + TAKEOVER_WAIT;
+    loop {
+        match claim(busy).await {
+            Err(LifecycleError::UploadBusy) if Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A created upload.
@@ -155,6 +238,17 @@ pub async fn create_upload(
     Ok(NewUpload { id: row.id })
 }
 
+/// The caller's own upload as it stands durably, for `HEAD`: a request of this process that
+/// writes it and stalled is taken over first, so that the offset answered counts every byte it
+/// wrote and the next `PATCH` may go on at once.
+pub async fn upload_offset(gw: &Arc<Gateway>, caller: &Principal, id: &str) -> Result<UploadRow, LifecycleError> {
+    let row = upload_status(gw, caller, id).await?;
+    if row.completed || !take_over_stalled(gw, &row.id).await? {
+        return Ok(row);
+    }
+    upload_status(gw, caller, id).await
+}
+
 /// The caller's own upload, unexpired or completed; anyone else's is unknown.
 pub async fn upload_status(gw: &Gateway, caller: &Principal, id: &str) -> Result<UploadRow, LifecycleError> {
     let unknown = || LifecycleError::UnknownUpload(id.to_owned());
@@ -194,8 +288,8 @@ pub async fn terminate_upload(gw: &Arc<Gateway>, caller: &Principal, id: &str) -
     if row.completed {
         return Err(LifecycleError::UploadComplete(row.id.to_string()));
     }
-    let busy = lock(gw, &row.id)?;
-    claim(&busy).await?;
+    let (busy, took_over) = lock(gw, &row.id).await?;
+    claim_after(&busy, took_over).await?;
     gw.blobs.delete_partial(&row.id).await?;
     let event = Event::new(EventKind::UploadAborted)
         .actor(&caller.id)
@@ -277,8 +371,8 @@ async fn ready_to_append(
     if row.completed {
         return Err(LifecycleError::UploadComplete(row.id.to_string()));
     }
-    let busy = lock(gw, &row.id)?;
-    claim(&busy).await?;
+    let (busy, took_over) = lock(gw, &row.id).await?;
+    claim_after(&busy, took_over).await?;
     match reread(gw, &row.id, offset, declared).await {
         Ok(row) => Ok((busy, row)),
         Err(e) => {
@@ -344,12 +438,19 @@ where
     };
     let mut file = gw.blobs.append_partial(&row.id, row.received).await?;
     let (mut received, mut synced) = (row.received, row.received);
+    let takeover = busy.holder.takeover.clone();
     let end = loop {
-        let piece = match body.next().await {
+        let next = tokio::select! {
+            biased;
+            () = takeover.cancelled() => break BodyEnd::Broken,
+            next = body.next() => next,
+        };
+        let piece = match next {
             None => break BodyEnd::Complete,
             Some(Err(_)) => break BodyEnd::Broken,
             Some(Ok(piece)) => piece,
         };
+        busy.touch();
         if received + piece.len() as u64 > row.length {
             break BodyEnd::TooLong;
         }

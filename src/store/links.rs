@@ -350,6 +350,13 @@ impl Store {
         self.give_back_leases(&self.gateway.clone(), "server_restart", now).await
     }
 
+    /// Gives back every lease this gateway still holds as it stops (downloads its shutdown cut
+    /// whose own path could not record their end), each audited as `download.failed` with the
+    /// code `server_shutdown`.
+    pub async fn give_back_at_shutdown(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.give_back_leases(&self.gateway.clone(), "server_shutdown", now).await
+    }
+
     /// Says this gateway is alive, and gives back the leases of gateways that have not said so
     /// for `stale` (they stopped without a restart: their downloads are over). Returns how many
     /// leases were given back.

@@ -28,6 +28,7 @@ mod s3_blobs;
 mod scale_out;
 mod sender_signing;
 mod signed_delivery;
+mod slow_clients;
 mod sso_store;
 mod sweeper;
 mod tagged_recipients;

@@ -13,8 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gateway::Gateway;
 
+mod answers;
+mod body;
+mod connections;
+mod guard;
+
 /// Serves the gateway on `listener` until `shutdown` resolves, then stops accepting, lets
-/// running requests finish, stops the sweeper and closes the database.
+/// running requests finish within the configured bound (cutting, and recording, what is still
+/// running then), stops the sweeper and closes the database.
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -36,16 +42,29 @@ pub async fn run(
     let wakeups = tokio::spawn(wake_ups(gateway.clone(), policy_changed.clone(), stop.clone()));
     let heartbeat = tokio::spawn(heartbeat(gateway.clone(), policy_changed, stop.clone()));
     let sequencer = tokio::spawn(gateway.log.clone().run(gateway.config.log_interval, stop.clone()));
+    // What holds the gateway besides the requests: once the requests are over and the work
+    // they left behind (giving back a cut download's lease or an upload's claim, in tasks of
+    // their own) is done, the count is back to this.
+    let baseline = Arc::strong_count(&gateway);
     let app = crate::api::router(gateway.clone());
     let stop_serving = stop.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown => {}
-                () = stop_serving.cancelled() => {}
-            }
-        })
-        .await;
+    let cut = connections::serve(listener, app, &gateway.config.connections, async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = stop_serving.cancelled() => {}
+        }
+    })
+    .await;
+    settle(&gateway, baseline).await;
+    if cut > 0 {
+        // Downloads whose end could not be recorded on their own path: given back now, each
+        // recorded as `download.failed` (`server_shutdown`).
+        match gateway.store.give_back_at_shutdown(gateway.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(leases = n, "shutting down: gave back the leases of cut downloads"),
+            Err(e) => tracing::warn!(error = %e, "shutting down: could not give back leases; the next start does"),
+        }
+    }
     stop.cancel();
     let _ = sweeper.await;
     let _ = notifier.await;
@@ -53,7 +72,18 @@ pub async fn run(
     let _ = wakeups.await;
     let _ = sequencer.await;
     gateway.store.close().await;
-    result
+    Ok(())
+}
+
+/// How long the shutdown waits at most for the work cut requests left behind.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (for [`SETTLE`] at most) until nothing but the background tasks holds the gateway.
+async fn settle(gateway: &Arc<Gateway>, baseline: usize) {
+    let until = tokio::time::Instant::now() + SETTLE;
+    while Arc::strong_count(gateway) > baseline && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// How often a gateway says it is alive to the others sharing its database.
