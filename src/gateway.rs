@@ -87,6 +87,8 @@ pub struct Gateway {
     pub sso: crate::sso::Sso,
     /// The mail server notifications go through, when one is configured.
     pub mailer: Option<crate::notify::Mailer>,
+    /// Rate limits per client address and per token (`limits`).
+    pub limits: crate::limits::Limits,
     /// The data directory, held shared for as long as the gateway runs.
     _running: DataDirLock,
 }
@@ -137,7 +139,7 @@ impl Gateway {
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
             }
         }
-        let store = store.for_gateway(&gateway_id(&dir)?);
+        let store = store.for_gateway(&gateway_id(&dir)?).with_refusal_window(config.refusal_window, clock);
         startup.leases_reset = store.reset_leases(clock.now()).await?;
         startup.staged_removed = blobs.sweep_staging().await?;
         let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
@@ -153,6 +155,7 @@ impl Gateway {
         startup.keys_bound = store.bind_key_owners(clock.now()).await?;
         let sso = crate::sso::Sso::new(config.oidc.clone(), &public_url)?;
         store.announce_mail(mailer.is_some(), clock.now()).await?;
+        let limits = crate::limits::Limits::new(&config.rate_limits);
         let gateway = Self {
             sso,
             gate,
@@ -169,6 +172,7 @@ impl Gateway {
             public_url,
             log: Sequencer::new(Arc::new(log)),
             uploads: Uploads::default(),
+            limits,
             mailer,
             _running: running,
         };
