@@ -38,7 +38,8 @@ pub struct Rate {
 }
 
 impl Rate {
-    const fn new(per_minute: u32, burst: u32) -> Self {
+    /// `per_minute` requests a minute, `burst` at once.
+    pub const fn new(per_minute: u32, burst: u32) -> Self {
         Self { per_minute, burst }
     }
 
@@ -251,5 +252,56 @@ pub async fn middleware(State(gw): State<Arc<Gateway>>, req: Request, next: Next
                 crate::web::too_many_requests(wait)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rate: Rate) -> Limits {
+        Limits::new(&RateLimits { redeem: rate, ..RateLimits::default() })
+    }
+
+    #[test]
+    fn a_token_is_limited_from_every_address_and_an_address_for_every_token() {
+        let l = limits(Rate::new(1, 2));
+        let (a, b, c) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into(), [127, 0, 0, 3].into());
+        let (t, u) = ([1; 32], [2; 32]);
+        assert_eq!(l.check(Class::Redeem, a, Some(t)), Ok(()));
+        assert_eq!(l.check(Class::Redeem, b, Some(t)), Ok(()));
+        // Token `t` used its burst, from two addresses: a third address gets nowhere with it.
+        let wait = l.check(Class::Redeem, c, Some(t)).expect_err("over the token's quota");
+        assert!((1..=60).contains(&wait), "{wait}");
+        // Address `a` has one request left, for another token; then it is over too.
+        assert_eq!(l.check(Class::Redeem, a, Some(u)), Ok(()));
+        assert!(l.check(Class::Redeem, a, None).is_err());
+        // Other classes are not touched.
+        assert_eq!(l.check(Class::Upload, a, Some(t)), Ok(()));
+    }
+
+    #[test]
+    fn keys_hold_hashes_and_are_pruned() {
+        let l = limits(Rate::new(6000, 1));
+        for i in 0..100u8 {
+            let _ = l.check(Class::Redeem, [10, 0, 0, i].into(), Some([i; 32]));
+        }
+        assert_eq!(l.keys(), 200);
+        // 6000 a minute refills a one-request bucket in 10 ms: every key is forgettable.
+        std::thread::sleep(Duration::from_millis(30));
+        for limiter in l.classes.iter().flatten() {
+            limiter.retain_recent();
+        }
+        assert_eq!(l.keys(), 0);
+    }
+
+    #[test]
+    fn routes_map_to_their_class() {
+        assert_eq!(Class::of(&Method::POST, "/api/v1/redeem"), Some(Class::Redeem));
+        assert_eq!(Class::of(&Method::PATCH, "/api/v1/uploads/{id}"), Some(Class::Upload));
+        assert_eq!(Class::of(&Method::HEAD, "/api/v1/uploads/{id}"), None);
+        assert_eq!(Class::of(&Method::POST, "/api/v1/sso/device/token"), Some(Class::DevicePoll));
+        assert_eq!(Class::of(&Method::POST, "/sign-in"), Some(Class::SignIn));
+        assert_eq!(Class::of(&Method::GET, "/sign-in"), None);
     }
 }
