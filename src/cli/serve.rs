@@ -252,7 +252,8 @@ async fn spawn_metrics(gateway: &std::sync::Arc<crate::gateway::Gateway>) -> Res
         return Ok(());
     };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        Failure::new(format!("cannot listen for metrics on {addr}: {e}")).hint("pick another address with --metrics-listen")
+        Failure::new(format!("cannot listen for metrics on {addr}: {e}"))
+            .hint("pick another address with --metrics-listen")
     })?;
     tracing::info!(%addr, "metrics at /metrics");
     let gateway = gateway.clone();

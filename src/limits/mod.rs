@@ -223,7 +223,9 @@ fn token_hash(req: &Request) -> Option<[u8; 32]> {
         .or_else(|| {
             headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
                 cookies.split(';').map(str::trim).find_map(|c| {
-                    c.strip_prefix(crate::web::session::SESSION_COOKIE).and_then(|r| r.strip_prefix('=')).map(str::to_owned)
+                    c.strip_prefix(crate::web::session::SESSION_COOKIE)
+                        .and_then(|r| r.strip_prefix('='))
+                        .map(str::to_owned)
                 })
             })
         })?;

@@ -24,12 +24,10 @@ impl Store {
 
     /// The audit events written and the entries the log has integrated.
     pub async fn log_lag(&self) -> Result<LogLag, StoreError> {
-        let events: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM audit_events")
-            .fetch_one(&self.pool)
-            .await?;
-        let head: Option<(i64, i64)> = sqlx::query_as("SELECT size, written_at FROM log_state WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let events: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM audit_events").fetch_one(&self.pool).await?;
+        let head: Option<(i64, i64)> =
+            sqlx::query_as("SELECT size, written_at FROM log_state WHERE id = 1").fetch_optional(&self.pool).await?;
         Ok(LogLag {
             events: u64::try_from(events).unwrap_or_default(),
             integrated: head.map_or(0, |(size, _)| u64::try_from(size).unwrap_or_default()),

@@ -437,7 +437,8 @@ impl Store {
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone(), dialect));
-        let refusals = std::sync::Arc::new(refusals::Refusals::new(DEFAULT_REFUSAL_WINDOW, crate::clock::Clock::system()));
+        let refusals =
+            std::sync::Arc::new(refusals::Refusals::new(DEFAULT_REFUSAL_WINDOW, crate::clock::Clock::system()));
         Ok(Self { pool, dialect, gateway: std::sync::Arc::from("local"), group, url: Redacted(url.into()), refusals })
     }
 

@@ -38,6 +38,8 @@ pub(super) struct Refusals {
     window: Duration,
     clock: Clock,
     open: Mutex<HashMap<String, Open>>,
+    /// Summaries whose write failed (the database was busy): tried again with the next flush.
+    unwritten: Mutex<Vec<Event>>,
     flushing: AtomicBool,
 }
 
@@ -69,23 +71,30 @@ impl Open {
 pub(super) struct Noted {
     /// Whether the refusal itself is written (the first of a window), or only counted.
     pub(super) record: bool,
-    /// A summary of an earlier window of the same refusal, which closed and is written now.
-    pub(super) summary: Option<Event>,
+    /// Summaries of windows that closed (of this refusal, or others cleared to make room),
+    /// written now.
+    pub(super) summaries: Vec<Event>,
 }
 
 impl Refusals {
     pub(super) fn new(window: Duration, clock: Clock) -> Self {
-        Self { window, clock, open: Mutex::new(HashMap::new()), flushing: AtomicBool::new(false) }
+        Self {
+            window,
+            clock,
+            open: Mutex::new(HashMap::new()),
+            unwritten: Mutex::new(Vec::new()),
+            flushing: AtomicBool::new(false),
+        }
     }
 
     fn window(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::from_std(self.window).unwrap_or(chrono::TimeDelta::MAX)
     }
 
-    /// Notes one refusal at `now`.
+    /// Notes one refusal at `now`; true when a window is open for it (the flush must run).
     fn note(&self, event: &Event, now: DateTime<Utc>) -> (Noted, bool) {
         if self.window.is_zero() {
-            return (Noted { record: true, summary: None }, false);
+            return (Noted { record: true, summaries: Vec::new() }, false);
         }
         // The entry at a fixed time: two refusals are the same when everything else is.
         let key = event.entry(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
@@ -98,13 +107,24 @@ impl Refusals {
             }
             o.repeated += 1;
             o.last = now;
-            return (Noted { record: false, summary: None }, true);
+            return (Noted { record: false, summaries: Vec::new() }, true);
         }
-        let summary = open.remove(&key).and_then(|o| o.summary());
-        if open.len() < OPEN_MAX {
+        let mut summaries: Vec<Event> = open.remove(&key).and_then(|o| o.summary()).into_iter().collect();
+        if open.len() >= OPEN_MAX {
+            let window = self.window();
+            open.retain(|_, o| {
+                let closed = now >= o.opened + window;
+                if closed {
+                    summaries.extend(o.summary());
+                }
+                !closed
+            });
+        }
+        let tracked = open.len() < OPEN_MAX;
+        if tracked {
             open.insert(key, Open { event: event.clone(), opened: now, repeated: 0, first: now, last: now });
         }
-        (Noted { record: true, summary }, false)
+        (Noted { record: true, summaries }, tracked)
     }
 
     /// Repeats of refusals of this kind counted since `since` and not written yet.
@@ -115,9 +135,9 @@ impl Refusals {
 
     /// Takes the summaries of windows closed by `now` (all of them with `all`).
     fn take_closed(&self, now: DateTime<Utc>, all: bool) -> (Vec<Event>, bool) {
+        let mut summaries = std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(PoisonError::into_inner));
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let window = self.window();
-        let mut summaries = Vec::new();
         open.retain(|_, o| {
             if all || now >= o.opened + window {
                 summaries.extend(o.summary());
@@ -126,8 +146,8 @@ impl Refusals {
                 true
             }
         });
-        let counting = open.values().any(|o| o.repeated > 0);
-        (summaries, counting)
+        let pending = !open.is_empty() || !summaries.is_empty();
+        (summaries, pending)
     }
 }
 
@@ -138,10 +158,26 @@ impl Store {
         note_refusal_in(self, tx, event, now).await
     }
 
+    /// Records refusal `event` in a transaction of its own, aggregated like
+    /// [`Store::note_refusal`]: for refusals a client can repeat at will.
+    pub async fn record_refusal(&self, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        self.note_refusal(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Writes the summaries of every window still open (on a clean stop).
     pub async fn flush_refusals(&self) -> Result<(), StoreError> {
         let (summaries, _) = self.refusals.take_closed(self.refusals.clock.now(), true);
-        self.write_summaries(&summaries).await
+        let written = self.write_summaries(&summaries).await;
+        if written.is_err() {
+            // The last place the counts can go: the operator's log, entry by entry.
+            for s in &summaries {
+                tracing::error!(entry = %s.entry(self.refusals.clock.now()), "refusal summary not written to the audit trail");
+            }
+        }
+        written
     }
 
     async fn write_summaries(&self, summaries: &[Event]) -> Result<(), StoreError> {
@@ -158,7 +194,7 @@ impl Store {
     }
 
     /// Starts the background flush unless it runs: it writes each window's summary when the
-    /// window closes, and stops when no repeats are counted.
+    /// window closes, and stops when no window is open.
     fn start_flush(&self) {
         if self.refusals.flushing.swap(true, Ordering::AcqRel) {
             return;
@@ -168,18 +204,21 @@ impl Store {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tick).await;
-                let (summaries, counting) = store.refusals.take_closed(store.refusals.clock.now(), false);
-                if let Err(e) = store.write_summaries(&summaries).await {
-                    // Put back nothing: log the counts so they are not lost silently, and retry
-                    // with the next windows.
-                    for s in &summaries {
-                        tracing::error!(error = %e, entry = %s.entry(store.refusals.clock.now()), "refusal summary not written");
-                    }
-                }
-                if !counting {
+                if store.pool.is_closed() {
+                    // The clean stop flushed what was open.
                     store.refusals.flushing.store(false, Ordering::Release);
-                    // A repeat counted between the last look and the flag: start again.
-                    if store.refusals.take_counting() {
+                    return;
+                }
+                let (summaries, open) = store.refusals.take_closed(store.refusals.clock.now(), false);
+                if let Err(e) = store.write_summaries(&summaries).await {
+                    // Kept, and tried again at the next tick (or at the clean stop).
+                    tracing::warn!(error = %e, count = summaries.len(), "refusal summaries not written yet");
+                    store.refusals.unwritten.lock().unwrap_or_else(PoisonError::into_inner).extend(summaries);
+                }
+                if !open {
+                    store.refusals.flushing.store(false, Ordering::Release);
+                    // A window opened between the last look and the flag: start again.
+                    if store.refusals.any_open() {
                         store.start_flush();
                     }
                     return;
@@ -190,8 +229,8 @@ impl Store {
 }
 
 impl Refusals {
-    fn take_counting(&self) -> bool {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner).values().any(|o| o.repeated > 0)
+    fn any_open(&self) -> bool {
+        !self.open.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 }
 
@@ -202,15 +241,58 @@ pub(super) async fn note_refusal_in(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (noted, counted) = store.refusals.note(event, now);
-    if let Some(summary) = &noted.summary {
+    let (noted, open) = store.refusals.note(event, now);
+    for summary in &noted.summaries {
         append(tx, summary, now).await?;
     }
     if noted.record {
         append(tx, event, now).await?;
     }
-    if counted {
+    if open {
         store.start_flush();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::EventKind;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).single().unwrap_or_default()
+    }
+
+    #[test]
+    fn repeats_in_a_window_are_counted_and_summarised_when_it_closes() {
+        let r = Refusals::new(Duration::from_secs(60), Clock::system());
+        let e = Event::new(EventKind::SessionRefused).code("invalid_token").field("method", "token");
+        let other = Event::new(EventKind::SessionRefused).code("csrf").field("method", "token");
+        assert!(r.note(&e, at(0)).0.record);
+        assert!(!r.note(&e, at(1)).0.record);
+        assert!(!r.note(&e, at(59)).0.record);
+        // Another refusal is not the same one.
+        assert!(r.note(&other, at(2)).0.record);
+        assert_eq!(r.pending(EventKind::SessionRefused, at(0)), 2);
+        // The window closed: this one opens the next, and carries the summary of the last.
+        let (noted, _) = r.note(&e, at(60));
+        assert!(noted.record);
+        let entry = noted.summaries[0].entry(at(60));
+        assert!(
+            entry.contains("\nrepeated 2\nfirst 2027-01-15T08:00:01.000Z\nlast 2027-01-15T08:00:59.000Z\n"),
+            "{entry}"
+        );
+        // A clean stop takes whatever is open.
+        assert!(!r.note(&e, at(61)).0.record);
+        let (summaries, _) = r.take_closed(at(62), true);
+        assert_eq!(summaries.len(), 1);
+        assert!(r.take_closed(at(62), true).0.is_empty());
+    }
+
+    #[test]
+    fn a_zero_window_records_everything() {
+        let r = Refusals::new(Duration::ZERO, Clock::system());
+        let e = Event::new(EventKind::DownloadRefused).code("not_found");
+        assert!((0..3).all(|i| r.note(&e, at(i)).0.record));
+    }
 }

@@ -66,7 +66,9 @@ impl PageError {
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
             title: "Too many attempts",
-            message: format!("Too many requests came from here in a short time. Wait {seconds} seconds, then try again."),
+            message: format!(
+                "Too many requests came from here in a short time. Wait {seconds} seconds, then try again."
+            ),
             frame: None,
         }
     }

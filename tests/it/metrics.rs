@@ -30,11 +30,8 @@ impl Drop for Served {
 
 fn serve(more: &[&str]) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sealpost.toml"),
-        "[rate_limits]\ndevice_poll = { per_minute = 1, burst = 1 }\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("sealpost.toml"), "[rate_limits]\ndevice_poll = { per_minute = 1, burst = 1 }\n")
+        .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
     command
         .arg("serve")

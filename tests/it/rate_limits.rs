@@ -72,9 +72,8 @@ async fn uploads_are_limited_per_client_and_per_token() {
 #[tokio::test]
 async fn the_device_poll_is_limited() {
     let server = TestServer::start_with(|c| c.rate_limits.device_poll = Rate::new(1, 2)).await;
-    let poll = || {
-        server.http().post(format!("{}/api/v1/sso/device/token", server.url)).json(&json!({"device_code": "nope"}))
-    };
+    let poll =
+        || server.http().post(format!("{}/api/v1/sso/device/token", server.url)).json(&json!({"device_code": "nope"}));
     for _ in 0..2 {
         let r = poll().send().await.unwrap();
         assert_ne!(r.status().as_u16(), 429);
@@ -247,10 +246,11 @@ async fn a_full_tile_supersedes_its_partial_tiles_which_are_still_served() {
         sqlx::query_as("SELECT bytes FROM log_tiles WHERE level = 0 AND idx = 0").fetch_all(&db).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0.len(), 256 * 32);
-    let partial_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_tiles WHERE level = 0 AND length(bytes) < 8192 AND idx = 0")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let partial_rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM log_tiles WHERE level = 0 AND length(bytes) < 8192 AND idx = 0")
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(partial_rows, 0);
     db.close().await;
     // The full tile is served, and a client that still asks for the old partial width gets the
