@@ -89,7 +89,7 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage organisations, users and tokens (admin role); migrate, back up and restore the data.
     Admin {
         #[command(flatten)]
@@ -211,7 +211,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Admin { command: AdminCommand::Data(command), .. } => relocation::run(command).await,
             Command::Admin { client, command: AdminCommand::Gateway(command) } => {
                 commands::admin(&client, command).await
