@@ -195,16 +195,18 @@ impl Store {
         })
     }
 
-    /// Records that `recipient`'s delivery report on `transfer` was refused, and why (`code`);
-    /// repeats are aggregated (`refusals`).
+    /// Records that `recipient`'s delivery report on `transfer` was refused, and why (`code`).
     pub async fn refuse_delivery(
         &self,
         transfer: &TransferId,
         recipient: &UserId,
         code: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
         let event = Event::new(EventKind::DeliveryRefused).actor(recipient).transfer(transfer).code(code);
-        self.record_refusal(&event, now).await
+        let idx = append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(idx)
     }
 }
