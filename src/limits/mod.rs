@@ -58,13 +58,13 @@ pub struct RateLimits {
     /// All limits on or off (default on).
     pub enabled: bool,
     /// Sign-in: `POST /sign-in` (token), `POST /sign-in/sso`, the provider's return
-    /// `/sign-in/callback`, and `POST /api/v1/sso/device` (default 120 a minute, 60 at once).
+    /// `/sign-in/callback`, and `POST /api/v1/sso/device` (default 300 a minute, 100 at once).
     pub sign_in: Rate,
-    /// Redemption: `POST /api/v1/redeem`, which the download page uses too (default 600 a minute,
-    /// 300 at once).
+    /// Redemption: `POST /api/v1/redeem`, which the download page uses too (default 1200 a
+    /// minute, 600 at once).
     pub redeem: Rate,
     /// Uploads: `POST /api/v1/transfers`, tus `POST /api/v1/uploads` and `PATCH
-    /// /api/v1/uploads/{id}` (the upload page uses tus) (default 600 a minute, 300 at once).
+    /// /api/v1/uploads/{id}` (the upload page uses tus) (default 1200 a minute, 600 at once).
     pub upload: Rate,
     /// The device sign-in poll, `POST /api/v1/sso/device/token` (default 60 a minute, 30 at once).
     pub device_poll: Rate,
@@ -74,9 +74,9 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             enabled: true,
-            sign_in: Rate::new(120, 60),
-            redeem: Rate::new(600, 300),
-            upload: Rate::new(600, 300),
+            sign_in: Rate::new(300, 100),
+            redeem: Rate::new(1200, 600),
+            upload: Rate::new(1200, 600),
             device_poll: Rate::new(60, 30),
         }
     }
