@@ -116,6 +116,12 @@ pub struct FileConfig {
     /// See [`Config::connections`]: the `[connections]` table.
     #[serde(default)]
     pub connections: ConnectionsFile,
+    /// See [`Config::rate_limits`]: the `[rate_limits]` table.
+    pub rate_limits: Option<crate::limits::RateLimits>,
+    /// See [`Config::refusal_window`].
+    pub refusal_window: Option<String>,
+    /// See [`Config::metrics_listen`].
+    pub metrics_listen: Option<String>,
 }
 
 /// The `[connections]` table of `sealpost.toml`: timeouts and caps for client connections
@@ -323,6 +329,15 @@ pub struct Config {
     pub expiry_reminder: Duration,
     /// Timeouts and caps for client connections.
     pub connections: ConnectionLimits,
+    /// Rate limits per client address and per token on sign-in, redemption, uploads and the
+    /// device sign-in poll (default on; see [`crate::limits::RateLimits`]).
+    pub rate_limits: crate::limits::RateLimits,
+    /// Identical refusals within this window are one log entry and one summary with their count
+    /// (default 1m; `0s` writes every refusal as its own entry).
+    pub refusal_window: Duration,
+    /// Where Prometheus metrics are served at `/metrics` (default none: off); never the public
+    /// listener.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Config {
@@ -361,6 +376,9 @@ impl Default for Config {
             notification_give_up: Duration::from_secs(3 * 86400),
             expiry_reminder: Duration::from_secs(24 * 3600),
             connections: ConnectionLimits::default(),
+            rate_limits: crate::limits::RateLimits::default(),
+            refusal_window: crate::store::DEFAULT_REFUSAL_WINDOW,
+            metrics_listen: None,
         }
     }
 }
@@ -440,6 +458,13 @@ impl Config {
             }
         }
         c.connections.apply(file.connections)?;
+        if let Some(v) = file.rate_limits {
+            c.rate_limits = v;
+        }
+        if let Some(v) = file.refusal_window {
+            c.refusal_window = parse_duration("refusal_window", &v)?;
+        }
+        c.metrics_listen = file.metrics_listen;
         c.validate()?;
         Ok(c)
     }
@@ -540,6 +565,24 @@ impl Config {
             key: "listen",
             message: format!("`{}` is not an address such as `127.0.0.1:8080`", self.listen),
         })
+    }
+
+    /// The metrics listener's address, when metrics are on; it must not be the public one.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(text) = &self.metrics_listen else {
+            return Ok(None);
+        };
+        let addr: SocketAddr = text.parse().map_err(|_| ConfigError::Invalid {
+            key: "metrics_listen",
+            message: format!("`{text}` is not an address such as `127.0.0.1:9090`"),
+        })?;
+        if self.listen_addr().is_ok_and(|public| public.port() == addr.port() && public.port() != 0) {
+            return Err(ConfigError::Invalid {
+                key: "metrics_listen",
+                message: "it is the public listener's port: metrics need a port of their own".to_owned(),
+            });
+        }
+        Ok(Some(addr))
     }
 }
 

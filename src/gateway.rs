@@ -91,6 +91,8 @@ pub struct Gateway {
     pub sso: crate::sso::Sso,
     /// The mail server notifications go through, when one is configured.
     pub mailer: Option<crate::notify::Mailer>,
+    /// Rate limits per client address and per token (`limits`).
+    pub limits: crate::limits::Limits,
     /// The data directory, held shared for as long as the gateway runs.
     _running: DataDirLock,
 }
@@ -141,7 +143,7 @@ impl Gateway {
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
             }
         }
-        let store = store.for_gateway(&gateway_id(&dir)?);
+        let store = store.for_gateway(&gateway_id(&dir)?).with_refusal_window(config.refusal_window, clock);
         startup.leases_reset = store.reset_leases(clock.now()).await?;
         startup.staged_removed = blobs.sweep_staging().await?;
         let known: HashSet<String> = store.object_keys().await?.into_iter().collect();
@@ -157,6 +159,7 @@ impl Gateway {
         startup.keys_bound = store.bind_key_owners(clock.now()).await?;
         let sso = crate::sso::Sso::new(config.oidc.clone(), &public_url)?;
         store.announce_mail(mailer.is_some(), clock.now()).await?;
+        let limits = crate::limits::Limits::new(&config.rate_limits);
         let gateway = Self {
             sso,
             gate,
@@ -174,6 +177,7 @@ impl Gateway {
             log: Sequencer::new(Arc::new(log)),
             uploads: Uploads::default(),
             link_changes: tokio::sync::watch::Sender::new(0),
+            limits,
             mailer,
             _running: running,
         };

@@ -57,8 +57,12 @@ pub mod ids;
 pub mod intake;
 /// The life of a transfer below HTTP: check, receive, release, commit, recall, decide, collect.
 pub mod lifecycle;
+/// Rate limits per client address and per token.
+pub mod limits;
 /// The sender's signed manifest: its canonical text and strict parsing.
 pub mod manifest;
+/// Prometheus metrics on a separate listener.
+pub mod metrics;
 /// Organisations, roles, user names, classifications.
 pub mod model;
 /// Names in the log as keyed commitments, so that erasure never breaks the log.

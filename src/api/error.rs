@@ -135,7 +135,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let Inner { detail, retry_after } = *self.0;
+        let code = detail.code;
         let mut response = (status, Json(ErrorBody { error: detail })).into_response();
+        // For the metrics (refusals by code); never sent.
+        response.extensions_mut().insert(code);
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -69,6 +69,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     routes
         // The browser pages (sessions, templates, assets), with their Content-Security-Policy.
         .merge(crate::web::router())
+        // Rate limits by route template (`crate::limits`), and the template for the metrics.
+        .route_layer(axum::middleware::from_fn_with_state(gateway.clone(), crate::limits::middleware))
+        .route_layer(axum::middleware::from_fn(crate::metrics::remember_route))
         .fallback(async |req: Request<axum::body::Body>| {
             // A person who mistypes a page's address gets a page, not JSON.
             if crate::web::wants_page(&req) {
@@ -83,6 +86,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             )
         })
         .layer(trace)
+        // Requests, bytes and refusals counted for `/metrics` (only when its listener runs).
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         // Log tiles set their own caching; everything else is never stored.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

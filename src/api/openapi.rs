@@ -107,7 +107,10 @@ fn conventions(doc: &mut utoipa::openapi::OpenApi) {
         error_examples(&shared.code.status().to_string(), &mut answer);
         components.responses.insert(shared.name.to_owned(), RefOr::T(answer));
     }
-    for item in doc.paths.paths.values_mut() {
+    let mut limited = RATE_LIMITED.answer(true);
+    error_examples("429", &mut limited);
+    components.responses.insert(RATE_LIMITED.name.to_owned(), RefOr::T(limited));
+    for (path, item) in &mut doc.paths.paths {
         let operations = [
             (HttpMethod::Get, &mut item.get),
             (HttpMethod::Put, &mut item.put),
@@ -121,6 +124,7 @@ fn conventions(doc: &mut utoipa::openapi::OpenApi) {
         for (method, operation) in operations {
             if let Some(operation) = operation {
                 headers_are_never_null(operation);
+                rate_limited_answer(path, &method, operation);
                 shared_answers(method, operation);
                 for (status, answer) in &mut operation.responses.responses {
                     if let RefOr::T(answer) = answer {
@@ -237,6 +241,29 @@ fn shared_answers(method: HttpMethod, operation: &mut Operation) {
             RefOr::Ref(utoipa::openapi::Ref::from_response_name(shared.name))
         };
         responses.insert(status, answer);
+    }
+}
+
+/// The answer of the operations `crate::limits` limits, beyond their quota.
+const RATE_LIMITED: Shared = Shared {
+    name: "RateLimited",
+    code: ErrorCode::RateLimited,
+    text: "too many requests of this kind came from this client address or with this token; nothing was done, try again after `Retry-After` seconds",
+    retry_after: Some(1),
+    writes_only: true,
+};
+
+/// Adds the 429 answer to the operations with a rate limit.
+fn rate_limited_answer(path: &str, method: &HttpMethod, operation: &mut Operation) {
+    let method = match method {
+        HttpMethod::Get => axum::http::Method::GET,
+        HttpMethod::Post => axum::http::Method::POST,
+        HttpMethod::Patch => axum::http::Method::PATCH,
+        _ => return,
+    };
+    if crate::limits::Class::of(&method, path).is_some() {
+        let answer = RefOr::Ref(utoipa::openapi::Ref::from_response_name(RATE_LIMITED.name));
+        operation.responses.responses.entry("429".to_owned()).or_insert(answer);
     }
 }
 

@@ -97,6 +97,14 @@ pub(super) struct ServeArgs {
     /// Concurrent connections from one client address at most (default 256).
     #[arg(long, env = "SEALPOST_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+    /// Serve Prometheus metrics at `/metrics` on this address, a listener of its own (default:
+    /// off). Keep it private: it is never the public port.
+    #[arg(long, env = "SEALPOST_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Rate limits on sign-in, redemption, uploads and the device poll: `on` (default) or `off`;
+    /// the quotas are in the config file's `[rate_limits]` table.
+    #[arg(long, env = "SEALPOST_RATE_LIMITS", value_parser = ["on", "off"])]
+    rate_limits: Option<String>,
 }
 
 pub(super) fn config_failure(e: &crate::config::ConfigError) -> Failure {
@@ -185,6 +193,13 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     if let Some(v) = args.max_connections_per_address {
         config.connections.max_per_address = v;
     }
+    if let Some(v) = &args.metrics_listen {
+        config.metrics_listen = Some(v.clone());
+    }
+    if let Some(v) = &args.rate_limits {
+        config.rate_limits.enabled = v == "on";
+    }
+    config.metrics_addr().map_err(|e| config_failure(&e))?;
     config.validate().map_err(|e| config_failure(&e))?;
     config.check_complete().map_err(|e| config_failure(&e))?;
     Ok(config)
@@ -257,10 +272,30 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
         blobs = %gateway.config.blobs(),
         "sealpost is listening"
     );
+    spawn_metrics(&gateway).await?;
     crate::server::run(listener, gateway, shutdown_signal())
         .await
         .map_err(|e| Failure::new(format!("the server stopped: {e}")))?;
     tracing::info!("sealpost stopped");
+    Ok(())
+}
+
+/// Starts the metrics listener when `metrics_listen` is set (it stops with the process).
+async fn spawn_metrics(gateway: &std::sync::Arc<crate::gateway::Gateway>) -> Result<(), Failure> {
+    let Some(addr) = gateway.config.metrics_addr().map_err(|e| config_failure(&e))? else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Failure::new(format!("cannot listen for metrics on {addr}: {e}"))
+            .hint("pick another address with --metrics-listen")
+    })?;
+    tracing::info!(%addr, "metrics at /metrics");
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::metrics::serve(listener, gateway, std::future::pending()).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

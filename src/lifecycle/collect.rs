@@ -154,7 +154,7 @@ pub async fn redeem(
                         .transfer(&transfer)
                         .code(error.code().as_str())
                         .field("policies", error.policies().unwrap_or_default().join(","));
-                    gw.store.record(&event, now).await?;
+                    gw.store.record_refusal(&event, now).await?;
                     return Err(error);
                 }
             };

@@ -95,8 +95,8 @@ impl Store {
         debug_assert_eq!(permit.action(), Action::Download);
         let transfer = TransferId::from_db(permit.transfer().to_owned());
         let (user, token) = (user.clone(), token.clone());
-        let gateway = self.gateway.clone();
-        self.group.run(move |tx| Box::pin(lease_in(tx, transfer, user, token, gateway, now))).await
+        let store = self.clone();
+        self.group.run(move |tx| Box::pin(lease_in(tx, store, transfer, user, token, now))).await
     }
 
     /// Records and explains the refusal of a token that names no link addressed to `user`
@@ -108,20 +108,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RedeemRefusal, StoreError> {
         let (user, token) = (user.clone(), token.clone());
-        self.group.run(move |tx| Box::pin(async move { refuse_in(tx, &user, &token, now).await })).await
+        let store = self.clone();
+        self.group.run(move |tx| Box::pin(async move { refuse_in(tx, &store, &user, &token, now).await })).await
     }
 }
 
 /// [`Store::lease`], inside a (shared) transaction.
 async fn lease_in(
     tx: &mut Tx,
+    store: Store,
     transfer: TransferId,
     user: UserId,
     token: SecretHash,
-    gateway: std::sync::Arc<str>,
     now: DateTime<Utc>,
 ) -> Result<Result<Lease, RedeemRefusal>, StoreError> {
     let user = &user;
+    let gateway = store.gateway.clone();
     let lease_id = LinkId::generate().to_string();
     let leased = sqlx::query(
         "UPDATE links SET state = 'leased', lease_id = $1, lease_gateway = $6 \
@@ -159,13 +161,15 @@ async fn lease_in(
         append(tx, &event, now).await?;
         return Ok(Ok(lease));
     }
-    refuse_in(tx, user, &token, now).await.map(Err)
+    refuse_in(tx, &store, user, &token, now).await.map(Err)
 }
 
 /// Records why a token was not leased to `user`, for the caller's answer and the audit trail.
-/// The decision was already taken atomically; this read only explains it.
+/// The decision was already taken atomically; this read only explains it. Repeats of the same
+/// refusal are aggregated (`refusals`): a flood of redemptions adds a bounded number of leaves.
 async fn refuse_in(
     tx: &mut Tx,
+    store: &Store,
     user: &UserId,
     token: &SecretHash,
     now: DateTime<Utc>,
@@ -203,7 +207,7 @@ async fn refuse_in(
             }
         }
     };
-    append(tx, &event.code(refusal.code().as_str()), now).await?;
+    super::refusals::note_refusal_in(store, tx, &event.code(refusal.code().as_str()), now).await?;
     Ok(refusal)
 }
 

@@ -23,6 +23,7 @@ mod deliveries;
 mod directory;
 mod disposal;
 mod duties;
+mod gauges;
 mod group;
 mod held;
 mod identity;
@@ -31,6 +32,7 @@ mod links;
 mod log_state;
 mod manifests;
 mod notifications;
+mod refusals;
 mod routes;
 mod sent;
 mod sessions;
@@ -55,12 +57,14 @@ pub use backup::{StoredBlob, snapshot_sqlite};
 pub use copy::CopiedTable;
 pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};
+pub use gauges::LogLag;
 pub use held::HeldTransfer;
 pub use identity::{PendingSignIn, SIGN_IN_WINDOW, SsoGrant, SsoGranted, SsoRefusal};
 pub use links::{Cut, Ended, Lease, LeaseEnd, RedeemRefusal};
 pub use log_state::{LogHead, LogKeyRow, LogLease, TileBytes};
 pub use manifests::{Manifest, ManifestSubject};
 pub use notifications::{OutboxRow, Target, WebhookRow};
+pub use refusals::DEFAULT_REFUSAL_WINDOW;
 pub use sessions::{AuthMethod, Session, SessionEnd, SessionLookup};
 pub use transfers::{Decided, NewLink, NewTransfer, TransferRecord};
 pub use uploads::{UploadManifest, UploadRow};
@@ -354,6 +358,8 @@ pub struct Store {
     group: std::sync::Arc<group::GroupCommit>,
     /// The database URL, for the connection that listens for wake-ups (PostgreSQL).
     url: Redacted,
+    /// Repeated refusals counted in their window, not yet written (`refusals`).
+    refusals: std::sync::Arc<refusals::Refusals>,
 }
 
 /// A database URL, which may hold a password: kept, never printed.
@@ -431,7 +437,17 @@ impl Store {
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone(), dialect));
-        Ok(Self { pool, dialect, gateway: std::sync::Arc::from("local"), group, url: Redacted(url.into()) })
+        let refusals =
+            std::sync::Arc::new(refusals::Refusals::new(DEFAULT_REFUSAL_WINDOW, crate::clock::Clock::system()));
+        Ok(Self { pool, dialect, gateway: std::sync::Arc::from("local"), group, url: Redacted(url.into()), refusals })
+    }
+
+    /// Aggregates identical refusals over `window` (zero: every refusal is its own entry),
+    /// reading time from `clock`; see [`refusals`].
+    #[must_use]
+    pub fn with_refusal_window(mut self, window: std::time::Duration, clock: crate::clock::Clock) -> Self {
+        self.refusals = std::sync::Arc::new(refusals::Refusals::new(window, clock));
+        self
     }
 
     /// Names the gateway using this store, for the leases it hands out (see
@@ -514,8 +530,12 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool (checkpointing SQLite's WAL).
+    /// Closes the pool (checkpointing SQLite's WAL), after writing the summaries of repeated
+    /// refusals still counted.
     pub async fn close(&self) {
+        if let Err(e) = self.flush_refusals().await {
+            tracing::error!(error = %e, "the summaries of repeated refusals were not written");
+        }
         self.pool.close().await;
     }
 }

@@ -237,8 +237,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Records a refused sign-in (`code` says why; never the token presented) and returns how
-    /// many sign-ins were refused in the `window` before it, this one included.
+    /// Records a refused sign-in (`code` says why; never the token presented; repeats are
+    /// aggregated, see `refusals`) and returns how many sign-ins were refused in the `window`
+    /// before it, this one included.
     pub async fn refuse_session(
         &self,
         code: &str,
@@ -247,15 +248,17 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        append(&mut tx, &Event::new(EventKind::SessionRefused).code(code).field("method", method.as_str()), now)
-            .await?;
+        let event = Event::new(EventKind::SessionRefused).code(code).field("method", method.as_str());
+        self.note_refusal(&mut tx, &event, now).await?;
+        let since = now - chrono_duration(window);
         let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE at >= $1 AND event = $2")
-            .bind(ms(now - chrono_duration(window)))
+            .bind(ms(since))
             .bind(EventKind::SessionRefused.as_str())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(u64::try_from(recent).unwrap_or_default())
+        // Repeats counted but not written yet count too (summaries already written count once).
+        Ok(u64::try_from(recent).unwrap_or_default() + self.refusals.pending(EventKind::SessionRefused, since))
     }
 }
 

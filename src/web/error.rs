@@ -61,6 +61,18 @@ impl PageError {
         }
     }
 
+    /// 429: too many requests of one kind from one client; try again in `seconds`.
+    pub(crate) fn too_many_requests(seconds: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            title: "Too many attempts",
+            message: format!(
+                "Too many requests came from here in a short time. Wait {seconds} seconds, then try again."
+            ),
+            frame: None,
+        }
+    }
+
     /// 503: busy or unable to record; nothing changed.
     fn unavailable() -> Self {
         Self {

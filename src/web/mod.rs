@@ -61,6 +61,15 @@ pub fn wants_page(req: &Request) -> bool {
     html && !path.starts_with("/api/") && !path.starts_with("/log/")
 }
 
+/// The "too many attempts" page (429, with `Retry-After` and the pages' CSP), for a browser
+/// over a rate limit (`crate::limits`).
+pub fn too_many_requests(seconds: u64) -> Response {
+    let mut response = error::PageError::too_many_requests(seconds).into_response();
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 /// The "page not found" page, with the pages' CSP.
 pub fn not_found() -> Response {
     let mut response = error::PageError::not_found("Check the address, or go back to the start page.").into_response();
