@@ -55,6 +55,10 @@ pub enum BlobError {
     /// The disk is full.
     #[error("the disk holding the blobs is full")]
     Full,
+    /// A directory of the blob store cannot be written now (read-only, permissions taken
+    /// away): nothing was kept, and once it is writable again uploads work again.
+    #[error("the blob storage cannot be written: {0}")]
+    Unwritable(io::Error),
     /// Any other filesystem failure.
     #[error("blob storage failed: {0}")]
     Io(io::Error),
@@ -81,8 +85,47 @@ pub enum BlobError {
 
 impl From<io::Error> for BlobError {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::StorageFull { Self::Full } else { Self::Io(e) }
+        match storage_fault(&e) {
+            Some(Fault::Full) => Self::Full,
+            Some(Fault::Unwritable) => Self::Unwritable(e),
+            None => Self::Io(e),
+        }
     }
+}
+
+/// The storage faults an answer names: no space (507) or a place that cannot be written (503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Full,
+    Unwritable,
+}
+
+/// Which storage fault an I/O error is, if any: by its kind, its OS error number, or the error
+/// it wraps (the staging writer thread and `object_store` wrap the errors they meet).
+fn storage_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            match (io.kind(), io.raw_os_error()) {
+                // ENOSPC, EDQUOT, EFBIG (a file size limit)
+                (io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge, _)
+                | (_, Some(28 | 122 | 27)) => return Some(Fault::Full),
+                // EROFS, EACCES, EPERM
+                (io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied, _) | (_, Some(30 | 13 | 1)) => {
+                    return Some(Fault::Unwritable);
+                }
+                _ => {}
+            }
+        }
+        if let Some(BlobError::Full) = c.downcast_ref::<BlobError>() {
+            return Some(Fault::Full);
+        }
+        if let Some(BlobError::Unwritable(_)) = c.downcast_ref::<BlobError>() {
+            return Some(Fault::Unwritable);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 impl From<object_store::Error> for BlobError {
@@ -91,6 +134,10 @@ impl From<object_store::Error> for BlobError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { path, .. } => Self::NotFound { path },
+            e if storage_fault(&e) == Some(Fault::Full) => Self::Full,
+            e if storage_fault(&e) == Some(Fault::Unwritable) => {
+                Self::Unwritable(io::Error::new(io::ErrorKind::ReadOnlyFilesystem, e.to_string()))
+            }
             e if is_unavailable(&e) => Self::Unavailable(e),
             e => Self::Store(e),
         }

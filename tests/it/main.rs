@@ -29,6 +29,7 @@ mod scale_out;
 mod sender_signing;
 mod signed_delivery;
 mod sso_store;
+mod storage_faults;
 mod sweeper;
 mod tagged_recipients;
 mod tlog_vectors;
