@@ -349,6 +349,36 @@ impl BlobStore {
         }
     }
 
+    /// Every transfer's blob in the store (`ID.age` keys), with when it was written.
+    pub async fn inventory(&self) -> Result<Vec<(String, DateTime<Utc>)>, BlobError> {
+        let mut listing = self.store.list(None);
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let key = meta.location.to_string();
+            if is_blob_key(&key) {
+                found.push((key, meta.last_modified));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The files in the staging directory (uploads streaming in now, or left by a crash), with
+    /// when each was last written.
+    pub async fn staged_files(&self) -> Result<Vec<(PathBuf, DateTime<Utc>)>, BlobError> {
+        let mut found = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.tmp).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let meta = entry.metadata().await?;
+            if meta.is_file() {
+                found.push((entry.path(), meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now())));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// Removes every staged file left by a previous process; returns how many.
     pub async fn sweep_staging(&self) -> Result<usize, BlobError> {
         let mut removed = 0;

@@ -18,6 +18,7 @@
 mod accounts;
 mod audit_trail;
 mod backup;
+mod consistency;
 mod copy;
 mod deliveries;
 mod directory;
@@ -52,6 +53,7 @@ use crate::wire::ErrorCode;
 
 pub use audit_trail::AuditFilter;
 pub use backup::{StoredBlob, snapshot_sqlite};
+pub use consistency::{AuditSpan, CheckedLink, CheckedTransfer};
 pub use copy::CopiedTable;
 pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};

@@ -10,6 +10,7 @@ mod backends_harness;
 mod backup;
 mod cli_transcripts;
 mod client;
+mod crash;
 mod envelope_interop;
 mod envelope_vectors;
 mod hybrid_vectors;
