@@ -164,6 +164,7 @@ async fn the_checker_passes_a_sound_deployment_and_names_each_inconsistency() {
 struct Answered {
     accepted: Vec<(String, String)>,
     recalled: Vec<String>,
+    redeemed: Vec<String>,
 }
 
 /// One round's workload against `served` until it is killed: several tasks, each looping.
@@ -275,7 +276,10 @@ fn workload(
                     let body = serde_json::json!({"token": link});
                     let url = format!("{}/api/v1/redeem", served.url);
                     let Ok(r) = served.http.post(url).bearer_auth(&alice).json(&body).send().await else { return };
-                    let _ = r.bytes().await;
+                    let ok = r.status().as_u16() == 200;
+                    if r.bytes().await.is_ok() && ok {
+                        answered.lock().unwrap().redeemed.push(id);
+                    }
                 }
             }
         }));
@@ -318,12 +322,36 @@ async fn a_gateway_killed_at_random_moments_of_a_mixed_workload_comes_back_consi
     }
     // Back up once more: every upload answered 201 is there, and the checker finds nothing.
     let served = Served::start(&data, &more, &[]);
-    let answered = answered.lock().unwrap().accepted.clone();
+    let (answered, done) = {
+        let a = answered.lock().unwrap();
+        let done: std::collections::HashSet<String> = a.recalled.iter().chain(&a.redeemed).cloned().collect();
+        (a.accepted.clone(), done)
+    };
     assert!(answered.len() >= rounds as usize, "the workload got uploads through: {}", answered.len());
-    for (id, _) in &answered {
+    let mut delivered_now = 0;
+    for (id, link) in &answered {
         let (status, body) = served.get(&bob, &format!("/api/v1/transfers/{id}")).await;
-        assert_eq!(status, 200, "transfer {id}, answered 201 before a crash, is there: {body}");
+        assert_eq!(status, 200, "seed {seed}: transfer {id}, answered 201 before a crash, is there: {body}");
+        if done.contains(id) {
+            continue;
+        }
+        // Neither redeemed nor recalled as far as the workload saw: redeemable now, or used up
+        // or recalled by a request whose answer the kill cut off.
+        let (status, bytes) = served.redeem(&alice, &format!("x/d#{link}")).await;
+        if status == 200 {
+            let plain = common::decrypt(&identity, &bytes);
+            assert!(!plain.is_empty(), "seed {seed}: transfer {id} decrypts");
+            delivered_now += 1;
+        } else {
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let code = common::code(&body).to_owned();
+            assert!(
+                matches!(code.as_str(), "link_used" | "link_revoked"),
+                "seed {seed}: transfer {id}, answered 201, is neither redeemable nor accounted for: {status} {body}"
+            );
+        }
     }
+    assert!(delivered_now > 0, "some answered uploads were still waiting and are delivered now");
     served.settle(&admin).await;
     let out = admin_check(&data, false).await;
     assert_eq!(out.status.code(), Some(0), "seed {seed}: {}", printed(&out));

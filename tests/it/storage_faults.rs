@@ -105,6 +105,38 @@ async fn db_write(server: &TestServer, name: &str) -> (u16, Option<String>, serd
     (status, retry, body)
 }
 
+/// A resumable upload of `bundle` in one piece: the first answer that is not a success
+/// (creation or the `PATCH`), or the `PATCH`'s 204.
+async fn tus_upload(server: &TestServer, bob: &str, bundle: &[u8]) -> (u16, Option<String>, serde_json::Value) {
+    use base64::Engine as _;
+    let to = base64::engine::general_purpose::STANDARD.encode("hmpps/alice");
+    let tus = |m: reqwest::Method, path: &str| {
+        server.http().request(m, format!("{}{path}", server.url)).bearer_auth(bob).header("Tus-Resumable", "1.0.0")
+    };
+    let r = tus(reqwest::Method::POST, "/api/v1/uploads")
+        .header("Upload-Length", bundle.len().to_string())
+        .header("Upload-Metadata", format!("to {to}"))
+        .send()
+        .await
+        .expect("create");
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+    let Some(location) = r.headers().get("location").map(|l| l.to_str().expect("ascii").to_owned()) else {
+        let (status, body) = common::status_json(r).await;
+        return (status, retry, body);
+    };
+    let r = tus(reqwest::Method::PATCH, &location)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(bundle.to_vec())
+        .send()
+        .await
+        .expect("patch");
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, retry, body)
+}
+
 fn assert_storage_answer(status: u16, retry: Option<&String>, body: &serde_json::Value) {
     assert!(matches!(status, 503 | 507), "a storage fault is 503 or 507, never {status}: {body}");
     assert!(matches!(code(body), "service_unavailable" | "insufficient_storage"), "{body}");
@@ -147,6 +179,11 @@ async fn a_full_disk_is_answered_507_keeps_nothing_and_the_freed_disk_takes_ever
         if status != 201 {
             assert_storage_answer(status, retry.as_ref(), &body);
         }
+    }
+    // A resumable upload meets the same full disk at its first bytes.
+    for _ in 0..3 {
+        let (status, retry, body) = tus_upload(&server, &bob, &small).await;
+        assert_storage_answer(status, retry.as_ref(), &body);
     }
     assert!(files(&data.join("tmp")).is_empty(), "no staged leftover: {:?}", files(&data.join("tmp")));
     assert_eq!(files(&data.join("blobs")).len(), 1, "no partial bundle");
