@@ -274,7 +274,7 @@ async fn check_links(store: &Store, now: DateTime<Utc>, report: &mut Report) -> 
         let about = format!("link {} of transfer {}", l.id, l.transfer);
         match l.state.as_str() {
             "leased" => {
-                let seen = l.gateway_seen_at.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms));
+                let seen = l.gateway_seen_at.and_then(DateTime::<Utc>::from_timestamp_millis);
                 match (&l.lease_gateway, seen) {
                     (Some(gw), Some(seen)) if seen < cutoff => report.find(
                         "stale_lease",

@@ -289,8 +289,7 @@ fn workload(
 
 #[tokio::test]
 async fn a_gateway_killed_at_random_moments_of_a_mixed_workload_comes_back_consistent_with_every_answered_upload() {
-    let seed: u64 =
-        std::env::var("SEALPOST_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::random());
+    let seed: u64 = std::env::var("SEALPOST_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("crash test seed {seed} (set SEALPOST_CRASH_SEED={seed} to repeat it)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("tempdir");

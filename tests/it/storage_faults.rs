@@ -45,12 +45,7 @@ impl SmallDisk {
         }
         let _ = file.sync_all();
         // Pages the last failed write took may be partly used: write byte by byte to the end.
-        loop {
-            match file.write_all(&[0x5a]) {
-                Ok(()) => {}
-                Err(_) => break,
-            }
-        }
+        while file.write_all(&[0x5a]).is_ok() {}
         if leave > 0 {
             let len = file.metadata().expect("len").len();
             file.set_len(len.saturating_sub(leave)).expect("make room");
