@@ -55,9 +55,10 @@ pub enum BlobError {
     /// The disk is full.
     #[error("the disk holding the blobs is full")]
     Full,
-    /// A directory of the blob store cannot be written now (read-only, permissions taken
-    /// away): nothing was kept, and once it is writable again uploads work again.
-    #[error("the blob storage cannot be written: {0}")]
+    /// A directory or file of the blob store cannot be written or read now (a read-only
+    /// filesystem, permissions taken away): nothing was kept, and once it is usable again
+    /// uploads and downloads work again.
+    #[error("the blob storage cannot be written or read: {0}")]
     Unwritable(io::Error),
     /// Any other filesystem failure.
     #[error("blob storage failed: {0}")]

@@ -357,3 +357,44 @@ async fn a_gateway_killed_at_random_moments_of_a_mixed_workload_comes_back_consi
     println!("crash test: {rounds} kills, {} answered uploads, {:?}", answered.len(), started.elapsed());
     drop(served);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_reads_a_postgresql_and_s3_deployment_as_serve_does() {
+    use object_store::ObjectStoreExt as _;
+    let Some(pg) = common::postgres::PgCluster::shared() else { return };
+    let Some(garage) = common::garage::GarageCluster::start() else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    let database = pg.new_database("admin_check_s3");
+    let env: Vec<(String, String)> = garage.gateway_env().into_iter().filter(|(k, _)| k.starts_with("AWS_")).collect();
+    let more = ["--database-url", database.as_str(), "--blob-store", garage.blob_store()];
+    let served = Served::start(&data, &more, &env);
+    let admin = admin_token(&data);
+    let (bob, _alice, identity) = served.parties(&admin).await;
+    let recipient = identity.to_public().to_string();
+    let (status, body) = served.upload(&bob, encrypt(&[&recipient], &noise(10_000))).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    served.settle(&admin).await;
+    let dir = data.to_string_lossy().into_owned();
+    let args = ["admin", "check", "--data-dir", &dir, "--database-url", &database, "--blob-store", garage.blob_store()];
+    let out = sealpost(&args, &env).await;
+    assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
+
+    let bucket = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(garage.bucket())
+        .with_region(garage.var("AWS_REGION"))
+        .with_endpoint(garage.endpoint())
+        .with_access_key_id(garage.var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(garage.var("AWS_SECRET_ACCESS_KEY"))
+        .with_allow_http(true)
+        .build()
+        .expect("an S3 client");
+    bucket.delete(&object_store::path::Path::from(format!("{id}.age"))).await.expect("lose the blob");
+    let out = sealpost(&args, &env).await;
+    assert_eq!(out.status.code(), Some(4), "{}", printed(&out));
+    let (stdout, _) = common::output_text(&out);
+    assert!(stdout.starts_with(&format!("missing_blob: {id}: ")), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    served.stop();
+}
