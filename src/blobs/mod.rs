@@ -124,7 +124,13 @@ fn storage_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
         if let Some(BlobError::Unwritable(_)) = c.downcast_ref::<BlobError>() {
             return Some(Fault::Unwritable);
         }
-        cause = c.source();
+        // An `io::Error` made from another error gives that error by `get_ref` (its `source`
+        // skips it).
+        let inner = c.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+        cause = match inner {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
     }
     None
 }
@@ -482,6 +488,26 @@ mod tests {
         let later = Utc::now() + REMOTE_ORPHAN_AGE + chrono::TimeDelta::minutes(1);
         assert_eq!(blobs.sweep_orphans(&none, later).await.expect("sweep"), 1);
         assert!(matches!(blobs.get(&key).await, Err(BlobError::NotFound { .. })));
+    }
+
+    #[test]
+    fn full_and_unwritable_disks_are_told_apart_from_other_failures_however_wrapped() {
+        for errno in [28, 122, 27] {
+            assert!(matches!(BlobError::from(io::Error::from_raw_os_error(errno)), BlobError::Full), "{errno}");
+        }
+        for errno in [30, 13, 1] {
+            assert!(
+                matches!(BlobError::from(io::Error::from_raw_os_error(errno)), BlobError::Unwritable(_)),
+                "{errno}"
+            );
+        }
+        assert!(matches!(BlobError::from(io::Error::from_raw_os_error(5)), BlobError::Io(_)), "EIO is neither");
+        // The staging writer thread's error, and object_store's local filesystem error.
+        let wrapped = io::Error::other(io::Error::from_raw_os_error(28));
+        assert!(matches!(BlobError::from(wrapped), BlobError::Full));
+        let local =
+            object_store::Error::Generic { store: LOCAL_STORE, source: Box::new(io::Error::from_raw_os_error(30)) };
+        assert!(matches!(BlobError::from(local), BlobError::Unwritable(_)));
     }
 
     #[test]
