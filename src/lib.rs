@@ -32,6 +32,8 @@ pub mod api;
 pub mod audit;
 /// Ciphertext blob storage (staging, commit, read, delete, sweeps).
 pub mod blobs;
+/// `sealpost admin check`: the database, the blob store and the log compared.
+pub mod check;
 /// The command-line interface.
 pub mod cli;
 /// The client's domain: bundles, keys, sealing and opening, checks before decryption.

@@ -150,7 +150,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e.code() {
             ErrorCode::Internal => Self::internal(&e),
-            ErrorCode::ServiceUnavailable => Self::unavailable(),
+            ErrorCode::ServiceUnavailable => {
+                if let StoreError::Unavailable(why) = &e {
+                    tracing::error!(error = %why, "the database cannot be used");
+                }
+                Self::unavailable()
+            }
             ErrorCode::InsufficientStorage => Self::insufficient_storage(),
             ErrorCode::NotFound if matches!(e, StoreError::UnknownOrg(_)) => {
                 Self::not_found(format!("{e}: create it first with `sealpost admin org add`"))
@@ -208,6 +213,10 @@ impl From<BlobError> for ApiError {
             BlobError::Full => Self::insufficient_storage(),
             BlobError::Unavailable(e) => {
                 tracing::warn!(error = %e, "the blob store is unavailable");
+                Self::unavailable()
+            }
+            BlobError::Unwritable(e) => {
+                tracing::error!(error = %e, "the blob store cannot be written");
                 Self::unavailable()
             }
             other => Self::internal(&other),

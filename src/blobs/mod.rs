@@ -55,6 +55,11 @@ pub enum BlobError {
     /// The disk is full.
     #[error("the disk holding the blobs is full")]
     Full,
+    /// A directory or file of the blob store cannot be written or read now (a read-only
+    /// filesystem, permissions taken away): nothing was kept, and once it is usable again
+    /// uploads and downloads work again.
+    #[error("the blob storage cannot be written or read: {0}")]
+    Unwritable(io::Error),
     /// Any other filesystem failure.
     #[error("blob storage failed: {0}")]
     Io(io::Error),
@@ -81,8 +86,53 @@ pub enum BlobError {
 
 impl From<io::Error> for BlobError {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::StorageFull { Self::Full } else { Self::Io(e) }
+        match storage_fault(&e) {
+            Some(Fault::Full) => Self::Full,
+            Some(Fault::Unwritable) => Self::Unwritable(e),
+            None => Self::Io(e),
+        }
     }
+}
+
+/// The storage faults an answer names: no space (507) or a place that cannot be written (503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Full,
+    Unwritable,
+}
+
+/// Which storage fault an I/O error is, if any: by its kind, its OS error number, or the error
+/// it wraps (the staging writer thread and `object_store` wrap the errors they meet).
+fn storage_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            match (io.kind(), io.raw_os_error()) {
+                // ENOSPC, EDQUOT, EFBIG (a file size limit)
+                (io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge, _)
+                | (_, Some(28 | 122 | 27)) => return Some(Fault::Full),
+                // EROFS, EACCES, EPERM
+                (io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied, _) | (_, Some(30 | 13 | 1)) => {
+                    return Some(Fault::Unwritable);
+                }
+                _ => {}
+            }
+        }
+        if let Some(BlobError::Full) = c.downcast_ref::<BlobError>() {
+            return Some(Fault::Full);
+        }
+        if let Some(BlobError::Unwritable(_)) = c.downcast_ref::<BlobError>() {
+            return Some(Fault::Unwritable);
+        }
+        // An `io::Error` made from another error gives that error by `get_ref` (its `source`
+        // skips it).
+        let inner = c.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+        cause = match inner {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    None
 }
 
 impl From<object_store::Error> for BlobError {
@@ -91,6 +141,10 @@ impl From<object_store::Error> for BlobError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { path, .. } => Self::NotFound { path },
+            e if storage_fault(&e) == Some(Fault::Full) => Self::Full,
+            e if storage_fault(&e) == Some(Fault::Unwritable) => {
+                Self::Unwritable(io::Error::new(io::ErrorKind::ReadOnlyFilesystem, e.to_string()))
+            }
             e if is_unavailable(&e) => Self::Unavailable(e),
             e => Self::Store(e),
         }
@@ -302,6 +356,36 @@ impl BlobStore {
         }
     }
 
+    /// Every transfer's blob in the store (`ID.age` keys), with when it was written.
+    pub async fn inventory(&self) -> Result<Vec<(String, DateTime<Utc>)>, BlobError> {
+        let mut listing = self.store.list(None);
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let key = meta.location.to_string();
+            if is_blob_key(&key) {
+                found.push((key, meta.last_modified));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The files in the staging directory (uploads streaming in now, or left by a crash), with
+    /// when each was last written.
+    pub async fn staged_files(&self) -> Result<Vec<(PathBuf, DateTime<Utc>)>, BlobError> {
+        let mut found = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.tmp).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let meta = entry.metadata().await?;
+            if meta.is_file() {
+                found.push((entry.path(), meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now())));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// Removes every staged file left by a previous process; returns how many.
     pub async fn sweep_staging(&self) -> Result<usize, BlobError> {
         let mut removed = 0;
@@ -404,6 +488,26 @@ mod tests {
         let later = Utc::now() + REMOTE_ORPHAN_AGE + chrono::TimeDelta::minutes(1);
         assert_eq!(blobs.sweep_orphans(&none, later).await.expect("sweep"), 1);
         assert!(matches!(blobs.get(&key).await, Err(BlobError::NotFound { .. })));
+    }
+
+    #[test]
+    fn full_and_unwritable_disks_are_told_apart_from_other_failures_however_wrapped() {
+        for errno in [28, 122, 27] {
+            assert!(matches!(BlobError::from(io::Error::from_raw_os_error(errno)), BlobError::Full), "{errno}");
+        }
+        for errno in [30, 13, 1] {
+            assert!(
+                matches!(BlobError::from(io::Error::from_raw_os_error(errno)), BlobError::Unwritable(_)),
+                "{errno}"
+            );
+        }
+        assert!(matches!(BlobError::from(io::Error::from_raw_os_error(5)), BlobError::Io(_)), "EIO is neither");
+        // The staging writer thread's error, and object_store's local filesystem error.
+        let wrapped = io::Error::other(io::Error::from_raw_os_error(28));
+        assert!(matches!(BlobError::from(wrapped), BlobError::Full));
+        let local =
+            object_store::Error::Generic { store: LOCAL_STORE, source: Box::new(io::Error::from_raw_os_error(30)) };
+        assert!(matches!(BlobError::from(local), BlobError::Unwritable(_)));
     }
 
     #[test]

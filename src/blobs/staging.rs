@@ -159,7 +159,7 @@ impl Sink {
 fn into_io(e: BlobError) -> io::Error {
     match e {
         BlobError::Full => io::Error::from(io::ErrorKind::StorageFull),
-        BlobError::Io(e) => e,
+        BlobError::Io(e) | BlobError::Unwritable(e) => e,
         other => io::Error::other(other),
     }
 }

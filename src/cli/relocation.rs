@@ -23,6 +23,18 @@ pub(super) enum DataCommand {
     Backup(BackupArgs),
     /// Restore a backup into a new data directory.
     Restore(RestoreArgs),
+    /// Check that the database, the blob store and the log agree (exit 0 consistent, 4 not).
+    Check(CheckArgs),
+}
+
+/// `sealpost admin check`.
+#[derive(Debug, Args)]
+pub(super) struct CheckArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Print the report as JSON (`{"consistent":…,"findings":[{"kind","subject","message"}],…}`).
+    #[arg(long)]
+    json: bool,
 }
 
 /// `sealpost admin migrate`.
@@ -69,6 +81,52 @@ pub(super) async fn run(command: DataCommand) -> Result<(), Failure> {
         DataCommand::Migrate(args) => migrate(args).await,
         DataCommand::Backup(args) => backup(args).await,
         DataCommand::Restore(args) => restore(args).await,
+        DataCommand::Check(args) => check(args).await,
+    }
+}
+
+/// Compares the database, the blob store and the log: one line per finding, exit 4 if any.
+async fn check(args: CheckArgs) -> Result<(), Failure> {
+    use crate::check::CheckError;
+    let config = resolve_storage(&args.storage)?;
+    let report = crate::check::check(&config, chrono::Utc::now()).await.map_err(|e| {
+        let (hint, exit) = match &e {
+            CheckError::NoDatabase(_) => {
+                ("give the deployment's --data-dir (and --database-url if its database is elsewhere)", EXIT_CONFIG)
+            }
+            CheckError::Start(_) => {
+                ("give the deployment's own signing key with --signing-key (or SEALPOST_SIGNING_KEY_FILE)", EXIT_CONFIG)
+            }
+            CheckError::Store(_) => ("check that the database is reachable with these settings, then check again", 1),
+            CheckError::Blobs(_) => ("check that the blob store is reachable with these settings, then check again", 1),
+        };
+        Failure::new(format!("cannot check {}: {e}", config.database().redacted())).hint(hint).exit(exit)
+    })?;
+    if args.json {
+        let mut value = serde_json::to_value(&report).map_err(|e| Failure::new(e.to_string()))?;
+        value["consistent"] = serde_json::Value::Bool(report.consistent());
+        println!("{value}");
+    } else {
+        for f in &report.findings {
+            println!("{}: {}: {}", f.kind, f.subject, f.message);
+        }
+        eprintln!(
+            "sealpost: checked {} transfer(s), {} blob(s), {} log entries ({} waiting for the sequencer): {}",
+            report.transfers,
+            report.blobs,
+            report.log_size,
+            report.log_backlog,
+            if report.consistent() { "consistent".to_owned() } else { format!("{} finding(s)", report.findings.len()) }
+        );
+    }
+    if report.consistent() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("{} inconsistenc(ies) found", report.findings.len()))
+            .hint(
+                "each line above names what is wrong; a missing blob's transfer can be recalled (`sealpost recall ID`)",
+            )
+            .exit(EXIT_VERIFY))
     }
 }
 

@@ -9,13 +9,13 @@ use serde_json::json;
 
 use super::{Checked, LifecycleError, signing};
 use crate::audit::{Event, EventKind};
-use crate::blobs::{BlobStore, StagedBlob};
+use crate::blobs::{BlobError, BlobStore, StagedBlob};
 use crate::gateway::Gateway;
-use crate::ids::{BearerSecret, LinkId, TransferId};
+use crate::ids::{BearerSecret, LinkId, TransferId, UserId};
 use crate::intake::{self, Inspected, ReceiveError};
 use crate::model::Principal;
 use crate::policy::PolicyGate;
-use crate::store::{NewLink, NewTransfer};
+use crate::store::{NewLink, NewTransfer, StoreError};
 use crate::wire::TransferStatus;
 use crate::wire::transfers::{LinkAnswer, UploadAnswer};
 
@@ -41,7 +41,10 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
     let id = TransferId::generate();
-    let staged = gw.blobs.stage(&id).await?;
+    let staged = match gw.blobs.stage(&id).await {
+        Ok(staged) => staged,
+        Err(e) => return Err(storage_fault(gw, &caller.id, e.into(), 0).await),
+    };
     match intake::receive(body, staged, &checked.addressees(), &gw.rules).await {
         Ok((staged, inspected)) => commit(gw, id, checked, staged, inspected).await,
         Err((ReceiveError::Refused(refusal), size)) => {
@@ -54,8 +57,32 @@ where
             gw.store.record(&event, gw.clock.now()).await?;
             Err(LifecycleError::Aborted)
         }
-        Err((ReceiveError::Blob(e), _)) => Err(e.into()),
+        Err((ReceiveError::Blob(e), size)) => Err(storage_fault(gw, &caller.id, e.into(), size).await),
     }
+}
+
+/// Records an upload lost to a storage fault (no space: 507; a directory or the database that
+/// cannot be written now: 503) as `upload.refused` with that code and `reason storage`, where
+/// the database can still take the event (best effort: the fault may be the database's own).
+/// Other failures pass through unrecorded; answers `e`.
+pub(super) async fn storage_fault(gw: &Gateway, sender: &UserId, e: LifecycleError, size: u64) -> LifecycleError {
+    let fault = matches!(
+        e,
+        LifecycleError::Blob(BlobError::Full | BlobError::Unwritable(_))
+            | LifecycleError::Store(StoreError::Full | StoreError::Unavailable(_))
+    );
+    if fault {
+        let code = e.code();
+        let event = Event::new(EventKind::UploadRefused)
+            .actor(sender)
+            .code(code.as_str())
+            .field("reason", "storage")
+            .field("size", size);
+        if let Err(record) = gw.store.record(&event, gw.clock.now()).await {
+            tracing::warn!(error = %record, "could not record an upload lost to a storage fault");
+        }
+    }
+    e
 }
 
 /// Commits an upload that passed every check: the signed manifest's digest (a mismatch refuses
@@ -98,7 +125,9 @@ pub(super) async fn commit(
         facts,
         gw.clock.now(),
     );
-    gw.blobs.commit(staged, &object_key).await?;
+    if let Err(e) = gw.blobs.commit(staged, &object_key).await {
+        return Err(storage_fault(gw, approval.sender(), e.into(), inspected.size()).await);
+    }
     let accepted_idx = match gw
         .store
         .insert_transfer(&approval, &release, &inspected, &transfer, &links, gw.clock.now())
@@ -110,7 +139,7 @@ pub(super) async fn commit(
             if let Err(blob) = gw.blobs.delete(&object_key).await {
                 tracing::error!(error = %blob, transfer = %id, "could not delete an uncommitted blob; start-up will sweep it");
             }
-            return Err(e.into());
+            return Err(storage_fault(gw, approval.sender(), e.into(), inspected.size()).await);
         }
     };
     tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), signed = is_signed, "upload accepted");

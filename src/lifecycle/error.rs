@@ -163,7 +163,7 @@ impl LifecycleError {
             Self::InvalidPolicy(_) => ErrorCode::InvalidPolicy,
             Self::Store(e) => e.code(),
             Self::Blob(BlobError::Full) => ErrorCode::InsufficientStorage,
-            Self::Blob(BlobError::Unavailable(_)) => ErrorCode::ServiceUnavailable,
+            Self::Blob(BlobError::Unavailable(_) | BlobError::Unwritable(_)) => ErrorCode::ServiceUnavailable,
             Self::Blob(_) => ErrorCode::Internal,
         }
     }

@@ -87,6 +87,7 @@ fn shared(e: &StoreError) -> StoreError {
     match e {
         StoreError::Busy => StoreError::Busy,
         StoreError::Full => StoreError::Full,
+        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
         other => StoreError::Db(sqlx::Error::Protocol(other.to_string())),
     }
 }

@@ -18,6 +18,7 @@
 mod accounts;
 mod audit_trail;
 mod backup;
+mod consistency;
 mod copy;
 mod deliveries;
 mod directory;
@@ -54,6 +55,7 @@ use crate::wire::ErrorCode;
 
 pub use audit_trail::AuditFilter;
 pub use backup::{StoredBlob, snapshot_sqlite};
+pub use consistency::{AuditSpan, CheckedLink, CheckedTransfer};
 pub use copy::CopiedTable;
 pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};
@@ -80,6 +82,11 @@ pub enum StoreError {
     /// The disk under the database is full.
     #[error("the disk holding the database is full")]
     Full,
+    /// The database cannot be read or written now (an I/O error, its file gone or read-only,
+    /// a connection a fault left unusable): nothing was written, and once the fault is gone
+    /// the pool's fresh connections work again.
+    #[error("the database cannot be used now: {0}")]
+    Unavailable(String),
     /// An organisation name is taken.
     #[error("organisation `{0}` already exists")]
     OrgExists(String),
@@ -196,7 +203,7 @@ impl StoreError {
     /// The stable error code an answer about this failure carries.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Busy => ErrorCode::ServiceUnavailable,
+            Self::Busy | Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Full => ErrorCode::InsufficientStorage,
             Self::OrgExists(_)
             | Self::UserExists(_)
@@ -229,6 +236,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Self::Busy,
+            // A connection sqlx still counts as inside a transaction that failed: the pool
+            // retires it before handing it out again (`pool_options`).
+            sqlx::Error::InvalidSavePointStatement | sqlx::Error::BeginFailed => Self::Unavailable(e.to_string()),
             sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Self::Full,
             // A database server that is restarting or unreachable: nothing was written, and the
             // pool reconnects by itself once it is back, so "try again shortly" is the answer.
@@ -247,6 +257,9 @@ impl From<sqlx::Error> for StoreError {
                     match primary {
                         Some(5 | 6) => Self::Busy,
                         Some(13) => Self::Full,
+                        // SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN: the file or its
+                        // directory cannot be written or opened now (read-only, gone, failing).
+                        Some(8 | 10 | 14) => Self::Unavailable(db.message().to_owned()),
                         _ => Self::Db(e),
                     }
                 }
@@ -392,6 +405,85 @@ pub fn sqlite_url(path: &Path) -> String {
     url
 }
 
+/// The file a SQLite URL names, to tell whether a connection still has that file open.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (path != Path::new(":memory:")).then(|| path.to_owned())
+}
+
+/// Which file is at `path` now (device and inode), if any.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The pool's options: its size, the SQLite settings of each new connection, and the checks
+/// that keep a connection a storage fault broke from being handed out again.
+///
+/// A failed `COMMIT` (the disk full, an I/O error) can leave a connection that sqlx still
+/// counts as inside a transaction: SQLite already rolled it back, so the `ROLLBACK` sqlx sends
+/// when the transaction is dropped fails too, and every later `BEGIN` on that connection is
+/// refused ("begin_with at non-zero transaction depth") for as long as the pool keeps it, long
+/// after the disk was freed. Before a pooled connection is handed out, its pending rollback is
+/// flushed (`ping`); one still inside a transaction then is closed and replaced. For SQLite a
+/// connection is also retired when the file at the database's path is no longer the one it has
+/// open (deleted, moved or replaced under the running gateway): its writes would go to a file
+/// nobody will read again.
+fn pool_options(dialect: Dialect, file: Option<std::path::PathBuf>) -> AnyPoolOptions {
+    let opened = std::sync::Arc::new(std::sync::Mutex::new(None::<(u64, u64)>));
+    let (file_at_connect, opened_at_connect) = (file.clone(), opened.clone());
+    AnyPoolOptions::new()
+        .max_connections(match dialect {
+            Dialect::Sqlite => 8,
+            Dialect::Postgres => 16,
+        })
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(true)
+        .after_connect(move |conn, _| {
+            let (file, opened) = (file_at_connect.clone(), opened_at_connect.clone());
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    // WAL with full fsync: a commit is on disk when it returns; writers
+                    // wait for each other up to 5 s instead of failing at once.
+                    sqlx::raw_sql(
+                        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON;",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
+                    if let Some(file) = &file {
+                        *opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = file_identity(file);
+                    }
+                }
+                Ok(())
+            })
+        })
+        .before_acquire(move |conn, _| {
+            let (file, opened) = (file.clone(), opened.clone());
+            Box::pin(async move {
+                use sqlx::Connection as _;
+                if conn.is_in_transaction() {
+                    conn.ping().await?;
+                    if conn.is_in_transaction() {
+                        tracing::warn!("retiring a database connection a failed transaction left unusable");
+                        return Ok(false);
+                    }
+                }
+                if let Some(file) = &file {
+                    let expected = *opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let now = file_identity(file);
+                    if now.is_none() || now != expected {
+                        tracing::warn!(file = %file.display(), "the database file was moved or replaced: retiring a connection to the old one");
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` in WAL mode with full fsync,
     /// and applies the embedded migrations.
@@ -405,37 +497,28 @@ impl Store {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url)
             .ok_or_else(|| StoreError::Db(sqlx::Error::Configuration("unsupported database URL".into())))?;
-        let url = match dialect {
-            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
-            _ => url.to_owned(),
+        let (url, pool) = match dialect {
+            // Created if missing only here, at start: once migrated, the pool opens the file it
+            // finds and nothing else, so a database file that goes away under a running gateway
+            // is a failure to answer (503), never a fresh empty database written in its place.
+            Dialect::Sqlite if !url.contains('?') => {
+                let create = pool_options(dialect, None).max_connections(1).connect(&format!("{url}?mode=rwc")).await?;
+                sqlx::migrate!("./migrations/sqlite").run(&create).await?;
+                create.close().await;
+                let url = format!("{url}?mode=rw");
+                let pool = pool_options(dialect, sqlite_file(&url)).connect(&url).await?;
+                (url, pool)
+            }
+            _ => {
+                let file = if dialect == Dialect::Sqlite { sqlite_file(url) } else { None };
+                let pool = pool_options(dialect, file).connect(url).await?;
+                match dialect {
+                    Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+                    Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+                }
+                (url.to_owned(), pool)
+            }
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(match dialect {
-                Dialect::Sqlite => 8,
-                Dialect::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL with full fsync: a commit is on disk when it returns; writers
-                        // wait for each other up to 5 s instead of failing at once.
-                        sqlx::raw_sql(
-                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON;",
-                        )
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
         let group = std::sync::Arc::new(group::GroupCommit::start(pool.clone(), dialect));
         let refusals =
             std::sync::Arc::new(refusals::Refusals::new(DEFAULT_REFUSAL_WINDOW, crate::clock::Clock::system()));

@@ -159,12 +159,18 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let frame = self.frame.map_or_else(|| Frame::bare(self.title, "error"), |f| *f);
         let page = ErrorPage { frame, message: &self.message };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "error page failed");
                 (self.status, self.title).into_response()
             }
+        };
+        // A busy or faulty store: the browser (and any client behind it) may try again shortly,
+        // as the API's 503 answers say.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(2u32));
         }
+        response
     }
 }
