@@ -9,8 +9,8 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-pub use crate::lifecycle::{ByteRange, ManifestParts};
 use crate::api::error::ApiError;
+pub use crate::lifecycle::{ByteRange, ManifestParts};
 pub use crate::wire::ErrorCode;
 
 /// A refusal as the client sees it.

@@ -78,7 +78,8 @@ fuzz_target!(|data: &[u8]| {
                 let encoded = text
                     .split(',')
                     .map(str::trim)
-                    .find_map(|p| p.split_once(' ').filter(|(k, _)| *k == "manifest_key").map(|(_, v)| v.trim()));
+                    .map(|p| p.split_once(' ').unwrap_or((p, "")))
+                    .find_map(|(k, v)| (k == "manifest_key").then(|| v.trim()));
                 assert_eq!(encoded.and_then(|e| STANDARD.decode(e).ok()).as_deref(), Some(key.as_bytes()));
             }
         }
@@ -86,4 +87,3 @@ fuzz_target!(|data: &[u8]| {
         None => {}
     }
 });
-

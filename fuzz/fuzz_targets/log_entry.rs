@@ -13,12 +13,9 @@ use sealpost::transparency::verify::parse_entry;
 fuzz_target!(|data: &[u8]| {
     let Ok(entry) = parse_entry(data) else { return };
     let mut text = format!("{ENTRY_VERSION}\nevent {}\ntime {}\n", entry.event(), entry.time_text());
-    for (key, value) in [
-        ("actor", entry.actor()),
-        ("transfer", entry.transfer()),
-        ("subject", entry.subject()),
-        ("code", entry.code()),
-    ] {
+    for (key, value) in
+        [("actor", entry.actor()), ("transfer", entry.transfer()), ("subject", entry.subject()), ("code", entry.code())]
+    {
         if let Some(v) = value {
             text.push_str(&format!("{key} {v}\n"));
             assert_eq!(entry.get(key), Some(v));
@@ -34,4 +31,3 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(entry.time().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), entry.time_text());
     let _ = (entry.digest(), entry.link(), entry.size());
 });
-

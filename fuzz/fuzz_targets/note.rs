@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(opened) = note.verify(&verifiers) {
         assert_eq!(opened.text, note.text());
         for sig in &opened.verified {
-            let ours = [(LOG_VERIFIER.name(), LOG_VERIFIER.key_id()), (WITNESS_VERIFIER.name(), WITNESS_VERIFIER.key_id())];
+            let ours =
+                [(LOG_VERIFIER.name(), LOG_VERIFIER.key_id()), (WITNESS_VERIFIER.name(), WITNESS_VERIFIER.key_id())];
             assert!(ours.contains(&(sig.name.as_str(), sig.key_id)));
         }
     }

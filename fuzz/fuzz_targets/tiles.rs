@@ -55,7 +55,11 @@ fuzz_target!(|data: &[u8]| {
     let (target, real) = &built[which];
     let replaced = real.as_slice() != data;
     let mut reader = TileReader::new(leaves.len() as u64, |tile: &tiles::Tile| {
-        let bytes = if tile == target { data.to_vec() } else { built.iter().find(|(t, _)| t == tile).map(|(_, b)| b.clone()).unwrap_or_default() };
+        let bytes = if tile == target {
+            data.to_vec()
+        } else {
+            built.iter().find(|(t, _)| t == tile).map(|(_, b)| b.clone()).unwrap_or_default()
+        };
         Ok::<_, std::io::Error>(bytes)
     });
     match reader.root() {

@@ -114,7 +114,9 @@ fn discovery(gw: &Gateway) -> impl IntoResponse + use<> {
 /// A numeric header, or 400 naming it.
 pub(crate) fn number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(name) else { return Ok(None) };
-    let parsed = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+    // `1*DIGIT` only: `u64::from_str` would also take a leading `+`.
+    let digits = |v: &&str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let parsed = value.to_str().ok().filter(digits).and_then(|v| v.parse::<u64>().ok());
     parsed.map(Some).ok_or_else(|| ApiError::bad_request(format!("`{name}` must be a number of bytes")))
 }
 
