@@ -4,10 +4,11 @@
 #   2. cargo test: unit tests and the one integration-test binary (tests/it), then the
 #      integration tests again with every test gateway on a real PostgreSQL instead of SQLite
 #      (the npm packages are installed first: some interop tests run `age-encryption` under Node);
-#   3. the browser code: type check, unit tests, and a rebuild that must equal the committed
+#   3. the fuzz targets (cargo fuzz, libFuzzer), each for 20 s from its seed corpus;
+#   4. the browser code: type check, unit tests, and a rebuild that must equal the committed
 #      web/dist/ (the gateway embeds that bundle);
-#   4. Schemathesis against a real gateway, every operation of the OpenAPI contract, each role;
-#   5. the browser tests: real Chromium against a real gateway, axe-core on every page.
+#   5. Schemathesis against a real gateway, every operation of the OpenAPI contract, each role;
+#   6. the browser tests: real Chromium against a real gateway, axe-core on every page.
 # Needs: cargo, the Go age CLI, curl, compressors, Node.js 20 with npm, python3, Debian's
 # chromium, PostgreSQL 15 and garage 2.x (.ci/run installs what is missing).
 set -euo pipefail
@@ -29,6 +30,10 @@ cargo test --locked
 
 step "integration tests on PostgreSQL"
 SEALPOST_TEST_DATABASE=postgres cargo test --locked --test it
+
+step "fuzz (short runs)"
+# Every fuzz target for 20 s from its committed seed corpus (scripts/fuzz.sh; README, Fuzzing).
+bash scripts/fuzz.sh 20
 
 step "browser code"
 (

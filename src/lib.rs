@@ -48,6 +48,10 @@ pub mod delivery;
 pub mod directory;
 /// Keyless inspection of age files: header grammar, payload length, randomness.
 pub mod envelope;
+/// Entry points for the fuzz targets (`fuzz/`): the HTTP header parsers private to `api`, taking
+/// raw header bytes. Not an API: nothing but the fuzz targets may use it.
+#[doc(hidden)]
+pub mod fuzzing;
 /// The gateway's state: the data directory opened and recovered, shared by every door.
 pub mod gateway;
 /// age's hybrid post-quantum recipient type (`age1pq1…`, `mlkem768x25519`), which the `age` crate

@@ -14,13 +14,13 @@ mod manifests;
 mod notifications;
 mod openapi;
 mod pages;
-mod redeem;
+pub(crate) mod redeem;
 mod routes;
 mod sent;
 mod sso;
 mod transfers;
 mod transparency;
-mod tus;
+pub(crate) mod tus;
 
 use std::sync::Arc;
 

@@ -27,7 +27,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
 
 /// Parses the `Range` header (RFC 9110 section 14.1.2): none, or a single `bytes=A-` or
 /// `bytes=A-B`. Several ranges, suffix ranges (`bytes=-N`) and other units are refused.
-fn range_asked(headers: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
+pub(crate) fn range_asked(headers: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
     let Some(value) = headers.get(header::RANGE) else { return Ok(None) };
     let bad = || {
         ApiError::bad_request(

@@ -112,9 +112,11 @@ fn discovery(gw: &Gateway) -> impl IntoResponse + use<> {
 }
 
 /// A numeric header, or 400 naming it.
-fn number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
+pub(crate) fn number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(name) else { return Ok(None) };
-    let parsed = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+    // `1*DIGIT` only: `u64::from_str` would also take a leading `+`.
+    let digits = |v: &&str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let parsed = value.to_str().ok().filter(digits).and_then(|v| v.parse::<u64>().ok());
     parsed.map(Some).ok_or_else(|| ApiError::bad_request(format!("`{name}` must be a number of bytes")))
 }
 
@@ -124,7 +126,7 @@ fn number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiErro
 /// bytes) are kept base64 as they came, for the lifecycle to decode and check; `manifest_key` is
 /// the key's `sha256:…` fingerprint. Other keys (tus clients send `filename`) are ignored and
 /// never stored: the gateway keeps no file names.
-fn metadata_query(headers: &HeaderMap) -> Result<(String, ManifestParts), ApiError> {
+pub(crate) fn metadata_query(headers: &HeaderMap) -> Result<(String, ManifestParts), ApiError> {
     let raw = headers.get(&UPLOAD_METADATA).map(|v| v.to_str()).transpose();
     let raw = raw.map_err(|_| ApiError::bad_request("`Upload-Metadata` must be ASCII"))?.unwrap_or_default();
     let mut query = form_urlencoded::Serializer::new(String::new());

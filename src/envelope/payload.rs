@@ -121,10 +121,19 @@ impl Payload {
             self.window_fill += take;
             self.len += take as u64;
             bytes = later;
+            // Before the window can close: the head is judged first whatever the chunking (a
+            // window closes at 64 KiB, long after the head is complete), so the refusal does
+            // not depend on how the bytes arrived.
+            self.check_head()?;
             if self.window_fill == WINDOW {
                 self.close_window()?;
             }
         }
+        Ok(())
+    }
+
+    /// Runs the head-only signature rules once the head and a tail's worth of bytes are in.
+    fn check_head(&mut self) -> Result<(), EnvelopeError> {
         if !self.head_checked && self.len >= (HEAD + TAIL) as u64 {
             self.head_checked = true;
             let evidence = Evidence { head: &self.head, tail: None, body_weak: false };
