@@ -318,7 +318,7 @@ async fn end_lease_in(
             .await?;
             if changed.rows_affected() == 0 {
                 // Taken away while the last bytes were on their way: a cut, not a delivery.
-                let cut = standing(&mut **tx, lease, now).await?.unwrap_or(Cut::Revoked);
+                let cut = standing(tx, lease, now).await?.unwrap_or(Cut::Revoked);
                 let event = failed(cut.code());
                 if cut == Cut::Expired {
                     release(tx, lease).await?;
