@@ -50,6 +50,9 @@ pub(super) struct HeaderParser {
     stanzas: Vec<Stanza>,
     /// Random scalar for the small-order test of X25519 shares.
     scalar: [u8; 32],
+    /// The body of the grease stanza being read (at most [`stanza::GREASE_MAX_BODY`] bytes and
+    /// one line more), for its randomness check.
+    grease_body: Vec<u8>,
 }
 
 impl HeaderParser {
@@ -63,6 +66,7 @@ impl HeaderParser {
             state: State::Version,
             stanzas: Vec::new(),
             scalar: rand::random(),
+            grease_body: Vec::new(),
         }
     }
 
@@ -200,7 +204,20 @@ impl HeaderParser {
             return Err(self.malformed("a stanza body without a stanza"));
         };
         current.body_len += n;
+        if current.kind == StanzaKind::Grease {
+            if current.body_len > stanza::GREASE_MAX_BODY {
+                return Err(EnvelopeError::MalformedStanza {
+                    stanza: index,
+                    tag: current.tag.clone(),
+                    reason: "a grease stanza's body is longer than grease needs (99 bytes)",
+                });
+            }
+            self.grease_body.extend_from_slice(&buf[..n]);
+        }
         if line.len() < BODY_COLUMNS {
+            if current.kind == StanzaKind::Grease {
+                stanza::check_grease(current, index, &std::mem::take(&mut self.grease_body))?;
+            }
             let shares = stanza::check(current, index)?;
             if shares.into_iter().any(|s| stanza::is_small_order(self.scalar, s)) {
                 return Err(EnvelopeError::SmallOrderShare { stanza: index });
@@ -214,6 +231,9 @@ impl HeaderParser {
     fn check_whole_header(&self) -> Result<(), EnvelopeError> {
         if self.stanzas.is_empty() {
             return Err(self.malformed("the header has no recipient stanza"));
+        }
+        if self.stanzas.iter().filter(|s| s.kind == StanzaKind::Grease).count() > 1 {
+            return Err(self.malformed("the header has more than one grease stanza (age implementations add one)"));
         }
         if self.stanzas.len() > 1 && self.stanzas.iter().any(|s| s.kind == StanzaKind::Scrypt) {
             return Err(self.malformed("an `scrypt` stanza must be the only stanza in the header"));

@@ -199,6 +199,40 @@ pub(super) fn check(stanza: &Stanza, index: usize) -> Result<Vec<[u8; 32]>, Enve
     }
 }
 
+/// Most bytes in a grease stanza's body: age implementations add 0 to 99 random bytes.
+pub(super) const GREASE_MAX_BODY: usize = 99;
+/// Most characters before `-grease` in a grease stanza's type, and in each of its arguments.
+const GREASE_MAX_WORD: usize = 8;
+/// Most arguments of a grease stanza.
+const GREASE_MAX_ARGS: usize = 4;
+/// The false-refusal target of the grease body's randomness tests, as for the payload's.
+const GREASE_BITS: f64 = 48.0;
+
+/// Checks a grease stanza (`*-grease`, which rage adds to every file to keep parsers tolerant)
+/// against what grease needs, so that it cannot carry data past the gate: a type of at most 8
+/// characters before `-grease`, at most 4 arguments of at most 8 characters, a body of at most
+/// 99 bytes that passes the payload's randomness tests. What is left is at most 40 printable
+/// characters and a short body that looks random: see the README's threat model.
+pub(super) fn check_grease(stanza: &Stanza, index: usize, body: &[u8]) -> Result<(), EnvelopeError> {
+    let bad = |reason: &'static str| EnvelopeError::MalformedStanza { stanza: index, tag: stanza.tag.clone(), reason };
+    let prefix = stanza.tag.strip_suffix("-grease").unwrap_or(&stanza.tag);
+    if prefix.len() > GREASE_MAX_WORD {
+        return Err(bad("a grease stanza's type is longer than grease needs (8 characters and `-grease`)"));
+    }
+    if stanza.args.len() > GREASE_MAX_ARGS || stanza.args.iter().any(|a| a.len() > GREASE_MAX_WORD) {
+        return Err(bad("a grease stanza has more or longer arguments than grease needs (4 of 8 characters)"));
+    }
+    if body.len() > GREASE_MAX_BODY {
+        return Err(bad("a grease stanza's body is longer than grease needs (99 bytes)"));
+    }
+    let mut counts = [0u64; 256];
+    for &b in body {
+        counts[usize::from(b)] += 1;
+    }
+    super::random::check_counts(&counts, body.len() as u64, GREASE_BITS)
+        .map_err(|_| bad("a grease stanza's body does not look like random bytes"))
+}
+
 /// Parses an scrypt work factor: decimal, no sign or leading zero, 1 to 22.
 fn parse_work_factor(s: &str) -> Option<u32> {
     let digits_only = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());

@@ -437,3 +437,48 @@ fn forged_with(stanzas: &str, payload: &[u8]) -> Vec<u8> {
     file.extend_from_slice(payload);
     file
 }
+
+/// A grease stanza with `tag`, `args` and a body of `body`.
+fn grease_stanza(tag: &str, args: &[&str], body: &[u8]) -> String {
+    let b64 = BASE64_STANDARD_NO_PAD.encode(body);
+    let mut lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+    if b64.len().is_multiple_of(64) {
+        lines.push("");
+    }
+    let head = std::iter::once(tag).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    format!("-> {head}\n{}\n", lines.join("\n"))
+}
+
+/// A file with an X25519 stanza, then `extra` stanzas, then a random payload.
+fn with_stanzas(extra: &str) -> Vec<u8> {
+    forged_with(&format!("{}{extra}", x25519_stanza()), &random_bytes(64, 21))
+}
+
+#[test]
+fn grease_is_bounded_to_what_grease_needs_and_carries_no_plaintext() {
+    // As rage makes it: up to 8 characters and `-grease`, up to 4 arguments of up to 8
+    // characters, up to 99 random bytes.
+    for (n, seed) in [(0, 1), (1, 2), (48, 3), (99, 4)] {
+        let file =
+            with_stanzas(&grease_stanza("k#9!Q~_a-grease", &["1", "%Z", "abcdefgh", "~"], &random_bytes(n, seed)));
+        assert!(check(&file).is_ok(), "{n} random bytes of grease pass");
+    }
+    let refused = |extra: String| match check(&with_stanzas(&extra)) {
+        Err(EnvelopeError::MalformedStanza { reason, .. }) => reason,
+        Err(EnvelopeError::MalformedHeader { reason, .. }) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // 64 KiB of a document in a grease body: refused as soon as it is longer than grease needs.
+    let document = repeat_to(b"Surname,Forename,Passport\nSMITH,JOHN,123456789\n", 64 * 1024);
+    assert!(refused(grease_stanza("x-grease", &[], &document)).contains("99 bytes"));
+    // Short, but plain text: not random.
+    let text = repeat_to(b"SMITH JOHN 123456789 ", 99);
+    assert!(refused(grease_stanza("x-grease", &[], &text)).contains("random"));
+    // Long arguments or types, or more arguments.
+    assert!(refused(grease_stanza("x-grease", &["Surname-SMITH"], &[])).contains("arguments"));
+    assert!(refused(grease_stanza("x-grease", &["a", "b", "c", "d", "e"], &[])).contains("arguments"));
+    assert!(refused(grease_stanza("SMITH-JOHN-grease", &[], &[])).contains("type"));
+    // Two grease stanzas: age implementations add one.
+    let two = format!("{}{}", grease_stanza("a-grease", &[], &[]), grease_stanza("b-grease", &[], &[]));
+    assert!(refused(two).contains("more than one grease"));
+}
