@@ -195,37 +195,7 @@ async fn an_expired_link_answers_link_expired_and_is_swept() {
 /// and at least `take` bytes of its body, and hangs up: a client that breaks off. (With the
 /// kernel's usual buffers, the whole answer could sit in them and count as delivered.)
 async fn break_off_after(server: &TestServer, who: &str, token: &str, take: usize) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(64 * 1024).unwrap();
-    let mut stream = socket.connect(server.url.trim_start_matches("http://").parse().unwrap()).await.unwrap();
-    let body = json!({ "token": token }).to_string();
-    let request = format!(
-        "POST /api/v1/redeem HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {who}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut received = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let head_end = loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "the gateway hung up first");
-        received.extend_from_slice(&buf[..n]);
-        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&received[..head_end]).to_lowercase();
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
-    assert!(head.contains("\r\naccept-ranges: bytes\r\n"), "{head}");
-    let mut got = received.split_off(head_end);
-    while got.len() < take {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "the answer ended early");
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
+    SlowDownload::start(server, who, token, take).await.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,13 +418,16 @@ impl SlowDownload {
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut received = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
-        while received.windows(4).position(|w| w == b"\r\n\r\n").is_none() || received.len() < first {
+        let body_len = |r: &[u8]| r.windows(4).position(|w| w == b"\r\n\r\n").map(|at| r.len() - at - 4);
+        while body_len(&received).is_none_or(|n| n < first) {
             let n = stream.read(&mut buf).await.unwrap();
             assert!(n > 0, "the gateway hung up first");
             received.extend_from_slice(&buf[..n]);
         }
         let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        assert!(String::from_utf8_lossy(&received[..head_end]).starts_with("HTTP/1.1 200 "));
+        let head = String::from_utf8_lossy(&received[..head_end]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200 "), "{head}");
+        assert!(head.contains("\r\naccept-ranges: bytes\r\n"), "{head}");
         Self { stream, body: received.split_off(head_end) }
     }
 
@@ -470,6 +443,19 @@ impl SlowDownload {
             }
         }
     }
+}
+
+/// The codes of `download.failed` events, once there is one (a cut is recorded just after the
+/// answer ends).
+async fn failure_codes_soon(server: &TestServer) -> Vec<String> {
+    for _ in 0..100 {
+        let codes = server.failure_codes().await;
+        if !codes.is_empty() {
+            return codes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Vec::new()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,14 +475,7 @@ async fn a_recall_cuts_a_running_download_and_the_trail_says_cut_never_completed
     assert!(got.len() < ciphertext.len(), "the recall cut the download ({} bytes went)", got.len());
     assert_eq!(got, ciphertext[..got.len()]);
 
-    let mut codes = Vec::new();
-    for _ in 0..100 {
-        codes = server.failure_codes().await;
-        if !codes.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let codes = failure_codes_soon(&server).await;
     assert_eq!(codes, ["transfer_recalled"]);
     let events = server.events().await;
     assert!(!events.iter().any(|e| e == "download.completed"), "{events:?}");
@@ -519,14 +498,7 @@ async fn a_link_that_expires_during_a_download_cuts_it() {
     tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     let got = download.rest().await;
     assert!(got.len() < ciphertext.len(), "expiry cut the download ({} bytes went)", got.len());
-    let mut codes = Vec::new();
-    for _ in 0..100 {
-        codes = server.failure_codes().await;
-        if !codes.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let codes = failure_codes_soon(&server).await;
     assert_eq!(codes, ["link_expired"]);
     assert!(!server.events().await.iter().any(|e| e == "download.completed"));
     let (status, body) = server.redeem(&alice, &token).await;
