@@ -85,6 +85,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
                 "this endpoint does not take that method: see the API list in the README",
             )
         })
+        .layer(axum::middleware::from_fn(refuse_ambiguity))
         .layer(trace)
         // Requests, bytes and refusals counted for `/metrics` (only when its listener runs).
         .layer(axum::middleware::from_fn(crate::metrics::track))
@@ -94,6 +95,50 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
         .with_state(gateway)
+}
+
+/// Headers that carry one value: a request with two of any of them has two readings.
+const SINGLE_HEADERS: [HeaderName; 9] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::RANGE,
+    header::COOKIE,
+    HeaderName::from_static("upload-offset"),
+    HeaderName::from_static("upload-length"),
+    HeaderName::from_static("upload-metadata"),
+    HeaderName::from_static("tus-resumable"),
+];
+
+/// Query parameters of the API that may repeat: each is a list (`to`, the recipients).
+const LIST_PARAMETERS: [&str; 1] = ["to"];
+
+/// Refuses a request that can be read two ways, before any handler: a header that carries one
+/// value given twice, or (for the API) a query parameter given twice that is not a list. Never
+/// resolved by taking the first or the last.
+async fn refuse_ambiguity(req: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+    if let Some(name) = SINGLE_HEADERS.iter().find(|h| req.headers().get_all(*h).iter().nth(1).is_some()) {
+        return ApiError::new(
+            ErrorCode::AmbiguousRequest,
+            format!("the `{name}` header is given more than once: send it once"),
+        )
+        .into_response();
+    }
+    if req.uri().path().starts_with("/api/")
+        && let Some(query) = req.uri().query()
+    {
+        let mut seen = std::collections::HashSet::new();
+        for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !LIST_PARAMETERS.contains(&key.as_ref()) && !seen.insert(key.clone()) {
+                return ApiError::new(
+                    ErrorCode::AmbiguousRequest,
+                    format!("the query parameter `{key}` is given more than once: give it once"),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

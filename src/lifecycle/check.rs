@@ -32,6 +32,7 @@ impl TransferRequest {
     /// named twice, an unknown parameter.
     pub fn parse_query(raw: &str) -> Result<Self, RequestError> {
         let mut q = Self { to: Vec::new(), expires: None, classification: Classification::Official };
+        let mut classified = false;
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             match key.as_ref() {
                 "to" => {
@@ -42,11 +43,22 @@ impl TransferRequest {
                     q.to.push(user);
                 }
                 "expires" => {
+                    if q.expires.is_some() {
+                        return Err(RequestError::Repeated("expires"));
+                    }
                     let d = crate::config::parse_duration("expires", &value)
                         .map_err(|_| RequestError::BadExpiry(value.clone().into_owned()))?;
+                    if d.is_zero() {
+                        return Err(RequestError::ZeroExpiry(value.into_owned()));
+                    }
                     q.expires = Some(d);
                 }
-                "classification" => q.classification = value.parse()?,
+                "classification" => {
+                    if std::mem::replace(&mut classified, true) {
+                        return Err(RequestError::Repeated("classification"));
+                    }
+                    q.classification = value.parse()?;
+                }
                 other => return Err(RequestError::UnknownParameter(other.to_owned())),
             }
         }

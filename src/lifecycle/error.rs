@@ -22,6 +22,12 @@ pub enum RequestError {
     /// The expiry is not a duration.
     #[error("`{0}` is not a duration such as `72h` or `7d`")]
     BadExpiry(String),
+    /// A parameter that takes one value is given more than once.
+    #[error("`{0}` is given more than once: give it once")]
+    Repeated(&'static str),
+    /// An expiry of zero: the link would be dead on arrival.
+    #[error("an expiry of `{0}` would end the links at once: give a duration such as `72h` or `7d`")]
+    ZeroExpiry(String),
     /// A parameter the gateway does not know.
     #[error("unknown parameter `{0}`: use `to`, `expires` and `classification`")]
     UnknownParameter(String),
@@ -146,6 +152,7 @@ impl LifecycleError {
     /// The stable wire code (which fixes the HTTP status).
     pub fn code(&self) -> ErrorCode {
         match self {
+            Self::Request(RequestError::Repeated(_) | RequestError::ZeroExpiry(_)) => ErrorCode::AmbiguousRequest,
             Self::Request(_) | Self::Aborted | Self::BrokenOff { .. } => ErrorCode::BadRequest,
             Self::LogUnavailable => ErrorCode::LogUnavailable,
             Self::UnknownRecipient(_) => ErrorCode::UnknownRecipient,

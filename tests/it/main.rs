@@ -6,6 +6,7 @@
 mod common;
 
 mod accounts;
+mod ambiguity;
 mod backends_harness;
 mod backup;
 mod cli_transcripts;
