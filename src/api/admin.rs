@@ -224,6 +224,7 @@ async fn list_tokens(
         (status = 200, description = "Revoked.", body = Revoked),
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
         (status = 404, description = "`not_found`: there is no such token.", body = ErrorBody),
+        (status = 409, description = "`last_administrator`: no administrator could sign in any more; nothing was revoked.", body = ErrorBody),
     ))]
 async fn revoke_token(
     State(gw): State<Arc<Gateway>>,
@@ -250,6 +251,7 @@ async fn revoke_token(
         (status = 400, description = "`bad_request`: the organisation or the name is not valid.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is not an administrator.", body = ErrorBody),
         (status = 404, description = "`not_found`: there is no such user.", body = ErrorBody),
+        (status = 409, description = "`last_administrator`: no administrator could sign in any more; nothing was revoked.", body = ErrorBody),
     ))]
 async fn revoke_user_tokens(
     State(gw): State<Arc<Gateway>>,

@@ -227,6 +227,7 @@ impl Store {
             append(&mut tx, &Event::new(EventKind::TokenRevoked).actor(actor).subject(token.as_str()), now).await?;
             // Browser sessions signed in with this token end with it.
             super::sessions::end_token_sessions(&mut tx, token.as_str(), now).await?;
+            an_administrator_remains(&mut tx, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -252,9 +253,35 @@ impl Store {
             append(&mut tx, &Event::new(EventKind::TokenRevoked).actor(actor).subject(token.as_str()), now).await?;
             super::sessions::end_token_sessions(&mut tx, token, now).await?;
         }
+        if !ids.is_empty() {
+            an_administrator_remains(&mut tx, now).await?;
+        }
         tx.commit().await?;
         Ok(ids.len() as u64)
     }
+}
+
+/// Refuses (and so rolls back) a change that leaves no administrator able to sign in: none with
+/// a live API token, none bound to an identity provider.
+async fn an_administrator_remains(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let tokens: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE u.role = 'admin' AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $1)",
+    )
+    .bind(ms(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    if tokens > 0 {
+        return Ok(());
+    }
+    let bound: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM identities i JOIN users u ON u.id = i.user_id WHERE u.role = 'admin'")
+            .fetch_one(&mut **tx)
+            .await?;
+    if bound > 0 { Ok(()) } else { Err(StoreError::LastAdministrator) }
 }
 
 /// Looks a user's id up by name inside a transaction.

@@ -105,6 +105,12 @@ pub enum StoreError {
     /// No token has that id.
     #[error("there is no token `{0}`")]
     UnknownToken(String),
+    /// The change would leave no administrator able to sign in (no live token of one, no
+    /// administrator bound to an identity provider).
+    #[error(
+        "that would leave no administrator able to sign in: make another administrator (or issue one a token) first"
+    )]
+    LastAdministrator,
     /// The key is already registered for this user.
     #[error("that key is already registered for `{0}`")]
     KeyExists(UserRef),
@@ -211,6 +217,7 @@ impl StoreError {
             | Self::KeyExists(_)
             | Self::RouteExists(..) => ErrorCode::AlreadyExists,
             Self::NotHeld(_) => ErrorCode::NotAwaitingApproval,
+            Self::LastAdministrator => ErrorCode::LastAdministrator,
             Self::UnknownOrg(_)
             | Self::UnknownUser(_)
             | Self::UnknownToken(_)

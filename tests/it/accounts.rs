@@ -176,3 +176,32 @@ async fn the_audit_trail_is_for_compliance_and_admins_and_filters_by_party() {
     assert_eq!((status, code(&body)), (400, "bad_request"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_last_administrator_cannot_revoke_themself_into_a_lock_out() {
+    let server = TestServer::start().await;
+    let (_, me) = server.get(&server.admin, "/api/v1/whoami").await;
+    let me = me["user"].as_str().unwrap().to_owned();
+    let (_, tokens) = server.get(&server.admin, &format!("/api/v1/tokens?user={me}")).await;
+    let mine = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
+
+    // Alone: neither my token nor all of my tokens can go, and nothing changed.
+    for path in [format!("/api/v1/tokens/{mine}"), format!("/api/v1/users/{me}/tokens")] {
+        let (status, body) = server.delete(&server.admin, &path).await;
+        assert_eq!((status, code(&body)), (409, "last_administrator"), "{path}: {body}");
+        assert!(body.to_string().contains("make another administrator"), "{body}");
+    }
+    assert_eq!(server.get(&server.admin, "/api/v1/whoami").await.0, 200);
+    assert!(!server.events().await.iter().any(|e| e == "token.revoked"));
+
+    // With a second administrator, the first may go; then the second is the last.
+    let (org, _) = me.split_once('/').unwrap();
+    let second = server.user(&format!("{org}/second"), "admin").await;
+    let (status, _) = server.delete(&server.admin, &format!("/api/v1/users/{me}/tokens")).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.get(&server.admin, "/api/v1/whoami").await.0, 401);
+    let (status, body) = server.delete(&second, &format!("/api/v1/users/{org}/second/tokens")).await;
+    assert_eq!((status, code(&body)), (409, "last_administrator"), "{body}");
+    assert_eq!(server.get(&second, "/api/v1/whoami").await.0, 200);
+    server.stop().await;
+}
