@@ -27,7 +27,7 @@ import type { ReceiptSummary } from './verify.ts'
 const PROBE = 64
 /** The first slice of the header asked for after the probe; doubled while the header is longer. */
 const HEADER_SLICE = 64 * 1024
-/** The gateway serves closed ranges only within the first MiB, where the header is. */
+/** The most header this page reads before the link is used up (the gateway serves no more than the header). */
 const MAX_HEADER = 1024 * 1024
 
 /** A failure the page shows; `field` links it to a control; `report` is the delivery report's
