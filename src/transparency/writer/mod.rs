@@ -90,6 +90,14 @@ pub enum LogError {
     Fenced,
 }
 
+impl LogError {
+    /// True for a failure that may pass by itself (the database busy, or its connection lost),
+    /// so that the same step is worth trying again at once.
+    pub fn is_passing(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Busy | StoreError::Unavailable(_)))
+    }
+}
+
 /// The log as this gateway last saw it, and, while it is the sequencer, what it needs to write.
 #[derive(Debug)]
 struct Head {

@@ -16,6 +16,9 @@ use super::Log;
 /// How often a gateway waiting for an entry looks whether the sequencer has integrated it.
 const FOLLOW: Duration = Duration::from_millis(100);
 
+/// The pauses before each retry of a log step that failed for a passing reason.
+const RETRIES: [Duration; 3] = [Duration::ZERO, Duration::from_millis(50), Duration::from_millis(250)];
+
 /// A handle to the sequencer: nudge it, wait for an index, ask whether it is healthy.
 #[derive(Debug, Clone)]
 pub struct Sequencer {
@@ -69,8 +72,13 @@ impl Sequencer {
         tokio::time::timeout(timeout, waiting).await.unwrap_or(false)
     }
 
-    /// Runs one integration round until nothing is pending (or it fails).
+    /// Runs one integration round until nothing is pending (or it fails). A step that fails for
+    /// a passing reason (a database connection the server dropped, a busy database) is tried
+    /// again at once and after [`RETRIES`]' pauses before the log is declared unhealthy: the pool
+    /// hands out a fresh connection, and a transfer should not be refused for a connection that
+    /// a database restart or failover took away a moment ago.
     pub async fn round(&self) {
+        let mut retries = RETRIES.iter();
         loop {
             let before = self.log.size();
             match self.log.step().await {
@@ -82,6 +90,13 @@ impl Sequencer {
                     }
                 }
                 Err(e) => {
+                    if e.is_passing()
+                        && let Some(pause) = retries.next()
+                    {
+                        tracing::debug!(error = %e, "a log step failed for a passing reason; trying again");
+                        tokio::time::sleep(*pause).await;
+                        continue;
+                    }
                     if self.healthy.swap(false, Ordering::Relaxed) {
                         tracing::error!(error = %e, "the log could not be written or read; transfers are refused until it recovers");
                     }
