@@ -112,11 +112,15 @@ pub enum EventKind {
     WebhookRemoved,
     /// A user turned optional notifications off or on; the entry lists the kinds now off.
     NotificationsChanged,
+    /// An operator issued an administrator a recovery token on the server (`sealpost admin
+    /// recover`, no API involved); subject: the token's id; the entry carries the `user`, the
+    /// `operator` (the server account that ran it) and their `reason`.
+    AdminRecovered,
 }
 
 impl EventKind {
     /// Every kind, in the order above (the audit search offers them as a list).
-    pub const ALL: [Self; 40] = [
+    pub const ALL: [Self; 41] = [
         Self::UploadAccepted,
         Self::UploadRefused,
         Self::UploadAborted,
@@ -157,6 +161,7 @@ impl EventKind {
         Self::WebhookAdded,
         Self::WebhookRemoved,
         Self::NotificationsChanged,
+        Self::AdminRecovered,
     ];
 
     /// The event's stable name, as in the entry and the audit API.
@@ -202,6 +207,7 @@ impl EventKind {
             Self::WebhookAdded => "webhook.added",
             Self::WebhookRemoved => "webhook.removed",
             Self::NotificationsChanged => "notifications.changed",
+            Self::AdminRecovered => "admin.recovered",
         }
     }
 }

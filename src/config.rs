@@ -120,6 +120,8 @@ pub struct FileConfig {
     pub rate_limits: Option<crate::limits::RateLimits>,
     /// See [`Config::refusal_window`].
     pub refusal_window: Option<String>,
+    /// See [`Config::bootstrap_token_lifetime`].
+    pub bootstrap_token_lifetime: Option<String>,
     /// See [`Config::metrics_listen`].
     pub metrics_listen: Option<String>,
 }
@@ -335,6 +337,11 @@ pub struct Config {
     /// Identical refusals within this window are one log entry and one summary with their count
     /// (default 1m; `0s` writes every refusal as its own entry).
     pub refusal_window: Duration,
+    /// How long the bootstrap token that the first start writes to `DATA/admin.token` works
+    /// (default 24h): within it, exchange it for a named administrator with `sealpost admin
+    /// claim`; after it, the file is removed and only `sealpost admin recover` (on the server)
+    /// makes a new administrator token.
+    pub bootstrap_token_lifetime: Duration,
     /// Where Prometheus metrics are served at `/metrics` (default none: off); never the public
     /// listener.
     pub metrics_listen: Option<String>,
@@ -378,6 +385,7 @@ impl Default for Config {
             connections: ConnectionLimits::default(),
             rate_limits: crate::limits::RateLimits::default(),
             refusal_window: crate::store::DEFAULT_REFUSAL_WINDOW,
+            bootstrap_token_lifetime: Duration::from_secs(24 * 3600),
             metrics_listen: None,
         }
     }
@@ -452,6 +460,7 @@ impl Config {
             ("notification_retry_max", file.notification_retry_max, &mut c.notification_retry_max),
             ("notification_give_up", file.notification_give_up, &mut c.notification_give_up),
             ("expiry_reminder", file.expiry_reminder, &mut c.expiry_reminder),
+            ("bootstrap_token_lifetime", file.bootstrap_token_lifetime, &mut c.bootstrap_token_lifetime),
         ] {
             if let Some(v) = value {
                 *field = parse_duration(key, &v)?;
@@ -472,6 +481,12 @@ impl Config {
     /// Checks values that only make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.connections.validate()?;
+        if self.bootstrap_token_lifetime < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid {
+                key: "bootstrap_token_lifetime",
+                message: "use at least `1m`: the first administrator needs the time to claim it".to_owned(),
+            });
+        }
         if self.default_expiry > self.max_expiry {
             return Err(ConfigError::Invalid {
                 key: "default_expiry",

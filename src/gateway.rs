@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use rand::RngCore as _;
@@ -100,8 +101,11 @@ pub struct Gateway {
 /// What start-up did that an operator should hear about.
 #[derive(Debug, Default)]
 pub struct Startup {
-    /// Set on first start: where the admin token was written.
-    pub admin_token: Option<PathBuf>,
+    /// Set on first start: where the bootstrap token was written, and when it expires.
+    pub admin_token: Option<(PathBuf, DateTime<Utc>)>,
+    /// Set when `DATA/admin.token` held a token that no longer works (exchanged, revoked or
+    /// expired) and was removed.
+    pub admin_token_removed: bool,
     /// Staged uploads removed (left by a crash).
     pub staged_removed: usize,
     /// Blobs without a transfer removed.
@@ -135,14 +139,18 @@ impl Gateway {
             let token = BearerSecret::generate("sp_");
             let path = dir.join("admin.token");
             write_private(&path, format!("{}\n", token.expose()).as_bytes())?;
-            if store.bootstrap(&token.hash(), clock.now()).await?.is_some() {
-                startup.admin_token = Some(path);
+            let now = clock.now();
+            let expires =
+                now + chrono::TimeDelta::from_std(config.bootstrap_token_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+            if store.bootstrap(&token.hash(), expires, now).await?.is_some() {
+                startup.admin_token = Some((path, expires));
             } else {
                 // Another gateway sharing the database made the administrator first; its token
                 // is in that gateway's data directory, and this one is not a token at all.
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
             }
         }
+        startup.admin_token_removed = retire_admin_token(&store, &dir, clock.now()).await?;
         let store = store.for_gateway(&gateway_id(&dir)?).with_refusal_window(config.refusal_window, clock);
         startup.leases_reset = store.reset_leases(clock.now()).await?;
         startup.staged_removed = blobs.sweep_staging().await?;
@@ -235,6 +243,32 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, StartError> {
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
     move |source| StartError::Io { path: path.to_owned(), source }
+}
+
+/// Removes `DIR/admin.token` when the token in it no longer works (exchanged for a named
+/// administrator, revoked, or past its lifetime), so no dead credential lies about on disk, in
+/// backups or in copies of the directory. True if it was removed. A file whose token still
+/// works is kept; one that is unreadable is left to the operator.
+pub async fn retire_admin_token(store: &Store, dir: &Path, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let path = dir.join("admin.token");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(false);
+    };
+    let token = BearerSecret::from_client(text.trim());
+    if store.authenticate(&token.hash(), now).await?.is_some() {
+        return Ok(false);
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "removed the bootstrap token, which no longer works");
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove the bootstrap token, which no longer works");
+            Ok(false)
+        }
+    }
 }
 
 /// Creates a directory readable by its owner only (if it does not exist).

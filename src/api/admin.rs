@@ -17,7 +17,7 @@ use crate::ids::{BearerSecret, TokenId};
 use crate::model::{OrgKind, Role, UserRef, check_name};
 use crate::wire::ErrorBody;
 use crate::wire::accounts::{
-    IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, TokenQuery, UserList, Whoami,
+    Claim, IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, TokenQuery, UserList, Whoami,
 };
 
 /// The administration routes.
@@ -29,6 +29,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(revoke_user_tokens))
         .routes(routes!(list_tokens, issue_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(claim))
 }
 
 /// Who the token belongs to, and how long this gateway's links live by default.
@@ -141,6 +142,54 @@ async fn add_user(
             token: token.expose().to_owned(),
             token_id: token_id.to_string(),
             expires_at,
+        }),
+    ))
+}
+
+/// Exchange the bootstrap token for a named administrator.
+///
+/// Only with the first start's bootstrap token (`DATA/admin.token`), sent as a bearer token,
+/// once: makes the administrator `user` and its first token (no expiry), and revokes the
+/// bootstrap token, which the gateway then removes from its data directory. The answer is the
+/// only time the new token's secret is shown.
+#[utoipa::path(post, path = "/api/v1/bootstrap/claim", operation_id = "claim_bootstrap", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = Claim,
+    responses(
+        (status = 201, description = "The administrator, with its first token; the bootstrap token no longer works.", body = IssuedToken),
+        (status = 400, description = "`bad_request`: the body is not a `Claim`, or its user or email address is not valid.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no bearer token, or one that does not work.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token is not the bootstrap token (or a page session sent it).", body = ErrorBody),
+        (status = 404, description = "`not_found`: there is no such organisation.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the organisation has a user of that name, or another user has that email address; the bootstrap token still works.", body = ErrorBody),
+    ))]
+async fn claim(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    caller: Caller,
+    ApiJson(req): ApiJson<Claim>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    let bootstrap = super::auth::bearer(&headers).ok_or_else(|| {
+        ApiError::forbidden(
+            "the bootstrap token is exchanged with the token itself: send it as `Authorization: Bearer TOKEN` (sealpost admin claim)",
+        )
+    })?;
+    let user = parse_user(&req.user)?;
+    let email = req.email.as_deref().map(crate::model::normalise_email).transpose()?;
+    let token = BearerSecret::generate("sp_");
+    let now = gw.clock.now();
+    let token_id = gw.store.claim(&bootstrap.hash(), &user, email.as_deref(), &token.hash(), now).await?;
+    // This gateway's copy goes now; the others' at their next heartbeat.
+    let _ = crate::gateway::retire_admin_token(&gw.store, &gw.config.data_dir, now).await;
+    tracing::info!(by = %caller.0.user, %user, "the bootstrap token was exchanged for an administrator");
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedToken {
+            user,
+            role: Some(Role::Admin),
+            token: token.expose().to_owned(),
+            token_id: token_id.to_string(),
+            expires_at: None,
         }),
     ))
 }

@@ -47,20 +47,22 @@ impl FromRequestParts<Arc<Gateway>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, Self::Rejection> {
         // Browser pages call the API with their session cookie instead (spec-web.md).
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
             return from_session(parts, gw).await;
-        };
-        let value = value.to_str().map_err(|_| ApiError::unauthenticated())?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(ApiError::unauthenticated)?;
-        let secret = BearerSecret::from_client(token);
+        }
+        let secret = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
         match gw.store.authenticate(&secret.hash(), gw.clock.now()).await? {
             Some(principal) => Ok(Self(principal)),
             None => Err(ApiError::unauthenticated()),
         }
     }
+}
+
+/// The bearer token of a request's `Authorization` header, if it has one.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<BearerSecret> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    Some(BearerSecret::from_client(token))
 }
 
 /// The header in which page scripts send their session's CSRF token.

@@ -8,7 +8,7 @@ use super::client::Client;
 use super::{ClientArgs, Failure};
 use crate::model::{KeyInfo, UserRef};
 use crate::wire::accounts::{
-    IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, UserList, Whoami,
+    Claim, IssuedToken, NewOrg, NewToken, NewUser, OrgInfo, OrgList, Revoked, TokenList, UserList, Whoami,
 };
 use crate::wire::audit::AuditPage;
 use crate::wire::keys::{KeyRemoved, NewKey, OwnKeys, UserKeys};
@@ -43,6 +43,17 @@ pub(super) enum AdminCommand {
     /// Organisations' webhook endpoints (notifications to their systems).
     #[command(subcommand)]
     Webhook(super::notifications::WebhookCommand),
+    /// Exchange the first start's bootstrap token (given as the token) for your own named
+    /// administrator, and print its token (alone, on stdout). The bootstrap token stops working
+    /// and is removed from the data directory.
+    Claim {
+        /// `ORG/NAME` of the new administrator, such as `sealpost/jane`.
+        user: String,
+        /// Your email address: single sign-on matches the provider's verified `email` claim to
+        /// it, and notifications go to it.
+        #[arg(long)]
+        email: Option<String>,
+    },
 }
 
 /// `sealpost admin key …`
@@ -293,6 +304,15 @@ pub(super) async fn admin(args: &ClientArgs, command: AdminCommand) -> Result<()
             let issued: IssuedToken =
                 client.post("/api/v1/users", NewUser { user, role, token_lifetime, email }).await?;
             println!("{}", issued.token);
+        }
+        AdminCommand::Claim { user, email } => {
+            let issued: IssuedToken = client.post("/api/v1/bootstrap/claim", Claim { user, email }).await?;
+            println!("{}", issued.token);
+            eprintln!(
+                "sealpost: {} is an administrator; the bootstrap token no longer works and the gateway removed \
+                 admin.token: use the token printed above",
+                issued.user
+            );
         }
         AdminCommand::Key(AdminKeyCommand::Add { user, recipient }) => {
             if recipient.trim().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {

@@ -21,6 +21,7 @@ mod monitor;
 mod notifications;
 mod policy;
 mod profile;
+mod recover;
 mod relocation;
 mod send;
 mod serve;

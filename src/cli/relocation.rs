@@ -25,6 +25,9 @@ pub(super) enum DataCommand {
     Restore(RestoreArgs),
     /// Check that the database, the blob store and the log agree (exit 0 consistent, 4 not).
     Check(CheckArgs),
+    /// On the server, when no administrator can sign in: issue an administrator a token that
+    /// expires, and print it alone (recorded as `admin.recovered`).
+    Recover(super::recover::RecoverArgs),
 }
 
 /// `sealpost admin check`.
@@ -82,6 +85,7 @@ pub(super) async fn run(command: DataCommand) -> Result<(), Failure> {
         DataCommand::Backup(args) => backup(args).await,
         DataCommand::Restore(args) => restore(args).await,
         DataCommand::Check(args) => check(args).await,
+        DataCommand::Recover(args) => super::recover::recover(args).await,
     }
 }
 

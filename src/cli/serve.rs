@@ -246,9 +246,17 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
         })?;
     tracing::info!(policies = %gateway.gate.source(), digest = %gateway.gate.digest(), "policies loaded");
     spawn_reload_on_hangup(gateway.clone());
-    if let Some(path) = &startup.admin_token {
-        tracing::info!(path = %path.display(), "first start: wrote the admin API token (mode 0600)");
-        eprintln!("sealpost: the admin API token is in {} (readable by you only)", path.display());
+    if let Some((path, expires)) = &startup.admin_token {
+        tracing::info!(path = %path.display(), %expires, "first start: wrote the bootstrap admin token (mode 0600)");
+        eprintln!(
+            "sealpost: the bootstrap admin token is in {} (readable by you only) and works until {}: exchange it for \
+             your own administrator with `sealpost admin claim ORG/NAME`",
+            path.display(),
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    if startup.admin_token_removed {
+        eprintln!("sealpost: removed the bootstrap token from the data directory: it no longer works");
     }
     if startup.staged_removed + startup.orphans_removed > 0 || startup.leases_reset > 0 {
         tracing::info!(

@@ -116,6 +116,12 @@ async fn heartbeat(gateway: Arc<Gateway>, policy_changed: Arc<tokio::sync::Notif
                 Ok(n) => tracing::warn!(leases = n, "gave back the download leases of a gateway that stopped"),
                 Err(e) => tracing::warn!(error = %e, "could not record this gateway's heartbeat"),
             }
+            match crate::gateway::retire_admin_token(&gateway.store, &gateway.config.data_dir, gateway.clock.now())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not check whether the bootstrap token still works"),
+            }
             next_beat = now + HEARTBEAT;
         }
         if now >= next_policy_poll {

@@ -22,39 +22,6 @@ impl Store {
         Ok(n == 0)
     }
 
-    /// Makes the operator organisation and its administrator with a non-expiring token.
-    /// `None` when another gateway sharing the database got there first (checked with the
-    /// writers' turn held, so exactly one bootstrap happens).
-    pub async fn bootstrap(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<Option<UserRef>, StoreError> {
-        let mut tx = self.write().await?;
-        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
-        if users > 0 {
-            return Ok(None);
-        }
-        let org = OrgId::generate();
-        let user = UserId::generate();
-        let name = UserRef::new(OPERATOR_ORG, BOOTSTRAP_ADMIN)?;
-        sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES ($1, $2, 'operator', $3)")
-            .bind(org.as_str())
-            .bind(OPERATOR_ORG)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO users (id, org_id, name, role, created_at) VALUES ($1, $2, $3, 'admin', $4)")
-            .bind(user.as_str())
-            .bind(org.as_str())
-            .bind(BOOTSTRAP_ADMIN)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-        append(&mut tx, &Event::new(EventKind::OrgCreated).subject(org.as_str()).field("kind", "operator"), now)
-            .await?;
-        append(&mut tx, &Event::new(EventKind::UserCreated).subject(user.as_str()).field("role", "admin"), now).await?;
-        insert_token(&mut tx, None, &user, token, None, now).await?;
-        tx.commit().await?;
-        Ok(Some(name))
-    }
-
     /// Finds the live token with this hash and its user.
     pub async fn authenticate(&self, token: &SecretHash, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
         // Only constant text is formatted in.
@@ -180,9 +147,10 @@ impl Store {
     /// Lists tokens (all, or one user's), newest first.
     pub async fn list_tokens(&self, user: Option<&UserRef>) -> Result<Vec<TokenInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t.id, o.name AS org, u.name, t.created_at, t.expires_at, t.revoked_at, t.kind, \
-                    co.name AS by_org, cu.name AS by_name FROM api_tokens t \
+            "SELECT t.id, o.name AS org, u.name, t.created_at, t.expires_at, t.revoked_at, \
+                    COALESCE(p.purpose, t.kind) AS kind, co.name AS by_org, cu.name AS by_name FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id \
+             LEFT JOIN provisional_tokens p ON p.token_id = t.id \
              LEFT JOIN users cu ON cu.id = t.created_by LEFT JOIN orgs co ON co.id = cu.org_id \
              WHERE ($1 IS NULL OR (o.name = $1 AND u.name = $2)) ORDER BY t.created_at DESC, t.id",
         )
@@ -339,7 +307,7 @@ pub(super) async fn insert_user(
     Ok(id)
 }
 
-async fn insert_token(
+pub(super) async fn insert_token(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     actor: Option<&UserId>,
     user: &UserId,

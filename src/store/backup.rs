@@ -143,7 +143,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("live.db");
         let store = Store::open(&live).await.expect("open");
-        store.bootstrap(&BearerSecret::generate("sp_").hash(), Utc::now()).await.expect("bootstrap").expect("first");
+        store
+            .bootstrap(&BearerSecret::generate("sp_").hash(), Utc::now() + chrono::TimeDelta::days(1), Utc::now())
+            .await
+            .expect("bootstrap")
+            .expect("first");
         let copy = dir.path().join("copy.db");
         snapshot_sqlite(&live, &copy).await.expect("snapshot while the store is open");
         let restored = Store::open(&copy).await.expect("the copy opens");

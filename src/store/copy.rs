@@ -408,7 +408,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let source = Store::open(&dir.path().join("source.db")).await.expect("source");
         let now = Utc::now();
-        source.bootstrap(&BearerSecret::generate("sp_").hash(), now).await.expect("bootstrap").expect("first");
+        source
+            .bootstrap(&BearerSecret::generate("sp_").hash(), now + chrono::TimeDelta::days(1), now)
+            .await
+            .expect("bootstrap")
+            .expect("first");
         let target = Store::open(&dir.path().join("target.db")).await.expect("target");
 
         let copied = source.copy_into(&target).await.expect("copy");

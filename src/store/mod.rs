@@ -24,6 +24,7 @@ mod deliveries;
 mod directory;
 mod disposal;
 mod duties;
+mod first_admin;
 mod gauges;
 mod group;
 mod held;
@@ -59,6 +60,7 @@ pub use consistency::{AuditSpan, CheckedLink, CheckedTransfer};
 pub use copy::CopiedTable;
 pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};
+pub use first_admin::{Recovered, RecoveryWitness};
 pub use gauges::LogLag;
 pub use held::HeldTransfer;
 pub use identity::{PendingSignIn, SIGN_IN_WINDOW, SsoGrant, SsoGranted, SsoRefusal};
@@ -111,6 +113,20 @@ pub enum StoreError {
         "that would leave no administrator able to sign in: make another administrator (or issue one a token) first"
     )]
     LastAdministrator,
+    /// The token presented to `sealpost admin claim` is not a live bootstrap token.
+    #[error(
+        "only the first start's bootstrap token (in DATA/admin.token) is exchanged for an administrator, once: this \
+         token is not it, or it was exchanged already, revoked or has expired"
+    )]
+    NotBootstrap,
+    /// A recovery named a user who is not an administrator.
+    #[error("`{user}` is a {role}, not an administrator: recovery issues administrator tokens only")]
+    NotAdministrator {
+        /// The user.
+        user: UserRef,
+        /// Their role.
+        role: String,
+    },
     /// The key is already registered for this user.
     #[error("that key is already registered for `{0}`")]
     KeyExists(UserRef),
@@ -218,6 +234,8 @@ impl StoreError {
             | Self::RouteExists(..) => ErrorCode::AlreadyExists,
             Self::NotHeld(_) => ErrorCode::NotAwaitingApproval,
             Self::LastAdministrator => ErrorCode::LastAdministrator,
+            Self::NotBootstrap => ErrorCode::Forbidden,
+            Self::NotAdministrator { .. } => ErrorCode::BadRequest,
             Self::UnknownOrg(_)
             | Self::UnknownUser(_)
             | Self::UnknownToken(_)

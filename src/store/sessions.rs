@@ -335,7 +335,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
         let token = BearerSecret::generate("sp_");
-        store.bootstrap(&token.hash(), now).await.expect("bootstrap").expect("first");
+        store.bootstrap(&token.hash(), now + chrono::TimeDelta::days(1), now).await.expect("bootstrap").expect("first");
         (dir, store, token)
     }
 

@@ -367,7 +367,7 @@ mod tests {
         let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
         let now = Utc::now();
         let token = BearerSecret::generate("");
-        store.bootstrap(&token.hash(), now).await.expect("bootstrap").expect("first");
+        store.bootstrap(&token.hash(), now + chrono::TimeDelta::days(1), now).await.expect("bootstrap").expect("first");
         let sender = store.authenticate(&token.hash(), now).await.expect("auth").expect("admin").id;
         // Submitted in one poll, so the committer finds them all queued: one batch, in which the
         // duplicate id fails on its own and the others commit.

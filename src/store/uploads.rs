@@ -268,7 +268,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.sqlite")).await.expect("open");
         let (admin, carol) = (BearerSecret::generate("sp_"), BearerSecret::generate("sp_"));
-        store.bootstrap(&admin.hash(), now).await.expect("bootstrap").expect("first");
+        store.bootstrap(&admin.hash(), now + chrono::TimeDelta::days(1), now).await.expect("bootstrap").expect("first");
         let admin = store.authenticate(&admin.hash(), now).await.expect("authenticate").expect("admin").id;
         let name = UserRef::new("sealpost", "carol").expect("name");
         store.create_user(&admin, &name, Role::Sender, None, &carol.hash(), None, now).await.expect("carol");

@@ -91,6 +91,22 @@ pub struct NewUser {
     pub email: Option<String>,
 }
 
+/// `POST /api/v1/bootstrap/claim`: the named administrator that the first start's bootstrap
+/// token is exchanged for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user": "sealpost/jane", "email": "jane@example.gov.uk"}))]
+pub struct Claim {
+    /// `ORG/NAME` of the new administrator; the organisation must exist (the first start made
+    /// `sealpost`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub user: String,
+    /// The person's email address, so that they can sign in through single sign-on and get
+    /// notifications. Stored lower-cased; unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
 /// A user, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"user": "acme/bob", "role": "sender", "created_at": "2025-03-01T09:30:00Z"}))]
@@ -184,8 +200,9 @@ pub struct TokenInfo {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
-    /// `service` (issued by an administrator, for service accounts and scripts) or `sso`
-    /// (issued to a person's CLI through single sign-on).
+    /// `service` (issued by an administrator, for service accounts and scripts), `sso` (issued
+    /// to a person's CLI through single sign-on), `bootstrap` (the first start's token in
+    /// `DATA/admin.token`) or `recovery` (issued on the server by `sealpost admin recover`).
     #[serde(default = "service_kind")]
     pub kind: String,
     /// Who issued it: the administrator (`service`), or the person themselves (`sso`); absent for

@@ -14,6 +14,7 @@ mod client;
 mod crash;
 mod envelope_interop;
 mod envelope_vectors;
+mod first_admin;
 mod hybrid_vectors;
 mod links;
 mod log;

@@ -39,7 +39,7 @@ async fn people_are_bound_to_users_and_their_sessions_and_tokens_carry_how_they_
     let store = Store::connect(&database_url(dir.path())).await.expect("store");
     let now = Utc::now();
     let admin_token = BearerSecret::generate("sp_");
-    store.bootstrap(&admin_token.hash(), now).await.expect("bootstrap");
+    store.bootstrap(&admin_token.hash(), now + chrono::TimeDelta::days(1), now).await.expect("bootstrap");
     let admin = store.authenticate(&admin_token.hash(), now).await.expect("auth").expect("admin");
     assert_eq!(admin.auth, Authentication::token(), "an administrator's token is a token");
     store.create_org(&admin.id, "hmpps", OrgKind::Agency, now).await.expect("org");

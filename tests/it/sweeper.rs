@@ -47,8 +47,11 @@ impl Fixture {
         let blobs = BlobStore::open(dir.path()).await.expect("blobs open");
         let now = clock.now();
 
-        let admin =
-            store.bootstrap(&BearerSecret::generate("sp_").hash(), now).await.expect("bootstrap").expect("first");
+        let admin = store
+            .bootstrap(&BearerSecret::generate("sp_").hash(), now + chrono::TimeDelta::days(1), now)
+            .await
+            .expect("bootstrap")
+            .expect("first");
         let admin = store.user_id(&admin).await.expect("admin id");
         store.create_org(&admin, "acme", OrgKind::Contractor, now).await.expect("acme");
         store.create_org(&admin, "hmpps", OrgKind::Agency, now).await.expect("hmpps");

@@ -216,6 +216,7 @@ fn every_example_in_the_contract_is_a_value_its_wire_type_accepts() {
     example_round_trips::<OrgInfo>(c);
     example_round_trips::<OrgList>(c);
     example_round_trips::<NewUser>(c);
+    example_round_trips::<Claim>(c);
     example_round_trips::<UserInfo>(c);
     example_round_trips::<UserList>(c);
     example_round_trips::<NewToken>(c);

@@ -489,7 +489,7 @@ pub(crate) fn database_url(data_dir: &Path) -> String {
     if postgres_pass() { database_for(data_dir) } else { sealpost::store::sqlite_url(&data_dir.join("sealpost.db")) }
 }
 
-fn database_for(data_dir: &Path) -> String {
+pub(crate) fn database_for(data_dir: &Path) -> String {
     static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
     let mut known = DATABASES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((_, url)) = known.iter().find(|(dir, _)| dir == data_dir) {
