@@ -26,7 +26,10 @@ pub enum EventKind {
     UploadAccepted,
     /// A bundle was refused (the code says why).
     UploadRefused,
-    /// The sender broke off before the body ended; nothing was kept.
+    /// The sender broke off before the body ended, or the shutdown cut it (code
+    /// `server_shutdown`); nothing was kept. For a resumable upload (`resumable true`, and its
+    /// transfer id) every byte that arrived is kept and it resumes from `size`; a terminated
+    /// one has code `terminated`.
     UploadAborted,
     /// A one-time link was made for one recipient.
     LinkIssued,

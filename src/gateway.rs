@@ -94,6 +94,9 @@ pub struct Gateway {
     pub mailer: Option<crate::notify::Mailer>,
     /// Rate limits per client address and per token (`limits`).
     pub limits: crate::limits::Limits,
+    /// Set once the shutdown began: requests cut from then on are recorded as cut by it
+    /// (`server_shutdown`), not as a client that went away.
+    stopping: std::sync::atomic::AtomicBool,
     /// The data directory, held shared for as long as the gateway runs.
     _running: DataDirLock,
 }
@@ -187,9 +190,26 @@ impl Gateway {
             link_changes: tokio::sync::watch::Sender::new(0),
             limits,
             mailer,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             _running: running,
         };
         Ok((Arc::new(gateway), startup))
+    }
+
+    /// Marks the shutdown as begun (see [`Gateway::is_stopping`]).
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once the shutdown began.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Why a request that ended early ended, for its audit entry: `server_shutdown` once the
+    /// shutdown began, else `client_disconnected`.
+    pub fn broken_off_code(&self) -> &'static str {
+        if self.is_stopping() { "server_shutdown" } else { "client_disconnected" }
     }
 }
 

@@ -299,10 +299,11 @@ impl Drop for LeaseGuard {
         if let Some(lease) = self.lease.take() {
             let gw = self.gw.clone();
             let sent = self.sent;
-            // The client went away mid-stream: give the link back so it can try again.
+            // The client went away mid-stream, or the shutdown cut it: give the link back so
+            // it can try again.
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle
-                    .spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff("client_disconnected"), sent).await });
+                let code = gw.broken_off_code();
+                handle.spawn(async move { finish(&gw, &lease, LeaseEnd::BrokenOff(code), sent).await });
             }
         }
     }

@@ -9,13 +9,13 @@ use serde_json::json;
 
 use super::{Checked, LifecycleError, signing};
 use crate::audit::{Event, EventKind};
-use crate::blobs::{BlobError, BlobStore, StagedBlob};
+use crate::blobs::{BlobStore, StagedBlob};
 use crate::gateway::Gateway;
 use crate::ids::{BearerSecret, LinkId, TransferId, UserId};
 use crate::intake::{self, Inspected, ReceiveError};
 use crate::model::Principal;
 use crate::policy::PolicyGate;
-use crate::store::{NewLink, NewTransfer, StoreError};
+use crate::store::{NewLink, NewTransfer};
 use crate::wire::TransferStatus;
 use crate::wire::transfers::{LinkAnswer, UploadAnswer};
 
@@ -43,7 +43,7 @@ where
     let id = TransferId::generate();
     let staged = match gw.blobs.stage(&id).await {
         Ok(staged) => staged,
-        Err(e) => return Err(storage_fault(gw, &caller.id, e.into(), 0).await),
+        Err(e) => return Err(storage_fault(gw, &caller.id, None, e.into(), 0).await),
     };
     match intake::receive(body, staged, &checked.addressees(), &gw.rules).await {
         Ok((staged, inspected)) => commit(gw, id, checked, staged, inspected).await,
@@ -53,31 +53,38 @@ where
             Err(refused)
         }
         Err((ReceiveError::Aborted, size)) => {
-            let event = Event::new(EventKind::UploadAborted).actor(&caller.id).field("size", size);
+            let mut event = Event::new(EventKind::UploadAborted).actor(&caller.id);
+            if gw.is_stopping() {
+                event = event.code("server_shutdown");
+            }
+            let event = event.field("size", size);
             gw.store.record(&event, gw.clock.now()).await?;
             Err(LifecycleError::Aborted)
         }
-        Err((ReceiveError::Blob(e), size)) => Err(storage_fault(gw, &caller.id, e.into(), size).await),
+        Err((ReceiveError::Blob(e), size)) => Err(storage_fault(gw, &caller.id, None, e.into(), size).await),
     }
 }
 
 /// Records an upload lost to a storage fault (no space: 507; a directory or the database that
 /// cannot be written now: 503) as `upload.refused` with that code and `reason storage`, where
 /// the database can still take the event (best effort: the fault may be the database's own).
-/// Other failures pass through unrecorded; answers `e`.
-pub(super) async fn storage_fault(gw: &Gateway, sender: &UserId, e: LifecycleError, size: u64) -> LifecycleError {
-    let fault = matches!(
-        e,
-        LifecycleError::Blob(BlobError::Full | BlobError::Unwritable(_))
-            | LifecycleError::Store(StoreError::Full | StoreError::Unavailable(_))
-    );
-    if fault {
+/// For a resumable upload (`upload`), the entry names it, and `size` is the durable offset it
+/// resumes from once the fault is gone. Other failures pass through unrecorded; answers `e`.
+pub(super) async fn storage_fault(
+    gw: &Gateway,
+    sender: &UserId,
+    upload: Option<&TransferId>,
+    e: LifecycleError,
+    size: u64,
+) -> LifecycleError {
+    if e.is_storage_fault() {
         let code = e.code();
-        let event = Event::new(EventKind::UploadRefused)
-            .actor(sender)
-            .code(code.as_str())
-            .field("reason", "storage")
-            .field("size", size);
+        let mut event =
+            Event::new(EventKind::UploadRefused).actor(sender).code(code.as_str()).field("reason", "storage");
+        if let Some(upload) = upload {
+            event = event.transfer(upload).field("resumable", "true");
+        }
+        event = event.field("size", size);
         if let Err(record) = gw.store.record(&event, gw.clock.now()).await {
             tracing::warn!(error = %record, "could not record an upload lost to a storage fault");
         }
@@ -126,7 +133,7 @@ pub(super) async fn commit(
         gw.clock.now(),
     );
     if let Err(e) = gw.blobs.commit(staged, &object_key).await {
-        return Err(storage_fault(gw, approval.sender(), e.into(), inspected.size()).await);
+        return Err(storage_fault(gw, approval.sender(), None, e.into(), inspected.size()).await);
     }
     let accepted_idx = match gw
         .store
@@ -139,7 +146,7 @@ pub(super) async fn commit(
             if let Err(blob) = gw.blobs.delete(&object_key).await {
                 tracing::error!(error = %blob, transfer = %id, "could not delete an uncommitted blob; start-up will sweep it");
             }
-            return Err(storage_fault(gw, approval.sender(), e.into(), inspected.size()).await);
+            return Err(storage_fault(gw, approval.sender(), None, e.into(), inspected.size()).await);
         }
     };
     tracing::info!(transfer = %id, size = inspected.size(), recipients = recipients.len(), signed = is_signed, "upload accepted");

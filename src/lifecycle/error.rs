@@ -149,6 +149,16 @@ fn link_message(r: RedeemRefusal) -> &'static str {
 }
 
 impl LifecycleError {
+    /// True for a write lost to storage: no space (507), or a directory or the database that
+    /// cannot be written now (503).
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Blob(BlobError::Full | BlobError::Unwritable(_))
+                | Self::Store(StoreError::Full | StoreError::Unavailable(_))
+        )
+    }
+
     /// The stable wire code (which fixes the HTTP status).
     pub fn code(&self) -> ErrorCode {
         match self {

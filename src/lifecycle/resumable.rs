@@ -234,7 +234,9 @@ pub async fn create_upload(
         manifest: checked.signed.as_ref().map(SignedUpload::stored),
     };
     let event = Event::new(EventKind::UploadStarted).actor(&caller.id).transfer(&row.id).field("length", length);
-    gw.store.create_upload(&row, &event, now).await?;
+    if let Err(e) = gw.store.create_upload(&row, &event, now).await {
+        return Err(super::commit::storage_fault(gw, &caller.id, None, e.into(), 0).await);
+    }
     Ok(NewUpload { id: row.id })
 }
 
@@ -344,11 +346,32 @@ where
             return Err(e);
         }
     };
-    let (id, claim) = (row.id.clone(), busy.claim.clone());
+    let (id, claim, sender) = (row.id.clone(), busy.claim.clone(), caller.id.clone());
     let appended = tokio::spawn(append(gw.clone(), busy, caller, row, body))
         .await
         .map_err(|e| LifecycleError::Blob(crate::blobs::BlobError::Io(std::io::Error::other(e))))
         .and_then(|appended| appended);
+    let appended = match appended {
+        Err(LifecycleError::BrokenOff { received }) => {
+            // Every byte that arrived is durable and the upload resumes from it; the entry says
+            // where, and whether the shutdown cut the request.
+            let mut event = Event::new(EventKind::UploadAborted).actor(&sender).transfer(&id);
+            if gw.is_stopping() {
+                event = event.code("server_shutdown");
+            }
+            let event = event.field("resumable", "true").field("size", received);
+            if let Err(e) = gw.store.record(&event, gw.clock.now()).await {
+                tracing::warn!(error = %e, upload = %id, "could not record a resumable upload's request that broke off");
+            }
+            Err(LifecycleError::BrokenOff { received })
+        }
+        Err(e) if e.is_storage_fault() => {
+            // What is durable stays, and the upload resumes from there once the fault is gone.
+            let held = gw.store.upload(&id).await.ok().flatten().map_or(offset, |row| row.received);
+            Err(super::commit::storage_fault(&gw, &sender, Some(&id), e, held).await)
+        }
+        other => other,
+    };
     // Give the claim back before answering, whatever the answer, so the client's next request
     // may go to any gateway at once, even if this one dies right after (the drop's release is
     // the fallback).

@@ -48,11 +48,13 @@ pub async fn run(
     let baseline = Arc::strong_count(&gateway);
     let app = crate::api::router(gateway.clone());
     let stop_serving = stop.clone();
+    let stopping = gateway.clone();
     let cut = connections::serve(listener, app, &gateway.config.connections, async move {
         tokio::select! {
             () = shutdown => {}
             () = stop_serving.cancelled() => {}
         }
+        stopping.begin_stopping();
     })
     .await;
     settle(&gateway, baseline).await;

@@ -331,7 +331,15 @@ async fn end_lease_in(
                 Event::new(EventKind::DownloadCompleted).field("size", lease.size).field("digest", &lease.digest);
             (changed, event, Ended::AsAsked)
         }
-        LeaseEnd::BrokenOff(reason) => (release(tx, lease).await?, failed(reason), Ended::AsAsked),
+        LeaseEnd::BrokenOff(reason) => {
+            let released = release(tx, lease).await?;
+            if released.rows_affected() == 0 && given_back(tx, lease).await? {
+                // A shutdown, restart or lost gateway gave the lease back and recorded its end
+                // already: one download, one entry.
+                return Ok(Ended::AsAsked);
+            }
+            (released, failed(reason), Ended::AsAsked)
+        }
         LeaseEnd::Released { first, last } => {
             let event = Event::new(EventKind::DownloadPartial)
                 .field("range", format!("{first}-{last}"))
@@ -416,6 +424,18 @@ impl Store {
 }
 
 /// Gives a leased link back (`issued`, no lease), unless a recall or a newer lease got there first.
+/// True when the link of `lease` was given back (usable again, or leased anew by another
+/// download) rather than taken away (revoked, expired, recalled).
+async fn given_back(tx: &mut Tx, lease: &Lease) -> Result<bool, StoreError> {
+    let state: Option<String> = sqlx::query_scalar(
+        "SELECT l.state FROM links l JOIN transfers t ON t.id = l.transfer_id WHERE l.id = $1 AND t.recalled_at IS NULL",
+    )
+    .bind(lease.link.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(matches!(state.as_deref(), Some("issued" | "leased")))
+}
+
 async fn release(tx: &mut Tx, lease: &Lease) -> Result<sqlx::any::AnyQueryResult, StoreError> {
     Ok(sqlx::query(
         "UPDATE links SET state = 'issued', lease_id = NULL, lease_gateway = NULL \

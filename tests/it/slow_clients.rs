@@ -391,6 +391,28 @@ async fn shutdown_ends_within_its_bound_and_records_what_it_cut() {
     );
     stalled_upload.write_all(head.as_bytes()).await.unwrap();
     stalled_upload.write_all(&other[..64 << 10]).await.unwrap();
+    // A resumable upload whose PATCH stalls mid-body.
+    let to = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "hmpps/alice");
+    let created = server
+        .http()
+        .post(format!("{}/api/v1/uploads", server.url))
+        .bearer_auth(&bob)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", other.len().to_string())
+        .header("Upload-Metadata", format!("to {to}"))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let mut stalled_patch = connect(&server).await;
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: sealpost.test\r\nAuthorization: Bearer {bob}\r\nTus-Resumable: 1.0.0\r\n\
+         Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+        other.len()
+    );
+    stalled_patch.write_all(head.as_bytes()).await.unwrap();
+    stalled_patch.write_all(&other[..32 << 10]).await.unwrap();
     let mut stalled_download = connect(&server).await;
     let body = json!({"token": common::link_token(&link)}).to_string();
     let head = format!(
@@ -414,11 +436,33 @@ async fn shutdown_ends_within_its_bound_and_records_what_it_cut() {
     // The cut upload answered 503 (it was still reading): an answer, not a reset.
     read_answer(&mut stalled_upload, Duration::from_secs(5)).await.assert_error(503, "service_unavailable");
 
+    read_answer(&mut stalled_patch, Duration::from_secs(5)).await.assert_error(503, "service_unavailable");
+
     let server = TestServer::start_in(&data_dir, adjust).await;
     let events = server.events().await;
-    assert!(events.iter().any(|e| e == "upload.aborted"), "the cut upload is not recorded: {events:?}");
-    assert!(events.iter().any(|e| e == "download.failed"), "the cut download is not recorded: {events:?}");
     assert!(!events.iter().any(|e| e == "download.completed"), "{events:?}");
+    // Each cut is recorded as the shutdown's, not as a client that went away.
+    let aborted = server.entries("upload.aborted").await;
+    let (resumable, one_shot): (Vec<&String>, Vec<&String>) =
+        aborted.iter().partition(|e| e.contains("\nresumable true\n"));
+    assert_eq!(one_shot.len(), 1, "the cut upload is recorded once: {aborted:?}");
+    assert!(one_shot[0].contains("\ncode server_shutdown\n"), "{}", one_shot[0]);
+    assert_eq!(resumable.len(), 1, "the cut resumable request is recorded: {aborted:?}");
+    assert!(resumable[0].contains("\ncode server_shutdown\n"), "{}", resumable[0]);
+    let failed = server.entries("download.failed").await;
+    assert_eq!(failed.len(), 1, "the cut download is recorded once: {failed:?}");
+    assert!(failed[0].contains("\ncode server_shutdown\n"), "{}", failed[0]);
+    // The resumable upload kept what arrived: it resumes from the recorded size.
+    let held: u64 = resumable[0].lines().find_map(|l| l.strip_prefix("size ")).unwrap().parse().unwrap();
+    let r = server
+        .http()
+        .head(format!("{}{location}", server.url))
+        .bearer_auth(&bob)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.headers()["upload-offset"].to_str().unwrap(), held.to_string());
     // The link was given back: it still delivers the whole bundle.
     let (status, got) = server.redeem(&alice, &link).await;
     assert_eq!(status, 200);

@@ -240,6 +240,10 @@ async fn a_data_directory_remounted_read_only_is_a_503_and_writable_again_works_
         let (status, _, body) = db_write(&server, &format!("ro{i}")).await;
         assert_eq!(status, 201, "the database is not on the read-only disk: {body}");
     }
+    // A resumable upload is created (a row in the database) and meets the read-only disk at
+    // its first bytes: answered and audited like a one-shot upload, naming the upload.
+    let (status, retry, body) = tus_upload(&server, &bob, &bundle).await;
+    assert_storage_answer(status, retry.as_ref(), &body);
     run("umount", &[&d]);
     for i in 0..20 {
         let (status, _, body) = upload(&server, &bob, bundle.clone()).await;
@@ -251,7 +255,10 @@ async fn a_data_directory_remounted_read_only_is_a_503_and_writable_again_works_
     assert_eq!(files(&data.join("blobs")).len(), 21, "only the accepted bundles are kept");
     let refused = server.entries("upload.refused").await;
     let lost = refused.iter().filter(|e| e.contains("code service_unavailable") && e.contains("reason storage"));
-    assert_eq!(lost.count(), 3, "each refusal is audited: {refused:?}");
+    let (resumable, one_shot): (Vec<&String>, Vec<&String>) = lost.partition(|e| e.contains("\nresumable true\n"));
+    assert_eq!(one_shot.len(), 3, "each refusal is audited: {refused:?}");
+    assert_eq!(resumable.len(), 1, "the resumable upload's too: {refused:?}");
+    assert!(resumable[0].contains("\ntransfer ") && resumable[0].contains("\nsize 0\n"), "{}", resumable[0]);
     server.stop().await;
 }
 
