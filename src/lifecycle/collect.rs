@@ -35,7 +35,7 @@ use crate::store::{Cut, Ended, Lease, LeaseEnd, RedeemRefusal};
 /// How far into a bundle the gateway looks for the end of its age header (the header itself is
 /// bounded by the upload rules; armour adds a third): a bundle whose header does not end within
 /// it cannot be looked at before the link is used up.
-const CLOSED_RANGE_WINDOW: u64 = 4 << 20;
+const HEADER_SEARCH_LIMIT: u64 = 4 << 20;
 
 /// How often a running download looks whether its link still stands (recalled, revoked or
 /// expired through another gateway or the clock).
@@ -234,13 +234,13 @@ async fn stored_header(gw: &Gateway, key: &str) -> Result<Bytes, LifecycleError>
             prefix.truncate(end);
             return Ok(prefix.freeze());
         }
-        if prefix.len() as u64 >= CLOSED_RANGE_WINDOW {
+        if prefix.len() as u64 >= HEADER_SEARCH_LIMIT {
             break;
         }
     }
     Err(LifecycleError::Blob(BlobError::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
-        format!("the stored bundle `{key}` has no complete age header in its first {CLOSED_RANGE_WINDOW} bytes"),
+        format!("the stored bundle `{key}` has no complete age header in its first {HEADER_SEARCH_LIMIT} bytes"),
     ))))
 }
 
