@@ -141,6 +141,8 @@ pub struct ConnectionsFile {
     pub max: Option<usize>,
     /// See [`ConnectionLimits::max_per_address`].
     pub max_per_address: Option<usize>,
+    /// See [`ConnectionLimits::trusted_proxies`].
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// How long clients may take and how many connections they may hold: what keeps slow and idle
@@ -161,9 +163,38 @@ pub struct ConnectionLimits {
     /// process's open-file limit leaves no room for three descriptors per connection and 64
     /// spare).
     pub max: Option<usize>,
-    /// Concurrent connections from one client address at most (default 256; behind a reverse
-    /// proxy every client has the proxy's address, so raise it there).
+    /// Concurrent connections from one client address at most (default 256). A trusted proxy
+    /// is not held to it: its connections carry many clients.
     pub max_per_address: usize,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client: for a
+    /// request from one of them, the client is the rightmost address in the header that is not
+    /// itself a trusted proxy, and rate limits count that address (default none: the header is
+    /// ignored, so a client cannot choose its address by sending one).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ConnectionLimits {
+    /// True when `address` is one of the trusted proxies.
+    pub fn is_trusted_proxy(&self, address: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&address))
+    }
+}
+
+/// Parses trusted proxies: addresses (`10.0.0.5`, `::1`) or networks (`10.0.0.0/8`).
+pub fn parse_proxies<S: AsRef<str>>(key: &'static str, items: &[S]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .iter()
+        .map(|item| {
+            let item = item.as_ref().trim();
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| ConfigError::Invalid {
+                    key,
+                    message: format!("`{item}` is not an IP address or a network such as `10.0.0.0/8`"),
+                })
+        })
+        .collect()
 }
 
 impl Default for ConnectionLimits {
@@ -174,6 +205,7 @@ impl Default for ConnectionLimits {
             shutdown_timeout: Duration::from_secs(30),
             max: None,
             max_per_address: 256,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -205,6 +237,9 @@ impl ConnectionLimits {
         }
         if let Some(v) = file.max_per_address {
             self.max_per_address = v;
+        }
+        if let Some(v) = file.trusted_proxies {
+            self.trusted_proxies = parse_proxies("connections.trusted_proxies", &v)?;
         }
         Ok(())
     }

@@ -97,6 +97,10 @@ pub(super) struct ServeArgs {
     /// Concurrent connections from one client address at most (default 256).
     #[arg(long, env = "SEALPOST_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client, comma-separated addresses or
+    /// networks such as `10.0.0.0/8` (default: none, the header is ignored).
+    #[arg(long, env = "SEALPOST_TRUSTED_PROXIES", value_name = "ADDRESSES")]
+    trusted_proxies: Option<String>,
     /// Serve Prometheus metrics at `/metrics` on this address, a listener of its own (default:
     /// off). Keep it private: it is never the public port.
     #[arg(long, env = "SEALPOST_METRICS_LISTEN")]
@@ -192,6 +196,11 @@ fn resolve(args: &ServeArgs) -> Result<Config, Failure> {
     }
     if let Some(v) = args.max_connections_per_address {
         config.connections.max_per_address = v;
+    }
+    if let Some(v) = &args.trusted_proxies {
+        let items: Vec<&str> = v.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
+        config.connections.trusted_proxies =
+            crate::config::parse_proxies("SEALPOST_TRUSTED_PROXIES", &items).map_err(|e| config_failure(&e))?;
     }
     if let Some(v) = &args.metrics_listen {
         config.metrics_listen = Some(v.clone());

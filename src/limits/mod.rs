@@ -204,9 +204,13 @@ impl Limits {
     }
 }
 
-/// The client's address: the peer of the connection (`ConnectInfo`), or the unspecified address
-/// when the server was started without it (every client then shares one address's quota).
+/// The client's address: the one a trusted proxy named, else the peer of the connection
+/// (`ConnectInfo`), or the unspecified address when the server was started without either
+/// (every client then shares one address's quota).
 pub fn client_address(req: &Request) -> IpAddr {
+    if let Some(crate::server::ClientAddress(client)) = req.extensions().get() {
+        return *client;
+    }
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())

@@ -56,6 +56,8 @@ const CUT_GRACE: Duration = Duration::from_secs(2);
 pub(super) struct Slots {
     max: usize,
     per_address: usize,
+    /// Not held to `per_address`: a proxy's connections carry many clients.
+    proxies: Vec<ipnet::IpNet>,
     taken: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
@@ -74,8 +76,8 @@ enum Full {
 }
 
 impl Slots {
-    fn new(max: usize, per_address: usize) -> Arc<Self> {
-        Arc::new(Self { max, per_address, taken: Mutex::new((0, HashMap::new())) })
+    fn new(max: usize, per_address: usize, proxies: Vec<ipnet::IpNet>) -> Arc<Self> {
+        Arc::new(Self { max, per_address, proxies, taken: Mutex::new((0, HashMap::new())) })
     }
 
     fn take(self: &Arc<Self>, address: IpAddr) -> Result<Permit, Full> {
@@ -85,7 +87,7 @@ impl Slots {
             return Err(Full::Overall);
         }
         let count = by_address.entry(address).or_insert(0);
-        if *count >= self.per_address {
+        if *count >= self.per_address && !self.proxies.iter().any(|p| p.contains(&address)) {
             return Err(Full::Address);
         }
         *count += 1;
@@ -119,6 +121,8 @@ pub(super) fn open_file_limit() -> Option<u64> {
 #[derive(Debug)]
 struct Settings {
     app: Router,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: Vec<ipnet::IpNet>,
     header_timeout: Duration,
     body_idle_timeout: Duration,
     cut: CancellationToken,
@@ -134,11 +138,12 @@ pub(super) async fn serve(
 ) -> usize {
     let max = limits.max_connections(open_file_limit());
     tracing::info!(max_connections = max, max_per_address = limits.max_per_address, "connection caps");
-    let slots = Slots::new(max, limits.max_per_address);
+    let slots = Slots::new(max, limits.max_per_address, limits.trusted_proxies.clone());
     let graceful = CancellationToken::new();
     let cut = CancellationToken::new();
     let settings = Arc::new(Settings {
         app,
+        trusted_proxies: limits.trusted_proxies.clone(),
         header_timeout: limits.header_timeout,
         body_idle_timeout: limits.body_idle_timeout,
         cut: cut.clone(),
@@ -275,8 +280,11 @@ async fn connection(
         .max_headers(MAX_HEADERS);
     let served = settings.clone();
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        // The client's address, for handlers and layers that ask (`ConnectInfo<SocketAddr>`).
+        // The client's address, for handlers and layers that ask (`ConnectInfo<SocketAddr>`),
+        // and who the client is when the peer is a trusted proxy.
+        let client = super::forwarded::client(peer.ip(), request.headers(), &served.trusted_proxies);
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(super::forwarded::ClientAddress(client));
         handle(served.clone(), request)
     });
     let conn = builder.serve_connection(io, service);
@@ -332,7 +340,7 @@ mod tests {
 
     #[test]
     fn slots_cap_overall_and_per_address_and_come_back() {
-        let slots = Slots::new(3, 2);
+        let slots = Slots::new(3, 2, vec!["10.9.0.0/16".parse().expect("net")]);
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         let b: IpAddr = "192.0.2.2".parse().expect("ip");
         let a1 = slots.take(a).expect("first");
@@ -342,6 +350,18 @@ mod tests {
         assert_eq!(slots.take(b).err(), Some(Full::Overall));
         drop(a1);
         assert!(slots.take(b).is_ok(), "a slot given back is free again");
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_to_the_overall_cap_only() {
+        let slots = Slots::new(4, 1, vec!["10.9.0.0/16".parse().expect("net")]);
+        let proxy: IpAddr = "10.9.0.7".parse().expect("ip");
+        let held: Vec<Permit> = (0..4).map(|_| slots.take(proxy).expect("a proxy takes more than one")).collect();
+        assert_eq!(slots.take(proxy).err(), Some(Full::Overall));
+        drop(held);
+        let other: IpAddr = "10.10.0.7".parse().expect("ip");
+        let _one = slots.take(other).expect("first");
+        assert_eq!(slots.take(other).err(), Some(Full::Address), "outside the trusted network");
     }
 
     #[test]

@@ -16,7 +16,10 @@ use crate::gateway::Gateway;
 mod answers;
 mod body;
 mod connections;
+mod forwarded;
 mod guard;
+
+pub use forwarded::ClientAddress;
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then stops accepting, lets
 /// running requests finish within the configured bound (cutting, and recording, what is still

@@ -106,6 +106,41 @@ async fn sign_in_pages_answer_a_page_with_429() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota_and_nobody_else_can_claim_one() {
+    let sign_in = |server: &TestServer, forwarded: &str| {
+        server
+            .http()
+            .post(format!("{}/sign-in", server.url))
+            .header("accept", "text/html")
+            .header("x-forwarded-for", forwarded)
+            .form(&[("csrf", "x"), ("token", "sp_nothing")])
+    };
+    // The tests' client is the proxy here (127.0.0.1).
+    let proxied = TestServer::start_with(|c| {
+        c.rate_limits.sign_in = Rate::new(1, 2);
+        c.connections.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(sign_in(&proxied, "203.0.113.9").send().await.unwrap().status().as_u16(), 422);
+    }
+    assert_eq!(sign_in(&proxied, "203.0.113.9").send().await.unwrap().status().as_u16(), 429);
+    // Another client behind the same proxy is not held to the first one's quota, and what a
+    // client writes to the left of the proxy's entry does not move it to a fresh quota.
+    assert_eq!(sign_in(&proxied, "198.51.100.7").send().await.unwrap().status().as_u16(), 422);
+    assert_eq!(sign_in(&proxied, "192.0.2.1, 203.0.113.9").send().await.unwrap().status().as_u16(), 429);
+    proxied.stop().await;
+
+    // Without trusted proxies the header is the client's own say and changes nothing.
+    let direct = TestServer::start_with(|c| c.rate_limits.sign_in = Rate::new(1, 2)).await;
+    for forwarded in ["203.0.113.9", "198.51.100.7"] {
+        assert_eq!(sign_in(&direct, forwarded).send().await.unwrap().status().as_u16(), 422);
+    }
+    assert_eq!(sign_in(&direct, "192.0.2.55").send().await.unwrap().status().as_u16(), 429);
+    direct.stop().await;
+}
+
+#[tokio::test]
 async fn limits_can_be_turned_off() {
     let server = TestServer::start_with(|c| {
         c.rate_limits.device_poll = Rate::new(1, 1);
