@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::Value;
 
-use crate::common::deployment::{Served, admin_token, printed, sealpost};
+use crate::common::deployment::{Served, admin_token, fresh_deployment, printed, sealpost};
 use crate::common::{self, TestServer, encrypt, link_token, noise, parties};
 
 /// `sealpost admin check` on the deployment in `data_dir` (its database in the pass's place).
@@ -292,11 +292,8 @@ async fn a_gateway_killed_at_random_moments_of_a_mixed_workload_comes_back_consi
     let seed: u64 = std::env::var("SEALPOST_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("crash test seed {seed} (set SEALPOST_CRASH_SEED={seed} to repeat it)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("data dir");
-    let database = common::database_url(&data);
-    let more: Vec<&str> = if common::postgres_pass() { vec!["--database-url", &database] } else { vec![] };
+    let (_dir, data, storage) = fresh_deployment();
+    let more: Vec<&str> = storage.iter().map(String::as_str).collect();
     let first = Served::start(&data, &more, &[]);
     let admin = admin_token(&data);
     let (bob, alice, identity) = first.parties(&admin).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::deployment::{Served, admin_token, printed, sealpost};
+use crate::common::deployment::{Served, admin_token, fresh_deployment, printed, sealpost};
 use crate::common::{self, TestServer, code};
 
 #[tokio::test]
@@ -67,11 +67,8 @@ async fn the_bootstrap_token_is_exchanged_once_for_a_named_administrator_and_lea
 
 #[tokio::test]
 async fn sealpost_admin_claim_prints_the_new_token_and_the_file_is_gone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("data dir");
-    let database = common::database_url(&data);
-    let more: Vec<&str> = if common::postgres_pass() { vec!["--database-url", &database] } else { vec![] };
+    let (_dir, data, storage) = fresh_deployment();
+    let more: Vec<&str> = storage.iter().map(String::as_str).collect();
     let served = Served::start(&data, &more, &[]);
     let bootstrap = admin_token(&data);
     let env = |token: &str| {
@@ -130,11 +127,8 @@ async fn an_unclaimed_bootstrap_token_expires_and_its_file_is_removed() {
 
 #[tokio::test]
 async fn admin_recover_on_the_server_issues_an_expiring_administrator_token_and_is_logged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("data dir");
-    let database = common::database_url(&data);
-    let storage: Vec<&str> = if common::postgres_pass() { vec!["--database-url", &database] } else { vec![] };
+    let (_dir, data, storage) = fresh_deployment();
+    let storage: Vec<&str> = storage.iter().map(String::as_str).collect();
     let served = Served::start(&data, &storage, &[]);
     let bootstrap = admin_token(&data);
     let (_bob, _alice, _identity) = served.parties(&bootstrap).await;

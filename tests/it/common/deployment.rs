@@ -3,7 +3,7 @@
 //! manager stops them, the `sealpost` commands run beside them, and the HTTP calls a sender and
 //! a recipient make.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,18 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{keypair, link_token, require_tool, serve_process, status_json};
+
+/// A fresh deployment for `sealpost serve` processes: its temporary directory (kept alive by the
+/// caller), the data directory in it, and the storage arguments every command on it takes
+/// (`--database-url` and a database of its own on the PostgreSQL pass, none otherwise).
+pub(crate) fn fresh_deployment() -> (tempfile::TempDir, PathBuf, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    let storage =
+        if super::postgres_pass() { vec!["--database-url".to_owned(), super::database_url(&data)] } else { vec![] };
+    (dir, data, storage)
+}
 
 /// One `sealpost serve` process; killed when dropped, if still running.
 pub(crate) struct Served {
