@@ -195,18 +195,17 @@ impl Store {
         })
     }
 
-    /// Records that `recipient`'s delivery report on `transfer` was refused, and why (`code`).
+    /// Records that `recipient`'s delivery report on `transfer` was refused, and why (`code`):
+    /// aggregated like every refusal a client can repeat at will (the same report refused again
+    /// within the window is counted, not logged again).
     pub async fn refuse_delivery(
         &self,
         transfer: &TransferId,
         recipient: &UserId,
         code: &str,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.write().await?;
+    ) -> Result<(), StoreError> {
         let event = Event::new(EventKind::DeliveryRefused).actor(recipient).transfer(transfer).code(code);
-        let idx = append(&mut tx, &event, now).await?;
-        tx.commit().await?;
-        Ok(idx)
+        self.record_refusal(&event, now).await
     }
 }
