@@ -178,7 +178,8 @@ async fn claim(
     let email = req.email.as_deref().map(crate::model::normalise_email).transpose()?;
     let token = BearerSecret::generate("sp_");
     let now = gw.clock.now();
-    let token_id = gw.store.claim(&bootstrap.hash(), &user, email.as_deref(), &token.hash(), now).await?;
+    let presented = crate::store::Presented::Token(&bootstrap.hash());
+    let token_id = gw.store.claim(presented, &user, email.as_deref(), &token.hash(), now).await?;
     // This gateway's copy goes now; the others' at their next heartbeat.
     let _ = crate::gateway::retire_admin_token(&gw.store, &gw.config.data_dir, now).await;
     tracing::info!(by = %caller.0.user, %user, "the bootstrap token was exchanged for an administrator");

@@ -69,28 +69,20 @@ impl Store {
         Ok(Some(name))
     }
 
-    /// Exchanges the live bootstrap token with hash `bootstrap` for the named administrator
+    /// Exchanges the live bootstrap token that `bootstrap` presents for the named administrator
     /// `user` (made now, with `email` if given) and its first token `token` (no expiry), and
     /// revokes the bootstrap token, all at once. Refused with [`StoreError::NotBootstrap`] for
     /// any other token, and for a bootstrap token that was exchanged, revoked or has expired.
     pub async fn claim(
         &self,
-        bootstrap: &SecretHash,
+        bootstrap: Presented<'_>,
         user: &UserRef,
         email: Option<&str>,
         token: &SecretHash,
         now: DateTime<Utc>,
     ) -> Result<TokenId, StoreError> {
         let mut tx = self.write().await?;
-        let found: Option<(String, String)> = sqlx::query_as(
-            "SELECT t.id, t.user_id FROM api_tokens t JOIN provisional_tokens p ON p.token_id = t.id \
-             WHERE t.token_hash = $1 AND p.purpose = 'bootstrap' AND t.revoked_at IS NULL \
-             AND (t.expires_at IS NULL OR t.expires_at > $2)",
-        )
-        .bind(&bootstrap.0[..])
-        .bind(ms(now))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let found = live_bootstrap(&mut tx, bootstrap, now).await?;
         let (old, actor) = found.ok_or(StoreError::NotBootstrap)?;
         let actor = UserId::from_db(actor);
         let id = insert_user(&mut tx, Some(&actor), user, Role::Admin, email, now).await?;
@@ -150,6 +142,24 @@ impl Store {
         Ok(Recovered { token: token_id, created })
     }
 
+    /// When the bootstrap token that `presented` shows stops working, if it is a live
+    /// bootstrap token (the pages offer its holder the exchange).
+    pub async fn bootstrap_expiry(
+        &self,
+        presented: Presented<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = live_bootstrap(&mut tx, presented, now).await?;
+        let Some((token, _)) = found else { return Ok(None) };
+        let expires: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM api_tokens WHERE id = $1")
+            .bind(&token)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(Some(expires.map_or(DateTime::<Utc>::MAX_UTC, super::from_ms)))
+    }
+
     /// Every administrator, by organisation and name.
     pub async fn administrators(&self) -> Result<Vec<UserRef>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
@@ -160,6 +170,45 @@ impl Store {
         .await?;
         rows.into_iter().map(|(org, name)| Ok(UserRef::new(&org, &name)?)).collect()
     }
+}
+
+/// How a claim shows the bootstrap token: the token itself (the API), or a page session signed
+/// in with it.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// The token's hash.
+    Token(&'a SecretHash),
+    /// The id of a live session started with the token.
+    Session(&'a str),
+}
+
+/// The live bootstrap token `presented` shows: its id and its user's id.
+async fn live_bootstrap(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    presented: Presented<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, String)>, StoreError> {
+    const LIVE: &str = "SELECT t.id, t.user_id FROM api_tokens t JOIN provisional_tokens p ON p.token_id = t.id \
+         WHERE p.purpose = 'bootstrap' AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)";
+    let found = match presented {
+        Presented::Token(hash) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{LIVE} AND t.token_hash = $1")))
+                .bind(&hash.0[..])
+                .bind(ms(now))
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+        Presented::Session(id) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{LIVE} AND t.id = (SELECT s.token_id FROM sessions s WHERE s.id = $1 AND s.ended_at IS NULL)"
+            )))
+            .bind(id)
+            .bind(ms(now))
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+    };
+    Ok(found)
 }
 
 /// Records that a token is provisional, and for what.

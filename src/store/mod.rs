@@ -60,7 +60,7 @@ pub use consistency::{AuditSpan, CheckedLink, CheckedTransfer};
 pub use copy::CopiedTable;
 pub use deliveries::{Acknowledgement, DeliveryReport, Reportable, SignedFor};
 pub use disposal::{Purge, Recall};
-pub use first_admin::{Recovered, RecoveryWitness};
+pub use first_admin::{Presented, Recovered, RecoveryWitness};
 pub use gauges::LogLag;
 pub use held::HeldTransfer;
 pub use identity::{PendingSignIn, SIGN_IN_WINDOW, SsoGrant, SsoGranted, SsoRefusal};

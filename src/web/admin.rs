@@ -33,6 +33,7 @@ pub(super) fn router() -> Router<Arc<Gateway>> {
         .route("/admin/routes/remove", post(remove_route))
         .route("/admin/keys/remove", post(remove_key))
         .route("/admin/policy/reload", post(reload))
+        .route("/admin/claim", post(claim))
 }
 
 /// Administrators only, and only as policy allows (a multi-factor sign-in, for people who
@@ -68,6 +69,10 @@ struct Typed {
     to: String,
     #[serde(default)]
     fingerprint: String,
+    #[serde(default)]
+    claim_user: String,
+    #[serde(default)]
+    claim_email: String,
 }
 
 struct Row(Vec<String>);
@@ -109,6 +114,9 @@ struct AdminPage {
     keys: Vec<KeyRow>,
     policy_source: String,
     policy_digest: String,
+    /// Set when the session was signed in with the first start's bootstrap token: when that
+    /// token stops working (the page then offers its exchange).
+    bootstrap_until: Option<String>,
 }
 
 fn token_state(revoked: Option<DateTime<Utc>>, expires: Option<DateTime<Utc>>, now: DateTime<Utc>) -> &'static str {
@@ -165,6 +173,11 @@ async fn admin_page(
         .into_iter()
         .map(|r| RouteRow { from: r.from, to: r.to, added: when(r.created_at) })
         .collect();
+    let bootstrap_until = gw
+        .store
+        .bootstrap_expiry(crate::store::Presented::Session(s.session.id.as_str()), now)
+        .await?
+        .map(|t| if t == DateTime::<Utc>::MAX_UTC { "it is exchanged".to_owned() } else { when(t) });
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = AdminPage {
         frame: Frame::new(s, "Administration", "admin", "admin").with_errors(&errors),
@@ -181,6 +194,7 @@ async fn admin_page(
         keys,
         policy_source: gw.gate.source().to_string(),
         policy_digest: gw.gate.digest(),
+        bootstrap_until,
     };
     Ok((status, render(&page)?).into_response())
 }
@@ -259,6 +273,9 @@ struct TokenPage {
     user: String,
     token: String,
     expires: String,
+    /// The token is the caller's own, from exchanging the first-start token (which ended this
+    /// session).
+    claimed: bool,
 }
 
 fn new_token(gw: &Gateway) -> (BearerSecret, Option<DateTime<Utc>>) {
@@ -277,6 +294,7 @@ fn show_token(
         user: user.to_string(),
         token: token.expose().to_owned(),
         expires: expires.map_or_else(|| "never".to_owned(), when),
+        claimed: false,
     })
 }
 
@@ -325,6 +343,48 @@ async fn issue_token(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) 
     match gw.store.issue_token(&s.session.principal.id, &user, &token.hash(), expires, gw.clock.now()).await {
         Ok(_) => show_token(s, &user, &token, expires),
         Err(e) => refused(&gw, s, "token_user", e, typed).await,
+    }
+}
+
+/// Exchanges the bootstrap token this session was signed in with for the administrator typed
+/// in, and shows the new administrator's token once. The session ends with the bootstrap token.
+async fn claim(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
+    let (s, typed) = (&signed.session, signed.form);
+    require_admin(gw.as_ref(), s)?;
+    let mut errors = Errors::none();
+    let user = typed.claim_user.trim().parse::<UserRef>().ok();
+    if user.is_none() {
+        errors.add("claim_user", "Enter your user name as organisation/name, for example sealpost/jane");
+    }
+    let email = match typed.claim_email.trim() {
+        "" => Ok(None),
+        typed_email => crate::model::normalise_email(typed_email).map(Some),
+    };
+    if email.is_err() {
+        errors.add("claim_email", "Enter an email address such as jane@example.gov.uk, or leave it empty");
+    }
+    let (Some(user), Ok(email)) = (user, email) else {
+        return admin_page(&gw, s, errors, typed, None).await;
+    };
+    let token = BearerSecret::generate("sp_");
+    let now = gw.clock.now();
+    let presented = crate::store::Presented::Session(s.session.id.as_str());
+    match gw.store.claim(presented, &user, email.as_deref(), &token.hash(), now).await {
+        Ok(_) => {
+            let _ = crate::gateway::retire_admin_token(&gw.store, &gw.config.data_dir, now).await;
+            render(&TokenPage {
+                frame: Frame::new(s, format!("Your administrator account, {user}"), "token", "admin"),
+                user: user.to_string(),
+                token: token.expose().to_owned(),
+                expires: "never".to_owned(),
+                claimed: true,
+            })
+        }
+        Err(e @ StoreError::EmailInUse(_)) => refused(&gw, s, "claim_email", e, typed).await,
+        Err(StoreError::NotBootstrap) => Err(PageError::forbidden(
+            "You are not signed in with the first-start token, or it was exchanged already: add administrators below.",
+        )),
+        Err(e) => refused(&gw, s, "claim_user", e, typed).await,
     }
 }
 

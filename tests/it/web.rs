@@ -471,3 +471,48 @@ async fn an_administrator_adds_a_user_with_an_email_address_and_a_taken_one_is_r
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn signed_in_with_the_first_start_token_an_administrator_makes_their_own_account_through_a_form() {
+    let server = TestServer::start().await;
+    let file = server.data_dir.join("admin.token");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.admin.clone()).await;
+    let page = browser.get("/admin").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("You signed in with the first-start token"), "{}", page.body);
+    assert!(page.body.contains("Make my administrator account"));
+    let csrf = page.csrf();
+
+    // A mistake is shown beside its field, and nothing changes.
+    let wrong = browser.post("/admin/claim", &[("csrf", &csrf), ("claim_user", "jane"), ("claim_email", "")]).await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(wrong.body.contains("id=\"claim_user-error\""), "{}", wrong.body);
+    assert!(file.exists());
+
+    let made = browser
+        .post(
+            "/admin/claim",
+            &[("csrf", &csrf), ("claim_user", "sealpost/jane"), ("claim_email", "jane@example.gov.uk")],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(made.body.contains("Sign in again with the token above"), "{}", made.body);
+    let token = made.body.split("<code id=\"issued-token\">").nth(1).and_then(|r| r.split('<').next()).unwrap();
+    assert!(token.starts_with("sp_"), "{token}");
+    assert!(!file.exists(), "the first-start token left the disk");
+    // The session signed in with the first-start token ended with it.
+    assert_eq!(browser.get("/admin").await.location(), "/sign-in");
+    let (status, me) = server.get(token, "/api/v1/whoami").await;
+    assert_eq!((status, me["user"].as_str()), (200, Some("sealpost/jane")));
+
+    // Signed in as herself, there is nothing to exchange.
+    let mut jane = Browser::new(&server);
+    jane.sign_in(token).await;
+    let page = jane.get("/admin").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Make my administrator account"));
+    let again = jane.post("/admin/claim", &[("csrf", &page.csrf()), ("claim_user", "sealpost/eve")]).await;
+    assert_eq!(again.status, 403, "{}", again.body);
+    server.stop().await;
+}
