@@ -516,10 +516,13 @@ impl Config {
     /// Checks values that only make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.connections.validate()?;
-        if self.bootstrap_token_lifetime < Duration::from_secs(60) {
+        if self.bootstrap_token_lifetime < Duration::from_secs(60)
+            || self.bootstrap_token_lifetime > Duration::from_secs(30 * 24 * 3600)
+        {
             return Err(ConfigError::Invalid {
                 key: "bootstrap_token_lifetime",
-                message: "use at least `1m`: the first administrator needs the time to claim it".to_owned(),
+                message: "use from `1m` (time to claim it) to `30d` (a credential that names nobody must not last)"
+                    .to_owned(),
             });
         }
         if self.default_expiry > self.max_expiry {
@@ -1012,6 +1015,36 @@ mod tests {
         assert!(matches!(parse_size("k", "ten"), Err(ConfigError::Invalid { key: "k", .. })));
         assert_eq!(parse_duration("k", "72h").expect("ok"), Duration::from_secs(72 * 3600));
         assert_eq!(parse_duration("k", "14d").expect("ok"), Duration::from_secs(14 * 86400));
+    }
+
+    #[test]
+    fn the_bootstrap_token_lives_from_a_minute_to_thirty_days() {
+        let with = |v: &str| Config::from_file(toml::from_str(&format!("bootstrap_token_lifetime = \"{v}\"")).unwrap());
+        assert_eq!(Config::default().bootstrap_token_lifetime, Duration::from_secs(86400));
+        assert_eq!(with("2h").expect("valid").bootstrap_token_lifetime, Duration::from_secs(7200));
+        for refused in ["30s", "31d", "never"] {
+            assert!(
+                matches!(with(refused), Err(ConfigError::Invalid { key: "bootstrap_token_lifetime", .. })),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_trusted_proxies_are_addresses_or_networks() {
+        let file: FileConfig =
+            toml::from_str("[connections]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.10\", \"2001:db8::/32\"]")
+                .expect("parses");
+        let c = Config::from_file(file).expect("valid");
+        assert!(c.connections.is_trusted_proxy("10.1.2.3".parse().unwrap()));
+        assert!(c.connections.is_trusted_proxy("192.0.2.10".parse().unwrap()));
+        assert!(!c.connections.is_trusted_proxy("192.0.2.11".parse().unwrap()));
+        assert!(c.connections.is_trusted_proxy("2001:db8::1".parse().unwrap()));
+        let file: FileConfig = toml::from_str("[connections]\ntrusted_proxies = [\"proxy.internal\"]").expect("parses");
+        assert!(matches!(
+            Config::from_file(file),
+            Err(ConfigError::Invalid { key: "connections.trusted_proxies", .. })
+        ));
     }
 
     #[test]

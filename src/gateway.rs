@@ -143,8 +143,11 @@ impl Gateway {
             let path = dir.join("admin.token");
             write_private(&path, format!("{}\n", token.expose()).as_bytes())?;
             let now = clock.now();
-            let expires =
-                now + chrono::TimeDelta::from_std(config.bootstrap_token_lifetime).unwrap_or(chrono::TimeDelta::MAX);
+            // At most 30 days (the configuration's check), so the sum is in range.
+            let expires = chrono::TimeDelta::from_std(config.bootstrap_token_lifetime)
+                .ok()
+                .and_then(|lifetime| now.checked_add_signed(lifetime))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             if store.bootstrap(&token.hash(), expires, now).await?.is_some() {
                 startup.admin_token = Some((path, expires));
             } else {
