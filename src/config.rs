@@ -1031,6 +1031,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_file_is_valid_and_says_the_defaults() {
+        let file: FileConfig = toml::from_str(include_str!("../deploy/sealpost.toml")).expect("parses");
+        let c = Config::from_file(file).expect("valid");
+        let d = Config::default();
+        assert_eq!(c.bootstrap_token_lifetime, d.bootstrap_token_lifetime);
+        assert_eq!(c.refusal_window, d.refusal_window);
+        assert_eq!(c.connections.max_per_address, d.connections.max_per_address);
+        assert!(c.connections.trusted_proxies.is_empty());
+    }
+
+    #[test]
     fn the_trusted_proxies_are_addresses_or_networks() {
         let file: FileConfig =
             toml::from_str("[connections]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.10\", \"2001:db8::/32\"]")
