@@ -23,6 +23,10 @@ import {
 
 const suite = useSsoSuite({
   name: 'Test ID',
+  // Every refused sign-in its own audit entry, so that these tests can name each one: by
+  // default identical refusals within a minute are one entry plus a summary with their count
+  // (floods; tested in tests/it/rate_limits.rs).
+  config: 'refusal_window = "0s"',
   accounts: [
     { id: 'erin', password: 'erin-pw', email: 'Erin@HMPPS.example', name: 'Erin Example', groups: ['recipients'], otp: '112233' },
     { id: 'dan', password: 'dan-pw', email: 'dan@hmpps.example' },
