@@ -298,6 +298,21 @@ fn show_token(
     })
 }
 
+/// An optional email field: `Some(None)` when left empty, `Some(Some(address))` normalised, or
+/// `None` with the field's error added.
+fn optional_email(errors: &mut Errors, field: &str, typed: &str, example: &str) -> Option<Option<String>> {
+    match typed.trim() {
+        "" => Some(None),
+        typed => match crate::model::normalise_email(typed) {
+            Ok(address) => Some(Some(address)),
+            Err(_) => {
+                errors.add(field, format!("Enter an email address such as {example}, or leave it empty"));
+                None
+            }
+        },
+    }
+}
+
 async fn add_user(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Result<Response, PageError> {
     let (s, typed) = (&signed.session, signed.form);
     require_admin(gw.as_ref(), s)?;
@@ -310,14 +325,8 @@ async fn add_user(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> 
     if role.is_none() {
         errors.add("role", "Choose the user's role");
     }
-    let email = match typed.email.trim() {
-        "" => Ok(None),
-        typed_email => crate::model::normalise_email(typed_email).map(Some),
-    };
-    if email.is_err() {
-        errors.add("email", "Enter an email address such as alice@hmpps.example, or leave it empty");
-    }
-    let (Some(user), Some(role), Ok(email)) = (user, role, email) else {
+    let email = optional_email(&mut errors, "email", &typed.email, "alice@hmpps.example");
+    let (Some(user), Some(role), Some(email)) = (user, role, email) else {
         return admin_page(&gw, s, errors, typed, None).await;
     };
     let (token, expires) = new_token(&gw);
@@ -356,14 +365,8 @@ async fn claim(State(gw): State<Arc<Gateway>>, signed: SignedForm<Typed>) -> Res
     if user.is_none() {
         errors.add("claim_user", "Enter your user name as organisation/name, for example sealpost/jane");
     }
-    let email = match typed.claim_email.trim() {
-        "" => Ok(None),
-        typed_email => crate::model::normalise_email(typed_email).map(Some),
-    };
-    if email.is_err() {
-        errors.add("claim_email", "Enter an email address such as jane@example.gov.uk, or leave it empty");
-    }
-    let (Some(user), Ok(email)) = (user, email) else {
+    let email = optional_email(&mut errors, "claim_email", &typed.claim_email, "jane@example.gov.uk");
+    let (Some(user), Some(email)) = (user, email) else {
         return admin_page(&gw, s, errors, typed, None).await;
     };
     let token = BearerSecret::generate("sp_");
