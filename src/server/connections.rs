@@ -87,7 +87,7 @@ impl Slots {
             return Err(Full::Overall);
         }
         let count = by_address.entry(address).or_insert(0);
-        if *count >= self.per_address && !self.proxies.iter().any(|p| p.contains(&address)) {
+        if *count >= self.per_address && !super::forwarded::is_trusted(&self.proxies, &address) {
             return Err(Full::Address);
         }
         *count += 1;

@@ -16,7 +16,7 @@ pub struct ClientAddress(pub IpAddr);
 
 /// The client of a request from `peer` with `headers`, given the trusted proxies.
 pub(super) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    let is_trusted = |address: &IpAddr| is_trusted(trusted, address);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -36,6 +36,11 @@ pub(super) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]
         }
     }
     client
+}
+
+/// True when `address` is one of the trusted proxies.
+pub(super) fn is_trusted(trusted: &[ipnet::IpNet], address: &IpAddr) -> bool {
+    trusted.iter().any(|net| net.contains(address))
 }
 
 /// One `X-Forwarded-For` element: an address, IPv6 possibly in brackets, either possibly with
